@@ -1,0 +1,65 @@
+// attend attention: the general mechanism. Given queries, keys and values, compute a weight for
+// every value from the query and its key, and return the weighted sum of the values.
+//
+//   weights[b,t,:] = normalise(score(query[b,t], keys[b,:]), mask[b,:])
+//   context[b,t]   = Σ_s weights[b,t,s] · values[b,s]
+//
+// Scores (Luong et al. 2015, eq. 8; Bahdanau et al. 2015, eq. 6; Vaswani et al. 2017, eq. 1):
+//   dot         qᵀk                        (Dq == Dk)
+//   scaled-dot  qᵀk / sqrt(Dk)             (Dq == Dk)
+//   general     qᵀ W k,  W [Dq, Dk]
+//   additive    vaᵀ tanh(q Wq + k Wk),  Wq [Dq, A], Wk [Dk, A], va [A]
+// Normaliser: softmax over the unmasked source positions (soft = global = dynamic attention).
+#pragma once
+
+#include <string>
+
+#include "attend/nn/module.h"
+#include "attend/random.h"
+
+namespace attend {
+
+enum class ScoreKind { kDot, kScaledDot, kGeneral, kAdditive };
+ScoreKind parse_score(const std::string& name);  // "dot" | "scaled-dot" | "general" | "additive"
+std::string to_string(ScoreKind kind);
+
+struct ScoreParams {
+  Var W;             // general: [Dq, Dk]
+  Var Wq, Wk, va;    // additive: [Dq, A], [Dk, A], [A]
+};
+
+struct AttentionResult {
+  Var context;  // [B, T, Dv]
+  Var weights;  // [B, T, S]
+};
+
+// The general definition, in one call. query [B,T,Dq], keys [B,S,Dk], values [B,S,Dv],
+// mask [B,S] (1 = may attend; undefined = all) -> context [B,T,Dv], weights [B,T,S].
+AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
+                       const ScoreParams& params = {});
+
+// The same mechanism as a layer that owns its score parameters and is called once per decoder
+// step. prepare() does the per-source work once (Wk·keys for additive, W·keys for general), so
+// a decoder step costs only the query side.
+class SoftAttention : public Module {
+ public:
+  struct Memory {
+    Var keys;    // [B,S,X]: the keys as the score needs them (projected for general/additive)
+    Var values;  // [B,S,Dv]
+    Tensor mask;  // [B,S]
+  };
+  SoftAttention() = default;
+  // attention_dim is used by the additive score only.
+  SoftAttention(ScoreKind score, int query_dim, int key_dim, int attention_dim, Rng& rng);
+  Memory prepare(const Var& keys, const Var& values, const Tensor& mask) const;
+  AttentionResult operator()(const Var& query, const Memory& memory) const;  // query [B,T,Dq]
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  ScoreKind score() const { return score_; }
+
+ private:
+  ScoreKind score_ = ScoreKind::kDot;
+  int query_dim_ = 0, key_dim_ = 0;
+  ScoreParams params_;
+};
+
+}  // namespace attend

@@ -1,0 +1,104 @@
+// attend: define-by-run reverse-mode autodiff.
+//
+// A Var is a node of the computation: a value, a gradient, and (when it was made by an op
+// while a Tape was recording) a backward function. Ops record their results on the current
+// thread's Tape; Tape::backward walks the tape in reverse creation order, which is a valid
+// topological order, so backward is iterative and handles graphs of any depth (unrolled RNNs).
+//
+// Gradients ACCUMULATE: every backward function adds (+=) into its inputs' grad tensors.
+// Nothing here zeroes a parameter's gradient; that is the optimizer's job (Optimizer::zero_grad).
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attend/tensor.h"
+
+namespace attend {
+
+struct Node {
+  Tensor value;
+  Tensor grad;  // allocated on first use by grad_ref(); same shape as value
+  bool requires_grad = false;
+  std::function<void(Node&)> backward;  // adds d(loss)/d(inputs) given this->grad
+
+  Tensor& grad_ref() {
+    if (!grad.defined()) grad = Tensor(value.shape());
+    return grad;
+  }
+};
+
+class Var {
+ public:
+  Var() = default;
+  // A leaf. Parameters are leaves with requires_grad = true.
+  explicit Var(Tensor value, bool requires_grad = false);
+
+  bool defined() const { return node_ != nullptr; }
+  const Tensor& value() const { return node_->value; }
+  Tensor& value() { return node_->value; }
+  const Shape& shape() const { return node_->value.shape(); }
+  int64_t size(int d) const { return node_->value.size(d); }
+  int ndim() const { return node_->value.ndim(); }
+  bool requires_grad() const { return node_ && node_->requires_grad; }
+  // The accumulated gradient; undefined until backward reached this Var.
+  const Tensor& grad() const { return node_->grad; }
+  // Accumulation target for backward functions (allocated zeroed on first use).
+  Tensor& grad_ref() const { return node_->grad_ref(); }
+  Node* node() const { return node_.get(); }
+
+ private:
+  friend Var make_result(Tensor, bool, std::function<void(Node&)>);
+  std::shared_ptr<Node> node_;
+};
+
+// The recording of one forward pass. Install with TapeScope; ops then record on it.
+class Tape {
+ public:
+  ~Tape() { clear(); }
+  // The tape that ops record on in this thread, or nullptr (inference: nothing is recorded).
+  static Tape* current();
+  void record(std::shared_ptr<Node> node) { nodes_.push_back(std::move(node)); }
+  // Seeds d(root)/d(root) = 1 (root must have one element) and runs every backward in reverse.
+  void backward(Var& root);
+  // Frees the recorded graph (in reverse order, without recursion).
+  void clear();
+  size_t size() const { return nodes_.size(); }
+
+ private:
+  std::vector<std::shared_ptr<Node>> nodes_;
+};
+
+// Makes `tape` the current tape for the lifetime of the scope (restores the previous one).
+class TapeScope {
+ public:
+  explicit TapeScope(Tape& tape);
+  ~TapeScope();
+  TapeScope(const TapeScope&) = delete;
+  TapeScope& operator=(const TapeScope&) = delete;
+
+ private:
+  Tape* previous_;
+};
+
+// Disables recording for the lifetime of the scope (inference, decoding, evaluation).
+class NoGradScope {
+ public:
+  NoGradScope();
+  ~NoGradScope();
+  NoGradScope(const NoGradScope&) = delete;
+  NoGradScope& operator=(const NoGradScope&) = delete;
+
+ private:
+  Tape* previous_;
+};
+
+// For op authors: true when an op whose inputs are `inputs` must record a backward.
+bool needs_grad(std::initializer_list<const Var*> inputs);
+// For op authors: wraps `value` as the op's result. When `record` is true the node gets
+// `backward` and is put on the current tape.
+Var make_result(Tensor value, bool record, std::function<void(Node&)> backward);
+
+}  // namespace attend

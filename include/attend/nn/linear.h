@@ -1,0 +1,36 @@
+// attend nn: affine layer and embedding table.
+#pragma once
+
+#include "attend/nn/module.h"
+#include "attend/random.h"
+
+namespace attend {
+
+// y = x W + b; W [In, Out] (Glorot-initialised), b [Out] (zeros).
+class Linear : public Module {
+ public:
+  Linear() = default;
+  Linear(int in, int out, bool bias, Rng& rng);
+  Var operator()(const Var& x) const;  // x [..., In] -> [..., Out]
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  const Var& weight() const { return w_; }
+  const Var& bias() const { return b_; }
+
+ private:
+  Var w_, b_;
+};
+
+// table [V, E], N(0, 1/E) initialised.
+class Embedding : public Module {
+ public:
+  Embedding() = default;
+  Embedding(int vocab, int dim, Rng& rng);
+  Var operator()(const std::vector<int>& ids) const;  // N ids -> [N, E]
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  int dim() const { return static_cast<int>(table_.size(1)); }
+
+ private:
+  Var table_;
+};
+
+}  // namespace attend

@@ -1,0 +1,31 @@
+// attend nn: modules own parameters and name them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "attend/autograd/variable.h"
+
+namespace attend {
+
+struct NamedParameter {
+  std::string name;  // dotted path, e.g. "encoder.fwd.w_ih"
+  Var var;
+};
+
+class Module {
+ public:
+  virtual ~Module() = default;
+  // Every parameter with its dotted name, always in the same order (checkpoints rely on it).
+  std::vector<NamedParameter> parameters() const {
+    std::vector<NamedParameter> out;
+    collect("", out);
+    return out;
+  }
+  virtual void collect(const std::string& prefix, std::vector<NamedParameter>& out) const = 0;
+};
+
+// A trainable leaf of the given shape, zero-filled until an initializer runs.
+inline Var parameter(const Shape& shape) { return Var(Tensor(shape), /*requires_grad=*/true); }
+
+}  // namespace attend

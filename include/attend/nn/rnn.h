@@ -1,0 +1,64 @@
+// attend nn: GRU and LSTM cells and (bi)directional recurrent layers over padded batches.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "attend/nn/module.h"
+#include "attend/random.h"
+
+namespace attend {
+
+enum class CellKind { kGru, kLstm };
+CellKind parse_cell(const std::string& name);  // "gru" | "lstm"; throws otherwise
+std::string to_string(CellKind kind);
+
+struct RnnState {
+  Var h;  // [B,H]
+  Var c;  // [B,H] LSTM cell state; undefined for GRU
+};
+
+// One recurrent cell: w_ih [In, G*H] (Glorot), w_hh [H, G*H] (orthogonal blocks), biases [G*H],
+// G = 3 (GRU) or 4 (LSTM; forget-gate bias initialised to 1, Jozefowicz et al. 2015).
+class RnnCell : public Module {
+ public:
+  RnnCell() = default;
+  RnnCell(CellKind kind, int input, int hidden, Rng& rng);
+  // x [N, In] -> gi [N, G*H]: the input half of the gates, for many steps at once.
+  Var project_input(const Var& x) const;
+  // One step from precomputed gi [B, G*H]; rows with valid[b] == 0 keep their state.
+  RnnState step(const Var& gi, const RnnState& state, const Tensor& valid = Tensor()) const;
+  RnnState zero_state(int batch) const;
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  CellKind kind() const { return kind_; }
+  int hidden() const { return hidden_; }
+  int gates() const { return kind_ == CellKind::kGru ? 3 : 4; }
+  const Var& w_ih() const { return w_ih_; }
+
+ private:
+  CellKind kind_ = CellKind::kGru;
+  int hidden_ = 0;
+  Var w_ih_, b_ih_, w_hh_, b_hh_;
+};
+
+// A recurrent layer over a padded batch, uni- or bidirectional.
+class Rnn : public Module {
+ public:
+  struct Output {
+    Var outputs;                 // [B, S, dirs*H]: forward and backward states at each position
+    std::vector<RnnState> last;  // per direction: forward after each sequence's last token,
+                                 // backward after its first token
+  };
+  Rnn() = default;
+  Rnn(CellKind kind, int input, int hidden, bool bidirectional, Rng& rng);
+  // x_tm [S*B, In] in time-major order (row t*B + b is token t of sequence b); lengths[b] >= 1.
+  Output forward(const Var& x_tm, const std::vector<int>& lengths, int S) const;
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  int output_dim() const { return fwd_.hidden() * (bidirectional_ ? 2 : 1); }
+
+ private:
+  RnnCell fwd_, bwd_;
+  bool bidirectional_ = false;
+};
+
+}  // namespace attend

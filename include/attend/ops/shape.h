@@ -1,0 +1,24 @@
+// attend ops: reshaping, joining and cutting tensors.
+#pragma once
+
+#include <vector>
+
+#include "attend/autograd/variable.h"
+
+namespace attend {
+
+// Same values, new shape (same element count). Shares storage with x.
+Var reshape(const Var& x, const Shape& shape);
+// xs all equal except along `dim` -> joined along `dim`.
+Var concat(const std::vector<Var>& xs, int dim);
+// x[..., start:start+length, ...] along `dim` (a copy).
+Var slice(const Var& x, int dim, int64_t start, int64_t length);
+// xs all of shape [d0..dk] -> a new dimension inserted at `dim`, e.g. T x [B,H] -> [B,T,H] for dim 1.
+Var stack(const std::vector<Var>& xs, int dim);
+// x[i] for x [N, ...] -> [...]; a view (no copy). Backward adds into the i-th block of dx.
+Var select(const Var& x, int64_t i);
+
+// Rows of a tensor picked by index along dim 0 (no gradient): out[j] = x[index[j]].
+Tensor gather_rows(const Tensor& x, const std::vector<int>& index);
+
+}  // namespace attend

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12 packages, only what attend needs and the machine lacks.
+# Usage: scripts/install-deps.sh [build|test]
+#   build: compiler, CMake and the libraries the library and CLI link against (what `make demo` needs)
+#   test:  build + GoogleTest, Google Benchmark, Python, NumPy, PyTorch and pytest (what `make test` needs)
+# Idempotent: a second run installs nothing. Needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+profile=${1:-build}
+build_pkgs=(g++ make cmake pkg-config libopenblas-dev libcli11-dev nlohmann-json3-dev libpng-dev
+            libfreetype-dev fonts-dejavu-core)
+test_pkgs=(libgtest-dev libbenchmark-dev python3 python3-dev python3-numpy python3-torch python3-pytest
+           pybind11-dev)
+
+case "$profile" in
+  build) wanted=("${build_pkgs[@]}") ;;
+  test)  wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  *) echo "install-deps.sh: unknown profile '$profile' (expected build or test)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${wanted[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#wanted[@]} packages for '$profile' are present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  sudo=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"

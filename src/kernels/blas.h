@@ -1,0 +1,15 @@
+// attend kernels: the one place that calls OpenBLAS. Raw pointers, row-major, no allocation.
+#pragma once
+
+namespace attend::kernels {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, with op(X) = X or X^T; all row-major.
+// A is [M,K] (or [K,M] when trans_a), B is [K,N] (or [N,K] when trans_b).
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
+          const float* B, int ldb, float beta, float* C, int ldc);
+
+// Threads OpenBLAS may use (1 inside our own parallel regions).
+void set_blas_threads(int n);
+int blas_threads();
+
+}  // namespace attend::kernels

@@ -1,0 +1,57 @@
+#include "attend/ops/loss.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "../kernels/softmax.h"
+
+namespace attend {
+
+Var cross_entropy(const Var& logits, const std::vector<int>& targets, const CrossEntropyOptions& opt) {
+  if (logits.ndim() != 2 || logits.size(0) != static_cast<int64_t>(targets.size())) {
+    throw std::invalid_argument("cross_entropy: logits " + logits.shape().str() + " do not match " +
+                                std::to_string(targets.size()) + " targets");
+  }
+  if (!(opt.label_smoothing >= 0.0f && opt.label_smoothing < 1.0f)) {
+    throw std::invalid_argument("cross_entropy: label_smoothing must be in [0, 1), got " +
+                                std::to_string(opt.label_smoothing));
+  }
+  const int64_t N = logits.size(0), V = logits.size(1);
+  const float eps = opt.label_smoothing;
+  Tensor logp(logits.shape());  // saved for backward
+  kernels::softmax_rows(logits.value().data(), nullptr, N, 1, V, logp.data(), /*log_output=*/true);
+  double total = 0.0;
+  int64_t count = 0;
+  for (int64_t n = 0; n < N; ++n) {
+    const int y = targets[n];
+    if (y == opt.ignore_index) continue;
+    if (y < 0 || y >= V) {
+      throw std::invalid_argument("cross_entropy: target " + std::to_string(y) + " at row " + std::to_string(n) +
+                                  " is outside [0, " + std::to_string(V) + ")");
+    }
+    const float* lp = logp.data() + n * V;
+    double smooth = 0.0;
+    if (eps > 0.0f)
+      for (int64_t v = 0; v < V; ++v) smooth += lp[v];
+    total += -(1.0 - eps) * lp[y] - eps / V * smooth;
+    ++count;
+  }
+  const float inv = count ? 1.0f / static_cast<float>(count) : 0.0f;
+  return make_result(Tensor::scalar(static_cast<float>(total) * inv), needs_grad({&logits}),
+                     [logits, targets, logp, opt, inv, N, V](Node& out) {
+                       // forward: loss = mean_n -sum_v q_nv log softmax(x_n)_v  =>  dx_n = (softmax(x_n) - q_n) / count
+                       const float g = out.grad.data()[0] * inv;
+                       const float eps = opt.label_smoothing;
+                       float* dx = logits.grad_ref().data();
+                       for (int64_t n = 0; n < N; ++n) {
+                         const int y = targets[n];
+                         if (y == opt.ignore_index) continue;
+                         const float* lp = logp.data() + n * V;
+                         float* d = dx + n * V;
+                         for (int64_t v = 0; v < V; ++v) d[v] += g * (std::exp(lp[v]) - eps / V);
+                         d[y] -= g * (1.0f - eps);
+                       }
+                     });
+}
+
+}  // namespace attend

@@ -1,0 +1,141 @@
+#include "attend/ops/shape.h"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+namespace attend {
+
+Var reshape(const Var& x, const Shape& shape) {
+  Tensor y = x.value().view(shape);  // throws on element-count mismatch
+  return make_result(std::move(y), needs_grad({&x}), [x](Node& out) {
+    float* dx = x.grad_ref().data();
+    const float* dy = out.grad.data();
+    for (int64_t i = 0, n = out.grad.numel(); i < n; ++i) dx[i] += dy[i];
+  });
+}
+
+namespace {
+// A tensor viewed as [outer, extent(dim), inner].
+struct Split {
+  int64_t outer = 1, extent = 1, inner = 1;
+  Split(const Shape& s, int dim) {
+    for (int i = 0; i < dim; ++i) outer *= s[i];
+    extent = s[dim];
+    for (int i = dim + 1; i < s.ndim(); ++i) inner *= s[i];
+  }
+};
+}  // namespace
+
+Var concat(const std::vector<Var>& xs, int dim) {
+  if (xs.empty()) throw std::invalid_argument("concat: no inputs");
+  const Shape& s0 = xs[0].shape();
+  dim = s0.normalize(dim);
+  std::vector<int64_t> dims = s0.vec();
+  dims[dim] = 0;
+  for (const Var& x : xs) {
+    bool ok = x.ndim() == s0.ndim();
+    for (int i = 0; ok && i < s0.ndim(); ++i) ok = i == dim || x.size(i) == s0[i];
+    if (!ok) throw std::invalid_argument("concat: " + x.shape().str() + " does not fit " + s0.str() + " along dim " + std::to_string(dim));
+    dims[dim] += x.size(dim);
+  }
+  Tensor y{Shape(dims)};
+  const Split so(y.shape(), dim);
+  int64_t offset = 0;
+  bool record = false;
+  for (const Var& x : xs) {
+    const Split si(x.shape(), dim);
+    const int64_t block = si.extent * si.inner;
+    for (int64_t o = 0; o < si.outer; ++o)
+      std::memcpy(y.data() + o * so.extent * so.inner + offset, x.value().data() + o * block, sizeof(float) * block);
+    offset += block;
+    record = record || needs_grad({&x});
+  }
+  return make_result(std::move(y), record, [xs, dim](Node& out) {
+    const Split so(out.value.shape(), dim);
+    int64_t offset = 0;
+    for (const Var& x : xs) {
+      const Split si(x.shape(), dim);
+      const int64_t block = si.extent * si.inner;
+      if (x.requires_grad()) {
+        float* dx = x.grad_ref().data();
+        for (int64_t o = 0; o < si.outer; ++o) {
+          const float* dy = out.grad.data() + o * so.extent * so.inner + offset;
+          for (int64_t k = 0; k < block; ++k) dx[o * block + k] += dy[k];
+        }
+      }
+      offset += block;
+    }
+  });
+}
+
+Var slice(const Var& x, int dim, int64_t start, int64_t length) {
+  dim = x.shape().normalize(dim);
+  if (start < 0 || length < 0 || start + length > x.size(dim)) {
+    throw std::invalid_argument("slice: [" + std::to_string(start) + ", " + std::to_string(start + length) +
+                                ") out of range for dim " + std::to_string(dim) + " of " + x.shape().str());
+  }
+  std::vector<int64_t> dims = x.shape().vec();
+  dims[dim] = length;
+  Tensor y{Shape(dims)};
+  const Split si(x.shape(), dim);
+  const int64_t block = length * si.inner;
+  for (int64_t o = 0; o < si.outer; ++o)
+    std::memcpy(y.data() + o * block, x.value().data() + (o * si.extent + start) * si.inner, sizeof(float) * block);
+  return make_result(std::move(y), needs_grad({&x}), [x, si, start, block](Node& out) {
+    float* dx = x.grad_ref().data();
+    for (int64_t o = 0; o < si.outer; ++o) {
+      const float* dy = out.grad.data() + o * block;
+      float* d = dx + (o * si.extent + start) * si.inner;
+      for (int64_t k = 0; k < block; ++k) d[k] += dy[k];
+    }
+  });
+}
+
+Var stack(const std::vector<Var>& xs, int dim) {
+  if (xs.empty()) throw std::invalid_argument("stack: no inputs");
+  const Shape& s0 = xs[0].shape();
+  if (dim < 0) dim += s0.ndim() + 1;
+  if (dim < 0 || dim > s0.ndim()) throw std::invalid_argument("stack: dim " + std::to_string(dim) + " out of range for " + s0.str());
+  std::vector<int64_t> dims = s0.vec();
+  dims.insert(dims.begin() + dim, 1);
+  std::vector<Var> views;
+  views.reserve(xs.size());
+  for (const Var& x : xs) {
+    check_same_shape(s0, x.shape(), "stack");
+    views.push_back(reshape(x, Shape(dims)));
+  }
+  return concat(views, dim);
+}
+
+Var select(const Var& x, int64_t i) {
+  if (x.ndim() < 1 || i < 0 || i >= x.size(0)) {
+    throw std::invalid_argument("select: index " + std::to_string(i) + " out of range for " + x.shape().str());
+  }
+  std::vector<int64_t> dims = x.shape().vec();
+  dims.erase(dims.begin());
+  Tensor y = x.value().narrow(i, 1).view(Shape(dims));
+  return make_result(std::move(y), needs_grad({&x}), [x, i](Node& out) {
+    const int64_t n = out.grad.numel();
+    float* dx = x.grad_ref().data() + i * n;
+    const float* dy = out.grad.data();
+    for (int64_t k = 0; k < n; ++k) dx[k] += dy[k];
+  });
+}
+
+Tensor gather_rows(const Tensor& x, const std::vector<int>& index) {
+  std::vector<int64_t> dims = x.shape().vec();
+  const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);
+  const int64_t n = dims[0];
+  dims[0] = static_cast<int64_t>(index.size());
+  Tensor y{Shape(dims)};
+  for (size_t j = 0; j < index.size(); ++j) {
+    if (index[j] < 0 || index[j] >= n) {
+      throw std::invalid_argument("gather_rows: index " + std::to_string(index[j]) + " out of range for " + x.shape().str());
+    }
+    std::memcpy(y.data() + j * row, x.data() + index[j] * row, sizeof(float) * row);
+  }
+  return y;
+}
+
+}  // namespace attend

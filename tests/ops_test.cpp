@@ -1,0 +1,245 @@
+// Finite-difference gradient tests and value tests for every differentiable op.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "attend/ops/dropout.h"
+#include "attend/ops/elementwise.h"
+#include "attend/ops/embedding.h"
+#include "attend/ops/loss.h"
+#include "attend/ops/matmul.h"
+#include "attend/ops/reduce.h"
+#include "attend/ops/rnn_cells.h"
+#include "attend/ops/shape.h"
+#include "attend/ops/softmax.h"
+#include "gradcheck.h"
+
+namespace attend {
+namespace {
+
+using testing::gradcheck;
+using testing::random_var;
+
+TEST(Tensor, ShapeErrorsNameTheShapes) {
+  Tensor t(Shape{2, 3});
+  try {
+    t.view(Shape{4, 2});
+    FAIL() << "no exception";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("[2, 3]"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("[4, 2]"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(Shape({1, 2, 3, 4, 5}), std::invalid_argument);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data()) % 64, 0u);
+}
+
+TEST(Tensor, NarrowAndViewShareStorage) {
+  Tensor t = Tensor::from(Shape{3, 2}, {1, 2, 3, 4, 5, 6});
+  Tensor row = t.narrow(1, 1);
+  EXPECT_EQ(row.shape(), Shape({1, 2}));
+  row.data()[0] = 30;
+  EXPECT_EQ(t.data()[2], 30);
+  EXPECT_EQ(t.view(Shape{6}).data()[5], 6);
+  EXPECT_THROW(t.narrow(2, 2), std::invalid_argument);
+}
+
+TEST(Ops, MatmulMatchesHandComputed) {
+  Var a(Tensor::from(Shape{2, 3}, {1, 2, 3, 4, 5, 6}));
+  Var b(Tensor::from(Shape{3, 2}, {7, 8, 9, 10, 11, 12}));
+  Var c = matmul(a, b);
+  EXPECT_EQ(c.value().to_vector(), (std::vector<float>{58, 64, 139, 154}));
+  Var ct = matmul(b, a, /*trans_a=*/true, /*trans_b=*/true);  // (a b)^T
+  EXPECT_EQ(ct.value().to_vector(), (std::vector<float>{58, 139, 64, 154}));
+  EXPECT_THROW(matmul(a, a), std::invalid_argument);
+}
+
+TEST(OpsGrad, Matmul) {
+  Rng rng(1);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Var a = random_var(ta ? Shape{4, 3} : Shape{3, 4}, rng);
+      Var b = random_var(tb ? Shape{5, 4} : Shape{4, 5}, rng);
+      gradcheck([=](const std::vector<Var>& x) { return matmul(x[0], x[1], ta, tb); }, {a, b});
+    }
+}
+
+TEST(OpsGrad, Bmm) {
+  Rng rng(2);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      Var a = random_var(ta ? Shape{2, 4, 3} : Shape{2, 3, 4}, rng);
+      Var b = random_var(tb ? Shape{2, 5, 4} : Shape{2, 4, 5}, rng);
+      gradcheck([=](const std::vector<Var>& x) { return bmm(x[0], x[1], ta, tb); }, {a, b});
+    }
+}
+
+TEST(OpsGrad, Linear) {
+  Rng rng(3);
+  gradcheck([](const std::vector<Var>& x) { return linear(x[0], x[1], x[2]); },
+            {random_var({2, 3, 4}, rng), random_var({4, 5}, rng), random_var({5}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return linear(x[0], x[1], Var()); },
+            {random_var({3, 4}, rng), random_var({4, 2}, rng)});
+}
+
+TEST(OpsGrad, BroadcastArithmetic) {
+  Rng rng(4);
+  const std::vector<std::pair<Shape, Shape>> shapes = {
+      {{3, 4}, {3, 4}}, {{2, 3, 4}, {4}}, {{2, 3, 4}, {2, 1, 4}}, {{3, 1}, {1, 5}}, {{2, 2, 3, 2}, {2, 1, 1}}};
+  for (const auto& [sa, sb] : shapes) {
+    gradcheck([](const std::vector<Var>& x) { return add(x[0], x[1]); }, {random_var(sa, rng), random_var(sb, rng)});
+    gradcheck([](const std::vector<Var>& x) { return sub(x[0], x[1]); }, {random_var(sa, rng), random_var(sb, rng)});
+    gradcheck([](const std::vector<Var>& x) { return mul(x[0], x[1]); }, {random_var(sa, rng), random_var(sb, rng)});
+  }
+  EXPECT_THROW(add(random_var({2, 3}, rng), random_var({4}, rng)), std::invalid_argument);
+}
+
+TEST(OpsGrad, Unary) {
+  Rng rng(5);
+  gradcheck([](const std::vector<Var>& x) { return tanh(x[0]); }, {random_var({3, 4}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return sigmoid(x[0]); }, {random_var({3, 4}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return exp(x[0]); }, {random_var({3, 4}, rng, 0.5f)});
+  gradcheck([](const std::vector<Var>& x) { return scale(x[0], -1.5f); }, {random_var({3, 4}, rng)});
+  // relu and log away from their kinks / poles.
+  Tensor t(Shape{12});
+  for (int i = 0; i < 12; ++i) t.data()[i] = (i % 2 ? 1.0f : -1.0f) * (0.2f + 0.1f * i);
+  gradcheck([](const std::vector<Var>& x) { return relu(x[0]); }, {Var(t.clone(), true)});
+  for (int i = 0; i < 12; ++i) t.data()[i] = 0.5f + 0.2f * i;
+  gradcheck([](const std::vector<Var>& x) { return log(x[0]); }, {Var(t, true)});
+}
+
+TEST(Ops, SoftmaxMaskedRowsAndFullyMasked) {
+  Var x(Tensor::from(Shape{2, 3}, {1, 2, 3, 4, 5, 6}));
+  Tensor mask = Tensor::from(Shape{2, 3}, {1, 1, 0, 0, 0, 0});
+  Var y = softmax(x, mask);
+  const auto v = y.value().to_vector();
+  EXPECT_NEAR(v[0] + v[1], 1.0f, 1e-6f);
+  EXPECT_EQ(v[2], 0.0f);
+  EXPECT_NEAR(v[1] / v[0], std::exp(1.0f), 1e-4f);
+  for (int i = 3; i < 6; ++i) EXPECT_EQ(v[i], 0.0f) << "fully masked row must be zeros, not NaN";
+  Var ly = log_softmax(x, mask);
+  EXPECT_NEAR(std::exp(ly.value().data()[0]), v[0], 1e-6f);
+  EXPECT_EQ(ly.value().data()[2], -INFINITY);
+  EXPECT_THROW(softmax(x, Tensor(Shape{2, 4})), std::invalid_argument);
+}
+
+TEST(OpsGrad, SoftmaxAndLogSoftmaxWithMasks) {
+  Rng rng(6);
+  Tensor mask = Tensor::from(Shape{2, 5}, {1, 1, 1, 0, 0, 1, 0, 1, 1, 1});
+  gradcheck([](const std::vector<Var>& x) { return softmax(x[0]); }, {random_var({3, 5}, rng)});
+  gradcheck([&](const std::vector<Var>& x) { return softmax(x[0], mask); }, {random_var({2, 3, 5}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return log_softmax(x[0]); }, {random_var({3, 5}, rng)});
+  // Masked log-softmax outputs are -inf; exp() maps them back to finite values for the probe.
+  gradcheck([&](const std::vector<Var>& x) { return exp(log_softmax(x[0], mask)); }, {random_var({2, 5}, rng)});
+}
+
+TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
+  Rng rng(7);
+  gradcheck([](const std::vector<Var>& x) { return embedding(x[0], {2, 0, 2, 1}); }, {random_var({3, 4}, rng)});
+  EXPECT_THROW(embedding(random_var({3, 4}, rng), {3}), std::invalid_argument);
+  for (int dim : {0, 1, 2})
+    gradcheck([dim](const std::vector<Var>& x) { return concat({x[0], x[1]}, dim); },
+              {random_var({2, 3, 4}, rng), random_var({2, 3, 4}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return concat({x[0], x[1]}, -1); },
+            {random_var({2, 3}, rng), random_var({2, 5}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return slice(x[0], 1, 1, 2); }, {random_var({2, 4, 3}, rng)});
+  for (int dim : {0, 1, 2})
+    gradcheck([dim](const std::vector<Var>& x) { return stack({x[0], x[1], x[0]}, dim); },
+              {random_var({2, 3}, rng), random_var({2, 3}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return select(x[0], 1); }, {random_var({3, 2, 2}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return reshape(x[0], Shape{3, 4}); }, {random_var({2, 6}, rng)});
+}
+
+TEST(OpsGrad, SumMean) {
+  Rng rng(8);
+  gradcheck([](const std::vector<Var>& x) { return sum(x[0]); }, {random_var({3, 4}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return mean(x[0]); }, {random_var({2, 3, 2}, rng)});
+  EXPECT_NEAR(mean(Var(Tensor::from(Shape{4}, {1, 2, 3, 6}))).value().item(), 3.0f, 1e-6f);
+}
+
+TEST(OpsGrad, DropoutUsesItsMaskInBackward) {
+  Rng rng(9);
+  Var x = random_var({4, 6}, rng);
+  gradcheck(
+      [](const std::vector<Var>& in) {
+        Rng r(77);  // the same mask at every evaluation
+        return dropout(in[0], 0.4f, r);
+      },
+      {x});
+  Rng r(5);
+  Var big(Tensor::full(Shape{10000}, 1.0f));
+  Var y = dropout(big, 0.3f, r);
+  int zeros = 0;
+  for (float v : y.value().to_vector()) {
+    if (v == 0.0f) ++zeros;
+    else EXPECT_NEAR(v, 1.0f / 0.7f, 1e-6f);
+  }
+  EXPECT_NEAR(zeros / 10000.0, 0.3, 0.02);
+  EXPECT_THROW(dropout(big, 1.0f, r), std::invalid_argument);
+}
+
+TEST(OpsGrad, CrossEntropyWithPaddingAndLabelSmoothing) {
+  Rng rng(10);
+  const std::vector<int> targets = {1, 0, 3, 2, 0};  // 0 = padding
+  for (float eps : {0.0f, 0.1f})
+    gradcheck(
+        [&](const std::vector<Var>& x) {
+          return cross_entropy(x[0], targets, {.ignore_index = 0, .label_smoothing = eps});
+        },
+        {random_var({5, 4}, rng)});
+  // Value: uniform logits give log(V) whatever the smoothing.
+  Var flat(Tensor(Shape{2, 4}));
+  EXPECT_NEAR(cross_entropy(flat, {1, 2}, {.ignore_index = 0, .label_smoothing = 0.2f}).value().item(), std::log(4.0f),
+              1e-5f);
+  EXPECT_THROW(cross_entropy(flat, {1, 7}), std::invalid_argument);
+}
+
+TEST(OpsGrad, GruCellWithPaddedRows) {
+  Rng rng(11);
+  const int B = 3, H = 4;
+  Tensor valid = Tensor::from(Shape{B}, {1, 0, 1});
+  gradcheck([&](const std::vector<Var>& x) { return gru_cell(x[0], x[1], x[2], x[3], valid); },
+            {random_var({B, 3 * H}, rng), random_var({B, H}, rng), random_var({H, 3 * H}, rng, 0.5f),
+             random_var({3 * H}, rng)});
+  // A padded row keeps its state exactly.
+  Var h = random_var({B, H}, rng, 1.0f, false);
+  Var out = gru_cell(random_var({B, 3 * H}, rng), h, random_var({H, 3 * H}, rng), random_var({3 * H}, rng), valid);
+  for (int k = 0; k < H; ++k) EXPECT_EQ(out.value().data()[H + k], h.value().data()[H + k]);
+}
+
+TEST(OpsGrad, LstmCellWithPaddedRows) {
+  Rng rng(12);
+  const int B = 3, H = 4;
+  Tensor valid = Tensor::from(Shape{B}, {1, 1, 0});
+  gradcheck([&](const std::vector<Var>& x) { return lstm_cell(x[0], x[1], x[2], x[3], x[4], valid); },
+            {random_var({B, 4 * H}, rng), random_var({B, H}, rng), random_var({B, H}, rng),
+             random_var({H, 4 * H}, rng, 0.5f), random_var({4 * H}, rng)});
+}
+
+TEST(Autograd, GradientsAccumulateAndDeepGraphsWork) {
+  Var x(Tensor::from(Shape{1}, {0.5f}), true);
+  Tape tape;
+  {
+    TapeScope scope(tape);
+    Var y = x;
+    for (int i = 0; i < 200000; ++i) y = add(y, scale(x, 1e-5f));  // 400k nodes, no recursion
+    Var l = sum(y);
+    tape.backward(l);
+  }
+  EXPECT_NEAR(x.grad().data()[0], 1.0f + 200000 * 1e-5f, 1e-2f);
+  tape.clear();
+  {
+    TapeScope scope(tape);
+    Var l = sum(scale(x, 2.0f));
+    tape.backward(l);
+  }
+  EXPECT_NEAR(x.grad().data()[0], 3.0f + 2.0f, 1e-2f) << "gradients must accumulate across backward calls";
+}
+
+TEST(Autograd, NothingRecordedWithoutTape) {
+  Var x(Tensor::from(Shape{1}, {0.5f}), true);
+  Var y = tanh(x);
+  EXPECT_FALSE(y.requires_grad());
+}
+
+}  // namespace
+}  // namespace attend
