@@ -1,1 +1,263 @@
-int main() { return 0; }
+// attend: the command-line tool. Library errors arrive as exceptions; only this file turns them
+// into messages and exit codes (0 success, 1 failure, 2 bad usage).
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "attend/eval/metrics.h"
+#include "attend/data/tsv.h"
+#include "attend/models/translator.h"
+#include "attend/train/trainer.h"
+#include "attend/viz/heatmap.h"
+#include "progress.h"
+
+namespace attend::cli {
+namespace {
+
+struct TrainArgs {
+  TrainOptions opt;
+  std::string attention = "soft", score = "additive", cell = "gru", tokenizer = "char", schedule = "constant";
+  bool no_input_feeding = false, lowercase = false;
+};
+
+struct DecodeArgs {
+  std::string model;
+  int beam = 1;
+  float length_penalty = 1.0f;
+  int max_length = 0;
+  DecodeOptions options() const { return {beam, length_penalty, max_length}; }
+};
+
+void add_decode_flags(CLI::App* app, DecodeArgs& a) {
+  app->add_option("--model", a.model, "Model directory (written by attend train)")->required()->check(CLI::ExistingDirectory);
+  app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+}
+
+Alignment to_alignment(const Translation& t, const std::string& title) {
+  Alignment a;
+  a.source = t.source_tokens;
+  a.target = t.target_tokens;
+  a.target.push_back("</s>");
+  a.weights = t.attention;
+  a.title = title;
+  return a;
+}
+
+void warn_unknown(const Translation& t, const std::string& text) {
+  if (t.unknown)
+    std::fprintf(stderr, "warning: %zu token(s) of \"%s\" are not in the model's vocabulary and were read as <unk>\n",
+                 t.unknown, text.c_str());
+}
+
+int run_train(TrainArgs& a) {
+  TrainOptions& o = a.opt;
+  if (a.attention != "soft") {
+    throw std::invalid_argument("--attention " + a.attention + ": this build has soft (global) attention only");
+  }
+  o.model.score = parse_score(a.score);
+  o.model.cell = parse_cell(a.cell);
+  o.model.input_feeding = !a.no_input_feeding;
+  o.schedule = a.schedule;
+  if (o.task == "dates") {
+    o.source = {Tokenizer::Kind::kChar, /*lowercase=*/true, /*collapse_spaces=*/true};
+    o.target = {Tokenizer::Kind::kChar, false, false};
+  } else {
+    const Tokenizer::Kind k = parse_tokenizer(a.tokenizer);
+    o.source = {k, a.lowercase, k == Tokenizer::Kind::kChar};
+    o.target = {k, false, k == Tokenizer::Kind::kChar};
+  }
+  ProgressReporter progress(::isatty(2));
+  TrainCallbacks cb;
+  cb.on_step = [&](const TrainProgress& p) { progress.step(p); };
+  cb.on_eval = [&](const EvalRecord& r) { progress.eval(r); };
+  cb.on_message = [&](const std::string& m) { progress.message(m); };
+  TrainResult r = train(o, cb);
+  progress.finish();
+  std::printf("trained %lld steps in %s (%s); best dev exact match %.2f%% at step %lld; model in %s\n",
+              static_cast<long long>(r.steps), format_duration(r.seconds).c_str(), r.stop_reason.c_str(),
+              100 * r.best.dev_exact_match, static_cast<long long>(r.best.step), o.out.c_str());
+  return 0;
+}
+
+int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors) {
+  Translator tr = Translator::load(d.model);
+  std::vector<Example> data = read_tsv(test);
+  // Several lines with the same source are several references for one input (e.g. CMUdict variants).
+  std::vector<std::string> sources;
+  std::map<std::string, size_t> index;
+  std::vector<std::vector<Tokens>> refs;
+  for (const auto& e : data) {
+    auto [it, fresh] = index.emplace(e.source, sources.size());
+    if (fresh) {
+      sources.push_back(e.source);
+      refs.emplace_back();
+    }
+    refs[it->second].push_back(tr.target_tokenizer().split(e.target));
+  }
+  std::vector<Translation> out = tr.translate(sources, d.options());
+  std::vector<Tokens> hyps;
+  size_t unknown = 0;
+  for (const auto& t : out) {
+    hyps.push_back(t.target_tokens);
+    unknown += t.unknown;
+  }
+  Scores s = score(hyps, refs);
+  if (show_errors)
+    for (size_t i = 0; i < out.size(); ++i)
+      if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
+        std::fprintf(stderr, "wrong: %s -> %s\n", sources[i].c_str(), out[i].text.c_str());
+  if (json) {
+    nlohmann::json j = {{"test", test},           {"sentences", s.sentences},          {"exact_match", s.exact_match},
+                        {"token_accuracy", s.token_accuracy}, {"error_rate", s.error_rate}, {"beam", d.beam},
+                        {"unknown_source_tokens", unknown}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: %zu inputs, beam %d\n  exact match     %.2f%%\n  token accuracy  %.2f%%\n  error rate      %.2f%% "
+                "(token edit distance / reference length)\n",
+                test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * s.token_accuracy, 100 * s.error_rate);
+    if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
+  }
+  return 0;
+}
+
+int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bool show_attention) {
+  Translator tr = Translator::load(d.model);
+  std::vector<std::string> inputs = texts;
+  const bool from_stdin = inputs.empty();
+  if (from_stdin) {
+    std::string line;
+    while (std::getline(std::cin, line)) inputs.push_back(line);
+  }
+  const bool color = ::isatty(1);
+  std::vector<Translation> out = tr.translate(inputs, d.options());
+  for (size_t i = 0; i < out.size(); ++i) {
+    warn_unknown(out[i], inputs[i]);
+    std::printf("%s\n", out[i].text.c_str());
+    if (show_attention && !out[i].source_tokens.empty())
+      std::printf("%s\n", alignment_terminal(to_alignment(out[i], ""), color).c_str());
+  }
+  return 0;
+}
+
+int run_align(const DecodeArgs& d, const std::string& out_path, const std::string& text) {
+  Translator tr = Translator::load(d.model);
+  std::vector<Translation> out = tr.translate({text}, d.options());
+  warn_unknown(out[0], text);
+  if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
+  write_alignment_image(out_path, to_alignment(out[0], text + "  \u2192  " + out[0].text));
+  std::printf("%s\nalignment written to %s\n", out[0].text.c_str(), out_path.c_str());
+  return 0;
+}
+
+int main_impl(int argc, char** argv) {
+  CLI::App app{"attend: attention mechanisms for NLP: train, evaluate, translate and look at alignments"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "attend 0.1.0");
+
+  TrainArgs ta;
+  TrainOptions& o = ta.opt;
+  auto* train_cmd = app.add_subcommand("train", "Train an RNN encoder-decoder with attention");
+  train_cmd->add_option("--task", o.task, "dates (built in) or tsv (--train/--dev files)")
+      ->check(CLI::IsMember({"dates", "tsv"}))->capture_default_str();
+  train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
+  train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
+  train_cmd->add_option("--attention", ta.attention, "Attention mechanism")->check(CLI::IsMember({"soft", "global"}))
+      ->capture_default_str();
+  train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
+      ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
+  train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
+      ->capture_default_str();
+  train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size (each encoder direction gets half)")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--attention-dim", o.model.attention_dim, "Hidden size of the additive score")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
+  train_cmd->add_option("--dropout", o.model.dropout, "Dropout on embeddings and the attentional state")
+      ->check(CLI::Range(0.0, 0.95))->capture_default_str();
+  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  train_cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
+  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
+  train_cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(CLI::NonNegativeNumber)->capture_default_str();
+  train_cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  train_cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  train_cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(CLI::Range(0.0, 0.99))
+      ->capture_default_str();
+  train_cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
+      ->check(CLI::NonNegativeNumber)->capture_default_str();
+  train_cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
+      ->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
+      ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
+  train_cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
+  train_cmd->add_option("--out", o.out, "Model directory to write")->required();
+
+  DecodeArgs ea;
+  std::string test;
+  bool json = false, show_errors = false;
+  auto* eval_cmd = app.add_subcommand("eval", "Score a model on a test file: exact match, token accuracy, error rate");
+  add_decode_flags(eval_cmd, ea);
+  eval_cmd->add_option("--test", test, "Test data: source<TAB>target per line")->required()->check(CLI::ExistingFile);
+  eval_cmd->add_flag("--json", json, "Print one JSON object");
+  eval_cmd->add_flag("--show-errors", show_errors, "List the wrong outputs on stderr");
+
+  DecodeArgs tra;
+  std::vector<std::string> texts;
+  bool show_attention = false;
+  auto* translate_cmd = app.add_subcommand("translate", "Run a model on TEXT arguments, or on stdin lines when none");
+  add_decode_flags(translate_cmd, tra);
+  translate_cmd->add_option("text", texts, "Inputs (default: read lines from stdin)");
+  translate_cmd->add_flag("--show-attention", show_attention, "Draw each attention matrix in the terminal");
+
+  DecodeArgs aa;
+  std::string out_path, align_text;
+  auto* align_cmd = app.add_subcommand("align", "Draw the attention alignment of one input as an image");
+  add_decode_flags(align_cmd, aa);
+  align_cmd->add_option("--out", out_path, "Image to write: .png or .svg")->required();
+  align_cmd->add_option("text", align_text, "The input")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (*train_cmd) return run_train(ta);
+  if (*eval_cmd) return run_eval(ea, test, json, show_errors);
+  if (*translate_cmd) return run_translate(tra, texts, show_attention);
+  if (*align_cmd) return run_align(aa, out_path, align_text);
+  return 2;
+}
+
+}  // namespace
+}  // namespace attend::cli
+
+int main(int argc, char** argv) {
+  try {
+    return attend::cli::main_impl(argc, argv);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "attend: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "attend: error: %s\n", e.what());
+    return 1;
+  }
+}

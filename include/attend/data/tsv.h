@@ -1,0 +1,23 @@
+// attend data: parallel text in TSV files (source<TAB>target, one pair per line).
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace attend {
+
+struct Example {
+  std::string source, target;
+};
+
+struct TsvOptions {
+  size_t max_line_bytes = 4096;  // a longer line is an error (a wrong file, most likely)
+  bool allow_empty = false;      // an empty file is an error unless this is set
+};
+
+// Reads `path`. Errors (std::runtime_error) name the file and line: missing file, a line with
+// no tab or more than one, an empty side, an over-long line, no examples at all.
+std::vector<Example> read_tsv(const std::string& path, const TsvOptions& options = {});
+void write_tsv(const std::string& path, const std::vector<Example>& examples);
+
+}  // namespace attend

@@ -1,0 +1,82 @@
+// attend models: the RNN encoder-decoder with attention (Bahdanau et al. 2015; Luong et al. 2015).
+//
+// The encoder (bidirectional GRU by default, LSTM optional) reads the source and produces the
+// hidden states h_1..h_S. The decoder starts from the encoder's last state through a learned
+// bridge, s_0 = tanh(W_b [→h_S; ←h_1] + b_b). At every step t:
+//   s_t  = RNN(s_{t-1}, [emb(y_{t-1}); h̃_{t-1}])      (h̃ input feeding is optional)
+//   a_t  = softmax(score(s_t, h_1..h_S))              (the attention weights, [B,S])
+//   c_t  = Σ_s a_t[s] h_s                             (the context)
+//   h̃_t  = tanh(W_c [c_t; s_t])                       (Luong et al. 2015, eq. 5)
+//   p(y_t | y_<t, x) = softmax(W_o h̃_t + b_o)
+#pragma once
+
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "attend/attention/attention.h"
+#include "attend/data/batch.h"
+#include "attend/nn/linear.h"
+#include "attend/nn/rnn.h"
+
+namespace attend {
+
+struct Seq2SeqConfig {
+  CellKind cell = CellKind::kGru;
+  int embedding = 64;
+  int hidden = 128;            // decoder state size; each encoder direction has hidden/2 when bidirectional
+  bool bidirectional = true;
+  ScoreKind score = ScoreKind::kAdditive;
+  int attention_dim = 128;     // additive score only
+  bool input_feeding = true;
+  float dropout = 0.1f;
+  int src_vocab = 0, tgt_vocab = 0;
+  void validate() const;       // throws std::invalid_argument naming the bad field and value
+};
+void to_json(nlohmann::json& j, const Seq2SeqConfig& c);
+void from_json(const nlohmann::json& j, Seq2SeqConfig& c);
+
+class Seq2Seq : public Module {
+ public:
+  struct Encoded {
+    SoftAttention::Memory memory;  // keys/values [B,S,Henc], mask [B,S]
+    RnnState bridge;               // the decoder's initial state
+    int B = 0, S = 0;
+  };
+  struct DecoderState {
+    RnnState rnn;  // s_{t-1}
+    Var feed;      // h̃_{t-1} [B,H] (zeros at t = 0); undefined without input feeding
+  };
+  struct Step {
+    Var logits;       // [B,V]
+    Var weights;      // [B,S]
+    Var attentional;  // h̃_t [B,H]
+    DecoderState state;
+  };
+
+  Seq2Seq() = default;
+  Seq2Seq(const Seq2SeqConfig& config, Rng& rng);
+  const Seq2SeqConfig& config() const { return config_; }
+
+  // src: [S*B] time-major ids, lengths [B]. dropout_rng == nullptr means no dropout (inference).
+  Encoded encode(const std::vector<int>& src, const std::vector<int>& lengths, int S, Rng* dropout_rng) const;
+  DecoderState initial_state(const Encoded& enc) const;
+  // One decoder step for the previous tokens prev [B].
+  Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng) const;
+  // Teacher-forced mean cross-entropy over the batch's target tokens.
+  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const;
+
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+
+ private:
+  Var decoder_input(const std::vector<int>& prev, const DecoderState& state, Rng* dropout_rng) const;
+  Seq2SeqConfig config_;
+  Embedding src_emb_, tgt_emb_;
+  Rnn encoder_;
+  Linear bridge_h_, bridge_c_;
+  RnnCell decoder_;
+  SoftAttention attention_;
+  Linear combine_, output_;
+};
+
+}  // namespace attend

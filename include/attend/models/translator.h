@@ -1,0 +1,59 @@
+// attend models: a trained model with its tokenizers and vocabularies, as saved in a model
+// directory:
+//   config.json        model settings, tokenizers, task and training settings
+//   model.safetensors  weights
+//   src_vocab.json, tgt_vocab.json   token lists (ids are positions)
+//   metrics.jsonl      one line per evaluation during training
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "attend/data/vocab.h"
+#include "attend/decode/search.h"
+#include "attend/models/seq2seq.h"
+
+namespace attend {
+
+struct Translation {
+  std::string text;                           // the output, detokenised
+  std::vector<std::string> source_tokens;     // as the model saw them (after normalisation)
+  std::vector<std::string> target_tokens;     // output tokens, without </s>
+  std::vector<std::vector<float>> attention;  // [target_tokens + 1 (</s>)][source_tokens]
+  float score = 0.0f;
+  size_t unknown = 0;                         // source tokens not in the vocabulary (mapped to <unk>)
+};
+
+class Translator {
+ public:
+  Translator(Seq2Seq model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
+             nlohmann::json extra = nlohmann::json::object());
+  // Loads and validates a model directory; errors name the file and what is wrong.
+  static Translator load(const std::string& dir);
+  // Writes config.json, vocabularies and model.safetensors, each atomically.
+  void save(const std::string& dir) const;
+
+  std::vector<Translation> translate(const std::vector<std::string>& sources, const DecodeOptions& options,
+                                     int batch_size = 64) const;
+
+  const Seq2Seq& model() const { return model_; }
+  Seq2Seq& model() { return model_; }
+  const Tokenizer& source_tokenizer() const { return src_tok_; }
+  const Tokenizer& target_tokenizer() const { return tgt_tok_; }
+  const Vocab& source_vocab() const { return src_vocab_; }
+  const Vocab& target_vocab() const { return tgt_vocab_; }
+  // Free-form settings saved in config.json (task, training options).
+  const nlohmann::json& extra() const { return extra_; }
+  nlohmann::json& extra() { return extra_; }
+
+ private:
+  Seq2Seq model_;
+  Tokenizer src_tok_, tgt_tok_;
+  Vocab src_vocab_, tgt_vocab_;
+  nlohmann::json extra_;
+};
+
+}  // namespace attend

@@ -1,0 +1,49 @@
+// attend train: Adam / AdamW with global gradient-norm clipping, and learning-rate schedules.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "attend/nn/module.h"
+
+namespace attend {
+
+struct AdamOptions {
+  float lr = 1e-3f;
+  float beta1 = 0.9f;
+  float beta2 = 0.999f;
+  float eps = 1e-8f;
+  float weight_decay = 0.0f;  // decoupled (AdamW, Loshchilov & Hutter 2019) when > 0
+  float clip_norm = 5.0f;     // global L2 norm of all gradients is clipped to this; <= 0 disables
+};
+
+// Adam (Kingma & Ba 2015) over a fixed list of parameters.
+class Adam {
+ public:
+  Adam(std::vector<NamedParameter> params, AdamOptions options);
+  // Clips, updates every parameter with a gradient at learning rate `lr`, and returns the
+  // gradient norm before clipping. A non-finite norm updates nothing. Does not zero gradients.
+  float step(float lr);
+  void zero_grad();
+  int64_t steps() const { return t_; }
+  // Moments, for resumable checkpoints: "m.<name>" and "v.<name>".
+  std::vector<NamedParameter> state() const;
+
+ private:
+  std::vector<NamedParameter> params_;
+  std::vector<Tensor> m_, v_;
+  AdamOptions opt_;
+  int64_t t_ = 0;
+};
+
+// Learning rate at a given step: linear warm-up, then constant or inverse-square-root decay.
+struct LrSchedule {
+  enum class Kind { kConstant, kInverseSqrt };
+  Kind kind = Kind::kConstant;
+  float base = 1e-3f;
+  int64_t warmup = 0;
+  float at(int64_t step) const;
+};
+LrSchedule::Kind parse_schedule(const std::string& name);  // "constant" | "inverse-sqrt"
+
+}  // namespace attend

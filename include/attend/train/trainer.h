@@ -1,0 +1,72 @@
+// attend train: the training loop for the seq2seq model (teacher forcing, Adam, dev-set early
+// stopping, best-checkpoint keeping).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "attend/data/vocab.h"
+#include "attend/models/seq2seq.h"
+
+namespace attend {
+
+struct TrainOptions {
+  std::string task = "dates";  // "dates" (built in) or "tsv" (train_path/dev_path)
+  std::string train_path, dev_path;
+  int dates_train = 40000, dates_dev = 1000, dates_test = 2000;  // sizes of the generated dates splits
+  Seq2SeqConfig model;  // vocabulary sizes are filled in from the data
+  Tokenizer source, target;
+  int batch = 64;
+  int epochs = 30;
+  double max_minutes = 0.0;  // 0 = no limit
+  uint64_t seed = 1;
+  int threads = 1;
+  float lr = 2e-3f;
+  std::string schedule = "constant";
+  int warmup = 0;
+  float clip_norm = 5.0f;
+  float weight_decay = 0.0f;
+  float label_smoothing = 0.1f;
+  int patience = 4;      // evaluations without a better dev score before stopping
+  int eval_every = 0;    // steps between dev evaluations; 0 = once per epoch
+  int max_nonfinite = 5; // consecutive non-finite losses/gradients before giving up
+  std::string out;       // model directory
+  void validate() const; // throws std::invalid_argument naming the option and value
+};
+
+struct TrainProgress {
+  int epoch = 0, epochs = 0;
+  int64_t step = 0, steps_per_epoch = 0, step_in_epoch = 0;
+  double loss = 0.0;           // running mean over the epoch
+  double tokens_per_second = 0.0;
+  double elapsed_seconds = 0.0;
+  double eta_seconds = 0.0;    // to the end of the epoch budget (or the time budget, if sooner)
+};
+
+struct EvalRecord {
+  int64_t step = 0;
+  int epoch = 0;
+  double train_loss = 0.0;
+  double dev_exact_match = 0.0, dev_error_rate = 0.0;
+  double lr = 0.0;
+  double elapsed_seconds = 0.0;
+  bool best = false;
+};
+
+struct TrainCallbacks {
+  std::function<void(const TrainProgress&)> on_step;
+  std::function<void(const EvalRecord&)> on_eval;
+  std::function<void(const std::string&)> on_message;  // warnings and notices
+};
+
+struct TrainResult {
+  EvalRecord best;
+  int64_t steps = 0;
+  double seconds = 0.0;
+  std::string stop_reason;
+};
+
+TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks = {});
+
+}  // namespace attend

@@ -1,0 +1,42 @@
+#include "attend/data/tsv.h"
+
+#include <fstream>
+#include <stdexcept>
+
+#include "attend/io/files.h"
+
+namespace attend {
+
+std::vector<Example> read_tsv(const std::string& path, const TsvOptions& opt) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error(path + ": cannot open (does the file exist?)");
+  std::vector<Example> out;
+  std::string line;
+  size_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string where = path + ":" + std::to_string(lineno) + ": ";
+    if (line.size() > opt.max_line_bytes) {
+      throw std::runtime_error(where + "line of " + std::to_string(line.size()) + " bytes is longer than the limit of " +
+                               std::to_string(opt.max_line_bytes));
+    }
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    if (tab == std::string::npos) throw std::runtime_error(where + "no tab in '" + line.substr(0, 60) + "' (expected source<TAB>target)");
+    if (line.find('\t', tab + 1) != std::string::npos) throw std::runtime_error(where + "more than one tab in '" + line.substr(0, 60) + "'");
+    Example e{line.substr(0, tab), line.substr(tab + 1)};
+    if (e.source.empty() || e.target.empty()) throw std::runtime_error(where + "empty " + std::string(e.source.empty() ? "source" : "target"));
+    out.push_back(std::move(e));
+  }
+  if (out.empty() && !opt.allow_empty) throw std::runtime_error(path + ": no examples (the file is empty)");
+  return out;
+}
+
+void write_tsv(const std::string& path, const std::vector<Example>& examples) {
+  std::string text;
+  for (const auto& e : examples) text += e.source + "\t" + e.target + "\n";
+  write_file_atomic(path, text);
+}
+
+}  // namespace attend

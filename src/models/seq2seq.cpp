@@ -1,0 +1,148 @@
+#include "attend/models/seq2seq.h"
+
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "attend/ops/dropout.h"
+#include "attend/ops/elementwise.h"
+#include "attend/ops/loss.h"
+#include "attend/ops/shape.h"
+
+namespace attend {
+
+void Seq2SeqConfig::validate() const {
+  auto positive = [](const char* name, int v) {
+    if (v < 1) throw std::invalid_argument(std::string("model config: ") + name + " must be >= 1, got " + std::to_string(v));
+  };
+  positive("embedding", embedding);
+  positive("hidden", hidden);
+  positive("attention_dim", attention_dim);
+  if (bidirectional && hidden % 2 != 0)
+    throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
+  if (!(dropout >= 0.0f && dropout < 1.0f))
+    throw std::invalid_argument("model config: dropout must be in [0, 1), got " + std::to_string(dropout));
+  if (src_vocab < 5 || tgt_vocab < 5)
+    throw std::invalid_argument("model config: vocabularies need at least one real token, got " +
+                                std::to_string(src_vocab) + " and " + std::to_string(tgt_vocab));
+}
+
+void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
+  j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
+       {"hidden", c.hidden},                {"bidirectional", c.bidirectional},
+       {"score", to_string(c.score)},       {"attention_dim", c.attention_dim},
+       {"input_feeding", c.input_feeding},  {"dropout", c.dropout},
+       {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
+}
+
+void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
+  c.cell = parse_cell(j.at("cell").get<std::string>());
+  c.embedding = j.at("embedding").get<int>();
+  c.hidden = j.at("hidden").get<int>();
+  c.bidirectional = j.at("bidirectional").get<bool>();
+  c.score = parse_score(j.at("score").get<std::string>());
+  c.attention_dim = j.at("attention_dim").get<int>();
+  c.input_feeding = j.at("input_feeding").get<bool>();
+  c.dropout = j.at("dropout").get<float>();
+  c.src_vocab = j.at("src_vocab").get<int>();
+  c.tgt_vocab = j.at("tgt_vocab").get<int>();
+  c.validate();
+}
+
+Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
+  config.validate();
+  const int H = config.hidden, E = config.embedding;
+  const int He = config.bidirectional ? H / 2 : H;  // per encoder direction; encoder output size is H
+  src_emb_ = Embedding(config.src_vocab, E, rng);
+  tgt_emb_ = Embedding(config.tgt_vocab, E, rng);
+  encoder_ = Rnn(config.cell, E, He, config.bidirectional, rng);
+  bridge_h_ = Linear(H, H, /*bias=*/true, rng);
+  if (config.cell == CellKind::kLstm) bridge_c_ = Linear(H, H, /*bias=*/true, rng);
+  decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
+  attention_ = SoftAttention(config.score, /*query_dim=*/H, /*key_dim=*/H, config.attention_dim, rng);
+  combine_ = Linear(2 * H, H, /*bias=*/false, rng);
+  output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
+}
+
+Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<int>& lengths, int S,
+                                 Rng* dropout_rng) const {
+  const int B = static_cast<int>(lengths.size());
+  Var x = src_emb_(src);  // [S*B, E]
+  if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
+  Rnn::Output enc = encoder_.forward(x, lengths, S);  // outputs [B,S,H]
+  Tensor mask(Shape{B, S});
+  for (int b = 0; b < B; ++b)
+    for (int s = 0; s < lengths[b]; ++s) mask.data()[int64_t(b) * S + s] = 1.0f;
+  // The encoder's last state: forward after the last token, backward after the first.
+  auto last = [&](auto member) {
+    return enc.last.size() == 2 ? concat({enc.last[0].*member, enc.last[1].*member}, 1) : enc.last[0].*member;
+  };
+  Encoded out;
+  out.B = B, out.S = S;
+  out.bridge.h = tanh(bridge_h_(last(&RnnState::h)));  // [B,H]
+  if (config_.cell == CellKind::kLstm) out.bridge.c = bridge_c_(last(&RnnState::c));
+  out.memory = attention_.prepare(enc.outputs, enc.outputs, mask);
+  return out;
+}
+
+Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
+  DecoderState s{enc.bridge, Var()};
+  if (config_.input_feeding) s.feed = Var(Tensor(Shape{enc.B, config_.hidden}));
+  return s;
+}
+
+Var Seq2Seq::decoder_input(const std::vector<int>& prev, const DecoderState& state, Rng* dropout_rng) const {
+  Var y = tgt_emb_(prev);  // [B,E]
+  if (dropout_rng) y = dropout(y, config_.dropout, *dropout_rng);
+  return config_.input_feeding ? concat({y, state.feed}, 1) : y;
+}
+
+Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
+                            Rng* dropout_rng) const {
+  const int B = enc.B, H = config_.hidden;
+  Step out;
+  out.state.rnn = decoder_.step(decoder_.project_input(decoder_input(prev, state, dropout_rng)), state.rnn);  // s_t
+  AttentionResult a = attention_(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory);  // c_t [B,1,H], a_t [B,1,S]
+  Var context = reshape(a.context, Shape{B, H});
+  out.weights = reshape(a.weights, Shape{B, enc.S});
+  out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
+  if (config_.input_feeding) out.state.feed = out.attentional;
+  Var h = dropout_rng ? dropout(out.attentional, config_.dropout, *dropout_rng) : out.attentional;
+  out.logits = output_(h);
+  return out;
+}
+
+Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {
+  if (batch.T == 0) throw std::invalid_argument("Seq2Seq::loss: the batch has no targets");
+  const int B = batch.B, H = config_.hidden;
+  Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
+  DecoderState state = initial_state(enc);
+  std::vector<Var> outs;
+  outs.reserve(batch.T);
+  for (int t = 0; t < batch.T; ++t) {
+    std::vector<int> prev(batch.tgt_in.begin() + int64_t(t) * B, batch.tgt_in.begin() + int64_t(t + 1) * B);
+    RnnState s = decoder_.step(decoder_.project_input(decoder_input(prev, state, dropout_rng)), state.rnn);
+    AttentionResult a = attention_(reshape(s.h, Shape{B, 1, H}), enc.memory);
+    Var att = tanh(combine_(concat({reshape(a.context, Shape{B, H}), s.h}, 1)));
+    state.rnn = s;
+    if (config_.input_feeding) state.feed = att;
+    outs.push_back(att);
+  }
+  // All steps' output layer at once: [T*B, H] x [H, V].
+  Var h = reshape(stack(outs, 0), Shape{int64_t(batch.T) * B, H});
+  if (dropout_rng) h = dropout(h, config_.dropout, *dropout_rng);
+  return cross_entropy(output_(h), batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+}
+
+void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  src_emb_.collect(prefix + "src_embedding.", out);
+  tgt_emb_.collect(prefix + "tgt_embedding.", out);
+  encoder_.collect(prefix + "encoder.", out);
+  bridge_h_.collect(prefix + "bridge_h.", out);
+  if (config_.cell == CellKind::kLstm) bridge_c_.collect(prefix + "bridge_c.", out);
+  decoder_.collect(prefix + "decoder.", out);
+  attention_.collect(prefix + "attention.", out);
+  combine_.collect(prefix + "combine.", out);
+  output_.collect(prefix + "output.", out);
+}
+
+}  // namespace attend
