@@ -45,6 +45,8 @@ inline void gradcheck(const std::function<Var(const std::vector<Var>&)>& f, std:
     return acc;
   };
   loss_value();  // fixes the probe
+  for (Var& x : inputs)
+    if (x.requires_grad() && x.grad().defined()) x.grad_ref().zero();  // inputs may be reused across checks
   Tape tape;
   {
     TapeScope scope(tape);

@@ -1,0 +1,155 @@
+// Data: the dates generator, TSV reading, vocabularies, tokenizers, batching, metrics.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <set>
+
+#include "attend/data/batch.h"
+#include "attend/data/dates.h"
+#include "attend/data/tsv.h"
+#include "attend/eval/metrics.h"
+#include "attend/io/files.h"
+
+namespace attend {
+namespace {
+
+std::string temp_path(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("attend_test_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  return (dir / name).string();
+}
+
+TEST(Dates, WeekdaysAndCalendar) {
+  EXPECT_EQ(dates::weekday({2026, 11, 25}), 2);  // a Wednesday
+  EXPECT_EQ(dates::weekday({1900, 1, 1}), 0);    // a Monday
+  EXPECT_EQ(dates::weekday({2000, 2, 29}), 1);   // a Tuesday
+  EXPECT_EQ(dates::days_in_month(1900, 2), 28);
+  EXPECT_EQ(dates::days_in_month(2000, 2), 29);
+  EXPECT_EQ(dates::all_dates().size(), 73049u);
+  EXPECT_EQ(dates::iso({2026, 3, 5}), "2026-03-05");
+}
+
+TEST(Dates, EveryFormatRendersAndTwoDigitYearsStayInRange) {
+  Rng rng(3);
+  const dates::Date d{2026, 11, 25};
+  std::set<std::string> seen;
+  for (int f = 0; f < dates::format_count(); ++f)
+    for (int i = 0; i < 50; ++i) seen.insert(dates::render(d, f, rng));
+  auto has = [&](const std::string& s) {
+    for (const auto& x : seen) {
+      std::string lower = x;
+      for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string collapsed = std::regex_replace(lower, std::regex(" +"), " ");
+      std::string want = s;
+      for (auto& c : want) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (collapsed == want) return true;
+    }
+    return false;
+  };
+  for (const char* s : {"25 November 2026", "25 Nov 2026", "November 25, 2026", "Nov 25 2026",
+                        "Wednesday, November 25, 2026", "11/25/26", "11/25/2026", "25.11.26", "25.11.2026", "2026-11-25",
+                        "25th of November 2026", "the 25th of november, 2026", "25 nov. 2026"})
+    EXPECT_TRUE(has(s)) << s;
+  EXPECT_EQ(dates::render({1949, 5, 1}, 5, rng), "");  // 2-digit years are 1950-2049
+  EXPECT_EQ(dates::render({2050, 5, 1}, 7, rng), "");
+}
+
+TEST(Dates, SplitsUseDisjointDatesAndAreDeterministic) {
+  dates::Splits a = dates::make_splits(3000, 200, 300, 9), b = dates::make_splits(3000, 200, 300, 9);
+  ASSERT_EQ(a.train.size(), 3000u);
+  EXPECT_EQ(a.train[17].source, b.train[17].source);
+  std::set<std::string> held;
+  for (const auto& e : a.test) held.insert(e.target);
+  for (const auto& e : a.dev) held.insert(e.target);
+  for (const auto& e : a.train) EXPECT_EQ(held.count(e.target), 0u) << e.target << " is in train and held out";
+  const std::regex iso("(19|20)\\d\\d-\\d\\d-\\d\\d");
+  for (const auto& e : a.test) EXPECT_TRUE(std::regex_match(e.target, iso)) << e.target;
+}
+
+TEST(Tsv, ErrorsNameFileAndLine) {
+  const std::string p = temp_path("bad.tsv");
+  {
+    std::ofstream(p) << "a\tb\nno tab here\n";
+  }
+  try {
+    read_tsv(p);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(p + ":2:"), std::string::npos) << e.what();
+  }
+  {
+    std::ofstream(p) << "";
+  }
+  EXPECT_THROW(read_tsv(p), std::runtime_error);
+  {
+    std::ofstream(p) << "x\t" << std::string(5000, 'y') << "\n";
+  }
+  EXPECT_THROW(read_tsv(p), std::runtime_error);
+  EXPECT_THROW(read_tsv(p + ".missing"), std::runtime_error);
+  {
+    std::ofstream(p) << "a b\tc d\r\n\nx\ty\n";
+  }
+  auto ok = read_tsv(p);
+  ASSERT_EQ(ok.size(), 2u);
+  EXPECT_EQ(ok[0].target, "c d");
+}
+
+TEST(Vocab, SpecialsFirstAndDuplicatesRejected) {
+  Vocab v;
+  EXPECT_EQ(v.id("<pad>"), Vocab::kPad);
+  EXPECT_EQ(v.add("x"), 4);
+  EXPECT_EQ(v.add("x"), 4);
+  EXPECT_EQ(v.id("never"), Vocab::kUnk);
+  EXPECT_THROW(Vocab({"<pad>", "<unk>", "<s>", "</s>", "a", "a"}), std::invalid_argument);
+  EXPECT_THROW(Vocab({"<unk>", "<pad>", "<s>", "</s>"}), std::invalid_argument);
+}
+
+TEST(Tokenizer, CharsSpacesCaseAndUtf8) {
+  Tokenizer t{Tokenizer::Kind::kChar, true, true};
+  EXPECT_EQ(t.split("  Nov   25 "), (std::vector<std::string>{"n", "o", "v", " ", "2", "5"}));
+  Tokenizer u{Tokenizer::Kind::kChar, false, false};
+  EXPECT_EQ(u.split("é1").size(), 2u);
+  Tokenizer w{Tokenizer::Kind::kSpace, false, false};
+  EXPECT_EQ(w.split(" AH  B\tC "), (std::vector<std::string>{"AH", "B", "C"}));
+  EXPECT_EQ(w.join({"AH", "B"}), "AH B");
+}
+
+TEST(Batch, TimeMajorPaddingAndTargets) {
+  std::vector<EncodedExample> ex = {{{5, 6, 7}, {8}}, {{9}, {10, 11}}};
+  Batch b = make_batch(ex, {0, 1});
+  EXPECT_EQ(b.S, 3);
+  EXPECT_EQ(b.T, 3);
+  EXPECT_EQ(b.src, (std::vector<int>{5, 9, 6, 0, 7, 0}));
+  EXPECT_EQ(b.tgt_in, (std::vector<int>{2, 2, 8, 10, 0, 11}));
+  EXPECT_EQ(b.tgt_out, (std::vector<int>{8, 10, 3, 11, 0, 3}));
+  EXPECT_EQ(b.target_tokens(), 5);
+  Rng rng(1);
+  std::vector<EncodedExample> many(10, EncodedExample{{1, 2}, {3}});
+  auto batches = make_batches(many, 4, &rng);
+  EXPECT_EQ(batches.size(), 3u);
+}
+
+TEST(Metrics, EditDistanceExactMatchAndMultipleReferences) {
+  EXPECT_EQ(edit_distance({"a", "b", "c"}, {"a", "c"}), 1u);
+  EXPECT_EQ(edit_distance({}, {"a", "b"}), 2u);
+  EXPECT_EQ(edit_distance({"k", "i", "t"}, {"s", "i", "t", "s"}), 2u);
+  // Output 1 matches its second reference; output 2 is empty (2 deletions against a 2-token reference).
+  Scores s = score({{"x", "y"}, {}}, {{{"x"}, {"x", "y"}}, {{"a", "b"}}});
+  EXPECT_DOUBLE_EQ(s.exact_match, 0.5);
+  EXPECT_DOUBLE_EQ(s.error_rate, 2.0 / 4.0);
+  EXPECT_DOUBLE_EQ(s.token_accuracy, 2.0 / 4.0);
+}
+
+TEST(Files, AtomicWriteReplacesWholeFile) {
+  const std::string p = temp_path("atomic.txt");
+  write_file_atomic(p, "first");
+  write_file_atomic(p, "second");
+  EXPECT_EQ(read_file(p), "second");
+  EXPECT_THROW(write_file_atomic("/nonexistent-dir/x", "y"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace attend

@@ -1,0 +1,201 @@
+// Layers and the seq2seq model: gradients, padding invariance, decoding, checkpoints, determinism.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "attend/decode/search.h"
+#include "attend/io/files.h"
+#include "attend/io/safetensors.h"
+#include "attend/models/translator.h"
+#include "attend/nn/rnn.h"
+#include "attend/ops/shape.h"
+#include "attend/train/trainer.h"
+#include "gradcheck.h"
+
+namespace attend {
+namespace {
+
+using testing::gradcheck;
+using testing::random_var;
+
+std::string temp_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("attend_model_test_" + std::to_string(::getpid())) / name;
+  std::filesystem::create_directories(dir);
+  return dir.string();
+}
+
+// Every parameter of a module, plus extra inputs, as gradcheck inputs.
+std::vector<Var> with_params(const Module& m, std::vector<Var> extra = {}) {
+  for (const auto& p : m.parameters()) extra.push_back(p.var);
+  return extra;
+}
+
+TEST(RnnGrad, BidirectionalGruAndLstmOverPaddedBatch) {
+  for (CellKind kind : {CellKind::kGru, CellKind::kLstm}) {
+    SCOPED_TRACE(to_string(kind));
+    Rng rng(31);
+    Rnn rnn(kind, 3, 4, /*bidirectional=*/true, rng);
+    const int S = 3;
+    const std::vector<int> lengths = {3, 2};
+    gradcheck([&](const std::vector<Var>& x) { return rnn.forward(x[0], lengths, S).outputs; },
+              with_params(rnn, {random_var({S * 2, 3}, rng)}));
+    gradcheck([&](const std::vector<Var>& x) { return rnn.forward(x[0], lengths, S).last[1].h; },
+              with_params(rnn, {random_var({S * 2, 3}, rng)}));
+  }
+}
+
+TEST(Rnn, PaddingDoesNotChangeAShortSequence) {
+  Rng rng(32);
+  Rnn rnn(CellKind::kGru, 3, 4, true, rng);
+  Var alone = random_var({2, 3}, rng, 1.0f, false);  // S=2, B=1
+  Var padded(Tensor(Shape{4 * 2, 3}));               // S=4, B=2: row 0 is the same sequence
+  for (int t = 0; t < 2; ++t)
+    for (int k = 0; k < 3; ++k) padded.value().data()[(t * 2) * 3 + k] = alone.value().data()[t * 3 + k];
+  for (int64_t i = 0; i < padded.value().numel(); ++i)
+    if ((i / 3) % 2 == 1) padded.value().data()[i] = rng.normal();
+  Rnn::Output a = rnn.forward(alone, {2}, 2), b = rnn.forward(padded, {2, 4}, 4);
+  for (int s = 0; s < 2; ++s)
+    for (int k = 0; k < 8; ++k)
+      EXPECT_NEAR(a.outputs.value().data()[s * 8 + k], b.outputs.value().data()[s * 8 + k], 1e-6f);
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_NEAR(a.last[0].h.value().data()[k], b.last[0].h.value().data()[k], 1e-6f);
+    EXPECT_NEAR(a.last[1].h.value().data()[k], b.last[1].h.value().data()[k], 1e-6f);
+  }
+}
+
+Seq2SeqConfig tiny_config(CellKind cell, ScoreKind score, bool feed) {
+  Seq2SeqConfig c;
+  c.cell = cell, c.score = score, c.input_feeding = feed;
+  c.embedding = 3, c.hidden = 4, c.attention_dim = 3, c.dropout = 0.0f;
+  c.src_vocab = 7, c.tgt_vocab = 6;
+  return c;
+}
+
+TEST(Seq2SeqGrad, TeacherForcedLossEveryCellScoreAndFeeding) {
+  std::vector<EncodedExample> ex = {{{4, 5, 6}, {4, 5}}, {{6, 4}, {5}}};
+  Batch batch = make_batch(ex, {0, 1});
+  for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
+    for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kGeneral, ScoreKind::kAdditive})
+      for (bool feed : {true, false}) {
+        SCOPED_TRACE(to_string(cell) + " " + to_string(score) + (feed ? " feed" : ""));
+        Rng rng(33);
+        Seq2Seq model(tiny_config(cell, score, feed), rng);
+        gradcheck([&](const std::vector<Var>&) { return model.loss(batch, 0.1f, nullptr); }, with_params(model));
+      }
+}
+
+// Learns to reverse short strings: enough to show that the whole stack trains.
+std::vector<Example> reverse_task(int n, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<Example> out;
+  for (int i = 0; i < n; ++i) {
+    std::string s;
+    for (int k = 0, len = 2 + static_cast<int>(rng.below(4)); k < len; ++k) s += static_cast<char>('a' + rng.below(5));
+    out.push_back({s, std::string(s.rbegin(), s.rend())});
+  }
+  return out;
+}
+
+TrainOptions reverse_options(const std::string& dir) {
+  write_tsv(dir + "/train.tsv", reverse_task(600, 1));
+  write_tsv(dir + "/dev.tsv", reverse_task(60, 2));
+  TrainOptions o;
+  o.task = "tsv", o.train_path = dir + "/train.tsv", o.dev_path = dir + "/dev.tsv", o.out = dir + "/model";
+  o.model.hidden = 32, o.model.embedding = 16, o.model.attention_dim = 16;
+  o.batch = 16, o.epochs = 6, o.seed = 5, o.lr = 5e-3f;
+  return o;
+}
+
+TEST(Training, LearnsToReverseAndIsByteForByteDeterministic) {
+  const std::string dir = temp_dir("reverse");
+  TrainOptions o = reverse_options(dir);
+  TrainResult r = train(o);
+  EXPECT_GT(r.best.dev_exact_match, 0.8) << "dev exact match " << r.best.dev_exact_match;
+  const std::string first = read_file(o.out + "/model.safetensors");
+  std::filesystem::remove_all(o.out);
+  train(o);
+  EXPECT_EQ(read_file(o.out + "/model.safetensors"), first) << "same seed, same threads: identical weights";
+  // The directory holds a complete, loadable model whose outputs are the trained ones.
+  Translator t = Translator::load(o.out);
+  std::vector<Translation> out = t.translate({"abcd", "ee"}, DecodeOptions{});
+  EXPECT_EQ(out[0].text, "dcba");
+  EXPECT_EQ(out[0].attention.size(), 5u);  // 4 tokens + </s>
+  EXPECT_EQ(out[0].attention[0].size(), 4u);
+  std::vector<Translation> beam = t.translate({"abcd", "ee"}, DecodeOptions{.beam = 4});
+  EXPECT_EQ(beam[0].text, "dcba");
+}
+
+TEST(Decode, BeamSearchNeverScoresBelowGreedy) {
+  Rng rng(34);
+  Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+  c.hidden = 8, c.embedding = 6;
+  Seq2Seq model(c, rng);
+  std::vector<EncodedExample> ex = {{{4, 5, 6}, {}}, {{6, 4}, {}}, {{5}, {}}};
+  Batch batch = make_batch(ex, {0, 1, 2});
+  auto greedy = decode(model, batch, {.beam = 1, .length_penalty = 0.0f, .max_length = 6});
+  auto beam = decode(model, batch, {.beam = 5, .length_penalty = 0.0f, .max_length = 6});
+  for (int b = 0; b < 3; ++b) EXPECT_GE(beam[b].score, greedy[b].score - 1e-4f) << "row " << b;
+  auto beam1 = decode(model, batch, {.beam = 1, .length_penalty = 0.0f, .max_length = 6});
+  for (int b = 0; b < 3; ++b) EXPECT_EQ(beam1[b].tokens, greedy[b].tokens);
+}
+
+TEST(Checkpoint, SafetensorsRoundTripAndCorruptFilesAreRejected) {
+  Rng rng(35);
+  Seq2Seq model(tiny_config(CellKind::kLstm, ScoreKind::kGeneral, true), rng);
+  const std::string dir = temp_dir("ckpt"), path = dir + "/m.safetensors";
+  save_safetensors(path, model.parameters());
+  const std::string bytes = read_file(path);
+  auto loaded = load_safetensors(path);
+  EXPECT_EQ(loaded.size(), model.parameters().size());
+  for (const auto& p : model.parameters()) EXPECT_EQ(loaded.at(p.name).to_vector(), p.var.value().to_vector()) << p.name;
+
+  auto expect_error = [&](const std::string& data, const std::string& needle) {
+    try {
+      parse_safetensors(data, "x.safetensors");
+      ADD_FAILURE() << "accepted a bad file; expected: " << needle;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("x.safetensors"), std::string::npos) << e.what();
+    }
+  };
+  expect_error(bytes.substr(0, 5), "truncated");
+  expect_error(bytes.substr(0, bytes.size() - 4), "truncated");
+  std::string huge = bytes;
+  huge[7] = 0x7f;
+  expect_error(huge, "exceeds");
+  std::string notjson = bytes;
+  notjson[8] = '#';
+  expect_error(notjson, "JSON");
+  std::string dtype = bytes;
+  dtype.replace(dtype.find("F32"), 3, "F16");
+  expect_error(dtype, "dtype");
+  // A shape that does not fit the model is caught on assignment.
+  Rng rng2(36);
+  Seq2SeqConfig other = tiny_config(CellKind::kLstm, ScoreKind::kGeneral, true);
+  other.hidden = 6;
+  Seq2Seq wrong(other, rng2);
+  EXPECT_THROW(assign_parameters(wrong.parameters(), loaded, path), std::runtime_error);
+}
+
+TEST(Checkpoint, LoadingAModelDirectoryValidatesEveryFile) {
+  const std::string dir = temp_dir("bundle");
+  Rng rng(37);
+  Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+  Vocab sv, tv;
+  for (const char* t : {"a", "b", "c"}) sv.add(t);
+  for (const char* t : {"x", "y"}) tv.add(t);
+  Translator t(Seq2Seq(c, rng), {}, {}, sv, tv);
+  t.save(dir);
+  EXPECT_NO_THROW(Translator::load(dir));
+  const std::string good = read_file(dir + "/model.safetensors");
+  write_file_atomic(dir + "/model.safetensors", good.substr(0, good.size() / 2));
+  EXPECT_THROW(Translator::load(dir), std::runtime_error);
+  write_file_atomic(dir + "/model.safetensors", good);
+  write_file_atomic(dir + "/tgt_vocab.json", "[\"<pad>\", \"<unk>\", \"<s>\", \"</s>\", \"x\", \"x\"]");
+  EXPECT_THROW(Translator::load(dir), std::runtime_error);
+  EXPECT_THROW(Translator::load(dir + "/nope"), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace attend
