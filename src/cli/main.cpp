@@ -18,6 +18,38 @@
 namespace attend::cli {
 namespace {
 
+// "--threads: must be a whole number >= 1, got '0'" rather than CLI11's range message.
+CLI::Validator at_least(long min) {
+  return CLI::Validator(
+      [min](std::string& v) -> std::string {
+        try {
+          size_t used = 0;
+          const long x = std::stol(v, &used);
+          if (used == v.size() && x >= min) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a whole number >= " + std::to_string(min) + ", got '" + v + "'";
+      },
+      ">=" + std::to_string(min));
+}
+
+// Floats: "--lr: must be a number > 0, got '-1'".
+CLI::Validator number(double min, bool inclusive, double max = 1e300) {
+  return CLI::Validator(
+      [=](std::string& v) -> std::string {
+        try {
+          size_t used = 0;
+          const double x = std::stod(v, &used);
+          if (used == v.size() && (inclusive ? x >= min : x > min) && x <= max) return "";
+        } catch (const std::exception&) {
+        }
+        std::string range = std::string(inclusive ? ">= " : "> ") + CLI::detail::to_string(min);
+        if (max < 1e300) range += " and <= " + CLI::detail::to_string(max);
+        return "must be a number " + range + ", got '" + v + "'";
+      },
+      "NUMBER");
+}
+
 struct TrainArgs {
   TrainOptions opt;
   std::string attention = "soft", score = "additive", cell = "gru", tokenizer = "char", schedule = "constant";
@@ -34,11 +66,11 @@ struct DecodeArgs {
 
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
   app->add_option("--model", a.model, "Model directory (written by attend train)")->required()->check(CLI::ExistingDirectory);
-  app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(CLI::PositiveNumber)->capture_default_str();
+  app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(at_least(1))->capture_default_str();
   app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(number(0, true))->capture_default_str();
   app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(at_least(0))->capture_default_str();
 }
 
 Alignment to_alignment(const Translation& t, const std::string& title) {
@@ -176,35 +208,35 @@ int main_impl(int argc, char** argv) {
   train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
       ->capture_default_str();
   train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size (each encoder direction gets half)")
-      ->check(CLI::PositiveNumber)->capture_default_str();
-  train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--attention-dim", o.model.attention_dim, "Hidden size of the additive score")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1))->capture_default_str();
   train_cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
   train_cmd->add_option("--dropout", o.model.dropout, "Dropout on embeddings and the attentional state")
-      ->check(CLI::Range(0.0, 0.95))->capture_default_str();
-  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(CLI::PositiveNumber)->capture_default_str();
-  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(number(0, true, 0.95))->capture_default_str();
+  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(number(0, true))->capture_default_str();
   train_cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
-  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(CLI::PositiveNumber)->capture_default_str();
-  train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(CLI::PositiveNumber)->capture_default_str();
+  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
   train_cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
       ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
-  train_cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(CLI::NonNegativeNumber)->capture_default_str();
+  train_cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(number(0, true))->capture_default_str();
   train_cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
-  train_cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(CLI::Range(0.0, 0.99))
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(number(0, true, 0.99))
       ->capture_default_str();
   train_cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
-      ->check(CLI::NonNegativeNumber)->capture_default_str();
+      ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
       ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
   train_cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");

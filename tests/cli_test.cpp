@@ -1,0 +1,152 @@
+// The attend command line: bad input gets a clear message and a non-zero exit, and nothing is lost.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "attend/io/files.h"
+
+namespace {
+
+struct CliRun {
+  int code;
+  std::string output;  // stdout and stderr
+};
+
+CliRun run(const std::string& args) {
+  const std::string cmd = std::string(ATTEND_CLI) + " " + args + " 2>&1";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return {-1, "popen failed"};
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  const int status = ::pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = (std::filesystem::temp_directory_path() / ("attend_cli_test_" + std::to_string(::getpid()))).string();
+    std::filesystem::create_directories(dir_);
+    std::ofstream train(dir_ + "/train.tsv"), dev(dir_ + "/dev.tsv");
+    const char* words[] = {"ab", "ba", "abc", "cab", "bca", "aab", "cc", "acb", "bac", "cba"};
+    for (int rep = 0; rep < 20; ++rep)
+      for (const char* w : words) train << w << '\t' << std::string(w).append(w) << '\n';
+    for (const char* w : words) dev << w << '\t' << std::string(w).append(w) << '\n';
+    train.close();
+    dev.close();
+    const CliRun r = run("train --task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv --hidden 16 --embedding 8 "
+                      "--attention-dim 8 --epochs 2 --batch 8 --out " + dir_ + "/model");
+    ASSERT_EQ(r.code, 0) << r.output;
+  }
+  static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
+  static std::string dir_;
+};
+std::string Cli::dir_;
+
+TEST_F(Cli, HelpIsCompleteForEverySubcommand) {
+  for (const char* sub : {"train", "eval", "translate", "align"}) {
+    CliRun r = run(std::string(sub) + " --help");
+    EXPECT_EQ(r.code, 0) << sub;
+    EXPECT_NE(r.output.find("--"), std::string::npos) << sub;
+  }
+  CliRun r = run("train --help");
+  for (const char* flag : {"--task", "--train", "--dev", "--attention", "--score", "--hidden", "--batch", "--epochs",
+                           "--max-minutes", "--seed", "--threads", "--out"})
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+  EXPECT_EQ(run("").code, 2);
+}
+
+TEST_F(Cli, InvalidFlagValuesNameTheValue) {
+  CliRun r = run("train --threads 0 --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--threads"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("0"), std::string::npos) << r.output;
+  r = run("train --batch -1 --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("-1"), std::string::npos) << r.output;
+  r = run("train --score cosine --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("cosine"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, MissingAndMalformedDataNameFileAndLine) {
+  CliRun r = run("train --task tsv --train " + dir_ + "/missing.tsv --dev " + dir_ + "/dev.tsv --out " + dir_ + "/m2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("missing.tsv"), std::string::npos) << r.output;
+
+  std::ofstream(dir_ + "/notab.tsv") << "ab\tabab\nthis line has no tab\n";
+  r = run("train --task tsv --train " + dir_ + "/notab.tsv --dev " + dir_ + "/dev.tsv --out " + dir_ + "/m2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("notab.tsv:2:"), std::string::npos) << r.output;
+
+  std::ofstream(dir_ + "/empty.tsv") << "";
+  r = run("train --task tsv --train " + dir_ + "/empty.tsv --dev " + dir_ + "/dev.tsv --out " + dir_ + "/m2");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("empty"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, FailedTrainingRunLeavesTheGoodCheckpointAlone) {
+  const std::string model = dir_ + "/model/model.safetensors";
+  const std::string before = attend::read_file(model);
+  std::ofstream(dir_ + "/bad.tsv") << "ab\tabab\nbroken line\n";
+  CliRun r = run("train --task tsv --train " + dir_ + "/bad.tsv --dev " + dir_ + "/dev.tsv --out " + dir_ + "/model");
+  EXPECT_NE(r.code, 0);
+  EXPECT_EQ(attend::read_file(model), before);
+}
+
+TEST_F(Cli, TranslateWarnsOnUnknownCharactersAndReadsStdin) {
+  CliRun r = run("translate --model " + dir_ + "/model ab 'a#b'");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("<unk>"), std::string::npos) << r.output;
+  r = run("translate --model " + dir_ + "/model --show-attention ab");
+  EXPECT_EQ(r.code, 0) << r.output;
+  const std::string cmd = "printf 'ab\\nba\\n' | " + std::string(ATTEND_CLI) + " translate --model " + dir_ + "/model";
+  FILE* p = ::popen(cmd.c_str(), "r");
+  char buf[256];
+  int lines = 0;
+  while (std::fgets(buf, sizeof buf, p)) ++lines;
+  EXPECT_EQ(::pclose(p), 0);
+  EXPECT_EQ(lines, 2);
+}
+
+TEST_F(Cli, EvalAndAlignProduceTheirOutputs) {
+  CliRun r = run("eval --model " + dir_ + "/model --test " + dir_ + "/dev.tsv --json");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"exact_match\""), std::string::npos) << r.output;
+  r = run("align --model " + dir_ + "/model --out " + dir_ + "/a.png abc");
+  EXPECT_EQ(r.code, 0) << r.output;
+  const std::string png = attend::read_file(dir_ + "/a.png");
+  EXPECT_EQ(png.substr(1, 3), "PNG");
+  r = run("align --model " + dir_ + "/model --out " + dir_ + "/a.svg abc");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(attend::read_file(dir_ + "/a.svg").find("<svg"), std::string::npos);
+  r = run("align --model " + dir_ + "/model --out " + dir_ + "/a.bmp abc");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find(".bmp"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, CorruptOrTruncatedModelIsAClearError) {
+  const std::string src = dir_ + "/model", bad = dir_ + "/corrupt";
+  std::filesystem::copy(src, bad, std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+  const std::string w = attend::read_file(bad + "/model.safetensors");
+  attend::write_file_atomic(bad + "/model.safetensors", w.substr(0, w.size() - 100));
+  CliRun r = run("translate --model " + bad + " ab");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("model.safetensors"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("truncated"), std::string::npos) << r.output;
+  attend::write_file_atomic(bad + "/config.json", "{ not json");
+  r = run("translate --model " + bad + " ab");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.output.find("config.json"), std::string::npos) << r.output;
+  r = run("translate --model " + dir_ + "/no-such-model ab");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("no-such-model"), std::string::npos) << r.output;
+}
+
+}  // namespace
