@@ -58,7 +58,9 @@ TEST(Attention, WeightsAreADistributionOverUnmaskedPositions) {
       for (int s = 0; s < S; ++s) {
         const float w = r.weights.value().data()[(b * T + t) * S + s];
         EXPECT_GE(w, 0.0f);
-        if (mask.data()[b * S + s] == 0.0f) EXPECT_EQ(w, 0.0f);
+        if (mask.data()[b * S + s] == 0.0f) {
+          EXPECT_EQ(w, 0.0f);
+        }
         total += w;
       }
       EXPECT_NEAR(total, 1.0, 1e-5);
