@@ -67,6 +67,7 @@ TEST(Rnn, PaddingDoesNotChangeAShortSequence) {
 Seq2SeqConfig tiny_config(CellKind cell, ScoreKind score, bool feed) {
   Seq2SeqConfig c;
   c.cell = cell, c.score = score, c.input_feeding = feed;
+  if (score == ScoreKind::kGeneral || score == ScoreKind::kAdditive) c.encoder_hidden = 3;  // memory 6 != decoder 4
   c.embedding = 3, c.hidden = 4, c.attention_dim = 3, c.dropout = 0.0f;
   c.src_vocab = 7, c.tgt_vocab = 6;
   return c;

@@ -207,8 +207,10 @@ int main_impl(int argc, char** argv) {
       ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
   train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
       ->capture_default_str();
-  train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size (each encoder direction gets half)")
+  train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size")
       ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--encoder-hidden", o.model.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
+      ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--attention-dim", o.model.attention_dim, "Hidden size of the additive score")
       ->check(at_least(1))->capture_default_str();

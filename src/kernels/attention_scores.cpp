@@ -1,6 +1,8 @@
 #include "attention_scores.h"
 
-#include <cmath>
+#include <algorithm>
+
+#include "vec_math.h"
 
 namespace attend::kernels {
 
@@ -13,10 +15,13 @@ void additive_scores_forward(const float* qp, const float* kp, const float* v, i
         const float* k = kp + (b * S + s) * A;
         float* h = th ? th + ((b * T + t) * S + s) * A : nullptr;
         float acc = 0.0f;
-        for (int64_t a = 0; a < A; ++a) {
-          const float e = std::tanh(q[a] + k[a]);
-          if (h) h[a] = e;
-          acc += v[a] * e;
+        float buf[256];  // tanh(q + k) in chunks (into th when it is kept for backward)
+        for (int64_t a0 = 0; a0 < A; a0 += 256) {
+          const int64_t n = std::min<int64_t>(256, A - a0);
+          float* e = h ? h + a0 : buf;
+          for (int64_t a = 0; a < n; ++a) e[a] = q[a0 + a] + k[a0 + a];
+          vtanh(e, e, n);
+          for (int64_t a = 0; a < n; ++a) acc += v[a0 + a] * e[a];
         }
         scores[(b * T + t) * S + s] = acc;
       }

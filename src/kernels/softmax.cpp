@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "vec_math.h"
+
 namespace attend::kernels {
 
 void softmax_rows(const float* x, const float* mask, int64_t rows, int64_t rows_per_mask, int64_t S, float* y,
@@ -17,11 +19,12 @@ void softmax_rows(const float* x, const float* mask, int64_t rows, int64_t rows_
       for (int64_t s = 0; s < S; ++s) yr[s] = log_output ? -INFINITY : 0.0f;
       continue;
     }
+    for (int64_t s = 0; s < S; ++s) yr[s] = xr[s] - m;
+    vexp(yr, yr, S);
     double sum = 0.0;
     for (int64_t s = 0; s < S; ++s) {
-      const float e = (!mr || mr[s] != 0.0f) ? std::exp(xr[s] - m) : 0.0f;
-      yr[s] = e;
-      sum += e;
+      if (mr && mr[s] == 0.0f) yr[s] = 0.0f;
+      sum += yr[s];
     }
     if (log_output) {
       const float lse = m + static_cast<float>(std::log(sum));

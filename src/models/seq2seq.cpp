@@ -17,8 +17,12 @@ void Seq2SeqConfig::validate() const {
   positive("embedding", embedding);
   positive("hidden", hidden);
   positive("attention_dim", attention_dim);
-  if (bidirectional && hidden % 2 != 0)
+  if (encoder_hidden < 0) throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
+  if (encoder_hidden == 0 && bidirectional && hidden % 2 != 0)
     throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
+  if ((score == ScoreKind::kDot || score == ScoreKind::kScaledDot) && memory_size() != hidden)
+    throw std::invalid_argument("model config: the " + to_string(score) + " score needs encoder outputs (" +
+                                std::to_string(memory_size()) + ") as wide as the decoder (" + std::to_string(hidden) + ")");
   if (!(dropout >= 0.0f && dropout < 1.0f))
     throw std::invalid_argument("model config: dropout must be in [0, 1), got " + std::to_string(dropout));
   if (src_vocab < 5 || tgt_vocab < 5)
@@ -28,7 +32,8 @@ void Seq2SeqConfig::validate() const {
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
   j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
-       {"hidden", c.hidden},                {"bidirectional", c.bidirectional},
+       {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
+       {"bidirectional", c.bidirectional},
        {"score", to_string(c.score)},       {"attention_dim", c.attention_dim},
        {"input_feeding", c.input_feeding},  {"dropout", c.dropout},
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
@@ -38,6 +43,7 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.cell = parse_cell(j.at("cell").get<std::string>());
   c.embedding = j.at("embedding").get<int>();
   c.hidden = j.at("hidden").get<int>();
+  c.encoder_hidden = j.value("encoder_hidden", 0);
   c.bidirectional = j.at("bidirectional").get<bool>();
   c.score = parse_score(j.at("score").get<std::string>());
   c.attention_dim = j.at("attention_dim").get<int>();
@@ -51,15 +57,15 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
 Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   config.validate();
   const int H = config.hidden, E = config.embedding;
-  const int He = config.bidirectional ? H / 2 : H;  // per encoder direction; encoder output size is H
+  const int He = config.encoder_size(), M = config.memory_size();  // per direction; encoder output size
   src_emb_ = Embedding(config.src_vocab, E, rng);
   tgt_emb_ = Embedding(config.tgt_vocab, E, rng);
   encoder_ = Rnn(config.cell, E, He, config.bidirectional, rng);
-  bridge_h_ = Linear(H, H, /*bias=*/true, rng);
-  if (config.cell == CellKind::kLstm) bridge_c_ = Linear(H, H, /*bias=*/true, rng);
+  bridge_h_ = Linear(M, H, /*bias=*/true, rng);
+  if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
-  attention_ = SoftAttention(config.score, /*query_dim=*/H, /*key_dim=*/H, config.attention_dim, rng);
-  combine_ = Linear(2 * H, H, /*bias=*/false, rng);
+  attention_ = SoftAttention(config.score, /*query_dim=*/H, /*key_dim=*/M, config.attention_dim, rng);
+  combine_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
 
@@ -102,7 +108,7 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
   Step out;
   out.state.rnn = decoder_.step(decoder_.project_input(decoder_input(prev, state, dropout_rng)), state.rnn);  // s_t
   AttentionResult a = attention_(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory);  // c_t [B,1,H], a_t [B,1,S]
-  Var context = reshape(a.context, Shape{B, H});
+  Var context = reshape(a.context, Shape{B, config_.memory_size()});
   out.weights = reshape(a.weights, Shape{B, enc.S});
   out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
   if (config_.input_feeding) out.state.feed = out.attentional;
@@ -122,7 +128,7 @@ Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) c
     std::vector<int> prev(batch.tgt_in.begin() + int64_t(t) * B, batch.tgt_in.begin() + int64_t(t + 1) * B);
     RnnState s = decoder_.step(decoder_.project_input(decoder_input(prev, state, dropout_rng)), state.rnn);
     AttentionResult a = attention_(reshape(s.h, Shape{B, 1, H}), enc.memory);
-    Var att = tanh(combine_(concat({reshape(a.context, Shape{B, H}), s.h}, 1)));
+    Var att = tanh(combine_(concat({reshape(a.context, Shape{B, config_.memory_size()}), s.h}, 1)));
     state.rnn = s;
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);

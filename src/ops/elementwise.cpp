@@ -1,7 +1,10 @@
 #include "attend/ops/elementwise.h"
 
 #include <cmath>
+#include <type_traits>
 #include <stdexcept>
+
+#include "../kernels/vec_math.h"
 
 namespace attend {
 
@@ -94,14 +97,18 @@ Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
   });
 }
 
-// y = f(x) with dy/dx expressed through x and y.
+// y = f(x) with dy/dx expressed through x and y; f is an element function or an array kernel.
 template <class F, class DF>
 Var unary(const Var& x, F f, DF dfdx) {
   Tensor y(x.shape());
   const float* px = x.value().data();
   float* py = y.data();
   const int64_t n = y.numel();
-  for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
+  if constexpr (std::is_invocable_v<F, const float*, float*, int64_t>) {
+    f(px, py, n);
+  } else {
+    for (int64_t i = 0; i < n; ++i) py[i] = f(px[i]);
+  }
   return make_result(std::move(y), needs_grad({&x}), [x, dfdx, n](Node& out) {
     const float* px = x.value().data();
     const float* py = out.value.data();
@@ -122,17 +129,17 @@ Var scale(const Var& x, float factor) {
 }
 // d tanh(x) = 1 - tanh(x)^2
 Var tanh(const Var& x) {
-  return unary(x, [](float v) { return std::tanh(v); }, [](float, float y) { return 1.0f - y * y; });
+  return unary(x, kernels::vtanh, [](float, float y) { return 1.0f - y * y; });
 }
 // d sigmoid(x) = y (1 - y)
 Var sigmoid(const Var& x) {
-  return unary(x, [](float v) { return 1.0f / (1.0f + std::exp(-v)); }, [](float, float y) { return y * (1.0f - y); });
+  return unary(x, kernels::vsigmoid, [](float, float y) { return y * (1.0f - y); });
 }
 Var relu(const Var& x) {
   return unary(x, [](float v) { return v > 0.0f ? v : 0.0f; }, [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; });
 }
 Var exp(const Var& x) {
-  return unary(x, [](float v) { return std::exp(v); }, [](float, float y) { return y; });
+  return unary(x, kernels::vexp, [](float, float y) { return y; });
 }
 Var log(const Var& x) {
   return unary(x, [](float v) { return std::log(v); }, [](float v, float) { return 1.0f / v; });

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "../kernels/activations.h"
+#include "../kernels/vec_math.h"
 #include "../kernels/blas.h"
 
 namespace attend {
@@ -64,12 +64,14 @@ Var gru_cell(const Var& gi, const Var& h, const Var& w_hh, const Var& b_hh, cons
       std::copy(hp, hp + H, y);
       continue;
     }
+    // r, z = σ(gi + gh) over the first 2H gates at once; n = tanh(gi_n + r ⊙ gh_n)
+    for (int k = 0; k < 2 * H; ++k) s[k] = x[k] + g[k];
+    kernels::vsigmoid(s, s, 2 * H);
+    for (int k = 0; k < H; ++k) s[2 * H + k] = x[2 * H + k] + s[k] * g[2 * H + k];
+    kernels::vtanh(s + 2 * H, s + 2 * H, H);
     for (int k = 0; k < H; ++k) {
-      const float r = kernels::sigmoidf(x[k] + g[k]);
-      const float z = kernels::sigmoidf(x[H + k] + g[H + k]);
-      const float n = kernels::tanhf(x[2 * H + k] + r * g[2 * H + k]);
-      s[k] = r, s[H + k] = z, s[2 * H + k] = n, s[3 * H + k] = g[2 * H + k];
-      y[k] = (1.0f - z) * n + z * hp[k];
+      s[3 * H + k] = g[2 * H + k];
+      y[k] = (1.0f - s[H + k]) * s[2 * H + k] + s[H + k] * hp[k];
     }
   }
   return make_result(std::move(out), needs_grad({&gi, &h, &w_hh, &b_hh}),
@@ -114,6 +116,7 @@ Var lstm_cell(const Var& gi, const Var& h, const Var& c, const Var& w_hh, const 
   check_same_shape(h.shape(), c.shape(), "lstm_cell: c");
   const int B = h.size(0), H = h.size(1);
   Tensor gates = recurrent_projection(h, w_hh, b_hh);  // becomes the activated gates i, f, g, o
+  Tensor tanh_c(Shape{B, H});                           // tanh(c'), kept for backward
   Tensor out(Shape{2, B, H});
   float* ho = out.data();
   float* co = out.data() + int64_t(B) * H;
@@ -127,22 +130,20 @@ Var lstm_cell(const Var& gi, const Var& h, const Var& c, const Var& w_hh, const 
       std::copy(cp, cp + H, co + int64_t(b) * H);
       continue;
     }
-    for (int k = 0; k < H; ++k) {
-      const float i = kernels::sigmoidf(x[k] + g[k]);
-      const float f = kernels::sigmoidf(x[H + k] + g[H + k]);
-      const float gg = kernels::tanhf(x[2 * H + k] + g[2 * H + k]);
-      const float o = kernels::sigmoidf(x[3 * H + k] + g[3 * H + k]);
-      g[k] = i, g[H + k] = f, g[2 * H + k] = gg, g[3 * H + k] = o;
-      const float cn = f * cp[k] + i * gg;
-      co[int64_t(b) * H + k] = cn;
-      ho[int64_t(b) * H + k] = o * kernels::tanhf(cn);
-    }
+    for (int k = 0; k < 4 * H; ++k) g[k] += x[k];
+    kernels::vsigmoid(g, g, 2 * H);                  // i, f
+    kernels::vtanh(g + 2 * H, g + 2 * H, H);         // g
+    kernels::vsigmoid(g + 3 * H, g + 3 * H, H);      // o
+    float* cn = co + int64_t(b) * H;
+    float* tc = tanh_c.data() + int64_t(b) * H;
+    for (int k = 0; k < H; ++k) cn[k] = g[H + k] * cp[k] + g[k] * g[2 * H + k];  // c' = f c + i g
+    kernels::vtanh(cn, tc, H);
+    for (int k = 0; k < H; ++k) ho[int64_t(b) * H + k] = g[3 * H + k] * tc[k];     // h' = o tanh(c')
   }
   return make_result(std::move(out), needs_grad({&gi, &h, &c, &w_hh, &b_hh}),
-                     [gi, h, c, w_hh, b_hh, valid, gates, B, H](Node& node) {
+                     [gi, h, c, w_hh, b_hh, valid, gates, tanh_c, B, H](Node& node) {
                        const float* dho = node.grad.data();
                        const float* dco = node.grad.data() + int64_t(B) * H;
-                       const float* cn_all = node.value.data() + int64_t(B) * H;
                        Tensor dgates(Shape{B, 4 * H});
                        float* dgi = gi.requires_grad() ? gi.grad_ref().data() : nullptr;
                        float* dh = h.requires_grad() ? h.grad_ref().data() : nullptr;
@@ -160,7 +161,7 @@ Var lstm_cell(const Var& gi, const Var& h, const Var& c, const Var& w_hh, const 
                          float* dg = dgates.data() + 4 * r;
                          for (int k = 0; k < H; ++k) {
                            const float i = g[k], f = g[H + k], gg = g[2 * H + k], o = g[3 * H + k];
-                           const float tc = kernels::tanhf(cn_all[r + k]);
+                           const float tc = tanh_c.data()[r + k];
                            // forward: h' = o tanh(c');  c' = f c + i g
                            const float dct = dco[r + k] + dho[r + k] * o * (1.0f - tc * tc);
                            dg[k] = dct * gg * i * (1.0f - i);

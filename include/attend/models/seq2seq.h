@@ -4,6 +4,7 @@
 // hidden states h_1..h_S. The decoder starts from the encoder's last state through a learned
 // bridge, s_0 = tanh(W_b [→h_S; ←h_1] + b_b). At every step t:
 //   s_t  = RNN(s_{t-1}, [emb(y_{t-1}); h̃_{t-1}])      (h̃ input feeding is optional)
+// (h_s has 2 x encoder_hidden values with a bidirectional encoder; s_t, h̃_t have `hidden`.)
 //   a_t  = softmax(score(s_t, h_1..h_S))              (the attention weights, [B,S])
 //   c_t  = Σ_s a_t[s] h_s                             (the context)
 //   h̃_t  = tanh(W_c [c_t; s_t])                       (Luong et al. 2015, eq. 5)
@@ -24,7 +25,8 @@ namespace attend {
 struct Seq2SeqConfig {
   CellKind cell = CellKind::kGru;
   int embedding = 64;
-  int hidden = 128;            // decoder state size; each encoder direction has hidden/2 when bidirectional
+  int hidden = 128;            // decoder state size
+  int encoder_hidden = 0;      // per encoder direction; 0 = hidden/2 when bidirectional, else hidden
   bool bidirectional = true;
   ScoreKind score = ScoreKind::kAdditive;
   int attention_dim = 128;     // additive score only
@@ -32,6 +34,8 @@ struct Seq2SeqConfig {
   float dropout = 0.1f;
   int src_vocab = 0, tgt_vocab = 0;
   void validate() const;       // throws std::invalid_argument naming the bad field and value
+  int encoder_size() const { return encoder_hidden > 0 ? encoder_hidden : bidirectional ? hidden / 2 : hidden; }
+  int memory_size() const { return encoder_size() * (bidirectional ? 2 : 1); }  // size of h_1..h_S
 };
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c);
 void from_json(const nlohmann::json& j, Seq2SeqConfig& c);

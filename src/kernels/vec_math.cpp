@@ -1,0 +1,142 @@
+#include "vec_math.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+
+namespace attend::kernels {
+
+namespace {
+
+// exp(x) = 2^n · exp(r), n = round(x / ln 2), r = x - n ln 2 (ln 2 split in two for accuracy),
+// exp(r) by its degree-6 Taylor polynomial on |r| <= ln(2)/2 (truncation error < 1.2e-7 relative).
+constexpr float kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f, kLog2e = 1.44269504088896341f;
+constexpr float kExpMax = 88.3762626647949f, kExpMin = -87.3365447505531f;
+constexpr float kC2 = 1.0f / 2, kC3 = 1.0f / 6, kC4 = 1.0f / 24, kC5 = 1.0f / 120, kC6 = 1.0f / 720;
+// tanh: odd Taylor series below kTanhSmall (relative error < 2e-9), else 1 - 2/(exp(2|x|)+1).
+// From |x| = 9.1, tanh(x) rounds to 1 in float.
+constexpr float kTanhOne = 9.1f;
+constexpr float kTanhSmall = 0.125f, kT3 = -1.0f / 3, kT5 = 2.0f / 15, kT7 = -17.0f / 315;
+
+float exp_scalar(float x) {
+  if (x != x) return x;
+  x = std::fmin(std::fmax(x, kExpMin), kExpMax);
+  const float n = std::nearbyint(x * kLog2e);
+  const float r = (x - n * kLn2Hi) - n * kLn2Lo;
+  const float p = 1.0f + r * (1.0f + r * (kC2 + r * (kC3 + r * (kC4 + r * (kC5 + r * kC6)))));
+  const int32_t bits = (static_cast<int32_t>(n) + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return p * scale;
+}
+
+float tanh_scalar(float x) {
+  if (x != x) return x;
+  const float a = std::fabs(x);
+  float t;
+  if (a < kTanhSmall) {
+    const float a2 = a * a;
+    t = a + a * a2 * (kT3 + a2 * (kT5 + a2 * kT7));
+  } else {
+    t = a >= kTanhOne ? 1.0f : 1.0f - 2.0f / (exp_scalar(2.0f * a) + 1.0f);
+  }
+  return std::copysign(t, x);
+}
+
+float sigmoid_scalar(float x) { return 1.0f / (1.0f + exp_scalar(-x)); }
+
+__attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
+  __m256 p = _mm256_set1_ps(kC6);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC5));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC4));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC3));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(kC2));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 tanh8(__m256 x) {
+  const __m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
+  const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+  // Large branch: 1 - 2 / (exp(2|x|) + 1), and exactly 1 from |x| = kTanhOne.
+  const __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(2.0f), _mm256_min_ps(a, _mm256_set1_ps(kTanhOne))));
+  __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  big = _mm256_blendv_ps(big, _mm256_set1_ps(1.0f), _mm256_cmp_ps(a, _mm256_set1_ps(kTanhOne), _CMP_GE_OQ));
+  // Small branch: x + x^3 (T3 + x^2 (T5 + x^2 T7)).
+  const __m256 x2 = _mm256_mul_ps(a, a);
+  __m256 q = _mm256_fmadd_ps(x2, _mm256_set1_ps(kT7), _mm256_set1_ps(kT5));
+  q = _mm256_fmadd_ps(x2, q, _mm256_set1_ps(kT3));
+  const __m256 small = _mm256_fmadd_ps(_mm256_mul_ps(a, x2), q, a);
+  const __m256 is_small = _mm256_cmp_ps(a, _mm256_set1_ps(kTanhSmall), _CMP_LT_OQ);
+  return _mm256_or_ps(_mm256_blendv_ps(big, small, is_small), sign);
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 x) {
+  const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
+  return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+// NaN inputs: min/max in exp8 would turn them into numbers; keep them NaN as libm does.
+__attribute__((target("avx2,fma"))) inline __m256 keep_nan(__m256 x, __m256 y) {
+  return _mm256_blendv_ps(y, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+}
+
+template <class V, class S>
+__attribute__((target("avx2,fma"))) void apply_avx2(const float* x, float* y, int64_t n, V vec, S scalar) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    _mm256_storeu_ps(y + i, keep_nan(v, vec(v)));
+  }
+  for (; i < n; ++i) y[i] = scalar(x[i]);
+}
+
+template <class S>
+void apply_scalar(const float* x, float* y, int64_t n, S scalar) {
+  for (int64_t i = 0; i < n; ++i) y[i] = scalar(x[i]);
+}
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+Isa g_isa = cpu_has_avx2() ? Isa::kAvx2 : Isa::kScalar;
+
+}  // namespace
+
+Isa best_isa() { return cpu_has_avx2() ? Isa::kAvx2 : Isa::kScalar; }
+Isa vec_math_isa() { return g_isa; }
+
+void set_vec_math_isa(Isa isa) {
+  if (isa == Isa::kAvx2 && !cpu_has_avx2()) throw std::invalid_argument("set_vec_math_isa: this CPU has no AVX2+FMA");
+  g_isa = isa;
+}
+
+void vexp(const float* x, float* y, int64_t n) {
+  auto s = [](float v) { return exp_scalar(v); };
+  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return exp8(v); }, s);
+  else apply_scalar(x, y, n, s);
+}
+
+void vtanh(const float* x, float* y, int64_t n) {
+  auto s = [](float v) { return tanh_scalar(v); };
+  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return tanh8(v); }, s);
+  else apply_scalar(x, y, n, s);
+}
+
+void vsigmoid(const float* x, float* y, int64_t n) {
+  auto s = [](float v) { return sigmoid_scalar(v); };
+  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return sigmoid8(v); }, s);
+  else apply_scalar(x, y, n, s);
+}
+
+}  // namespace attend::kernels

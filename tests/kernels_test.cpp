@@ -1,0 +1,74 @@
+// Vectorised math kernels against libm, for every instruction set this CPU has.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/vec_math.h"
+
+namespace attend::kernels {
+namespace {
+
+class VecMath : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == Isa::kAvx2 && best_isa() != Isa::kAvx2) GTEST_SKIP() << "no AVX2+FMA on this CPU";
+    previous_ = vec_math_isa();
+    set_vec_math_isa(GetParam());
+  }
+  void TearDown() override { set_vec_math_isa(previous_); }
+  Isa previous_ = Isa::kScalar;
+};
+
+std::vector<float> grid(float lo, float hi, int n) {
+  std::vector<float> x(n);
+  for (int i = 0; i < n; ++i) x[i] = lo + (hi - lo) * i / (n - 1);
+  return x;
+}
+
+TEST_P(VecMath, ExpWithinTwoUlp) {
+  std::vector<float> x = grid(-87.0f, 88.0f, 100003), y(x.size());  // odd length: exercises the scalar tail
+  vexp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::exp(double(x[i]));
+    ASSERT_LE(std::fabs(y[i] - want), 2.5 * want * 1.19e-7) << "exp(" << x[i] << ") = " << y[i] << ", want " << want;
+  }
+}
+
+TEST_P(VecMath, TanhAndSigmoidAccurate) {
+  std::vector<float> x = grid(-20.0f, 20.0f, 200001), y(x.size()), z(x.size());
+  for (float v : {0.0f, -0.0f, 1e-30f, -1e-7f, 0.1249f, 0.125f, 0.1251f}) x.push_back(v);
+  y.resize(x.size()), z.resize(x.size());
+  vtanh(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  vsigmoid(x.data(), z.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double t = std::tanh(double(x[i])), s = 1.0 / (1.0 + std::exp(-double(x[i])));
+    ASSERT_LE(std::fabs(y[i] - t), 3e-7 + 1e-6 * std::fabs(t)) << "tanh(" << x[i] << ") = " << y[i] << ", want " << t;
+    ASSERT_LE(std::fabs(z[i] - s), 3e-7) << "sigmoid(" << x[i] << ") = " << z[i] << ", want " << s;
+  }
+  EXPECT_TRUE(std::signbit(y[y.size() - 6])) << "tanh(-0) keeps its sign";
+}
+
+TEST_P(VecMath, SpecialValues) {
+  const float inf = INFINITY;
+  std::vector<float> x = {inf, -inf, NAN, 200.0f, -200.0f, 0.0f, 1.0f, 2.0f, 3.0f}, y(x.size());
+  vexp(x.data(), y.data(), 9);
+  EXPECT_GT(y[0], 1e38f);
+  EXPECT_LT(y[1], 1e-37f);
+  EXPECT_TRUE(std::isnan(y[2]));
+  EXPECT_EQ(y[5], 1.0f);
+  vtanh(x.data(), y.data(), 9);
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_EQ(y[1], -1.0f);
+  EXPECT_TRUE(std::isnan(y[2]));
+  vsigmoid(x.data(), y.data(), 9);
+  EXPECT_EQ(y[0], 1.0f);
+  EXPECT_LT(y[1], 1e-30f);
+  EXPECT_TRUE(std::isnan(y[2]));
+}
+
+INSTANTIATE_TEST_SUITE_P(Isas, VecMath, ::testing::Values(Isa::kScalar, Isa::kAvx2),
+                         [](const auto& info) { return info.param == Isa::kScalar ? "Scalar" : "Avx2"; });
+
+}  // namespace
+}  // namespace attend::kernels
