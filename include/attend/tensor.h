@@ -45,6 +45,8 @@ class Tensor {
   Tensor() = default;                 // undefined (no storage)
   explicit Tensor(const Shape& shape);  // zero-filled
   static Tensor zeros(const Shape& shape) { return Tensor(shape); }
+  // Uninitialised storage, for outputs that a kernel writes in full before anyone reads them.
+  static Tensor empty(const Shape& shape);
   static Tensor full(const Shape& shape, float value);
   static Tensor from(const Shape& shape, const std::vector<float>& values);
   static Tensor scalar(float value) { return full(Shape{}, value); }
@@ -70,6 +72,7 @@ class Tensor {
   std::vector<float> to_vector() const { return {data(), data() + numel()}; }
 
  private:
+  Tensor(const Shape& shape, bool zero);
   std::shared_ptr<float> storage_;
   int64_t offset_ = 0;
   Shape shape_;

@@ -30,7 +30,7 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
   for (int t = 0; t < max_steps(batch, opt) && remaining > 0; ++t) {
     Seq2Seq::Step s = model.step(prev, state, enc, nullptr);
     const int V = s.logits.size(1);
-    Tensor logp(s.logits.shape());
+    Tensor logp = Tensor::empty(s.logits.shape());
     kernels::softmax_rows(s.logits.value().data(), nullptr, B, 1, V, logp.data(), /*log_output=*/true);
     for (int b = 0; b < B; ++b) {
       if (done[b]) continue;
@@ -88,7 +88,7 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
   for (int t = 0; t < steps; ++t) {
     Seq2Seq::Step s = model.step(prev, state, big, nullptr);
     const int V = s.logits.size(1);
-    Tensor logp(s.logits.shape());
+    Tensor logp = Tensor::empty(s.logits.shape());
     kernels::softmax_rows(s.logits.value().data(), nullptr, B * K, 1, V, logp.data(), /*log_output=*/true);
     std::vector<int> parents(B * K, 0);
     bool any_open = false;

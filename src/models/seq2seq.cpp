@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "attend/ops/dropout.h"
+#include "attend/ops/embedding.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/loss.h"
 #include "attend/ops/shape.h"
@@ -69,12 +70,26 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
 
+// Input projections of embedded tokens can be computed per vocabulary entry instead of per
+// token: emb(v) W + b for all V entries, then a row lookup. Exact (the same products), and
+// cheaper whenever V is smaller than the number of tokens; only without dropout on embeddings.
+namespace {
+bool use_table(int vocab, int64_t tokens, Rng* dropout_rng) { return dropout_rng == nullptr && vocab < tokens; }
+}  // namespace
+
 Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<int>& lengths, int S,
                                  Rng* dropout_rng) const {
   const int B = static_cast<int>(lengths.size());
-  Var x = src_emb_(src);  // [S*B, E]
-  if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
-  Rnn::Output enc = encoder_.forward(x, lengths, S);  // outputs [B,S,H]
+  std::vector<Var> gi;  // per direction, [S*B, G*He]
+  if (use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {
+    for (int d = 0; d < encoder_.directions(); ++d)
+      gi.push_back(embedding(encoder_.cell(d).project_input(src_emb_.table()), src));
+  } else {
+    Var x = src_emb_(src);  // [S*B, E]
+    if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
+    for (int d = 0; d < encoder_.directions(); ++d) gi.push_back(encoder_.cell(d).project_input(x));
+  }
+  Rnn::Output enc = encoder_.forward_projected(gi, lengths, S);  // outputs [B,S,M]
   Tensor mask(Shape{B, S});
   for (int b = 0; b < B; ++b)
     for (int s = 0; s < lengths[b]; ++s) mask.data()[int64_t(b) * S + s] = 1.0f;
@@ -87,6 +102,8 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   out.bridge.h = tanh(bridge_h_(last(&RnnState::h)));  // [B,H]
   if (config_.cell == CellKind::kLstm) out.bridge.c = bridge_c_(last(&RnnState::c));
   out.memory = attention_.prepare(enc.outputs, enc.outputs, mask);
+  if (use_table(config_.tgt_vocab, int64_t(B) * (2 * S + 10), dropout_rng))  // decoding: at most 2S+10 steps
+    out.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
   return out;
 }
 
@@ -96,18 +113,28 @@ Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
   return s;
 }
 
-Var Seq2Seq::decoder_input(const std::vector<int>& prev, const DecoderState& state, Rng* dropout_rng) const {
-  Var y = tgt_emb_(prev);  // [B,E]
+Var Seq2Seq::embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const {
+  if (enc.target_gates.defined()) return embedding(enc.target_gates, ids);  // [N, G*H]
+  Var y = tgt_emb_(ids);  // [N, E]
   if (dropout_rng) y = dropout(y, config_.dropout, *dropout_rng);
-  return config_.input_feeding ? concat({y, state.feed}, 1) : y;
+  return decoder_.project_input_rows(y, 0, config_.embedding, /*with_bias=*/true);
+}
+
+RnnState Seq2Seq::decoder_step(const Var& gates_emb, const DecoderState& state) const {
+  // Input feeding: the input is [emb(y_{t-1}); h̃_{t-1}], so its gates are the embedding part
+  // plus h̃_{t-1} times the remaining rows of W_ih.
+  Var gi = config_.input_feeding
+               ? add(gates_emb, decoder_.project_input_rows(state.feed, config_.embedding, config_.hidden, false))
+               : gates_emb;
+  return decoder_.step(gi, state.rnn);  // s_t
 }
 
 Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
                             Rng* dropout_rng) const {
   const int B = enc.B, H = config_.hidden;
   Step out;
-  out.state.rnn = decoder_.step(decoder_.project_input(decoder_input(prev, state, dropout_rng)), state.rnn);  // s_t
-  AttentionResult a = attention_(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory);  // c_t [B,1,H], a_t [B,1,S]
+  out.state.rnn = decoder_step(embedding_gates(prev, enc, dropout_rng), state);
+  AttentionResult a = attention_(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory);  // c_t [B,1,M], a_t [B,1,S]
   Var context = reshape(a.context, Shape{B, config_.memory_size()});
   out.weights = reshape(a.weights, Shape{B, enc.S});
   out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
@@ -121,15 +148,21 @@ Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) c
   if (batch.T == 0) throw std::invalid_argument("Seq2Seq::loss: the batch has no targets");
   const int B = batch.B, H = config_.hidden;
   Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
+  // Teacher forcing: every step's input token is known, so the embedding part of the decoder's
+  // input gates is one product for all steps, [T, B, G*H].
+  if (use_table(config_.tgt_vocab, int64_t(batch.T) * B, dropout_rng))
+    enc.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
+  else
+    enc.target_gates = Var();
+  Var gates_all = reshape(embedding_gates(batch.tgt_in, enc, dropout_rng),
+                          Shape{batch.T, B, decoder_.gates() * H});
   DecoderState state = initial_state(enc);
   std::vector<Var> outs;
   outs.reserve(batch.T);
   for (int t = 0; t < batch.T; ++t) {
-    std::vector<int> prev(batch.tgt_in.begin() + int64_t(t) * B, batch.tgt_in.begin() + int64_t(t + 1) * B);
-    RnnState s = decoder_.step(decoder_.project_input(decoder_input(prev, state, dropout_rng)), state.rnn);
-    AttentionResult a = attention_(reshape(s.h, Shape{B, 1, H}), enc.memory);
-    Var att = tanh(combine_(concat({reshape(a.context, Shape{B, config_.memory_size()}), s.h}, 1)));
-    state.rnn = s;
+    state.rnn = decoder_step(select(gates_all, t), state);
+    AttentionResult a = attention_(reshape(state.rnn.h, Shape{B, 1, H}), enc.memory);
+    Var att = tanh(combine_(concat({reshape(a.context, Shape{B, config_.memory_size()}), state.rnn.h}, 1)));
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);
   }

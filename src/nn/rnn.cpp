@@ -33,6 +33,10 @@ RnnCell::RnnCell(CellKind kind, int input, int hidden, Rng& rng) : kind_(kind), 
 
 Var RnnCell::project_input(const Var& x) const { return linear(x, w_ih_, b_ih_); }
 
+Var RnnCell::project_input_rows(const Var& x, int64_t first, int64_t rows, bool with_bias) const {
+  return linear(x, narrow(w_ih_, first, rows), with_bias ? b_ih_ : Var());
+}
+
 RnnState RnnCell::step(const Var& gi, const RnnState& state, const Tensor& valid) const {
   if (kind_ == CellKind::kGru) return {gru_cell(gi, state.h, w_hh_, b_hh_, valid), Var()};
   Var hc = lstm_cell(gi, state.h, state.c, w_hh_, b_hh_, valid);
@@ -58,10 +62,23 @@ Rnn::Rnn(CellKind kind, int input, int hidden, bool bidirectional, Rng& rng)
 }
 
 Rnn::Output Rnn::forward(const Var& x_tm, const std::vector<int>& lengths, int S) const {
+  std::vector<Var> gi = {fwd_.project_input(x_tm)};  // one GEMM for all steps
+  if (bidirectional_) gi.push_back(bwd_.project_input(x_tm));
+  return forward_projected(gi, lengths, S);
+}
+
+Rnn::Output Rnn::forward_projected(const std::vector<Var>& gi_tm, const std::vector<int>& lengths, int S) const {
   const int B = static_cast<int>(lengths.size());
-  if (x_tm.ndim() != 2 || x_tm.size(0) != int64_t(S) * B) {
-    throw std::invalid_argument("Rnn::forward: input " + x_tm.shape().str() + " is not [S*B, In] for S=" +
-                                std::to_string(S) + ", B=" + std::to_string(B));
+  if (static_cast<int>(gi_tm.size()) != directions()) {
+    throw std::invalid_argument("Rnn::forward: " + std::to_string(gi_tm.size()) + " projected inputs for " +
+                                std::to_string(directions()) + " directions");
+  }
+  for (int d = 0; d < directions(); ++d) {
+    const int GH = cell(d).gates() * cell(d).hidden();
+    if (gi_tm[d].ndim() != 2 || gi_tm[d].size(0) != int64_t(S) * B || gi_tm[d].size(1) != GH) {
+      throw std::invalid_argument("Rnn::forward: projected input " + gi_tm[d].shape().str() + " is not [S*B, " +
+                                  std::to_string(GH) + "] for S=" + std::to_string(S) + ", B=" + std::to_string(B));
+    }
   }
   for (int len : lengths)
     if (len < 1 || len > S) throw std::invalid_argument("Rnn::forward: length " + std::to_string(len) + " outside [1, " + std::to_string(S) + "]");
@@ -71,23 +88,24 @@ Rnn::Output Rnn::forward(const Var& x_tm, const std::vector<int>& lengths, int S
     valid[t] = Tensor(Shape{B});
     for (int b = 0; b < B; ++b) valid[t].data()[b] = t < lengths[b] ? 1.0f : 0.0f;
   }
-  auto run = [&](const RnnCell& cell, bool reverse, RnnState& last) {
-    const int GH = cell.gates() * cell.hidden();
-    Var gi_all = reshape(cell.project_input(x_tm), Shape{S, B, GH});  // one GEMM for all steps
+  auto run = [&](int d, RnnState& last) {
+    const RnnCell& c = cell(d);
+    const bool reverse = d == 1;
+    Var gi_all = reshape(gi_tm[d], Shape{S, B, c.gates() * c.hidden()});
     std::vector<Var> outs(S);
-    RnnState state = cell.zero_state(B);
+    RnnState state = c.zero_state(B);
     for (int i = 0; i < S; ++i) {
       const int t = reverse ? S - 1 - i : i;
-      state = cell.step(select(gi_all, t), state, valid[t]);
+      state = c.step(select(gi_all, t), state, valid[t]);
       outs[t] = state.h;
     }
     last = state;
     return stack(outs, 1);  // [B, S, H]
   };
   Output out;
-  out.last.resize(bidirectional_ ? 2 : 1);
-  Var f = run(fwd_, false, out.last[0]);
-  out.outputs = bidirectional_ ? concat({f, run(bwd_, true, out.last[1])}, 2) : f;
+  out.last.resize(directions());
+  Var f = run(0, out.last[0]);
+  out.outputs = bidirectional_ ? concat({f, run(1, out.last[1])}, 2) : f;
   return out;
 }
 

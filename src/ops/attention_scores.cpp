@@ -14,8 +14,8 @@ Var additive_scores(const Var& qp, const Var& kp, const Var& v) {
   }
   const int64_t B = qp.size(0), T = qp.size(1), S = kp.size(1), A = qp.size(2);
   const bool record = needs_grad({&qp, &kp, &v});
-  Tensor scores(Shape{B, T, S});
-  Tensor th = record ? Tensor(Shape{B, T, S, A}) : Tensor();  // saved tanh, only when training
+  Tensor scores = Tensor::empty(Shape{B, T, S});
+  Tensor th = record ? Tensor::empty(Shape{B, T, S, A}) : Tensor();  // saved tanh, only when training
   kernels::additive_scores_forward(qp.value().data(), kp.value().data(), v.value().data(), B, T, S, A, scores.data(),
                                    record ? th.data() : nullptr);
   return make_result(std::move(scores), record, [qp, kp, v, th, B, T, S, A](Node& out) {

@@ -9,8 +9,8 @@ Var dropout(const Var& x, float p, Rng& rng) {
   if (p == 0.0f) return x;
   const int64_t n = x.value().numel();
   const float keep = 1.0f / (1.0f - p);
-  Tensor m(x.shape());  // the scaled mask: 0 or 1/(1-p)
-  Tensor y(x.shape());
+  Tensor m = Tensor::empty(x.shape());  // the scaled mask: 0 or 1/(1-p)
+  Tensor y = Tensor::empty(x.shape());
   const float* px = x.value().data();
   for (int64_t i = 0; i < n; ++i) {
     m.data()[i] = rng.uniform() < p ? 0.0f : keep;

@@ -62,11 +62,18 @@ enum class BinOp { kAdd, kSub, kMul };
 Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
   const Shape out_shape = broadcast_shape(a.shape(), b.shape(), name);
   const Broadcast bc(a.shape(), b.shape(), out_shape);
-  Tensor y(out_shape);
+  Tensor y = Tensor::empty(out_shape);
   const float* pa = a.value().data();
   const float* pb = b.value().data();
   float* py = y.data();
-  switch (op) {
+  if (bc.same) {  // the common case: plain arrays
+    const int64_t n = y.numel();
+    switch (op) {
+      case BinOp::kAdd: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] + pb[i]; break;
+      case BinOp::kSub: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] - pb[i]; break;
+      case BinOp::kMul: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] * pb[i]; break;
+    }
+  } else switch (op) {
     case BinOp::kAdd: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] + pb[j]; }); break;
     case BinOp::kSub: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] - pb[j]; }); break;
     case BinOp::kMul: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] * pb[j]; }); break;
@@ -100,7 +107,7 @@ Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
 // y = f(x) with dy/dx expressed through x and y; f is an element function or an array kernel.
 template <class F, class DF>
 Var unary(const Var& x, F f, DF dfdx) {
-  Tensor y(x.shape());
+  Tensor y = Tensor::empty(x.shape());
   const float* px = x.value().data();
   float* py = y.data();
   const int64_t n = y.numel();

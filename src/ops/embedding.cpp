@@ -8,7 +8,7 @@ namespace attend {
 Var embedding(const Var& table, const std::vector<int>& ids) {
   if (table.ndim() != 2) throw std::invalid_argument("embedding: table must be [V,E], got " + table.shape().str());
   const int64_t V = table.size(0), E = table.size(1), N = static_cast<int64_t>(ids.size());
-  Tensor y(Shape{N, E});
+  Tensor y = Tensor::empty(Shape{N, E});
   for (int64_t n = 0; n < N; ++n) {
     if (ids[n] < 0 || ids[n] >= V) {
       throw std::invalid_argument("embedding: id " + std::to_string(ids[n]) + " at position " + std::to_string(n) +

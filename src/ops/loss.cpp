@@ -18,7 +18,7 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
   }
   const int64_t N = logits.size(0), V = logits.size(1);
   const float eps = opt.label_smoothing;
-  Tensor logp(logits.shape());  // saved for backward
+  Tensor logp = Tensor::empty(logits.shape());  // saved for backward
   kernels::softmax_rows(logits.value().data(), nullptr, N, 1, V, logp.data(), /*log_output=*/true);
   double total = 0.0;
   int64_t count = 0;

@@ -34,7 +34,7 @@ Var matmul(const Var& a, const Var& b, bool ta, bool tb) {
     throw std::invalid_argument("matmul: inner dimensions differ: " + a.shape().str() + (ta ? "^T" : "") + " x " +
                                 b.shape().str() + (tb ? "^T" : ""));
   }
-  Tensor c(Shape{M, N});
+  Tensor c = Tensor::empty(Shape{M, N});
   kernels::gemm(ta, tb, M, N, K, 1.0f, a.value().data(), ta ? M : K, b.value().data(), tb ? K : N, 0.0f, c.data(), N);
   return make_result(std::move(c), needs_grad({&a, &b}), [a, b, ta, tb, M, N, K](Node& out) {
     matmul_backward(ta, tb, M, N, K, a.value().data(), b.value().data(), out.grad.data(),
@@ -55,7 +55,7 @@ Var bmm(const Var& a, const Var& b, bool ta, bool tb) {
     throw std::invalid_argument("bmm: inner dimensions differ: " + a.shape().str() + (ta ? "^T" : "") + " x " +
                                 b.shape().str() + (tb ? "^T" : ""));
   }
-  Tensor c(Shape{Bn, M, N});
+  Tensor c = Tensor::empty(Shape{Bn, M, N});
   const float* A = a.value().data();
   const float* Bp = b.value().data();
   for (int i = 0; i < Bn; ++i) {
@@ -85,7 +85,7 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   const int N = x.value().numel() / In;
   std::vector<int64_t> dims = x.shape().vec();
   dims.back() = Out;
-  Tensor y{Shape(dims)};
+  Tensor y = Tensor::empty(Shape(dims));
   // y = x W (+ b broadcast over rows)
   if (bias.defined()) {
     const float* b = bias.value().data();

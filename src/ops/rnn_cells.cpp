@@ -27,7 +27,7 @@ void check_cell(const char* op, const Var& gi, const Var& h, const Var& w_hh, co
 // gh = h W_hh + b_hh : [B, G*H]
 Tensor recurrent_projection(const Var& h, const Var& w_hh, const Var& b_hh) {
   const int B = h.size(0), H = h.size(1), GH = w_hh.size(1);
-  Tensor gh(Shape{B, GH});
+  Tensor gh = Tensor::empty(Shape{B, GH});
   for (int b = 0; b < B; ++b) std::copy(b_hh.value().data(), b_hh.value().data() + GH, gh.data() + int64_t(b) * GH);
   kernels::gemm(false, false, B, GH, H, 1.0f, h.value().data(), H, w_hh.value().data(), GH, 1.0f, gh.data(), GH);
   return gh;
@@ -53,7 +53,7 @@ Var gru_cell(const Var& gi, const Var& h, const Var& w_hh, const Var& b_hh, cons
   const int B = h.size(0), H = h.size(1);
   Tensor gh = recurrent_projection(h, w_hh, b_hh);
   Tensor saved(Shape{B, 4 * H});  // r, z, n, gh_n per row
-  Tensor out(Shape{B, H});
+  Tensor out = Tensor::empty(Shape{B, H});
   for (int b = 0; b < B; ++b) {
     const float* x = gi.value().data() + int64_t(b) * 3 * H;
     const float* g = gh.data() + int64_t(b) * 3 * H;
@@ -116,8 +116,8 @@ Var lstm_cell(const Var& gi, const Var& h, const Var& c, const Var& w_hh, const 
   check_same_shape(h.shape(), c.shape(), "lstm_cell: c");
   const int B = h.size(0), H = h.size(1);
   Tensor gates = recurrent_projection(h, w_hh, b_hh);  // becomes the activated gates i, f, g, o
-  Tensor tanh_c(Shape{B, H});                           // tanh(c'), kept for backward
-  Tensor out(Shape{2, B, H});
+  Tensor tanh_c = Tensor::empty(Shape{B, H});                           // tanh(c'), kept for backward
+  Tensor out = Tensor::empty(Shape{2, B, H});
   float* ho = out.data();
   float* co = out.data() + int64_t(B) * H;
   for (int b = 0; b < B; ++b) {

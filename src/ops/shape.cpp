@@ -39,7 +39,7 @@ Var concat(const std::vector<Var>& xs, int dim) {
     if (!ok) throw std::invalid_argument("concat: " + x.shape().str() + " does not fit " + s0.str() + " along dim " + std::to_string(dim));
     dims[dim] += x.size(dim);
   }
-  Tensor y{Shape(dims)};
+  Tensor y = Tensor::empty(Shape(dims));
   const Split so(y.shape(), dim);
   int64_t offset = 0;
   bool record = false;
@@ -77,7 +77,7 @@ Var slice(const Var& x, int dim, int64_t start, int64_t length) {
   }
   std::vector<int64_t> dims = x.shape().vec();
   dims[dim] = length;
-  Tensor y{Shape(dims)};
+  Tensor y = Tensor::empty(Shape(dims));
   const Split si(x.shape(), dim);
   const int64_t block = length * si.inner;
   for (int64_t o = 0; o < si.outer; ++o)
@@ -123,12 +123,23 @@ Var select(const Var& x, int64_t i) {
   });
 }
 
+Var narrow(const Var& x, int64_t start, int64_t length) {
+  Tensor y = x.value().narrow(start, length);  // throws when out of range
+  const int64_t offset = x.value().numel() ? start * (x.value().numel() / x.size(0)) : 0;
+  return make_result(std::move(y), needs_grad({&x}), [x, offset](Node& out) {
+    const int64_t n = out.grad.numel();
+    float* dx = x.grad_ref().data() + offset;
+    const float* dy = out.grad.data();
+    for (int64_t k = 0; k < n; ++k) dx[k] += dy[k];
+  });
+}
+
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index) {
   std::vector<int64_t> dims = x.shape().vec();
   const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);
   const int64_t n = dims[0];
   dims[0] = static_cast<int64_t>(index.size());
-  Tensor y{Shape(dims)};
+  Tensor y = Tensor::empty(Shape(dims));
   for (size_t j = 0; j < index.size(); ++j) {
     if (index[j] < 0 || index[j] >= n) {
       throw std::invalid_argument("gather_rows: index " + std::to_string(index[j]) + " out of range for " + x.shape().str());

@@ -23,7 +23,7 @@ Var softmax_impl(const Var& x, const Tensor& mask, bool log_output) {
   const char* name = log_output ? "log_softmax" : "softmax";
   const int64_t rpm = check_mask(x.shape(), mask, name);
   const int64_t S = x.size(-1), rows = x.value().numel() / std::max<int64_t>(S, 1);
-  Tensor y(x.shape());
+  Tensor y = Tensor::empty(x.shape());
   kernels::softmax_rows(x.value().data(), mask.defined() ? mask.data() : nullptr, rows, rpm, S, y.data(), log_output);
   return make_result(std::move(y), needs_grad({&x}), [x, rows, S, log_output](Node& out) {
     const float* y = out.value.data();

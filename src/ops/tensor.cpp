@@ -52,18 +52,20 @@ bool Shape::operator==(const Shape& o) const {
 }
 
 namespace {
-std::shared_ptr<float> allocate(int64_t n) {
+std::shared_ptr<float> allocate(int64_t n, bool zero) {
   constexpr size_t kAlign = 64;
   size_t bytes = std::max<size_t>(static_cast<size_t>(n) * sizeof(float), kAlign);
   bytes = (bytes + kAlign - 1) / kAlign * kAlign;
   void* p = std::aligned_alloc(kAlign, bytes);
   if (!p) throw std::runtime_error("Tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, bytes);
+  if (zero) std::memset(p, 0, bytes);
   return std::shared_ptr<float>(static_cast<float*>(p), [](float* q) { std::free(q); });
 }
 }  // namespace
 
-Tensor::Tensor(const Shape& shape) : storage_(allocate(shape.numel())), shape_(shape) {}
+Tensor::Tensor(const Shape& shape) : Tensor(shape, /*zero=*/true) {}
+Tensor::Tensor(const Shape& shape, bool zero) : storage_(allocate(shape.numel(), zero)), shape_(shape) {}
+Tensor Tensor::empty(const Shape& shape) { return Tensor(shape, /*zero=*/false); }
 
 Tensor Tensor::full(const Shape& shape, float value) {
   Tensor t(shape);
@@ -77,7 +79,7 @@ Tensor Tensor::from(const Shape& shape, const std::vector<float>& values) {
                                 std::to_string(shape.numel()) + " values, got " +
                                 std::to_string(values.size()));
   }
-  Tensor t(shape);
+  Tensor t = empty(shape);
   std::copy(values.begin(), values.end(), t.data());
   return t;
 }
@@ -111,7 +113,7 @@ Tensor Tensor::narrow(int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::clone() const {
-  Tensor t(shape_);
+  Tensor t = empty(shape_);
   if (numel()) std::memcpy(t.data(), data(), sizeof(float) * numel());
   return t;
 }

@@ -45,6 +45,7 @@ class Seq2Seq : public Module {
   struct Encoded {
     SoftAttention::Memory memory;  // keys/values [B,S,Henc], mask [B,S]
     RnnState bridge;               // the decoder's initial state
+    Var target_gates;              // inference: emb(v) W_ih[:E] + b_ih for every target token v, [V, G*H]
     int B = 0, S = 0;
   };
   struct DecoderState {
@@ -73,7 +74,10 @@ class Seq2Seq : public Module {
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
  private:
-  Var decoder_input(const std::vector<int>& prev, const DecoderState& state, Rng* dropout_rng) const;
+  // The decoder's input gates for tokens `ids` from their embeddings: emb W_ih[:E] + b_ih.
+  Var embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const;
+  // One decoder step from the embedding part of its gates.
+  RnnState decoder_step(const Var& gates_emb, const DecoderState& state) const;
   Seq2SeqConfig config_;
   Embedding src_emb_, tgt_emb_;
   Rnn encoder_;

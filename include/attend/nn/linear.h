@@ -28,6 +28,7 @@ class Embedding : public Module {
   Var operator()(const std::vector<int>& ids) const;  // N ids -> [N, E]
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   int dim() const { return static_cast<int>(table_.size(1)); }
+  const Var& table() const { return table_; }
 
  private:
   Var table_;

@@ -26,6 +26,9 @@ class RnnCell : public Module {
   RnnCell(CellKind kind, int input, int hidden, Rng& rng);
   // x [N, In] -> gi [N, G*H]: the input half of the gates, for many steps at once.
   Var project_input(const Var& x) const;
+  // The same for a block of the input features: x [N, rows] times rows [first, first+rows) of
+  // w_ih, plus b_ih when with_bias. Summing the blocks' results gives project_input.
+  Var project_input_rows(const Var& x, int64_t first, int64_t rows, bool with_bias) const;
   // One step from precomputed gi [B, G*H]; rows with valid[b] == 0 keep their state.
   RnnState step(const Var& gi, const RnnState& state, const Tensor& valid = Tensor()) const;
   RnnState zero_state(int batch) const;
@@ -53,6 +56,10 @@ class Rnn : public Module {
   Rnn(CellKind kind, int input, int hidden, bool bidirectional, Rng& rng);
   // x_tm [S*B, In] in time-major order (row t*B + b is token t of sequence b); lengths[b] >= 1.
   Output forward(const Var& x_tm, const std::vector<int>& lengths, int S) const;
+  // The same from inputs already projected by each direction's cell: gi_tm[d] [S*B, G*H].
+  Output forward_projected(const std::vector<Var>& gi_tm, const std::vector<int>& lengths, int S) const;
+  int directions() const { return bidirectional_ ? 2 : 1; }
+  const RnnCell& cell(int direction) const { return direction == 0 ? fwd_ : bwd_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   int output_dim() const { return fwd_.hidden() * (bidirectional_ ? 2 : 1); }
 

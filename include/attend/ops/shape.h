@@ -17,6 +17,8 @@ Var slice(const Var& x, int dim, int64_t start, int64_t length);
 Var stack(const std::vector<Var>& xs, int dim);
 // x[i] for x [N, ...] -> [...]; a view (no copy). Backward adds into the i-th block of dx.
 Var select(const Var& x, int64_t i);
+// x[start:start+length] along dim 0 -> [length, ...]; a view (no copy), e.g. a block of weight rows.
+Var narrow(const Var& x, int64_t start, int64_t length);
 
 // Rows of a tensor picked by index along dim 0 (no gradient): out[j] = x[index[j]].
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index);
