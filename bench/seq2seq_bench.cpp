@@ -112,8 +112,16 @@ void bench_greedy(int B, double min_seconds) {
 }
 }  // namespace
 
+// Usage: seq2seq_bench [seconds per measurement] [train|greedy BATCH]  (default: the whole sweep)
 int main(int argc, char** argv) {
   const double min_seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
+  if (argc > 3) {
+    const std::string task = argv[2];
+    const int B = std::atoi(argv[3]);
+    if (task == "train") bench_train(B, min_seconds);
+    else bench_greedy(B, min_seconds);
+    return 0;
+  }
   kernels::set_blas_threads(1);
   Rng rng(0);
   Seq2Seq probe(bench_config(), rng);

@@ -26,7 +26,7 @@ void Tape::backward(Var& root) {
   root.grad_ref().data()[0] += 1.0f;
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
     Node& n = **it;
-    if (n.grad.defined() && n.backward) n.backward(n);
+    if (n.backward && n.grad.defined()) n.backward(n);
   }
 }
 

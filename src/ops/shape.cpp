@@ -6,13 +6,20 @@
 
 namespace attend {
 
+// View ops (reshape, select, narrow) give their result a gradient that IS a view of the
+// input's gradient: backward contributions land in the input's gradient directly, with no
+// gradient tensor of their own and no copy. They record no backward function.
+namespace {
+Var view_result(const Var& x, Tensor value, const std::function<Tensor(Tensor&)>& grad_view) {
+  const bool record = needs_grad({&x});
+  Var out = make_result(std::move(value), record, nullptr);
+  if (record) out.node()->grad = grad_view(x.grad_ref());
+  return out;
+}
+}  // namespace
+
 Var reshape(const Var& x, const Shape& shape) {
-  Tensor y = x.value().view(shape);  // throws on element-count mismatch
-  return make_result(std::move(y), needs_grad({&x}), [x](Node& out) {
-    float* dx = x.grad_ref().data();
-    const float* dy = out.grad.data();
-    for (int64_t i = 0, n = out.grad.numel(); i < n; ++i) dx[i] += dy[i];
-  });
+  return view_result(x, x.value().view(shape), [&](Tensor& g) { return g.view(shape); });  // throws on mismatch
 }
 
 namespace {
@@ -114,24 +121,12 @@ Var select(const Var& x, int64_t i) {
   }
   std::vector<int64_t> dims = x.shape().vec();
   dims.erase(dims.begin());
-  Tensor y = x.value().narrow(i, 1).view(Shape(dims));
-  return make_result(std::move(y), needs_grad({&x}), [x, i](Node& out) {
-    const int64_t n = out.grad.numel();
-    float* dx = x.grad_ref().data() + i * n;
-    const float* dy = out.grad.data();
-    for (int64_t k = 0; k < n; ++k) dx[k] += dy[k];
-  });
+  const Shape shape(dims);
+  return view_result(x, x.value().narrow(i, 1).view(shape), [&](Tensor& g) { return g.narrow(i, 1).view(shape); });
 }
 
 Var narrow(const Var& x, int64_t start, int64_t length) {
-  Tensor y = x.value().narrow(start, length);  // throws when out of range
-  const int64_t offset = x.value().numel() ? start * (x.value().numel() / x.size(0)) : 0;
-  return make_result(std::move(y), needs_grad({&x}), [x, offset](Node& out) {
-    const int64_t n = out.grad.numel();
-    float* dx = x.grad_ref().data() + offset;
-    const float* dy = out.grad.data();
-    for (int64_t k = 0; k < n; ++k) dx[k] += dy[k];
-  });
+  return view_result(x, x.value().narrow(start, length), [&](Tensor& g) { return g.narrow(start, length); });
 }
 
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index) {

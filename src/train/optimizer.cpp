@@ -27,19 +27,20 @@ float Adam::step(float lr) {
   const float bc1 = 1.0f - std::pow(opt_.beta1, static_cast<float>(t_));
   const float bc2 = 1.0f - std::pow(opt_.beta2, static_cast<float>(t_));
   const float step_size = lr / bc1;
+  const float b1 = opt_.beta1, b2 = opt_.beta2, eps = opt_.eps, decay = lr * opt_.weight_decay;
+  const float inv_bc2 = 1.0f / bc2;
   for (size_t k = 0; k < params_.size(); ++k) {
     Var w = params_[k].var;
     if (!w.grad().defined()) continue;
-    float* p = w.value().data();
-    const float* g = w.grad().data();
-    float* m = m_[k].data();
-    float* v = v_[k].data();
+    float* __restrict p = w.value().data();
+    const float* __restrict g = w.grad().data();
+    float* __restrict m = m_[k].data();
+    float* __restrict v = v_[k].data();
     for (int64_t i = 0, n = w.value().numel(); i < n; ++i) {
       const float gi = g[i] * clip;
-      m[i] = opt_.beta1 * m[i] + (1.0f - opt_.beta1) * gi;
-      v[i] = opt_.beta2 * v[i] + (1.0f - opt_.beta2) * gi * gi;
-      if (opt_.weight_decay > 0.0f) p[i] -= lr * opt_.weight_decay * p[i];
-      p[i] -= step_size * m[i] / (std::sqrt(v[i] / bc2) + opt_.eps);
+      m[i] = b1 * m[i] + (1.0f - b1) * gi;
+      v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+      p[i] -= decay * p[i] + step_size * m[i] / (std::sqrt(v[i] * inv_bc2) + eps);
     }
   }
   return norm;

@@ -98,7 +98,8 @@ class NoGradScope {
 // For op authors: true when an op whose inputs are `inputs` must record a backward.
 bool needs_grad(std::initializer_list<const Var*> inputs);
 // For op authors: wraps `value` as the op's result. When `record` is true the node gets
-// `backward` and is put on the current tape.
+// `backward` and is put on the current tape. A view op passes no backward and instead makes
+// the result's grad a view of its input's grad (see ops/shape.cpp).
 Var make_result(Tensor value, bool record, std::function<void(Node&)> backward);
 
 }  // namespace attend
