@@ -5,12 +5,13 @@ WERROR  ?= 0
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: demo test build deps deps-test configure install clean help
+.PHONY: demo test bench build deps deps-test configure install clean help
 
 help:
 	@echo "make demo   install what is missing, build, train the dates model into runs/dates"
 	@echo "make test   install what is missing, build, run every test"
 	@echo "make build  build the library, the attend CLI and the tests"
+	@echo "make bench  build and run the benchmarks (attend beside PyTorch)"
 
 deps:
 	@scripts/install-deps.sh build
@@ -36,6 +37,12 @@ demo: deps
 test: deps-test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_TESTS=ON"
 	cd $(BUILD) && OMP_WAIT_POLICY=PASSIVE ctest --output-on-failure -j $(JOBS)
+
+# Speed, side by side with PyTorch (docs/benchmarks.md).
+bench: deps-test
+	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_BENCH=ON"
+	$(BUILD)/bench/gemm_blocking
+	$(PYTHON) bench/seq2seq.py --attend $(BUILD)/bench/seq2seq_bench
 
 install: build
 	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)

@@ -4,7 +4,9 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/blas.h"
 #include "kernels/vec_math.h"
+#include "attend/random.h"
 
 namespace attend::kernels {
 namespace {
@@ -65,6 +67,34 @@ TEST_P(VecMath, SpecialValues) {
   EXPECT_EQ(y[0], 1.0f);
   EXPECT_LT(y[1], 1e-30f);
   EXPECT_TRUE(std::isnan(y[2]));
+}
+
+// Every gemm path (column blocks, matrix-vector, plain) against a double-precision loop.
+TEST(Gemm, EveryPathMatchesAReferenceProduct) {
+  Rng rng(5);
+  for (GemmPath path : {GemmPath::kPlain, GemmPath::kSmallKernels})
+    for (int M : {1, 3, 8, 40})
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          const int N = 700, K = 300;
+          std::vector<float> a(M * K), b(K * N), c(M * N);
+          for (auto& v : a) v = rng.normal();
+          for (auto& v : b) v = rng.normal();
+          for (auto& v : c) v = rng.normal();
+          std::vector<float> want = c;
+          for (int i = 0; i < M; ++i)
+            for (int j = 0; j < N; ++j) {
+              double acc = 0.0;
+              for (int k = 0; k < K; ++k) acc += double(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
+              want[i * N + j] = static_cast<float>(0.5 * acc + 2.0 * c[i * N + j]);
+            }
+          set_gemm_path(path);
+          gemm(ta, tb, M, N, K, 0.5f, a.data(), ta ? M : K, b.data(), tb ? K : N, 2.0f, c.data(), N);
+          set_gemm_path(GemmPath::kAuto);
+          double worst = 0.0;
+          for (int i = 0; i < M * N; ++i) worst = std::max(worst, std::fabs(double(c[i]) - want[i]));
+          EXPECT_LT(worst, 1e-3) << "path " << int(path) << " M=" << M << " ta=" << ta << " tb=" << tb;
+        }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, VecMath, ::testing::Values(Isa::kScalar, Isa::kAvx2),

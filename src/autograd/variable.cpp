@@ -1,16 +1,21 @@
 #include "attend/autograd/variable.h"
 
+#include <algorithm>
 #include <stdexcept>
+
+#include "../kernels/blas.h"
 
 namespace attend {
 
 namespace {
 thread_local Tape* g_current_tape = nullptr;
+thread_local Tape* g_running_tape = nullptr;
 }
 
 Var::Var(Tensor value, bool requires_grad) : node_(std::make_shared<Node>()) {
   node_->value = std::move(value);
   node_->requires_grad = requires_grad;
+  node_->leaf_grad = requires_grad;
 }
 
 Tape* Tape::current() { return g_current_tape; }
@@ -23,14 +28,54 @@ void Tape::backward(Var& root) {
   if (!root.requires_grad()) {
     throw std::invalid_argument("Tape::backward: root does not depend on anything that requires grad");
   }
+  struct Running {
+    Tape* previous = g_running_tape;
+    explicit Running(Tape* t) { g_running_tape = t; }
+    ~Running() { g_running_tape = previous; }
+  } running(this);
   root.grad_ref().data()[0] += 1.0f;
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
     Node& n = **it;
     if (n.backward && n.grad.defined()) n.backward(n);
   }
+  flush_deferred();
+}
+
+Tape* Tape::running() { return g_running_tape; }
+
+void Tape::defer_weight_grad(Node* w, const Tensor& x, const Tensor& dy) {
+  for (auto& d : deferred_) {
+    if (d.w == w) {
+      d.terms.emplace_back(x, dy);
+      return;
+    }
+  }
+  deferred_.push_back({w, {{x, dy}}});
+}
+
+void Tape::flush_deferred() {
+  for (auto& d : deferred_) {
+    const int64_t K = d.w->value.size(0), O = d.w->value.size(1);
+    int64_t N = 0;
+    for (const auto& [x, dy] : d.terms) N += x.numel() / K;
+    Tensor xs = Tensor::empty(Shape{N, K}), dys = Tensor::empty(Shape{N, O});
+    int64_t row = 0;
+    for (const auto& [x, dy] : d.terms) {
+      const int64_t n = x.numel() / K;
+      std::copy(x.data(), x.data() + n * K, xs.data() + row * K);
+      std::copy(dy.data(), dy.data() + n * O, dys.data() + row * O);
+      row += n;
+    }
+    // dW += X^T dY over all deferred rows at once
+    kernels::gemm(/*trans_a=*/true, /*trans_b=*/false, static_cast<int>(K), static_cast<int>(O), static_cast<int>(N),
+                  1.0f, xs.data(), static_cast<int>(K), dys.data(), static_cast<int>(O), 1.0f, d.w->grad_ref().data(),
+                  static_cast<int>(O));
+  }
+  deferred_.clear();
 }
 
 void Tape::clear() {
+  deferred_.clear();
   // Newest first: a node's inputs are older, so each release frees one node without recursion.
   while (!nodes_.empty()) {
     nodes_.back()->backward = nullptr;

@@ -2,14 +2,74 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+#include <cstring>
+
 namespace attend::kernels {
 
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc) {
-  if (M == 0 || N == 0) return;
-  cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, M, N, K,
-              alpha, A, lda, B, ldb, beta, C, ldc);
+namespace {
+
+// OpenBLAS multiplies small problems on its AVX-512 cores with kernels that read the operands
+// in place instead of packing them first: measured here (0.3.21, SkylakeX), for A·B when
+// M·N·K is at most about 100^3 and for A·Bᵀ when M·N is at most 1024. A product with few rows
+// (one decoder step: M = batch) and a wide weight is far past those bounds, so OpenBLAS packs
+// the whole weight on every call, which costs as much as the arithmetic. Cut into column
+// blocks that each fit, the same product runs 1.5-3x faster at M = 8-16 (bench/gemm_blocking,
+// docs/benchmarks.md); from M = 32 on, packing pays for itself again.
+constexpr double kSmallProduct = 786432.0;  // A·B: M·N·K bound (3·2^18 < 100^3)
+constexpr int kSmallRowsTimesCols = 1024;   // A·Bᵀ: M·N bound
+constexpr int kMaxBlockedRows = 16;
+
+GemmPath g_path = GemmPath::kAuto;
+
+bool has_small_kernels() {
+  if (g_path != GemmPath::kAuto) return g_path == GemmPath::kSmallKernels;
+  static const bool yes = [] {
+    const char* core = openblas_get_corename();
+    for (const char* c : {"SkylakeX", "Cooperlake", "SapphireRapids"})
+      if (core && std::strcmp(core, c) == 0) return true;
+    return false;
+  }();
+  return yes;
 }
+
+void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+           float beta, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda,
+              B, ldb, beta, C, ldc);
+}
+
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+          float beta, float* C, int ldc) {
+  if (M == 0 || N == 0) return;
+  if (M == 1) {
+    // One row: y = alpha op(B)^T a + beta y, a matrix-vector product (faster than sgemm with
+    // M = 1 on every core measured: 1.25x on SkylakeX, about 3x on Haswell).
+    cblas_sgemv(CblasRowMajor, trans_b ? CblasNoTrans : CblasTrans, trans_b ? N : K, trans_b ? K : N, alpha, B, ldb,
+                A, trans_a ? lda : 1, beta, C, 1);
+    return;
+  }
+  // Columns per block so that each block qualifies for the small kernels (0 = do not block).
+  int block = 0;
+  if (M <= kMaxBlockedRows && !trans_a && has_small_kernels()) {
+    block = trans_b ? kSmallRowsTimesCols / M : static_cast<int>(kSmallProduct / (double(M) * K));
+    block = std::max(16, block / 16 * 16);
+  }
+  if (block == 0 || block >= N) {
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    return;
+  }
+  for (int j = 0; j < N; j += block) {
+    const int n = std::min(block, N - j);
+    // Columns [j, j+n) of op(B): B + j when B is [K,N], rows j.. (B + j*ldb) when B is [N,K].
+    const float* Bj = trans_b ? B + int64_t(j) * ldb : B + j;
+    sgemm(trans_a, trans_b, M, n, K, alpha, A, lda, Bj, ldb, beta, C + j, ldc);
+  }
+}
+
+void set_gemm_path(GemmPath path) { g_path = path; }
 
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
 int blas_threads() { return openblas_get_num_threads(); }

@@ -8,6 +8,11 @@ namespace attend::kernels {
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
 
+// Which product strategy gemm uses: kAuto decides from the OpenBLAS core; the others force one
+// path (for tests: every path must give the same result).
+enum class GemmPath { kAuto, kPlain, kSmallKernels };
+void set_gemm_path(GemmPath path);
+
 // Threads OpenBLAS may use (1 inside our own parallel regions).
 void set_blas_threads(int n);
 int blas_threads();

@@ -97,8 +97,13 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
     const float* dy = out.grad.data();
     if (x.requires_grad())  // dx = dy W^T
       kernels::gemm(false, true, N, In, Out, 1.0f, dy, Out, w.value().data(), Out, 1.0f, x.grad_ref().data(), In);
-    if (w.requires_grad())  // dW = x^T dy
-      kernels::gemm(true, false, In, Out, N, 1.0f, x.value().data(), In, dy, Out, 1.0f, w.grad_ref().data(), Out);
+    if (w.requires_grad()) {  // dW = x^T dy
+      if (N < kDeferRows && w.leaf_grad() && Tape::running()) {
+        Tape::running()->defer_weight_grad(w.node(), x.value(), out.grad);
+      } else {
+        kernels::gemm(true, false, In, Out, N, 1.0f, x.value().data(), In, dy, Out, 1.0f, w.grad_ref().data(), Out);
+      }
+    }
     if (bias.defined() && bias.requires_grad()) {  // db = sum over rows of dy
       float* db = bias.grad_ref().data();
       for (int n = 0; n < N; ++n)

@@ -38,8 +38,13 @@ void recurrent_projection_backward(const Var& h, const Var& w_hh, const Var& b_h
   const int B = h.size(0), H = h.size(1), GH = w_hh.size(1);
   if (h.requires_grad())
     kernels::gemm(false, true, B, H, GH, 1.0f, dgh.data(), GH, w_hh.value().data(), GH, 1.0f, h.grad_ref().data(), H);
-  if (w_hh.requires_grad())
-    kernels::gemm(true, false, H, GH, B, 1.0f, h.value().data(), H, dgh.data(), GH, 1.0f, w_hh.grad_ref().data(), GH);
+  if (w_hh.requires_grad()) {
+    if (B < kDeferRows && w_hh.leaf_grad() && Tape::running()) {  // one product per pass, not per step
+      Tape::running()->defer_weight_grad(w_hh.node(), h.value(), dgh);
+    } else {
+      kernels::gemm(true, false, H, GH, B, 1.0f, h.value().data(), H, dgh.data(), GH, 1.0f, w_hh.grad_ref().data(), GH);
+    }
+  }
   if (b_hh.requires_grad()) {
     float* db = b_hh.grad_ref().data();
     for (int b = 0; b < B; ++b)

@@ -13,7 +13,10 @@ namespace {
 Var view_result(const Var& x, Tensor value, const std::function<Tensor(Tensor&)>& grad_view) {
   const bool record = needs_grad({&x});
   Var out = make_result(std::move(value), record, nullptr);
-  if (record) out.node()->grad = grad_view(x.grad_ref());
+  if (record) {
+    out.node()->grad = grad_view(x.grad_ref());
+    out.node()->leaf_grad = x.leaf_grad();  // a view of a leaf is as good as the leaf
+  }
   return out;
 }
 }  // namespace

@@ -22,6 +22,9 @@ struct Node {
   Tensor value;
   Tensor grad;  // allocated on first use by grad_ref(); same shape as value
   bool requires_grad = false;
+  // A leaf, or a view of one: no backward function reads this node's gradient, so additions
+  // to it may wait until the end of the backward walk (Tape::defer_weight_grad).
+  bool leaf_grad = false;
   std::function<void(Node&)> backward;  // adds d(loss)/d(inputs) given this->grad
 
   Tensor& grad_ref() {
@@ -35,6 +38,8 @@ class Var {
   Var() = default;
   // A leaf. Parameters are leaves with requires_grad = true.
   explicit Var(Tensor value, bool requires_grad = false);
+  // True when the gradient of this Var may be accumulated late (a leaf or a view of one).
+  bool leaf_grad() const { return node_ && node_->leaf_grad; }
 
   bool defined() const { return node_ != nullptr; }
   const Tensor& value() const { return node_->value; }
@@ -55,6 +60,8 @@ class Var {
 };
 
 // The recording of one forward pass. Install with TapeScope; ops then record on it.
+inline constexpr int64_t kDeferRows = 32;
+
 class Tape {
  public:
   ~Tape() { clear(); }
@@ -65,10 +72,24 @@ class Tape {
   void backward(Var& root);
   // Frees the recorded graph (in reverse order, without recursion).
   void clear();
+  // The tape whose backward is running in this thread, or nullptr.
+  static Tape* running();
+  // For op backward functions: w.grad += x^T dy, for x [N,K], dy [N,O] and w [K,O] a
+  // leaf_grad node, done at the end of the walk as one product over every deferred (x, dy)
+  // pair of w stacked together. A weight used at every step of an unrolled RNN then costs
+  // one pass over its gradient instead of one per step.
+  // Worth it for thin products: ops defer when x has fewer than kDeferRows rows.
+  void defer_weight_grad(Node* w, const Tensor& x, const Tensor& dy);
   size_t size() const { return nodes_.size(); }
 
  private:
+  void flush_deferred();
   std::vector<std::shared_ptr<Node>> nodes_;
+  struct Deferred {
+    Node* w;
+    std::vector<std::pair<Tensor, Tensor>> terms;  // (x, dy)
+  };
+  std::vector<Deferred> deferred_;  // in order of first use: the flush order is deterministic
 };
 
 // Makes `tape` the current tape for the lifetime of the scope (restores the previous one).
