@@ -54,10 +54,10 @@ TEST(Rnn, PaddingDoesNotChangeAShortSequence) {
     for (int k = 0; k < 3; ++k) padded.value().data()[(t * 2) * 3 + k] = alone.value().data()[t * 3 + k];
   for (int64_t i = 0; i < padded.value().numel(); ++i)
     if ((i / 3) % 2 == 1) padded.value().data()[i] = rng.normal();
-  Rnn::Output a = rnn.forward(alone, {2}, 2), b = rnn.forward(padded, {2, 4}, 4);
+  Rnn::Output a = rnn.forward(alone, {2}, 2), b = rnn.forward(padded, {2, 4}, 4);  // outputs [S, B, 8]
   for (int s = 0; s < 2; ++s)
     for (int k = 0; k < 8; ++k)
-      EXPECT_NEAR(a.outputs.value().data()[s * 8 + k], b.outputs.value().data()[s * 8 + k], 1e-6f);
+      EXPECT_NEAR(a.outputs.value().data()[s * 8 + k], b.outputs.value().data()[(s * 2) * 8 + k], 1e-6f);
   for (int k = 0; k < 4; ++k) {
     EXPECT_NEAR(a.last[0].h.value().data()[k], b.last[0].h.value().data()[k], 1e-6f);
     EXPECT_NEAR(a.last[1].h.value().data()[k], b.last[1].h.value().data()[k], 1e-6f);
@@ -116,6 +116,19 @@ TEST(Seq2Seq, VocabularyTableProjectionEqualsPerTokenProjection) {
   const std::vector<float> table = run(nullptr), per_token = run(&unused);
   ASSERT_EQ(table.size(), per_token.size());
   for (size_t i = 0; i < table.size(); ++i) EXPECT_NEAR(table[i], per_token[i], 1e-5f) << "element " << i;
+}
+
+TEST(Seq2SeqGrad, StackedEncoder) {
+  std::vector<EncodedExample> ex = {{{4, 5, 6}, {4, 5}}, {{6, 4}, {5}}};
+  Batch batch = make_batch(ex, {0, 1});
+  for (CellKind cell : {CellKind::kGru, CellKind::kLstm}) {
+    Rng rng(40);
+    Seq2SeqConfig c = tiny_config(cell, ScoreKind::kGeneral, true);
+    c.encoder_layers = 2;
+    Seq2Seq model(c, rng);
+    EXPECT_EQ(model.parameters().size(), Seq2Seq(tiny_config(cell, ScoreKind::kGeneral, true), rng).parameters().size() + 8);
+    gradcheck([&](const std::vector<Var>&) { return model.loss(batch, 0.0f, nullptr); }, with_params(model));
+  }
 }
 
 // Learns to reverse short strings: enough to show that the whole stack trains.

@@ -148,6 +148,8 @@ TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
   gradcheck([](const std::vector<Var>& x) { return select(x[0], 1); }, {random_var({3, 2, 2}, rng)});
   gradcheck([](const std::vector<Var>& x) { return reshape(x[0], Shape{3, 4}); }, {random_var({2, 6}, rng)});
   gradcheck([](const std::vector<Var>& x) { return narrow(x[0], 1, 2); }, {random_var({4, 3}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return transpose01(x[0]); }, {random_var({3, 2, 4}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return transpose01(x[0]); }, {random_var({3, 5}, rng)});
   // Views used twice accumulate into the same input gradient.
   gradcheck([](const std::vector<Var>& x) { return mul(narrow(x[0], 0, 2), narrow(x[0], 1, 2)); }, {random_var({3, 2}, rng)});
 }

@@ -211,6 +211,8 @@ int main_impl(int argc, char** argv) {
       ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--encoder-hidden", o.model.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
       ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--encoder-layers", o.model.encoder_layers, "Stacked encoder layers")
+      ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--attention-dim", o.model.attention_dim, "Hidden size of the additive score")
       ->check(at_least(1))->capture_default_str();

@@ -18,6 +18,7 @@ void Seq2SeqConfig::validate() const {
   positive("embedding", embedding);
   positive("hidden", hidden);
   positive("attention_dim", attention_dim);
+  positive("encoder_layers", encoder_layers);
   if (encoder_hidden < 0) throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
   if (encoder_hidden == 0 && bidirectional && hidden % 2 != 0)
     throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
@@ -34,7 +35,7 @@ void Seq2SeqConfig::validate() const {
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
   j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
        {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
-       {"bidirectional", c.bidirectional},
+       {"bidirectional", c.bidirectional},  {"encoder_layers", c.encoder_layers},
        {"score", to_string(c.score)},       {"attention_dim", c.attention_dim},
        {"input_feeding", c.input_feeding},  {"dropout", c.dropout},
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
@@ -45,6 +46,7 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.embedding = j.at("embedding").get<int>();
   c.hidden = j.at("hidden").get<int>();
   c.encoder_hidden = j.value("encoder_hidden", 0);
+  c.encoder_layers = j.value("encoder_layers", 1);
   c.bidirectional = j.at("bidirectional").get<bool>();
   c.score = parse_score(j.at("score").get<std::string>());
   c.attention_dim = j.at("attention_dim").get<int>();
@@ -61,7 +63,8 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   const int He = config.encoder_size(), M = config.memory_size();  // per direction; encoder output size
   src_emb_ = Embedding(config.src_vocab, E, rng);
   tgt_emb_ = Embedding(config.tgt_vocab, E, rng);
-  encoder_ = Rnn(config.cell, E, He, config.bidirectional, rng);
+  for (int l = 0; l < config.encoder_layers; ++l)
+    encoder_.emplace_back(config.cell, l == 0 ? E : M, He, config.bidirectional, rng);
   bridge_h_ = Linear(M, H, /*bias=*/true, rng);
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
@@ -80,16 +83,22 @@ bool use_table(int vocab, int64_t tokens, Rng* dropout_rng) { return dropout_rng
 Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<int>& lengths, int S,
                                  Rng* dropout_rng) const {
   const int B = static_cast<int>(lengths.size());
+  const Rnn& first = encoder_[0];
   std::vector<Var> gi;  // per direction, [S*B, G*He]
   if (use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {
-    for (int d = 0; d < encoder_.directions(); ++d)
-      gi.push_back(embedding(encoder_.cell(d).project_input(src_emb_.table()), src));
+    for (int d = 0; d < first.directions(); ++d) gi.push_back(embedding(first.cell(d).project_input(src_emb_.table()), src));
   } else {
     Var x = src_emb_(src);  // [S*B, E]
     if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
-    for (int d = 0; d < encoder_.directions(); ++d) gi.push_back(encoder_.cell(d).project_input(x));
+    for (int d = 0; d < first.directions(); ++d) gi.push_back(first.cell(d).project_input(x));
   }
-  Rnn::Output enc = encoder_.forward_projected(gi, lengths, S);  // outputs [B,S,M]
+  Rnn::Output enc = first.forward_projected(gi, lengths, S);  // outputs [S,B,M]
+  for (size_t l = 1; l < encoder_.size(); ++l) {
+    Var x = reshape(enc.outputs, Shape{int64_t(S) * B, config_.memory_size()});
+    if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
+    enc = encoder_[l].forward(x, lengths, S);
+  }
+  Var memory = transpose01(enc.outputs);  // [B,S,M]
   Tensor mask(Shape{B, S});
   for (int b = 0; b < B; ++b)
     for (int s = 0; s < lengths[b]; ++s) mask.data()[int64_t(b) * S + s] = 1.0f;
@@ -101,7 +110,7 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   out.B = B, out.S = S;
   out.bridge.h = tanh(bridge_h_(last(&RnnState::h)));  // [B,H]
   if (config_.cell == CellKind::kLstm) out.bridge.c = bridge_c_(last(&RnnState::c));
-  out.memory = attention_.prepare(enc.outputs, enc.outputs, mask);
+  out.memory = attention_.prepare(memory, memory, mask);
   if (use_table(config_.tgt_vocab, int64_t(B) * (2 * S + 10), dropout_rng))  // decoding: at most 2S+10 steps
     out.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
   return out;
@@ -175,7 +184,8 @@ Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) c
 void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
   src_emb_.collect(prefix + "src_embedding.", out);
   tgt_emb_.collect(prefix + "tgt_embedding.", out);
-  encoder_.collect(prefix + "encoder.", out);
+  for (size_t l = 0; l < encoder_.size(); ++l)
+    encoder_[l].collect(prefix + (l == 0 ? std::string("encoder.") : "encoder" + std::to_string(l) + "."), out);
   bridge_h_.collect(prefix + "bridge_h.", out);
   if (config_.cell == CellKind::kLstm) bridge_c_.collect(prefix + "bridge_c.", out);
   decoder_.collect(prefix + "decoder.", out);

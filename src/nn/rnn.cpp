@@ -100,7 +100,7 @@ Rnn::Output Rnn::forward_projected(const std::vector<Var>& gi_tm, const std::vec
       outs[t] = state.h;
     }
     last = state;
-    return stack(outs, 1);  // [B, S, H]
+    return stack(outs, 0);  // [S, B, H]
   };
   Output out;
   out.last.resize(directions());

@@ -132,6 +132,25 @@ Var narrow(const Var& x, int64_t start, int64_t length) {
   return view_result(x, x.value().narrow(start, length), [&](Tensor& g) { return g.narrow(start, length); });
 }
 
+Var transpose01(const Var& x) {
+  if (x.ndim() < 2) throw std::invalid_argument("transpose01: needs at least 2 dims, got " + x.shape().str());
+  std::vector<int64_t> dims = x.shape().vec();
+  const int64_t A = dims[0], B = dims[1], inner = x.value().numel() / std::max<int64_t>(A * B, 1);
+  std::swap(dims[0], dims[1]);
+  Tensor y = Tensor::empty(Shape(dims));
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t b = 0; b < B; ++b)
+      std::memcpy(y.data() + (b * A + a) * inner, x.value().data() + (a * B + b) * inner, sizeof(float) * inner);
+  return make_result(std::move(y), needs_grad({&x}), [x, A, B, inner](Node& out) {
+    // forward: y[b, a] = x[a, b]  =>  dx[a, b] += dy[b, a]
+    float* dx = x.grad_ref().data();
+    const float* dy = out.grad.data();
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t k = 0; k < inner; ++k) dx[(a * B + b) * inner + k] += dy[(b * A + a) * inner + k];
+  });
+}
+
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index) {
   std::vector<int64_t> dims = x.shape().vec();
   const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);

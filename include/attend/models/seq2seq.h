@@ -1,7 +1,7 @@
 // attend models: the RNN encoder-decoder with attention (Bahdanau et al. 2015; Luong et al. 2015).
 //
-// The encoder (bidirectional GRU by default, LSTM optional) reads the source and produces the
-// hidden states h_1..h_S. The decoder starts from the encoder's last state through a learned
+// The encoder (bidirectional GRU by default, LSTM optional; one or more stacked layers) reads
+// the source and produces the hidden states h_1..h_S (those of its top layer). The decoder starts from the encoder's last state through a learned
 // bridge, s_0 = tanh(W_b [→h_S; ←h_1] + b_b). At every step t:
 //   s_t  = RNN(s_{t-1}, [emb(y_{t-1}); h̃_{t-1}])      (h̃ input feeding is optional)
 // (h_s has 2 x encoder_hidden values with a bidirectional encoder; s_t, h̃_t have `hidden`.)
@@ -27,6 +27,7 @@ struct Seq2SeqConfig {
   int embedding = 64;
   int hidden = 128;            // decoder state size
   int encoder_hidden = 0;      // per encoder direction; 0 = hidden/2 when bidirectional, else hidden
+  int encoder_layers = 1;      // stacked recurrent layers, dropout between them
   bool bidirectional = true;
   ScoreKind score = ScoreKind::kAdditive;
   int attention_dim = 128;     // additive score only
@@ -80,7 +81,7 @@ class Seq2Seq : public Module {
   RnnState decoder_step(const Var& gates_emb, const DecoderState& state) const;
   Seq2SeqConfig config_;
   Embedding src_emb_, tgt_emb_;
-  Rnn encoder_;
+  std::vector<Rnn> encoder_;  // layers
   Linear bridge_h_, bridge_c_;
   RnnCell decoder_;
   SoftAttention attention_;

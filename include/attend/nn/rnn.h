@@ -48,7 +48,7 @@ class RnnCell : public Module {
 class Rnn : public Module {
  public:
   struct Output {
-    Var outputs;                 // [B, S, dirs*H]: forward and backward states at each position
+    Var outputs;                 // [S, B, dirs*H], time-major: forward and backward states at each position
     std::vector<RnnState> last;  // per direction: forward after each sequence's last token,
                                  // backward after its first token
   };

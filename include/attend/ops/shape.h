@@ -20,6 +20,9 @@ Var select(const Var& x, int64_t i);
 // x[start:start+length] along dim 0 -> [length, ...]; a view (no copy), e.g. a block of weight rows.
 Var narrow(const Var& x, int64_t start, int64_t length);
 
+// [A, B, ...] -> [B, A, ...] (a copy), e.g. time-major [S,B,H] to batch-major [B,S,H].
+Var transpose01(const Var& x);
+
 // Rows of a tensor picked by index along dim 0 (no gradient): out[j] = x[index[j]].
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index);
 
