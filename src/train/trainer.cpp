@@ -18,8 +18,10 @@ namespace attend {
 
 void TrainOptions::validate() const {
   auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
-  if (task != "dates" && task != "tsv") bad("--task must be dates or tsv, got '" + task + "'");
+  if (task != "dates" && task != "tsv" && task != "g2p") bad("--task must be dates, g2p or tsv, got '" + task + "'");
   if (task == "tsv" && (train_path.empty() || dev_path.empty())) bad("--task tsv needs --train and --dev files");
+  if (task == "g2p" && data_dir.empty() && (train_path.empty() || dev_path.empty()))
+    bad("--task g2p needs --data DIR (from attend data cmudict) or --train and --dev");
   if (batch < 1) bad("--batch must be >= 1, got " + std::to_string(batch));
   if (epochs < 1) bad("--epochs must be >= 1, got " + std::to_string(epochs));
   if (threads < 1) bad("--threads must be >= 1, got " + std::to_string(threads));
@@ -51,6 +53,9 @@ Data load_data(const TrainOptions& opt) {
     make_directories(opt.out);
     write_tsv(opt.out + "/dev.tsv", d.dev);
     write_tsv(opt.out + "/test.tsv", s.test);  // held out: never seen in training or model selection
+  } else if (opt.task == "g2p" && !opt.data_dir.empty()) {
+    d.train = read_tsv(opt.data_dir + "/train.tsv");
+    d.dev = read_tsv(opt.data_dir + "/dev.tsv");
   } else {
     d.train = read_tsv(opt.train_path);
     d.dev = read_tsv(opt.dev_path);
@@ -105,16 +110,13 @@ TrainResult train(const TrainOptions& opt, const TrainCallbacks& cb) {
   LrSchedule schedule{parse_schedule(opt.schedule), opt.lr, opt.warmup};
   float lr_scale = 1.0f;  // halved whenever the dev score stalls
 
-  // Dev evaluation: greedy decoding, exact match.
-  std::vector<std::vector<Tokens>> dev_refs;
-  for (const auto& e : data.dev) dev_refs.push_back({opt.target.split(e.target)});
+  // Dev evaluation: greedy decoding, exact match against any of a source's references.
+  const ReferenceSet dev_refs = group_references(data.dev, [&](const std::string& t) { return opt.target.split(t); });
   auto evaluate = [&]() {
-    std::vector<std::string> sources;
-    for (const auto& e : data.dev) sources.push_back(e.source);
-    std::vector<Translation> out = bundle.translate(sources, DecodeOptions{});
+    std::vector<Translation> out = bundle.translate(dev_refs.sources, DecodeOptions{});
     std::vector<Tokens> hyps;
     for (auto& t : out) hyps.push_back(t.target_tokens);
-    return score(hyps, dev_refs);
+    return score(hyps, dev_refs.references);
   };
 
   TrainResult result;

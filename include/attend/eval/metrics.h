@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace attend {
@@ -20,5 +21,29 @@ struct Scores {
 
 // outputs[i] is compared with every reference in references[i] (at least one).
 Scores score(const std::vector<Tokens>& outputs, const std::vector<std::vector<Tokens>>& references);
+
+// Test data with one input per distinct source: lines that share a source are its several
+// references (CMUdict lists every pronunciation of a word on its own line).
+struct ReferenceSet {
+  std::vector<std::string> sources;
+  std::vector<std::vector<Tokens>> references;
+};
+template <class Examples, class Split>
+ReferenceSet group_references(const Examples& examples, Split split_target);
+
+template <class Examples, class Split>
+ReferenceSet group_references(const Examples& examples, Split split_target) {
+  ReferenceSet r;
+  std::unordered_map<std::string, size_t> index;
+  for (const auto& e : examples) {
+    auto [it, fresh] = index.emplace(e.source, r.sources.size());
+    if (fresh) {
+      r.sources.push_back(e.source);
+      r.references.emplace_back();
+    }
+    r.references[it->second].push_back(split_target(e.target));
+  }
+  return r;
+}
 
 }  // namespace attend

@@ -12,8 +12,9 @@
 namespace attend {
 
 struct TrainOptions {
-  std::string task = "dates";  // "dates" (built in) or "tsv" (train_path/dev_path)
+  std::string task = "dates";  // "dates" (built in), "g2p" (data_dir from attend data cmudict) or "tsv"
   std::string train_path, dev_path;
+  std::string data_dir;        // g2p: holds train.tsv and dev.tsv
   int dates_train = 40000, dates_dev = 1000, dates_test = 2000;  // sizes of the generated dates splits
   Seq2SeqConfig model;  // vocabulary sizes are filled in from the data
   Tokenizer source, target;
