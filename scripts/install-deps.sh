@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12 packages, only what attend needs and the machine lacks.
 # Usage: scripts/install-deps.sh [build|test]
-#   build: compiler, CMake and the libraries the library and CLI link against (what `make demo` needs)
-#   test:  build + GoogleTest, Google Benchmark, Python, NumPy, PyTorch and pytest (what `make test` needs)
+#   build: compiler, CMake, the libraries the library and CLI link against, Python headers, NumPy
+#          and pybind11 for the Python module, npm for `attend data cmudict` (what `make demo` needs)
+#   test:  build + GoogleTest, Google Benchmark, PyTorch and pytest (what `make test` needs)
 # Idempotent: a second run installs nothing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 profile=${1:-build}
 build_pkgs=(g++ make cmake pkg-config libopenblas-dev libcli11-dev nlohmann-json3-dev libpng-dev
-            libfreetype-dev fonts-dejavu-core)
-test_pkgs=(libgtest-dev libbenchmark-dev python3 python3-dev python3-numpy python3-torch python3-pytest
-           pybind11-dev)
+            libfreetype-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
+test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;

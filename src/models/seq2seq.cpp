@@ -154,7 +154,12 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
 }
 
 Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {
-  if (batch.T == 0) throw std::invalid_argument("Seq2Seq::loss: the batch has no targets");
+  return cross_entropy(logits(batch, dropout_rng), batch.tgt_out,
+                       {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+}
+
+Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng) const {
+  if (batch.T == 0) throw std::invalid_argument("Seq2Seq::logits: the batch has no targets");
   const int B = batch.B, H = config_.hidden;
   Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
   // Teacher forcing: every step's input token is known, so the embedding part of the decoder's
@@ -178,7 +183,7 @@ Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) c
   // All steps' output layer at once: [T*B, H] x [H, V].
   Var h = reshape(stack(outs, 0), Shape{int64_t(batch.T) * B, H});
   if (dropout_rng) h = dropout(h, config_.dropout, *dropout_rng);
-  return cross_entropy(output_(h), batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  return output_(h);
 }
 
 void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {

@@ -69,6 +69,8 @@ class Seq2Seq : public Module {
   DecoderState initial_state(const Encoded& enc) const;
   // One decoder step for the previous tokens prev [B].
   Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng) const;
+  // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
+  Var logits(const Batch& batch, Rng* dropout_rng) const;
   // Teacher-forced mean cross-entropy over the batch's target tokens.
   Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const;
 

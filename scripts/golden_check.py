@@ -1,0 +1,156 @@
+#!/usr/bin/python3
+"""Golden end-to-end check: attend's seq2seq against the same network written in PyTorch.
+
+Reads a model directory written by `attend train` (config.json, vocabularies and
+model.safetensors, parsed here without the safetensors package), builds the identical
+network in PyTorch from those weights, and compares the teacher-forced logits and loss of a
+batch with what attend computes (through its Python module).
+
+Usage: PYTHONPATH=build/python scripts/golden_check.py --model runs/dates --data runs/dates/test.tsv
+"""
+import argparse
+import json
+import struct
+import sys
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        assert info["dtype"] == "F32", (name, info["dtype"])
+        begin, end = info["data_offsets"]
+        out[name] = torch.from_numpy(np.frombuffer(body[begin:end], dtype="<f4").reshape(info["shape"]).copy())
+    return out
+
+
+class Tokenizer:
+    def __init__(self, cfg):
+        self.kind, self.lower, self.collapse = cfg["kind"], cfg["lowercase"], cfg["collapse_spaces"]
+
+    def split(self, text):
+        if self.lower:
+            text = text.lower()
+        if self.collapse:
+            text = " ".join(text.split())
+        return list(text) if self.kind == "char" else text.split()
+
+
+class Seq2Seq(torch.nn.Module):
+    """attend's RNN encoder-decoder (include/attend/models/seq2seq.h), written plainly."""
+
+    def __init__(self, cfg, w):
+        super().__init__()
+        self.cfg, self.w = cfg, w
+        cell = cfg["cell"]
+        rnn = torch.nn.GRU if cell == "gru" else torch.nn.LSTM
+        E, He, L = cfg["embedding"], cfg["encoder_hidden"], cfg.get("encoder_layers", 1)
+        self.encoder = rnn(E, He, num_layers=L, bidirectional=cfg["bidirectional"])
+        for l in range(L):
+            prefix = "encoder." if l == 0 else f"encoder{l}."
+            for d, suffix in (("fwd", ""), ("bwd", "_reverse")):
+                if d == "bwd" and not cfg["bidirectional"]:
+                    continue
+                getattr(self.encoder, f"weight_ih_l{l}{suffix}").data = w[f"{prefix}{d}.w_ih"].t().contiguous()
+                getattr(self.encoder, f"weight_hh_l{l}{suffix}").data = w[f"{prefix}{d}.w_hh"].t().contiguous()
+                getattr(self.encoder, f"bias_ih_l{l}{suffix}").data = w[f"{prefix}{d}.b_ih"]
+                getattr(self.encoder, f"bias_hh_l{l}{suffix}").data = w[f"{prefix}{d}.b_hh"]
+        H = cfg["hidden"]
+        self.decoder = (torch.nn.GRUCell if cell == "gru" else torch.nn.LSTMCell)(E + (H if cfg["input_feeding"] else 0), H)
+        self.decoder.weight_ih.data = w["decoder.w_ih"].t().contiguous()
+        self.decoder.weight_hh.data = w["decoder.w_hh"].t().contiguous()
+        self.decoder.bias_ih.data = w["decoder.b_ih"]
+        self.decoder.bias_hh.data = w["decoder.b_hh"]
+
+    def score(self, s, keys):  # s [B, H], keys [B, S, M] -> [B, S]
+        w, kind = self.w, self.cfg["score"]
+        if kind in ("dot", "scaled-dot"):
+            sc = torch.einsum("bh,bsh->bs", s, keys)
+            return sc / keys.shape[2] ** 0.5 if kind == "scaled-dot" else sc
+        if kind == "general":  # s^T W k
+            return torch.einsum("bq,qk,bsk->bs", s, w["attention.W"], keys)
+        return torch.tanh((s @ w["attention.Wq"]).unsqueeze(1) + keys @ w["attention.Wk"]) @ w["attention.va"]
+
+    def forward(self, src, lengths, tgt_in):  # src [S, B], tgt_in [T, B] -> logits [T, B, V]
+        w, cfg = self.w, self.cfg
+        x = F.embedding(src, w["src_embedding.weight"])
+        packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
+        out, last = self.encoder(packed)
+        mem, _ = torch.nn.utils.rnn.pad_packed_sequence(out, total_length=src.shape[0])
+        mem = mem.transpose(0, 1)  # [B, S, M]
+        h_n = last[0] if cfg["cell"] == "lstm" else last
+        cat = lambda t: torch.cat([t[-2], t[-1]], dim=1) if cfg["bidirectional"] else t[-1]
+        s = torch.tanh(cat(h_n) @ w["bridge_h.weight"] + w["bridge_h.bias"])
+        c = cat(last[1]) @ w["bridge_c.weight"] + w["bridge_c.bias"] if cfg["cell"] == "lstm" else None
+        mask = torch.arange(src.shape[0]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, S]
+        feed = torch.zeros(src.shape[1], cfg["hidden"])
+        logits = []
+        for t in range(tgt_in.shape[0]):
+            inp = F.embedding(tgt_in[t], w["tgt_embedding.weight"])
+            if cfg["input_feeding"]:
+                inp = torch.cat([inp, feed], dim=1)
+            if cfg["cell"] == "lstm":
+                s, c = self.decoder(inp, (s, c))
+            else:
+                s = self.decoder(inp, s)
+            a = torch.softmax(self.score(s, mem).masked_fill(~mask, float("-inf")), dim=1)
+            ctx = torch.einsum("bs,bsm->bm", a, mem)
+            feed = torch.tanh(torch.cat([ctx, s], dim=1) @ w["combine.weight"])
+            logits.append(feed @ w["output.weight"] + w["output.bias"])
+        return torch.stack(logits)
+
+
+def check(model_dir, pairs, label_smoothing=0.1):
+    """Returns (max |logit difference|, attend loss, PyTorch loss) for (source, target) pairs."""
+    import attend
+
+    config = json.load(open(f"{model_dir}/config.json"))
+    src_vocab = {t: i for i, t in enumerate(json.load(open(f"{model_dir}/src_vocab.json")))}
+    tgt_vocab = {t: i for i, t in enumerate(json.load(open(f"{model_dir}/tgt_vocab.json")))}
+    st, tt = Tokenizer(config["source"]), Tokenizer(config["target"])
+    srcs = [[src_vocab.get(t, 1) for t in st.split(s)] for s, _ in pairs]
+    tgts = [[tgt_vocab.get(t, 1) for t in tt.split(y)] for _, y in pairs]
+    S, T = max(map(len, srcs)), max(map(len, tgts)) + 1
+    src = torch.zeros(S, len(pairs), dtype=torch.long)
+    tgt_in = torch.zeros(T, len(pairs), dtype=torch.long)
+    tgt_out = torch.zeros(T, len(pairs), dtype=torch.long)
+    for b, (x, y) in enumerate(zip(srcs, tgts)):
+        src[: len(x), b] = torch.tensor(x)
+        tgt_in[: len(y) + 1, b] = torch.tensor([2] + y)
+        tgt_out[: len(y) + 1, b] = torch.tensor(y + [3])
+    model = Seq2Seq(config["model"], read_safetensors(f"{model_dir}/model.safetensors"))
+    with torch.no_grad():
+        ref_logits = model(src, [len(x) for x in srcs], tgt_in)  # [T, B, V]
+        ref_loss = F.cross_entropy(ref_logits.reshape(-1, ref_logits.shape[2]), tgt_out.reshape(-1), ignore_index=0,
+                                   label_smoothing=label_smoothing).item()
+    loss, logits = attend.Model.load(model_dir).loss([s for s, _ in pairs], [y for _, y in pairs], label_smoothing)
+    diff = np.abs(logits - ref_logits.transpose(0, 1).numpy()).max()
+    return float(diff), float(loss), ref_loss
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--data", required=True, help="TSV file; its first --batch lines are the batch")
+    ap.add_argument("--batch", type=int, default=32)
+    args = ap.parse_args()
+    pairs = [line.rstrip("\n").split("\t") for line in open(args.data)][: args.batch]
+    diff, loss, ref = check(args.model, pairs)
+    print(f"max |logit difference| {diff:.2e}; loss attend {loss:.6f}, PyTorch {ref:.6f}")
+    ok = diff <= 1e-4 and abs(loss - ref) <= 1e-5 * max(1.0, abs(ref))
+    print("OK" if ok else "MISMATCH")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

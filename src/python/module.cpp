@@ -1,0 +1,293 @@
+// attend's Python module: NumPy arrays in and out, float32, keyword arguments.
+// Build: make (the module lands in build/python); use: PYTHONPATH=build/python /usr/bin/python3.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "attend/attention/attention.h"
+#include "attend/models/translator.h"
+#include "attend/ops/elementwise.h"
+#include "attend/ops/loss.h"
+#include "attend/ops/reduce.h"
+
+namespace py = pybind11;
+using namespace attend;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+Tensor to_tensor(const FloatArray& a, const char* name) {
+  if (a.ndim() > Shape::kMaxDims) {
+    throw std::invalid_argument(std::string(name) + ": at most 4 dimensions, got " + std::to_string(a.ndim()));
+  }
+  std::vector<int64_t> dims(a.shape(), a.shape() + a.ndim());
+  Tensor t = Tensor::empty(Shape(dims));
+  std::copy(a.data(), a.data() + a.size(), t.data());
+  return t;
+}
+
+py::array_t<float> to_numpy(const Tensor& t) {
+  const std::vector<int64_t> shape = t.shape().vec();
+  std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+  py::array_t<float> out(dims);
+  std::copy(t.data(), t.data() + t.numel(), out.mutable_data());
+  return out;
+}
+
+Tensor to_mask(const py::object& mask, const Var& keys) {
+  if (mask.is_none()) return Tensor();
+  auto m = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(mask);
+  if (!m) throw std::invalid_argument("mask: expected a boolean array of shape [B, S]");
+  if (m.ndim() != 2 || m.shape(0) != keys.size(0) || m.shape(1) != keys.size(1)) {
+    throw std::invalid_argument("mask: expected shape [" + std::to_string(keys.size(0)) + ", " +
+                                std::to_string(keys.size(1)) + "] ([B, S]), got " + std::to_string(m.ndim()) + " dims");
+  }
+  Tensor t = Tensor::empty(Shape{keys.size(0), keys.size(1)});
+  for (py::ssize_t i = 0; i < m.size(); ++i) t.data()[i] = m.data()[i] ? 1.0f : 0.0f;
+  return t;
+}
+
+void check_mechanism(const std::string& attention) {
+  if (attention != "soft" && attention != "global" && attention != "dynamic") {
+    throw std::invalid_argument("attention='" + attention + "': this build has soft (= global = dynamic) attention");
+  }
+}
+
+struct Inputs {
+  Var query, keys, values;
+  Tensor mask;
+  ScoreKind score;
+  ScoreParams params;
+  std::vector<std::pair<std::string, Var>> named;  // everything that gets a gradient
+};
+
+Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& score,
+                   const py::object& mask, const std::string& attention, const std::optional<FloatArray>& W,
+                   const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
+                   const std::optional<FloatArray>& va, bool requires_grad) {
+  check_mechanism(attention);
+  Inputs in;
+  in.query = Var(to_tensor(query, "query"), requires_grad);
+  in.keys = Var(to_tensor(keys, "keys"), requires_grad);
+  in.values = Var(to_tensor(values, "values"), requires_grad);
+  in.named = {{"query", in.query}, {"keys", in.keys}, {"values", in.values}};
+  in.mask = to_mask(mask, in.keys);
+  in.score = parse_score(score);
+  auto param = [&](const std::optional<FloatArray>& a, const char* name, Var& slot) {
+    if (!a) return;
+    slot = Var(to_tensor(*a, name), requires_grad);
+    in.named.emplace_back(name, slot);
+  };
+  param(W, "W", in.params.W);
+  param(Wq, "Wq", in.params.Wq);
+  param(Wk, "Wk", in.params.Wk);
+  param(va, "va", in.params.va);
+  return in;
+}
+
+const char* kAttentionDoc = R"doc(
+Attention: a weight for every value from the query and its key, and the weighted sum.
+
+    weights[b, t, :] = softmax(score(query[b, t], keys[b, :]) over positions where mask is True)
+    context[b, t]    = sum_s weights[b, t, s] * values[b, s]
+
+Shapes: query [B, T, Dq] (T = 1 for one decoder step), keys [B, S, Dk], values [B, S, Dv],
+mask [B, S] bool (True = may attend; a row with no True gives zero weights and context).
+Returns (context [B, T, Dv], weights [B, T, S]), or only context with return_weights=False.
+
+score: "dot" (q.k, Dq == Dk), "scaled-dot" (q.k / sqrt(Dk)), "general" (q W k, W [Dq, Dk]),
+"additive" (va . tanh(q Wq + k Wk), Wq [Dq, A], Wk [Dk, A], va [A]).
+attention: "soft" (= "global" = "dynamic"), the softmax over all source positions.
+
+>>> import numpy as np, attend
+>>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
+>>> v = np.array([[[10], [20]]], np.float32)
+>>> context, weights = attend.attention(q, k, v, score="dot")
+>>> weights.astype(float).round(3).tolist()
+[[[0.119, 0.881]]]
+)doc";
+
+const char* kBackwardDoc = R"doc(
+Gradients of attend.attention: given d(loss)/d(context) (and optionally d(loss)/d(weights)),
+returns a dict of d(loss)/d(input) for query, keys, values and every score parameter given.
+
+>>> import numpy as np, attend
+>>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
+>>> v = np.array([[[10], [20]]], np.float32)
+>>> grads = attend.attention_backward(q, k, v, np.ones((1, 1, 1), np.float32), score="dot")
+>>> sorted(grads)
+['keys', 'query', 'values']
+>>> grads["values"].astype(float).round(3).tolist()
+[[[0.119], [0.881]]]
+)doc";
+
+class PyModel {
+ public:
+  explicit PyModel(Translator t) : t_(std::move(t)) {}
+  static PyModel load(const std::string& dir) { return PyModel(Translator::load(dir)); }
+
+  std::vector<std::string> translate(const std::vector<std::string>& texts, int beam) const {
+    std::vector<Translation> out;
+    {
+      py::gil_scoped_release release;
+      out = t_.translate(texts, DecodeOptions{.beam = beam});
+    }
+    std::vector<std::string> text;
+    for (auto& t : out) text.push_back(t.text);
+    return text;
+  }
+
+  Translation one(const std::string& text, int beam) const {
+    std::vector<Translation> out;
+    {
+      py::gil_scoped_release release;
+      out = t_.translate({text}, DecodeOptions{.beam = beam});
+    }
+    return out[0];
+  }
+
+  py::array_t<float> align(const std::string& text, int beam) const {
+    const Translation t = one(text, beam);
+    py::array_t<float> w({py::ssize_t(t.attention.size()), py::ssize_t(t.source_tokens.size())});
+    for (size_t i = 0; i < t.attention.size(); ++i)
+      std::copy(t.attention[i].begin(), t.attention[i].end(), w.mutable_data() + i * t.source_tokens.size());
+    return w;
+  }
+
+  py::dict alignment(const std::string& text, int beam) const {
+    const Translation t = one(text, beam);
+    py::dict d;
+    d["output"] = t.text;
+    d["source_tokens"] = t.source_tokens;
+    std::vector<std::string> rows = t.target_tokens;
+    rows.push_back("</s>");
+    d["target_tokens"] = rows;
+    d["weights"] = align(text, beam);
+    return d;
+  }
+
+  // Teacher-forced loss and logits [B, T, V] for (source, target) pairs, in the given order.
+  py::tuple loss(const std::vector<std::string>& sources, const std::vector<std::string>& targets,
+                 float label_smoothing) const {
+    if (sources.size() != targets.size() || sources.empty()) {
+      throw std::invalid_argument("loss: need as many targets as sources (got " + std::to_string(sources.size()) +
+                                  " and " + std::to_string(targets.size()) + ")");
+    }
+    std::vector<Example> ex;
+    for (size_t i = 0; i < sources.size(); ++i) ex.push_back({sources[i], targets[i]});
+    std::vector<EncodedExample> enc =
+        encode(ex, t_.source_tokenizer(), t_.source_vocab(), t_.target_tokenizer(), t_.target_vocab());
+    std::vector<int> idx(ex.size());
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+    Batch batch = make_batch(enc, idx);
+    NoGradScope no_grad;
+    Var logits = t_.model().logits(batch, nullptr);  // [T*B, V], time-major
+    Var l = cross_entropy(logits, batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+    const int64_t V = logits.size(1);
+    py::array_t<float> out({py::ssize_t(batch.B), py::ssize_t(batch.T), py::ssize_t(V)});
+    for (int t = 0; t < batch.T; ++t)
+      for (int b = 0; b < batch.B; ++b)
+        std::copy(logits.value().data() + (int64_t(t) * batch.B + b) * V,
+                  logits.value().data() + (int64_t(t) * batch.B + b + 1) * V,
+                  out.mutable_data() + (int64_t(b) * batch.T + t) * V);
+    return py::make_tuple(l.value().item(), out);
+  }
+
+  py::dict parameters() const {
+    py::dict d;
+    for (const auto& p : t_.model().parameters()) d[py::str(p.name)] = to_numpy(p.var.value());
+    return d;
+  }
+
+  std::string config() const { return nlohmann::json(t_.model().config()).dump(); }
+  std::vector<std::string> source_vocab() const { return t_.source_vocab().tokens(); }
+  std::vector<std::string> target_vocab() const { return t_.target_vocab().tokens(); }
+
+ private:
+  Translator t_;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(attend, m) {
+  m.doc() = "attend: attention mechanisms for NLP (C++ with a Python interface).";
+
+  m.def(
+      "attention",
+      [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& score,
+         const py::object& mask, const std::string& attention, bool return_weights, const std::optional<FloatArray>& W,
+         const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
+         const std::optional<FloatArray>& va) -> py::object {
+        Inputs in = make_inputs(query, keys, values, score, mask, attention, W, Wq, Wk, va, false);
+        AttentionResult r = attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params);
+        if (!return_weights) return to_numpy(r.context.value());
+        return py::make_tuple(to_numpy(r.context.value()), to_numpy(r.weights.value()));
+      },
+      kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("score") = "dot",
+      py::arg("mask") = py::none(), py::arg("attention") = "soft", py::arg("return_weights") = true,
+      py::arg("W") = py::none(), py::arg("Wq") = py::none(), py::arg("Wk") = py::none(), py::arg("va") = py::none());
+
+  m.def(
+      "attention_backward",
+      [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const FloatArray& grad_context,
+         const std::optional<FloatArray>& grad_weights, const std::string& score, const py::object& mask,
+         const std::string& attention, const std::optional<FloatArray>& W, const std::optional<FloatArray>& Wq,
+         const std::optional<FloatArray>& Wk, const std::optional<FloatArray>& va) {
+        Inputs in = make_inputs(query, keys, values, score, mask, attention, W, Wq, Wk, va, true);
+        Tape tape;
+        {
+          TapeScope scope(tape);
+          AttentionResult r = attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params);
+          Tensor gc = to_tensor(grad_context, "grad_context");
+          check_same_shape(r.context.shape(), gc.shape(), "grad_context");
+          Var total = sum(mul(r.context, Var(gc)));  // d total / d context = grad_context
+          if (grad_weights) {
+            Tensor gw = to_tensor(*grad_weights, "grad_weights");
+            check_same_shape(r.weights.shape(), gw.shape(), "grad_weights");
+            total = add(total, sum(mul(r.weights, Var(gw))));
+          }
+          tape.backward(total);
+        }
+        py::dict grads;
+        for (const auto& [name, v] : in.named)
+          grads[py::str(name)] = v.grad().defined() ? to_numpy(v.grad()) : to_numpy(Tensor(v.shape()));
+        return grads;
+      },
+      kBackwardDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::arg("grad_context"), py::kw_only(),
+      py::arg("grad_weights") = py::none(), py::arg("score") = "dot", py::arg("mask") = py::none(),
+      py::arg("attention") = "soft", py::arg("W") = py::none(), py::arg("Wq") = py::none(), py::arg("Wk") = py::none(),
+      py::arg("va") = py::none());
+
+  py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
+      .def_static("load", &PyModel::load, py::arg("dir"),
+                  "Loads and validates a model directory.\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
+      .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5,
+           "Outputs for a list of inputs.\n\n>>> model.translate(['the 3rd of march, 1999'])  # doctest: +SKIP\n"
+           "['1999-03-03']")
+      .def("align", &PyModel::align, py::arg("text"), py::arg("beam") = 1,
+           "Attention weights for one input: rows = output tokens and </s>, columns = source tokens.\n\n"
+           ">>> model.align('11/25/26').shape  # doctest: +SKIP\n(11, 8)")
+      .def("alignment", &PyModel::alignment, py::arg("text"), py::arg("beam") = 1,
+           "The output, its tokens, the source tokens and the weights, as a dict.")
+      .def("loss", &PyModel::loss, py::arg("sources"), py::arg("targets"), py::arg("label_smoothing") = 0.0f,
+           "Teacher-forced mean cross-entropy and logits [B, T, V] (T = longest target + </s>).")
+      .def("parameters", &PyModel::parameters, "Every weight by name, as NumPy arrays (copies).")
+      .def_property_readonly("config", &PyModel::config, "The model's config.json 'model' section, as JSON text.")
+      .def_property_readonly("source_vocab", &PyModel::source_vocab)
+      .def_property_readonly("target_vocab", &PyModel::target_vocab);
+
+  // Library errors become the matching Python exceptions with the library's message.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const std::invalid_argument& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const std::runtime_error& e) {
+      PyErr_SetString(PyExc_RuntimeError, e.what());
+    }
+  });
+}

@@ -1,0 +1,52 @@
+"""attend.Model from Python, and the golden end-to-end check against PyTorch."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+import attend
+import golden_check
+
+CLI = os.environ.get("ATTEND_CLI", os.path.join(os.path.dirname(__file__), "..", "..", "build", "attend"))
+
+
+@pytest.fixture(scope="module")
+def dates_model(tmp_path_factory):
+    """The default dates model (bi-GRU encoder, GRU decoder, additive attention), briefly trained."""
+    out = tmp_path_factory.mktemp("dates") / "model"
+    subprocess.run([CLI, "train", "--task", "dates", "--dates-train", "4000", "--epochs", "2", "--out", str(out)],
+                   check=True, capture_output=True)
+    return str(out)
+
+
+def test_golden_check_default_dates_model(dates_model):
+    pairs = [line.rstrip("\n").split("\t") for line in open(os.path.join(dates_model, "test.tsv"))][:48]
+    diff, loss, ref = golden_check.check(dates_model, pairs, label_smoothing=0.1)
+    assert diff <= 1e-4, f"logits differ by {diff}"
+    assert abs(loss - ref) <= 1e-5 * max(1.0, abs(ref)), f"loss {loss} vs PyTorch {ref}"
+
+
+@pytest.mark.parametrize("extra", [["--cell", "lstm", "--score", "general", "--encoder-layers", "2"],
+                                   ["--score", "dot", "--no-input-feeding"]])
+def test_golden_check_other_architectures(tmp_path, extra):
+    out = tmp_path / "model"
+    subprocess.run([CLI, "train", "--dates-train", "600", "--epochs", "1", "--hidden", "32", "--embedding", "16",
+                    "--out", str(out), *extra], check=True, capture_output=True)
+    pairs = [line.rstrip("\n").split("\t") for line in open(out / "test.tsv")][:16]
+    diff, loss, ref = golden_check.check(str(out), pairs, label_smoothing=0.0)
+    assert diff <= 1e-4 and abs(loss - ref) <= 1e-5 * max(1.0, abs(ref)), (diff, loss, ref)
+
+
+def test_model_translate_align_and_errors(dates_model):
+    model = attend.Model.load(dates_model)
+    out = model.translate(["2026-11-25", "25.11.2026"], beam=3)
+    assert len(out) == 2 and all(isinstance(s, str) for s in out)
+    w = model.align("25.11.2026")
+    assert w.dtype == np.float32 and w.shape[1] == len("25.11.2026")
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-5)
+    a = model.alignment("25.11.2026")
+    assert a["target_tokens"][-1] == "</s>" and a["weights"].shape == (len(a["target_tokens"]), len(a["source_tokens"]))
+    assert "src_embedding.weight" in model.parameters()
+    with pytest.raises(RuntimeError, match="no-such-dir"):
+        attend.Model.load("no-such-dir")
