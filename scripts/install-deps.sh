@@ -18,8 +18,15 @@ case "$profile" in
   *) echo "install-deps.sh: unknown profile '$profile' (expected build or test)" >&2; exit 2 ;;
 esac
 
+# A command already on PATH stands for its package: e.g. a Node.js that bundles npm, which
+# Debian's npm package would conflict with.
+declare -A provides_command=([npm]=npm)
+
 missing=()
 for p in "${wanted[@]}"; do
+  if [ -n "${provides_command[$p]:-}" ] && command -v "${provides_command[$p]}" >/dev/null 2>&1; then
+    continue
+  fi
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
     missing+=("$p")
   fi
