@@ -132,6 +132,45 @@ TEST(OpsGrad, SoftmaxAndLogSoftmaxWithMasks) {
   gradcheck([&](const std::vector<Var>& x) { return exp(log_softmax(x[0], mask)); }, {random_var({2, 5}, rng)});
 }
 
+TEST(Ops, SparsemaxAndEntmaxValues) {
+  // sparsemax([1, 0.5, -1]): tau = 0.25 -> [0.75, 0.25, 0]; a large gap gives a one-hot.
+  Var x(Tensor::from(Shape{2, 3}, {1.0f, 0.5f, -1.0f, 5.0f, 0.0f, 0.0f}));
+  EXPECT_EQ(sparsemax(x).value().to_vector(), (std::vector<float>{0.75f, 0.25f, 0.0f, 1.0f, 0.0f, 0.0f}));
+  // entmax15 of equal values is uniform; of [2, 0] (z = [1, 0]): tau solves (1-tau)^2 + (-tau)^2 = 1 -> tau = 0, p = [1, 0].
+  Var e(Tensor::from(Shape{2, 2}, {0.3f, 0.3f, 2.0f, 0.0f}));
+  const auto p = entmax15(e).value().to_vector();
+  EXPECT_NEAR(p[0], 0.5f, 1e-6f);
+  EXPECT_NEAR(p[1], 0.5f, 1e-6f);
+  EXPECT_NEAR(p[2], 1.0f, 1e-6f);
+  EXPECT_NEAR(p[3], 0.0f, 1e-6f);
+  // Rows sum to one over unmasked positions; masked and fully masked rows are zeros.
+  Rng rng(13);
+  Var r = random_var({3, 7}, rng, 2.0f, false);
+  Tensor mask = Tensor::from(Shape{3, 7}, {1, 1, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1});
+  for (Var y : {sparsemax(r, mask), entmax15(r, mask)}) {
+    const auto v = y.value().to_vector();
+    double row0 = 0, row2 = 0;
+    for (int s = 0; s < 7; ++s) row0 += v[s], row2 += v[14 + s];
+    EXPECT_NEAR(row0, 1.0, 1e-5);
+    EXPECT_NEAR(row2, 1.0, 1e-5);
+    EXPECT_EQ(v[4], 0.0f);
+    for (int s = 7; s < 14; ++s) EXPECT_EQ(v[s], 0.0f);
+  }
+  EXPECT_THROW(parse_normalizer("softermax"), std::invalid_argument);
+}
+
+TEST(OpsGrad, SparsemaxAndEntmax) {
+  Rng rng(14);
+  Tensor mask = Tensor::from(Shape{2, 6}, {1, 1, 1, 1, 0, 1, 1, 1, 0, 1, 1, 1});
+  // Values spread so that no input sits on a support boundary within eps.
+  for (int trial = 0; trial < 3; ++trial) {
+    gradcheck([&](const std::vector<Var>& x) { return sparsemax(x[0], mask); }, {random_var({2, 6}, rng, 1.5f)},
+              {.eps = 1e-3f});
+    gradcheck([&](const std::vector<Var>& x) { return entmax15(x[0], mask); }, {random_var({2, 2, 6}, rng, 1.5f)},
+              {.eps = 1e-3f});
+  }
+}
+
 TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
   Rng rng(7);
   gradcheck([](const std::vector<Var>& x) { return embedding(x[0], {2, 0, 2, 1}); }, {random_var({3, 4}, rng)});

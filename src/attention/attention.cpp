@@ -82,8 +82,8 @@ Var scores(ScoreKind score, const Var& query, const Var& pkeys, const ScoreParam
   return Var();
 }
 
-AttentionResult combine(const Var& sc, const Var& values, const Tensor& mask) {
-  Var w = softmax(sc, mask);  // [B,T,S]
+AttentionResult combine(const Var& sc, const Var& values, const Tensor& mask, Normalizer normalizer) {
+  Var w = normalize(sc, mask, normalizer);  // [B,T,S]
   return {bmm(w, values), w};  // [B,T,Dv]
 }
 
@@ -103,14 +103,15 @@ void check_inputs(const Var& query, const Var& keys, const Var& values, const Te
 }  // namespace
 
 AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
-                       const ScoreParams& params) {
+                       const ScoreParams& params, Normalizer normalizer) {
   check_inputs(query, keys, values, mask);
   check_params(score, query.size(2), keys.size(2), params);
-  return combine(scores(score, query, prepare_keys(score, keys, params), params), values, mask);
+  return combine(scores(score, query, prepare_keys(score, keys, params), params), values, mask, normalizer);
 }
 
-SoftAttention::SoftAttention(ScoreKind score, int query_dim, int key_dim, int attention_dim, Rng& rng)
-    : score_(score), query_dim_(query_dim), key_dim_(key_dim) {
+SoftAttention::SoftAttention(ScoreKind score, int query_dim, int key_dim, int attention_dim, Rng& rng,
+                             Normalizer normalizer)
+    : score_(score), normalizer_(normalizer), query_dim_(query_dim), key_dim_(key_dim) {
   if (score == ScoreKind::kGeneral) {
     params_.W = parameter(Shape{query_dim, key_dim});
     init::glorot_uniform(params_.W.value(), rng);
@@ -138,7 +139,7 @@ AttentionResult SoftAttention::operator()(const Var& query, const Memory& memory
     throw std::invalid_argument("SoftAttention: query " + query.shape().str() + " is not [B,T," +
                                 std::to_string(query_dim_) + "] for keys " + memory.keys.shape().str());
   }
-  return combine(scores(score_, query, memory.keys, params_), memory.values, memory.mask);
+  return combine(scores(score_, query, memory.keys, params_), memory.values, memory.mask, normalizer_);
 }
 
 void SoftAttention::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {

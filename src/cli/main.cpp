@@ -56,7 +56,8 @@ CLI::Validator number(double min, bool inclusive, double max = 1e300) {
 
 struct TrainArgs {
   TrainOptions opt;
-  std::string attention = "soft", score = "additive", cell = "gru", tokenizer = "char", schedule = "constant";
+  std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
+              schedule = "constant";
   bool no_input_feeding = false, lowercase = false;
 };
 
@@ -113,6 +114,7 @@ int run_train(TrainArgs& a) {
     throw std::invalid_argument("--attention " + a.attention + ": this build has soft (global) attention only");
   }
   o.model.score = parse_score(a.score);
+  o.model.normalizer = parse_normalizer(a.normalizer);
   o.model.cell = parse_cell(a.cell);
   o.model.input_feeding = !a.no_input_feeding;
   o.schedule = a.schedule;
@@ -276,6 +278,8 @@ int main_impl(int argc, char** argv) {
       ->capture_default_str();
   train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
       ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
+  train_cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
+      ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))->capture_default_str();
   train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
       ->capture_default_str();
   train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size")

@@ -36,7 +36,8 @@ void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
   j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
        {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
        {"bidirectional", c.bidirectional},  {"encoder_layers", c.encoder_layers},
-       {"score", to_string(c.score)},       {"attention_dim", c.attention_dim},
+       {"score", to_string(c.score)},       {"normalizer", to_string(c.normalizer)},
+       {"attention_dim", c.attention_dim},
        {"input_feeding", c.input_feeding},  {"dropout", c.dropout},
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
 }
@@ -49,6 +50,7 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.encoder_layers = j.value("encoder_layers", 1);
   c.bidirectional = j.at("bidirectional").get<bool>();
   c.score = parse_score(j.at("score").get<std::string>());
+  c.normalizer = parse_normalizer(j.value("normalizer", std::string("softmax")));
   c.attention_dim = j.at("attention_dim").get<int>();
   c.input_feeding = j.at("input_feeding").get<bool>();
   c.dropout = j.at("dropout").get<float>();
@@ -68,7 +70,7 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   bridge_h_ = Linear(M, H, /*bias=*/true, rng);
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
-  attention_ = SoftAttention(config.score, /*query_dim=*/H, /*key_dim=*/M, config.attention_dim, rng);
+  attention_ = SoftAttention(config.score, /*query_dim=*/H, /*key_dim=*/M, config.attention_dim, rng, config.normalizer);
   combine_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }

@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "../kernels/softmax.h"
+#include "../kernels/sparse_normalizers.h"
 
 namespace attend {
 
@@ -51,7 +52,75 @@ Var softmax_impl(const Var& x, const Tensor& mask, bool log_output) {
 }
 }  // namespace
 
+namespace {
+
+// Sparse normalisers share one backward form: on the support, dx = s * dy - s (s . dy) / sum(s),
+// with s = 1 for sparsemax (Martins & Astudillo 2016, eq. 14) and s = sqrt(p) for entmax-1.5
+// (Peters et al. 2019, Prop. 2: s = p^(2 - alpha)); off the support dx = 0.
+Var sparse_impl(const Var& x, const Tensor& mask, bool entmax) {
+  const char* name = entmax ? "entmax15" : "sparsemax";
+  const int64_t rpm = check_mask(x.shape(), mask, name);
+  const int64_t S = x.size(-1), rows = x.value().numel() / std::max<int64_t>(S, 1);
+  Tensor y = Tensor::empty(x.shape());
+  std::vector<float> scratch(static_cast<size_t>(S));
+  const float* m = mask.defined() ? mask.data() : nullptr;
+  if (entmax) kernels::entmax15_rows(x.value().data(), m, rows, rpm, S, y.data(), scratch.data());
+  else kernels::sparsemax_rows(x.value().data(), m, rows, rpm, S, y.data(), scratch.data());
+  return make_result(std::move(y), needs_grad({&x}), [x, rows, S, entmax](Node& out) {
+    const float* p = out.value.data();
+    const float* dy = out.grad.data();
+    float* dx = x.grad_ref().data();
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* pr = p + r * S;
+      const float* gr = dy + r * S;
+      double s_dot = 0.0, s_sum = 0.0;
+      for (int64_t k = 0; k < S; ++k) {
+        if (pr[k] <= 0.0f) continue;
+        const double s = entmax ? std::sqrt(double(pr[k])) : 1.0;
+        s_dot += s * gr[k];
+        s_sum += s;
+      }
+      if (s_sum == 0.0) continue;  // fully masked row
+      const double c = s_dot / s_sum;
+      for (int64_t k = 0; k < S; ++k) {
+        if (pr[k] <= 0.0f) continue;
+        const double s = entmax ? std::sqrt(double(pr[k])) : 1.0;
+        dx[r * S + k] += static_cast<float>(s * (gr[k] - c));
+      }
+    }
+  });
+}
+
+}  // namespace
+
 Var softmax(const Var& x, const Tensor& mask) { return softmax_impl(x, mask, false); }
+Var sparsemax(const Var& x, const Tensor& mask) { return sparse_impl(x, mask, false); }
+Var entmax15(const Var& x, const Tensor& mask) { return sparse_impl(x, mask, true); }
+
+Normalizer parse_normalizer(const std::string& name) {
+  if (name == "softmax") return Normalizer::kSoftmax;
+  if (name == "sparsemax") return Normalizer::kSparsemax;
+  if (name == "entmax15" || name == "entmax-1.5") return Normalizer::kEntmax15;
+  throw std::invalid_argument("unknown normalizer '" + name + "' (expected softmax, sparsemax or entmax15)");
+}
+
+std::string to_string(Normalizer n) {
+  switch (n) {
+    case Normalizer::kSoftmax: return "softmax";
+    case Normalizer::kSparsemax: return "sparsemax";
+    case Normalizer::kEntmax15: return "entmax15";
+  }
+  return "?";
+}
+
+Var normalize(const Var& x, const Tensor& mask, Normalizer n) {
+  switch (n) {
+    case Normalizer::kSoftmax: return softmax(x, mask);
+    case Normalizer::kSparsemax: return sparsemax(x, mask);
+    case Normalizer::kEntmax15: return entmax15(x, mask);
+  }
+  return softmax(x, mask);
+}
 Var log_softmax(const Var& x, const Tensor& mask) { return softmax_impl(x, mask, true); }
 
 }  // namespace attend

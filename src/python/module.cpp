@@ -61,12 +61,13 @@ struct Inputs {
   Var query, keys, values;
   Tensor mask;
   ScoreKind score;
+  Normalizer normalizer = Normalizer::kSoftmax;
   ScoreParams params;
   std::vector<std::pair<std::string, Var>> named;  // everything that gets a gradient
 };
 
 Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& score,
-                   const py::object& mask, const std::string& attention, const std::optional<FloatArray>& W,
+                   const std::string& normalizer, const py::object& mask, const std::string& attention, const std::optional<FloatArray>& W,
                    const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
                    const std::optional<FloatArray>& va, bool requires_grad) {
   check_mechanism(attention);
@@ -77,6 +78,7 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
   in.named = {{"query", in.query}, {"keys", in.keys}, {"values", in.values}};
   in.mask = to_mask(mask, in.keys);
   in.score = parse_score(score);
+  in.normalizer = parse_normalizer(normalizer);
   auto param = [&](const std::optional<FloatArray>& a, const char* name, Var& slot) {
     if (!a) return;
     slot = Var(to_tensor(*a, name), requires_grad);
@@ -101,7 +103,9 @@ Returns (context [B, T, Dv], weights [B, T, S]), or only context with return_wei
 
 score: "dot" (q.k, Dq == Dk), "scaled-dot" (q.k / sqrt(Dk)), "general" (q W k, W [Dq, Dk]),
 "additive" (va . tanh(q Wq + k Wk), Wq [Dq, A], Wk [Dk, A], va [A]).
-attention: "soft" (= "global" = "dynamic"), the softmax over all source positions.
+normalizer: "softmax", "sparsemax" (Martins & Astudillo 2016) or "entmax15" (Peters et al. 2019);
+the sparse ones can give positions exactly zero weight.
+attention: "soft" (= "global" = "dynamic"): weights over all source positions at every step.
 
 >>> import numpy as np, attend
 >>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
@@ -219,29 +223,30 @@ PYBIND11_MODULE(attend, m) {
   m.def(
       "attention",
       [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& score,
-         const py::object& mask, const std::string& attention, bool return_weights, const std::optional<FloatArray>& W,
-         const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
+         const std::string& normalizer, const py::object& mask, const std::string& attention, bool return_weights,
+         const std::optional<FloatArray>& W, const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
          const std::optional<FloatArray>& va) -> py::object {
-        Inputs in = make_inputs(query, keys, values, score, mask, attention, W, Wq, Wk, va, false);
-        AttentionResult r = attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params);
+        Inputs in = make_inputs(query, keys, values, score, normalizer, mask, attention, W, Wq, Wk, va, false);
+        AttentionResult r = attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params, in.normalizer);
         if (!return_weights) return to_numpy(r.context.value());
         return py::make_tuple(to_numpy(r.context.value()), to_numpy(r.weights.value()));
       },
       kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("score") = "dot",
-      py::arg("mask") = py::none(), py::arg("attention") = "soft", py::arg("return_weights") = true,
+      py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("attention") = "soft", py::arg("return_weights") = true,
       py::arg("W") = py::none(), py::arg("Wq") = py::none(), py::arg("Wk") = py::none(), py::arg("va") = py::none());
 
   m.def(
       "attention_backward",
       [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const FloatArray& grad_context,
-         const std::optional<FloatArray>& grad_weights, const std::string& score, const py::object& mask,
-         const std::string& attention, const std::optional<FloatArray>& W, const std::optional<FloatArray>& Wq,
-         const std::optional<FloatArray>& Wk, const std::optional<FloatArray>& va) {
-        Inputs in = make_inputs(query, keys, values, score, mask, attention, W, Wq, Wk, va, true);
+         const std::optional<FloatArray>& grad_weights, const std::string& score, const std::string& normalizer,
+         const py::object& mask, const std::string& attention, const std::optional<FloatArray>& W,
+         const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk, const std::optional<FloatArray>& va) {
+        Inputs in = make_inputs(query, keys, values, score, normalizer, mask, attention, W, Wq, Wk, va, true);
         Tape tape;
         {
           TapeScope scope(tape);
-          AttentionResult r = attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params);
+          AttentionResult r =
+              attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params, in.normalizer);
           Tensor gc = to_tensor(grad_context, "grad_context");
           check_same_shape(r.context.shape(), gc.shape(), "grad_context");
           Var total = sum(mul(r.context, Var(gc)));  // d total / d context = grad_context
@@ -258,7 +263,8 @@ PYBIND11_MODULE(attend, m) {
         return grads;
       },
       kBackwardDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::arg("grad_context"), py::kw_only(),
-      py::arg("grad_weights") = py::none(), py::arg("score") = "dot", py::arg("mask") = py::none(),
+      py::arg("grad_weights") = py::none(), py::arg("score") = "dot", py::arg("normalizer") = "softmax",
+      py::arg("mask") = py::none(),
       py::arg("attention") = "soft", py::arg("W") = py::none(), py::arg("Wq") = py::none(), py::arg("Wk") = py::none(),
       py::arg("va") = py::none());
 

@@ -16,8 +16,40 @@ import attend
 FWD_TOL, GRAD_TOL = 1e-5, 1e-4
 
 
-def reference(q, k, v, mask, score, params):
-    """softmax over unmasked positions of score(q, k), then the weighted sum of v."""
+def sparsemax_ref(s):
+    """Martins & Astudillo (2016), eq. 2, by sorting; -inf entries (masked) get zero."""
+    z, _ = torch.sort(s, dim=-1, descending=True)
+    finite = torch.isfinite(z)
+    zf = torch.where(finite, z, torch.zeros_like(z))
+    k = torch.arange(1, s.shape[-1] + 1, dtype=s.dtype)
+    cums = zf.cumsum(-1)
+    support = finite & (1 + k * zf > cums)
+    kz = support.sum(-1, keepdim=True).clamp(min=1)
+    tau = (cums.gather(-1, kz - 1) - 1) / kz
+    return torch.clamp(s - tau, min=0)
+
+
+def entmax15_ref(s):
+    """Peters et al. (2019), alpha = 1.5, by sorting: p = max(s/2 - tau, 0)^2 with sum p = 1."""
+    z = s / 2
+    zs, _ = torch.sort(z, dim=-1, descending=True)
+    finite = torch.isfinite(zs)
+    zf = torch.where(finite, zs, torch.zeros_like(zs))
+    k = torch.arange(1, s.shape[-1] + 1, dtype=s.dtype)
+    mean = zf.cumsum(-1) / k
+    ss = (zf ** 2).cumsum(-1) - k * mean ** 2
+    delta = torch.clamp((1 - ss) / k, min=0)
+    tau = mean - torch.sqrt(delta)
+    support = finite & (tau <= zf)
+    kz = support.sum(-1, keepdim=True).clamp(min=1)
+    return torch.clamp(z - tau.gather(-1, kz - 1), min=0) ** 2
+
+
+NORMALIZERS = {"softmax": lambda s: torch.softmax(s, dim=2), "sparsemax": sparsemax_ref, "entmax15": entmax15_ref}
+
+
+def reference(q, k, v, mask, score, params, normalizer="softmax"):
+    """normalizer over unmasked positions of score(q, k), then the weighted sum of v."""
     if score == "dot":
         s = q @ k.transpose(1, 2)
     elif score == "scaled-dot":
@@ -31,10 +63,10 @@ def reference(q, k, v, mask, score, params):
     if mask is not None:
         m = torch.from_numpy(mask).unsqueeze(1)  # [B, 1, S]
         s = s.masked_fill(~m, float("-inf"))
-        w = torch.softmax(s, dim=2)
+        w = NORMALIZERS[normalizer](s)
         w = torch.where(m.any(dim=2, keepdim=True), w, torch.zeros_like(w))  # fully masked row: zero weights
     else:
-        w = torch.softmax(s, dim=2)
+        w = NORMALIZERS[normalizer](s)
     return w @ v, w
 
 
@@ -79,14 +111,19 @@ SHAPES = [  # B, T, S, Dq, Dk, Dv, A
 SCORES = ["dot", "scaled-dot", "general", "additive"]
 
 
-@pytest.mark.parametrize("score,shape,masked", list(itertools.product(SCORES, SHAPES, [False, True])))
-def test_forward_and_gradients_match_pytorch(score, shape, masked):
-    rng = np.random.default_rng(abs(hash((score, shape, masked))) % 2**32)
+CASES = list(itertools.product(SCORES, SHAPES, [False, True], ["softmax"])) + \
+    list(itertools.product(SCORES, SHAPES, [False, True], ["sparsemax", "entmax15"]))
+
+
+@pytest.mark.parametrize("score,shape,masked,normalizer", CASES)
+def test_forward_and_gradients_match_pytorch(score, shape, masked, normalizer):
+    rng = np.random.default_rng(abs(hash((score, shape, masked, normalizer))) % 2**32)
     arrays, params, mask = make_case(rng, *shape, score, masked)
-    context, weights = attend.attention(arrays["query"], arrays["keys"], arrays["values"], score=score, mask=mask, **params)
+    context, weights = attend.attention(arrays["query"], arrays["keys"], arrays["values"], score=score, mask=mask,
+                                        normalizer=normalizer, **params)
 
     t = {k: torch.tensor(v, requires_grad=True) for k, v in {**arrays, **params}.items()}
-    ref_ctx, ref_w = reference(t["query"], t["keys"], t["values"], mask, score, t)
+    ref_ctx, ref_w = reference(t["query"], t["keys"], t["values"], mask, score, t, normalizer)
     assert_close(context, ref_ctx.detach().numpy(), FWD_TOL, "context")
     assert_close(weights, ref_w.detach().numpy(), FWD_TOL, "weights")
     assert not np.isnan(context).any() and not np.isnan(weights).any()
@@ -95,7 +132,7 @@ def test_forward_and_gradients_match_pytorch(score, shape, masked):
     g_w = rng.standard_normal(weights.shape).astype(np.float32)
     (ref_ctx * torch.from_numpy(g_ctx)).sum().add((ref_w * torch.from_numpy(g_w)).sum()).backward()
     grads = attend.attention_backward(arrays["query"], arrays["keys"], arrays["values"], g_ctx, grad_weights=g_w,
-                                      score=score, mask=mask, **params)
+                                      score=score, normalizer=normalizer, mask=mask, **params)
     assert set(grads) == set(t)
     for name, tensor in t.items():
         assert_close(grads[name], tensor.grad.numpy(), GRAD_TOL, f"d/d{name}")

@@ -9,12 +9,14 @@
 //   scaled-dot  qᵀk / sqrt(Dk)             (Dq == Dk)
 //   general     qᵀ W k,  W [Dq, Dk]
 //   additive    vaᵀ tanh(q Wq + k Wk),  Wq [Dq, A], Wk [Dk, A], va [A]
-// Normaliser: softmax over the unmasked source positions (soft = global = dynamic attention).
+// Normaliser over the unmasked source positions: softmax (soft = global = dynamic attention),
+// or sparsemax / entmax-1.5, which can put exactly zero weight on positions.
 #pragma once
 
 #include <string>
 
 #include "attend/nn/module.h"
+#include "attend/ops/softmax.h"
 #include "attend/random.h"
 
 namespace attend {
@@ -36,7 +38,7 @@ struct AttentionResult {
 // The general definition, in one call. query [B,T,Dq], keys [B,S,Dk], values [B,S,Dv],
 // mask [B,S] (1 = may attend; undefined = all) -> context [B,T,Dv], weights [B,T,S].
 AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
-                       const ScoreParams& params = {});
+                       const ScoreParams& params = {}, Normalizer normalizer = Normalizer::kSoftmax);
 
 // The same mechanism as a layer that owns its score parameters and is called once per decoder
 // step. prepare() does the per-source work once (Wk·keys for additive, W·keys for general), so
@@ -50,7 +52,8 @@ class SoftAttention : public Module {
   };
   SoftAttention() = default;
   // attention_dim is used by the additive score only.
-  SoftAttention(ScoreKind score, int query_dim, int key_dim, int attention_dim, Rng& rng);
+  SoftAttention(ScoreKind score, int query_dim, int key_dim, int attention_dim, Rng& rng,
+                Normalizer normalizer = Normalizer::kSoftmax);
   Memory prepare(const Var& keys, const Var& values, const Tensor& mask) const;
   AttentionResult operator()(const Var& query, const Memory& memory) const;  // query [B,T,Dq]
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
@@ -58,6 +61,7 @@ class SoftAttention : public Module {
 
  private:
   ScoreKind score_ = ScoreKind::kDot;
+  Normalizer normalizer_ = Normalizer::kSoftmax;
   int query_dim_ = 0, key_dim_ = 0;
   ScoreParams params_;
 };

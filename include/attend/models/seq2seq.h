@@ -30,6 +30,7 @@ struct Seq2SeqConfig {
   int encoder_layers = 1;      // stacked recurrent layers, dropout between them
   bool bidirectional = true;
   ScoreKind score = ScoreKind::kAdditive;
+  Normalizer normalizer = Normalizer::kSoftmax;
   int attention_dim = 128;     // additive score only
   bool input_feeding = true;
   float dropout = 0.1f;
