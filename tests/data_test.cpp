@@ -1,6 +1,7 @@
 // Data: the dates generator, TSV reading, vocabularies, tokenizers, batching, metrics.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "attend/data/batch.h"
 #include "attend/data/dates.h"
 #include "attend/data/tsv.h"
+#include "attend/eval/alignment.h"
 #include "attend/eval/metrics.h"
 #include "attend/io/files.h"
 
@@ -141,6 +143,27 @@ TEST(Metrics, EditDistanceExactMatchAndMultipleReferences) {
   EXPECT_DOUBLE_EQ(s.exact_match, 0.5);
   EXPECT_DOUBLE_EQ(s.error_rate, 2.0 / 4.0);
   EXPECT_DOUBLE_EQ(s.token_accuracy, 2.0 / 4.0);
+}
+
+TEST(AlignmentStats, HandWorkedDiagonalAndReordering) {
+  // A one-hot diagonal: monotone, zero entropy, all mass on the diagonal.
+  AlignmentMatrix diag = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};
+  AlignmentStats d = alignment_stats(diag);
+  EXPECT_DOUBLE_EQ(d.monotonicity, 1.0);
+  EXPECT_DOUBLE_EQ(d.entropy, 0.0);
+  EXPECT_DOUBLE_EQ(d.diagonality, 1.0);
+  EXPECT_EQ(pharaoh(diag, 2), "0-0 1-1");  // the last row (</s>) left out
+  // Reversed, with one uniform row (argmax: the first position); entropy (0 + log 3 + 0) / 3.
+  AlignmentMatrix rev = {{0, 0, 1}, {1.f / 3, 1.f / 3, 1.f / 3}, {1, 0, 0}};
+  AlignmentStats r = alignment_stats(rev);
+  EXPECT_DOUBLE_EQ(r.monotonicity, 0.5);  // argmax 2 -> 0 (back) -> 0 (stays: not backwards)
+  EXPECT_NEAR(r.entropy, std::log(3.0) / 3, 1e-6);
+  EXPECT_EQ(pharaoh(rev, 3), "2-0 0-1 0-2");
+  AlignmentStats total;
+  accumulate(total, d);
+  accumulate(total, r);
+  EXPECT_EQ(total.steps, 6u);
+  EXPECT_NEAR(total.entropy, (0.0 + std::log(3.0) / 3) / 2, 1e-6);
 }
 
 TEST(Files, AtomicWriteReplacesWholeFile) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/data/cmudict.h"
+#include "attend/eval/alignment.h"
 #include "attend/eval/metrics.h"
 #include "attend/data/tsv.h"
 #include "attend/io/files.h"
@@ -142,7 +143,7 @@ int run_train(TrainArgs& a) {
   return 0;
 }
 
-int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors) {
+int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors, bool alignment_stats_flag) {
   Translator tr = Translator::load(d.model);
   // Several lines with the same source are several references for one input (e.g. CMUdict variants).
   const ReferenceSet set =
@@ -157,6 +158,9 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
     unknown += t.unknown;
   }
   Scores s = score(hyps, refs);
+  AlignmentStats as;
+  if (alignment_stats_flag)
+    for (const auto& t : out) accumulate(as, alignment_stats(t.attention));
   if (show_errors)
     for (size_t i = 0; i < out.size(); ++i)
       if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
@@ -170,6 +174,8 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
                         {"token_error_rate", s.error_rate},
                         {"beam", d.beam},
                         {"unknown_source_tokens", unknown}};
+    if (alignment_stats_flag)
+      j["alignment"] = {{"monotonicity", as.monotonicity}, {"entropy", as.entropy}, {"diagonality", as.diagonality}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s: %zu inputs, beam %d\n"
@@ -180,6 +186,12 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
                 test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match),
                 100 * s.token_accuracy, 100 * s.error_rate);
     if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
+    if (alignment_stats_flag)
+      std::printf("alignment (%zu steps):\n"
+                  "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
+                  "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
+                  "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
+                  as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
   }
   return 0;
 }
@@ -203,12 +215,38 @@ int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bo
   return 0;
 }
 
-int run_align(const DecodeArgs& d, const std::string& out_path, const std::string& text) {
+int run_align(const DecodeArgs& d, const std::string& out_path, const std::vector<std::string>& texts,
+              std::string format) {
+  if (format.empty()) {
+    const std::string ext = std::filesystem::path(out_path).extension().string();
+    format = ext.empty() ? "" : ext.substr(1);
+  }
+  if (format != "png" && format != "svg" && format != "pharaoh") {
+    throw std::invalid_argument("align: unknown format '" + format + "' for --out " + out_path +
+                                " (use a .png or .svg file, or --format pharaoh)");
+  }
   Translator tr = Translator::load(d.model);
-  std::vector<Translation> out = tr.translate({text}, d.options());
-  warn_unknown(out[0], text);
+  std::vector<std::string> inputs = texts;
+  if (inputs.empty()) {
+    if (format != "pharaoh") throw std::invalid_argument("align: give the input as an argument");
+    std::string line;
+    while (std::getline(std::cin, line)) inputs.push_back(line);
+  }
+  std::vector<Translation> out = tr.translate(inputs, d.options());
+  if (format == "pharaoh") {  // one line per input: i-j pairs, 0-based, source-target
+    std::string text;
+    for (size_t i = 0; i < out.size(); ++i) {
+      warn_unknown(out[i], inputs[i]);
+      text += pharaoh(out[i].attention, out[i].target_tokens.size()) + "\n";
+    }
+    if (out_path.empty()) std::fputs(text.c_str(), stdout);
+    else write_file_atomic(out_path, text);
+    return 0;
+  }
+  if (inputs.size() != 1) throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
+  warn_unknown(out[0], inputs[0]);
   if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
-  write_alignment_image(out_path, to_alignment(out[0], text + "  \u2192  " + out[0].text));
+  write_alignment_image(out_path, to_alignment(out[0], inputs[0] + "  \u2192  " + out[0].text));
   std::printf("%s\nalignment written to %s\n", out[0].text.c_str(), out_path.c_str());
   return 0;
 }
@@ -329,6 +367,9 @@ int main_impl(int argc, char** argv) {
   eval_cmd->add_option("--test", test, "Test data: source<TAB>target per line")->required()->check(CLI::ExistingFile);
   eval_cmd->add_flag("--json", json, "Print one JSON object");
   eval_cmd->add_flag("--show-errors", show_errors, "List the wrong outputs on stderr");
+  bool alignment_stats_flag = false;
+  eval_cmd->add_flag("--alignment-stats", alignment_stats_flag,
+                     "Also report monotonicity, mean entropy and diagonality of the attention");
 
   DecodeArgs tra;
   std::vector<std::string> texts;
@@ -339,11 +380,15 @@ int main_impl(int argc, char** argv) {
   translate_cmd->add_flag("--show-attention", show_attention, "Draw each attention matrix in the terminal");
 
   DecodeArgs aa;
-  std::string out_path, align_text;
-  auto* align_cmd = app.add_subcommand("align", "Draw the attention alignment of one input as an image");
+  std::string out_path, align_format;
+  std::vector<std::string> align_texts;
+  auto* align_cmd = app.add_subcommand(
+      "align", "Draw the attention alignment of an input (PNG, SVG), or export hard alignments (Pharaoh i-j pairs)");
   add_decode_flags(align_cmd, aa);
-  align_cmd->add_option("--out", out_path, "Image to write: .png or .svg")->required();
-  align_cmd->add_option("text", align_text, "The input")->required();
+  align_cmd->add_option("--out", out_path, "Image to write (.png or .svg); for pharaoh, a text file (default stdout)");
+  align_cmd->add_option("--format", align_format, "png, svg or pharaoh (default: from the --out extension)")
+      ->check(CLI::IsMember({"png", "svg", "pharaoh"}));
+  align_cmd->add_option("text", align_texts, "The input (pharaoh: inputs, or stdin lines when none)");
 
   std::string data_out, split_from, dict_file;
   auto* data_cmd = app.add_subcommand("data", "Prepare data sets");
@@ -367,9 +412,12 @@ int main_impl(int argc, char** argv) {
     return run_train(ta);
   }
   if (*data_cmd) return run_data_cmudict(data_out, split_from, dict_file);
-  if (*eval_cmd) return run_eval(ea, test, json, show_errors);
+  if (*eval_cmd) return run_eval(ea, test, json, show_errors, alignment_stats_flag);
   if (*translate_cmd) return run_translate(tra, texts, show_attention);
-  if (*align_cmd) return run_align(aa, out_path, align_text);
+  if (*align_cmd) {
+    if (align_format != "pharaoh" && out_path.empty()) throw std::invalid_argument("align: --out FILE.(png|svg) is required");
+    return run_align(aa, out_path, align_texts, align_format);
+  }
   return 2;
 }
 
