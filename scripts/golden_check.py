@@ -128,8 +128,8 @@ def check(model_dir, pairs, label_smoothing=0.1):
         src[: len(x), b] = torch.tensor(x)
         tgt_in[: len(y) + 1, b] = torch.tensor([2] + y)
         tgt_out[: len(y) + 1, b] = torch.tensor(y + [3])
-    if config["model"].get("normalizer", "softmax") != "softmax":
-        raise SystemExit("golden_check: only softmax-normalised models are rebuilt in PyTorch here")
+    if config["model"].get("normalizer", "softmax") != "softmax" or config["model"].get("attention", "soft") != "soft":
+        raise SystemExit("golden_check: only soft attention with softmax is rebuilt in PyTorch here")
     model = Seq2Seq(config["model"], read_safetensors(f"{model_dir}/model.safetensors"))
     with torch.no_grad():
         ref_logits = model(src, [len(x) for x in srcs], tgt_in)  # [T, B, V]

@@ -135,11 +135,19 @@ SoftAttention::Memory SoftAttention::prepare(const Var& keys, const Var& values,
 }
 
 AttentionResult SoftAttention::operator()(const Var& query, const Memory& memory) const {
+  return weigh(scores(query, memory), memory, memory.mask);
+}
+
+Var SoftAttention::scores(const Var& query, const Memory& memory) const {
   if (query.ndim() != 3 || query.size(2) != query_dim_ || query.size(0) != memory.keys.size(0)) {
     throw std::invalid_argument("SoftAttention: query " + query.shape().str() + " is not [B,T," +
                                 std::to_string(query_dim_) + "] for keys " + memory.keys.shape().str());
   }
-  return combine(scores(score_, query, memory.keys, params_), memory.values, memory.mask, normalizer_);
+  return attend::scores(score_, query, memory.keys, params_);
+}
+
+AttentionResult SoftAttention::weigh(const Var& sc, const Memory& memory, const Tensor& mask) const {
+  return combine(sc, memory.values, mask, normalizer_);
 }
 
 void SoftAttention::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {

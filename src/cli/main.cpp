@@ -111,9 +111,7 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
 
 int run_train(TrainArgs& a) {
   TrainOptions& o = a.opt;
-  if (a.attention != "soft") {
-    throw std::invalid_argument("--attention " + a.attention + ": this build has soft (global) attention only");
-  }
+  o.model.attention = parse_mechanism(a.attention);
   o.model.score = parse_score(a.score);
   o.model.normalizer = parse_normalizer(a.normalizer);
   o.model.cell = parse_cell(a.cell);
@@ -312,8 +310,10 @@ int main_impl(int argc, char** argv) {
   train_cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
   train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
-  train_cmd->add_option("--attention", ta.attention, "Attention mechanism")->check(CLI::IsMember({"soft", "global"}))
-      ->capture_default_str();
+  train_cmd->add_option("--attention", ta.attention, "Attention mechanism: soft (= global), static, local-m, local-p")
+      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p"}))->capture_default_str();
+  train_cmd->add_option("--window", o.model.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")
+      ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
       ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
   train_cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")

@@ -53,6 +53,7 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
 
 Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<int>& rows) {
   Seq2Seq::DecoderState g;
+  g.attn = s.attn;  // the same step for every row
   g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));
   if (s.rnn.c.defined()) g.rnn.c = Var(gather_rows(s.rnn.c.value(), rows));
   if (s.feed.defined()) g.feed = Var(gather_rows(s.feed.value(), rows));
@@ -67,9 +68,15 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
   for (int i = 0; i < B * K; ++i) expand[i] = i / K;
   Seq2Seq::Encoded big = enc;
   big.B = B * K;
-  big.memory.keys = Var(gather_rows(enc.memory.keys.value(), expand));
-  big.memory.values = Var(gather_rows(enc.memory.values.value(), expand));
-  big.memory.mask = gather_rows(enc.memory.mask, expand);
+  big.memory.scorer.keys = Var(gather_rows(enc.memory.scorer.keys.value(), expand));
+  big.memory.scorer.values = Var(gather_rows(enc.memory.scorer.values.value(), expand));
+  big.memory.scorer.mask = gather_rows(enc.memory.scorer.mask, expand);
+  big.memory.lengths.clear();
+  for (int r : expand) big.memory.lengths.push_back(enc.memory.lengths[r]);
+  if (enc.memory.static_weights.defined()) {
+    big.memory.static_weights = Var(gather_rows(enc.memory.static_weights.value(), expand));
+    big.memory.static_context = Var(gather_rows(enc.memory.static_context.value(), expand));
+  }
   Seq2Seq::DecoderState state = gather(model.initial_state(enc), expand);
 
   struct Live {

@@ -22,6 +22,7 @@ void Seq2SeqConfig::validate() const {
   if (encoder_hidden < 0) throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
   if (encoder_hidden == 0 && bidirectional && hidden % 2 != 0)
     throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
+  AttentionConfig{attention, score, normalizer, attention_dim, window}.validate();
   if ((score == ScoreKind::kDot || score == ScoreKind::kScaledDot) && memory_size() != hidden)
     throw std::invalid_argument("model config: the " + to_string(score) + " score needs encoder outputs (" +
                                 std::to_string(memory_size()) + ") as wide as the decoder (" + std::to_string(hidden) + ")");
@@ -34,6 +35,7 @@ void Seq2SeqConfig::validate() const {
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
   j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
+       {"attention", to_string(c.attention)}, {"window", c.window},
        {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
        {"bidirectional", c.bidirectional},  {"encoder_layers", c.encoder_layers},
        {"score", to_string(c.score)},       {"normalizer", to_string(c.normalizer)},
@@ -51,6 +53,8 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.bidirectional = j.at("bidirectional").get<bool>();
   c.score = parse_score(j.at("score").get<std::string>());
   c.normalizer = parse_normalizer(j.value("normalizer", std::string("softmax")));
+  c.attention = parse_mechanism(j.value("attention", std::string("soft")));
+  c.window = j.value("window", 5);
   c.attention_dim = j.at("attention_dim").get<int>();
   c.input_feeding = j.at("input_feeding").get<bool>();
   c.dropout = j.at("dropout").get<float>();
@@ -70,7 +74,8 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   bridge_h_ = Linear(M, H, /*bias=*/true, rng);
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
-  attention_ = SoftAttention(config.score, /*query_dim=*/H, /*key_dim=*/M, config.attention_dim, rng, config.normalizer);
+  attention_ = make_attention({config.attention, config.score, config.normalizer, config.attention_dim, config.window},
+                              /*query_dim=*/H, /*key_dim=*/M, rng);
   combine_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
@@ -112,14 +117,14 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   out.B = B, out.S = S;
   out.bridge.h = tanh(bridge_h_(last(&RnnState::h)));  // [B,H]
   if (config_.cell == CellKind::kLstm) out.bridge.c = bridge_c_(last(&RnnState::c));
-  out.memory = attention_.prepare(memory, memory, mask);
+  out.memory = attention_->prepare(memory, memory, mask, out.bridge.h);
   if (use_table(config_.tgt_vocab, int64_t(B) * (2 * S + 10), dropout_rng))  // decoding: at most 2S+10 steps
     out.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
   return out;
 }
 
 Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
-  DecoderState s{enc.bridge, Var()};
+  DecoderState s{enc.bridge, Var(), AttentionState{}};
   if (config_.input_feeding) s.feed = Var(Tensor(Shape{enc.B, config_.hidden}));
   return s;
 }
@@ -145,7 +150,8 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
   const int B = enc.B, H = config_.hidden;
   Step out;
   out.state.rnn = decoder_step(embedding_gates(prev, enc, dropout_rng), state);
-  AttentionResult a = attention_(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory);  // c_t [B,1,M], a_t [B,1,S]
+  out.state.attn = state.attn;
+  AttentionResult a = attention_->step(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory, out.state.attn);  // c_t, a_t
   Var context = reshape(a.context, Shape{B, config_.memory_size()});
   out.weights = reshape(a.weights, Shape{B, enc.S});
   out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
@@ -177,7 +183,7 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng) const {
   outs.reserve(batch.T);
   for (int t = 0; t < batch.T; ++t) {
     state.rnn = decoder_step(select(gates_all, t), state);
-    AttentionResult a = attention_(reshape(state.rnn.h, Shape{B, 1, H}), enc.memory);
+    AttentionResult a = attention_->step(reshape(state.rnn.h, Shape{B, 1, H}), enc.memory, state.attn);
     Var att = tanh(combine_(concat({reshape(a.context, Shape{B, config_.memory_size()}), state.rnn.h}, 1)));
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);
@@ -196,7 +202,7 @@ void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& ou
   bridge_h_.collect(prefix + "bridge_h.", out);
   if (config_.cell == CellKind::kLstm) bridge_c_.collect(prefix + "bridge_c.", out);
   decoder_.collect(prefix + "decoder.", out);
-  attention_.collect(prefix + "attention.", out);
+  attention_->collect(prefix + "attention.", out);
   combine_.collect(prefix + "combine.", out);
   output_.collect(prefix + "output.", out);
 }

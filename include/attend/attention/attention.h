@@ -56,6 +56,10 @@ class SoftAttention : public Module {
                 Normalizer normalizer = Normalizer::kSoftmax);
   Memory prepare(const Var& keys, const Var& values, const Tensor& mask) const;
   AttentionResult operator()(const Var& query, const Memory& memory) const;  // query [B,T,Dq]
+  // The same in two halves, for mechanisms that constrain where attention may go:
+  // raw scores [B,T,S], then weights and context under a mask [B,S] (memory.mask is ignored).
+  Var scores(const Var& query, const Memory& memory) const;
+  AttentionResult weigh(const Var& scores, const Memory& memory, const Tensor& mask) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   ScoreKind score() const { return score_; }
 

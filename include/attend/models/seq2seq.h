@@ -15,7 +15,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "attend/attention/attention.h"
+#include "attend/attention/mechanism.h"
 #include "attend/data/batch.h"
 #include "attend/nn/linear.h"
 #include "attend/nn/rnn.h"
@@ -29,8 +29,10 @@ struct Seq2SeqConfig {
   int encoder_hidden = 0;      // per encoder direction; 0 = hidden/2 when bidirectional, else hidden
   int encoder_layers = 1;      // stacked recurrent layers, dropout between them
   bool bidirectional = true;
+  MechanismKind attention = MechanismKind::kSoft;
   ScoreKind score = ScoreKind::kAdditive;
   Normalizer normalizer = Normalizer::kSoftmax;
+  int window = 5;              // local-m, local-p: half-width D of the window
   int attention_dim = 128;     // additive score only
   bool input_feeding = true;
   float dropout = 0.1f;
@@ -45,14 +47,15 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c);
 class Seq2Seq : public Module {
  public:
   struct Encoded {
-    SoftAttention::Memory memory;  // keys/values [B,S,Henc], mask [B,S]
+    AttentionMemory memory;        // keys/values [B,S,M], mask [B,S], lengths
     RnnState bridge;               // the decoder's initial state
     Var target_gates;              // inference: emb(v) W_ih[:E] + b_ih for every target token v, [V, G*H]
     int B = 0, S = 0;
   };
   struct DecoderState {
-    RnnState rnn;  // s_{t-1}
-    Var feed;      // h̃_{t-1} [B,H] (zeros at t = 0); undefined without input feeding
+    RnnState rnn;         // s_{t-1}
+    Var feed;             // h̃_{t-1} [B,H] (zeros at t = 0); undefined without input feeding
+    AttentionState attn;  // what the attention mechanism carries between steps
   };
   struct Step {
     Var logits;       // [B,V]
@@ -87,7 +90,7 @@ class Seq2Seq : public Module {
   std::vector<Rnn> encoder_;  // layers
   Linear bridge_h_, bridge_c_;
   RnnCell decoder_;
-  SoftAttention attention_;
+  std::shared_ptr<AttentionMechanism> attention_;
   Linear combine_, output_;
 };
 

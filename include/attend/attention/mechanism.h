@@ -1,0 +1,68 @@
+// attend attention: the mechanisms a decoder attends with, step by step.
+//
+// A mechanism = a score (dot, scaled-dot, general, additive) x a normaliser (softmax,
+// sparsemax, entmax-1.5) x a constraint or alignment model:
+//   soft     (= global = dynamic) every source position, recomputed at every step
+//   static   one distribution per sequence, from the encoder summary, reused at every step
+//   local-m  Luong et al. 2015: a window [p_t - D, p_t + D] around p_t = t
+//   local-p  Luong et al. 2015: a window around a predicted p_t, times a Gaussian
+// The decoder carries an AttentionState from step to step (the mechanisms that need history
+// keep it there), so steps can be batched, gathered for beam search and checkpointed.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "attend/attention/attention.h"
+#include "attend/nn/linear.h"
+
+namespace attend {
+
+enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP };
+MechanismKind parse_mechanism(const std::string& name);  // "soft" | "global" | "static" | "local-m" | "local-p"
+std::string to_string(MechanismKind kind);
+
+struct AttentionConfig {
+  MechanismKind kind = MechanismKind::kSoft;
+  ScoreKind score = ScoreKind::kAdditive;
+  Normalizer normalizer = Normalizer::kSoftmax;
+  int attention_dim = 128;  // additive score, and local-p's position predictor
+  int window = 5;           // local-m, local-p: D, the half-width of the window
+  void validate() const;    // throws std::invalid_argument naming the field and value
+};
+
+struct AttentionState {
+  int step = 0;  // t, the output position being predicted
+};
+
+struct AttentionMemory {
+  SoftAttention::Memory scorer;  // keys prepared for the score, values, padding mask [B,S]
+  std::vector<int> lengths;      // [B] source lengths
+  Var static_weights;            // static: [B,1,S]
+  Var static_context;            // static: [B,1,Dv]
+};
+
+class AttentionMechanism : public Module {
+ public:
+  // keys, values [B,S,D]; mask [B,S]; summary [B,Dq] (the encoder summary the decoder starts
+  // from; used by static attention).
+  virtual AttentionMemory prepare(const Var& keys, const Var& values, const Tensor& mask, const Var& summary) const;
+  // query [B,1,Dq] at step state.step -> context [B,1,Dv], weights [B,1,S]; advances the state.
+  virtual AttentionResult step(const Var& query, const AttentionMemory& memory, AttentionState& state) const = 0;
+  const AttentionConfig& config() const { return config_; }
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+
+ protected:
+  AttentionMechanism(const AttentionConfig& config, int query_dim, int key_dim, Rng& rng);
+  AttentionConfig config_;
+  SoftAttention scorer_;
+};
+
+// The mechanism config.kind names; query_dim is the decoder state size, key_dim the encoder's.
+std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& config, int query_dim, int key_dim, Rng& rng);
+
+// Luong et al. 2015, eq. 10: the Gaussian that local-p multiplies its weights with,
+// exp(-(s - p)^2 / (2 sigma^2)), sigma = D / 2. p [B,1,1] -> [B,1,S].
+Var gaussian_around(const Var& p, int S, float sigma);
+
+}  // namespace attend

@@ -1,0 +1,168 @@
+#include "attend/attention/mechanism.h"
+
+#include <cmath>
+#include <stdexcept>
+
+#include "attend/nn/init.h"
+#include "attend/ops/elementwise.h"
+#include "attend/ops/matmul.h"
+#include "attend/ops/shape.h"
+
+namespace attend {
+
+MechanismKind parse_mechanism(const std::string& name) {
+  if (name == "soft" || name == "global" || name == "dynamic") return MechanismKind::kSoft;
+  if (name == "static") return MechanismKind::kStatic;
+  if (name == "local-m") return MechanismKind::kLocalM;
+  if (name == "local-p") return MechanismKind::kLocalP;
+  throw std::invalid_argument("unknown attention '" + name + "' (this build has soft, static, local-m and local-p)");
+}
+
+std::string to_string(MechanismKind kind) {
+  switch (kind) {
+    case MechanismKind::kSoft: return "soft";
+    case MechanismKind::kStatic: return "static";
+    case MechanismKind::kLocalM: return "local-m";
+    case MechanismKind::kLocalP: return "local-p";
+  }
+  return "?";
+}
+
+void AttentionConfig::validate() const {
+  if (attention_dim < 1) throw std::invalid_argument("attention: attention_dim must be >= 1, got " + std::to_string(attention_dim));
+  if (window < 0) throw std::invalid_argument("attention: --window must be >= 0, got " + std::to_string(window));
+  if (kind == MechanismKind::kLocalP && window < 1)
+    throw std::invalid_argument("attention: local-p needs --window >= 1 (sigma = window / 2), got " + std::to_string(window));
+}
+
+AttentionMechanism::AttentionMechanism(const AttentionConfig& config, int query_dim, int key_dim, Rng& rng)
+    : config_(config), scorer_(config.score, query_dim, key_dim, config.attention_dim, rng, config.normalizer) {
+  config.validate();
+}
+
+AttentionMemory AttentionMechanism::prepare(const Var& keys, const Var& values, const Tensor& mask, const Var&) const {
+  AttentionMemory m;
+  m.scorer = scorer_.prepare(keys, values, mask);
+  const int64_t B = mask.size(0), S = mask.size(1);
+  for (int64_t b = 0; b < B; ++b) {
+    int len = 0;
+    for (int64_t s = 0; s < S; ++s) len += mask.data()[b * S + s] != 0.0f;
+    m.lengths.push_back(len);
+  }
+  return m;
+}
+
+void AttentionMechanism::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  scorer_.collect(prefix, out);
+}
+
+Var gaussian_around(const Var& p, int S, float sigma) {
+  Tensor pos(Shape{1, 1, S});
+  for (int s = 0; s < S; ++s) pos.data()[s] = static_cast<float>(s);
+  Var d = sub(Var(pos), p);                                         // [B,1,S]: s - p_t
+  return exp(scale(mul(d, d), -1.0f / (2.0f * sigma * sigma)));     // exp(-(s - p_t)^2 / (2 sigma^2))
+}
+
+namespace {
+
+// Window [centre - D, centre + D] of each row, intersected with the padding mask: [B,S].
+Tensor window_mask(const Tensor& padding, const std::vector<float>& centre, int D) {
+  Tensor m = padding.clone();
+  const int64_t B = padding.size(0), S = padding.size(1);
+  for (int64_t b = 0; b < B; ++b) {
+    const int lo = static_cast<int>(std::floor(centre[b])) - D, hi = static_cast<int>(std::ceil(centre[b])) + D;
+    for (int64_t s = 0; s < S; ++s)
+      if (s < lo || s > hi) m.data()[b * S + s] = 0.0f;
+  }
+  return m;
+}
+
+// soft: every source position, at every step.
+class Soft final : public AttentionMechanism {
+ public:
+  Soft(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    ++st.step;
+    return scorer_(query, m.scorer);
+  }
+};
+
+// static: one distribution per sequence, computed from the encoder summary when the source is
+// read and used unchanged at every output step (the decoder state plays no part).
+class Static final : public AttentionMechanism {
+ public:
+  Static(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  AttentionMemory prepare(const Var& keys, const Var& values, const Tensor& mask, const Var& summary) const override {
+    AttentionMemory m = AttentionMechanism::prepare(keys, values, mask, summary);
+    AttentionResult r = scorer_(reshape(summary, Shape{summary.size(0), 1, summary.size(1)}), m.scorer);
+    m.static_weights = r.weights;
+    m.static_context = r.context;
+    return m;
+  }
+  AttentionResult step(const Var&, const AttentionMemory& m, AttentionState& st) const override {
+    ++st.step;
+    return {m.static_context, m.static_weights};
+  }
+};
+
+// local-m (Luong et al. 2015, sec. 3.2): p_t = t, attend only within [p_t - D, p_t + D]
+// (clipped to the sentence).
+class LocalM final : public AttentionMechanism {
+ public:
+  LocalM(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    const int64_t B = query.size(0);
+    std::vector<float> centre(B);
+    for (int64_t b = 0; b < B; ++b) centre[b] = static_cast<float>(std::min(st.step, std::max(0, m.lengths[b] - 1)));
+    ++st.step;
+    return scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, config_.window));
+  }
+};
+
+// local-p (Luong et al. 2015, eqs. 9-10): p_t = (S_b - 1) sigmoid(v_p^T tanh(W_p h_t)) predicted
+// from the decoder state (0-based positions of a source of length S_b), the weights of the window
+// [p_t - D, p_t + D] multiplied by exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D/2. Gradients reach
+// W_p and v_p through the Gaussian; the window's edges are not differentiable.
+class LocalP final : public AttentionMechanism {
+ public:
+  LocalP(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng),
+        wp_(query_dim, c.attention_dim, /*bias=*/false, rng),
+        vp_(c.attention_dim, 1, /*bias=*/false, rng) {}
+
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    const int64_t B = query.size(0), S = m.scorer.mask.size(1);
+    Tensor span(Shape{B, 1, 1});
+    for (int64_t b = 0; b < B; ++b) span.data()[b] = static_cast<float>(std::max(0, m.lengths[b] - 1));
+    Var p = mul(Var(span), sigmoid(vp_(tanh(wp_(query)))));  // [B,1,1]
+    std::vector<float> centre(p.value().data(), p.value().data() + B);
+    ++st.step;
+    AttentionResult a = scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer,
+                                      window_mask(m.scorer.mask, centre, config_.window));
+    Var w = mul(a.weights, gaussian_around(p, static_cast<int>(S), config_.window / 2.0f));  // [B,1,S]
+    return {bmm(w, m.scorer.values), w};
+  }
+
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
+    AttentionMechanism::collect(prefix, out);
+    wp_.collect(prefix + "position.W.", out);
+    vp_.collect(prefix + "position.v.", out);
+  }
+
+ private:
+  Linear wp_, vp_;
+};
+
+}  // namespace
+
+std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) {
+  switch (c.kind) {
+    case MechanismKind::kSoft: return std::make_shared<Soft>(c, query_dim, key_dim, rng);
+    case MechanismKind::kStatic: return std::make_shared<Static>(c, query_dim, key_dim, rng);
+    case MechanismKind::kLocalM: return std::make_shared<LocalM>(c, query_dim, key_dim, rng);
+    case MechanismKind::kLocalP: return std::make_shared<LocalP>(c, query_dim, key_dim, rng);
+  }
+  throw std::invalid_argument("make_attention: unknown mechanism");
+}
+
+}  // namespace attend

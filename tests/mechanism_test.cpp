@@ -1,0 +1,108 @@
+// Attention mechanisms: gradients through every one, and the property that defines each.
+#include <gtest/gtest.h>
+
+#include "attend/attention/mechanism.h"
+#include "attend/ops/shape.h"
+#include "gradcheck.h"
+
+namespace attend {
+namespace {
+
+using testing::gradcheck;
+using testing::random_var;
+
+constexpr int B = 2, S = 9, D = 4;  // query/key size D
+
+Tensor mask_with_lengths() {
+  Tensor m(Shape{B, S});
+  for (int s = 0; s < S; ++s) m.data()[s] = 1.0f;        // length 9
+  for (int s = 0; s < 6; ++s) m.data()[S + s] = 1.0f;    // length 6
+  return m;
+}
+
+// Runs `steps` decoder steps with the given queries and returns the weights of step `at`.
+AttentionResult run(const AttentionMechanism& mech, const AttentionMemory& mem, const Var& queries, int steps, int at) {
+  AttentionState st;
+  AttentionResult r;
+  for (int t = 0; t < steps; ++t) {
+    AttentionResult a = mech.step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+    if (t == at) r = a;
+  }
+  return r;
+}
+
+std::vector<Var> params(const Module& m, std::vector<Var> extra) {
+  for (const auto& p : m.parameters()) extra.push_back(p.var);
+  return extra;
+}
+
+TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
+  const Tensor mask = mask_with_lengths();
+  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP})
+    for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
+      SCOPED_TRACE(to_string(kind) + " / " + to_string(score));
+      Rng rng(51);
+      auto mech = make_attention({kind, score, Normalizer::kSoftmax, 5, /*window=*/2}, D, D, rng);
+      Var keys = random_var({B, S, D}, rng), queries = random_var({3, B, D}, rng);
+      Var summary = random_var({B, D}, rng, 1.0f, /*requires_grad=*/kind == MechanismKind::kStatic);  // only static reads it
+      gradcheck(
+          [&](const std::vector<Var>& x) {
+            AttentionMemory mem = mech->prepare(x[0], x[0], mask, x[2]);
+            AttentionResult r = run(*mech, mem, x[1], 3, 2);
+            return concat({reshape(r.context, Shape{B, D}), reshape(r.weights, Shape{B, S})}, 1);
+          },
+          params(*mech, {keys, queries, summary}), {.eps = 1e-3f});
+    }
+}
+
+TEST(Mechanisms, LocalWindowsPutNoWeightOutside) {
+  const Tensor mask = mask_with_lengths();
+  for (MechanismKind kind : {MechanismKind::kLocalM, MechanismKind::kLocalP}) {
+    Rng rng(52);
+    const int W = 1;
+    auto mech = make_attention({kind, ScoreKind::kDot, Normalizer::kSoftmax, 5, W}, D, D, rng);
+    Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({7, B, D}, rng, 1, false);
+    AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
+    AttentionState st;
+    for (int t = 0; t < 7; ++t) {
+      AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+      for (int b = 0; b < B; ++b) {
+        const float* w = r.weights.value().data() + b * S;
+        int first = S, last = -1;
+        for (int s = 0; s < S; ++s)
+          if (w[s] > 0.0f) first = std::min(first, s), last = std::max(last, s);
+        ASSERT_LE(last - first, 2 * W + 1) << to_string(kind) << " step " << t << " row " << b << ": weight spans "
+                                           << first << ".." << last;
+        if (kind == MechanismKind::kLocalM) {
+          const int centre = std::min(t, (b == 0 ? 9 : 6) - 1);
+          EXPECT_GE(first, centre - W);
+          EXPECT_LE(last, centre + W);
+        }
+        for (int s = (b == 0 ? 9 : 6); s < S; ++s) EXPECT_EQ(w[s], 0.0f) << "padding gets weight";
+      }
+    }
+  }
+}
+
+TEST(Mechanisms, StaticWeightsAreTheSameAtEveryStep) {
+  Rng rng(53);
+  auto mech = make_attention({MechanismKind::kStatic, ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+  Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({4, B, D}, rng, 1, false);
+  AttentionMemory mem = mech->prepare(keys, keys, mask_with_lengths(), random_var({B, D}, rng, 1, false));
+  const std::vector<float> first = run(*mech, mem, queries, 1, 0).weights.value().to_vector();
+  for (int at = 1; at < 4; ++at) EXPECT_EQ(run(*mech, mem, queries, 4, at).weights.value().to_vector(), first);
+}
+
+TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {
+  Var p(Tensor::from(Shape{1, 1, 1}, {3.0f}));
+  const auto g = gaussian_around(p, 7, 1.0f).value().to_vector();
+  EXPECT_FLOAT_EQ(g[3], 1.0f);
+  EXPECT_NEAR(g[4], std::exp(-0.5f), 1e-6f);
+  EXPECT_NEAR(g[1], std::exp(-2.0f), 1e-6f);
+  EXPECT_THROW(parse_mechanism("hard-local"), std::invalid_argument);
+  EXPECT_THROW((AttentionConfig{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 0}.validate()),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace attend
