@@ -38,8 +38,10 @@ std::vector<Var> params(const Module& m, std::vector<Var> extra) {
 
 TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
   const Tensor mask = mask_with_lengths();
-  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP})
+  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
+                             MechanismKind::kLocation, MechanismKind::kCoverage})
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
+      if ((kind == MechanismKind::kLocation || kind == MechanismKind::kCoverage) && score != ScoreKind::kAdditive) continue;
       SCOPED_TRACE(to_string(kind) + " / " + to_string(score));
       Rng rng(51);
       auto mech = make_attention({kind, score, Normalizer::kSoftmax, 5, /*window=*/2}, D, D, rng);
@@ -91,6 +93,59 @@ TEST(Mechanisms, StaticWeightsAreTheSameAtEveryStep) {
   AttentionMemory mem = mech->prepare(keys, keys, mask_with_lengths(), random_var({B, D}, rng, 1, false));
   const std::vector<float> first = run(*mech, mem, queries, 1, 0).weights.value().to_vector();
   for (int at = 1; at < 4; ++at) EXPECT_EQ(run(*mech, mem, queries, 4, at).weights.value().to_vector(), first);
+}
+
+TEST(Mechanisms, CoverageSumsPastWeightsAndItsLossIsDifferentiable) {
+  const Tensor mask = mask_with_lengths();
+  Rng rng(54);
+  AttentionConfig c{MechanismKind::kCoverage, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2};
+  c.coverage_loss = 1.0f;
+  auto mech = make_attention(c, D, D, rng);
+  Var keys = random_var({B, S, D}, rng), queries = random_var({4, B, D}, rng);
+  {
+    NoGradScope no_grad;
+    AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
+    AttentionState st;
+    std::vector<float> total(B * S, 0.0f);
+    double penalty = 0.0;
+    for (int t = 0; t < 4; ++t) {
+      const std::vector<float> before = total;
+      AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+      for (int i = 0; i < B * S; ++i) {
+        if (t > 0) penalty += std::min(r.weights.value().data()[i], before[i]);
+        total[i] += r.weights.value().data()[i];
+      }
+      for (int i = 0; i < B * S; ++i) EXPECT_NEAR(st.coverage.value().data()[i], total[i], 1e-6f);
+    }
+    EXPECT_NEAR(st.penalty.value().item(), penalty, 1e-5);
+  }
+  gradcheck(
+      [&](const std::vector<Var>& x) {
+        AttentionMemory mem = mech->prepare(x[0], x[0], mask, Var());
+        AttentionState st;
+        for (int t = 0; t < 3; ++t) mech->step(reshape(select(x[1], t), Shape{B, 1, D}), mem, st);
+        return reshape(st.penalty, Shape{1});
+      },
+      params(*mech, {keys, queries}), {.eps = 1e-3f});
+}
+
+TEST(Mechanisms, LocationStartsAsSoftAndThenSeesThePreviousAlignment) {
+  const Tensor mask = mask_with_lengths();
+  Rng rng(55), rng2(55);
+  auto location = make_attention({MechanismKind::kLocation, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+  auto soft = make_attention({MechanismKind::kSoft, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng2);
+  Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({2, B, D}, rng, 1, false);
+  AttentionMemory ml = location->prepare(keys, keys, mask, Var()), ms = soft->prepare(keys, keys, mask, Var());
+  AttentionState sl, ss;
+  // The same scorer weights (same seed, scorer built first): identical at t = 0, different after.
+  auto l0 = location->step(reshape(select(queries, 0), Shape{B, 1, D}), ml, sl).weights.value().to_vector();
+  auto s0 = soft->step(reshape(select(queries, 0), Shape{B, 1, D}), ms, ss).weights.value().to_vector();
+  EXPECT_EQ(l0, s0);
+  auto l1 = location->step(reshape(select(queries, 1), Shape{B, 1, D}), ml, sl).weights.value().to_vector();
+  auto s1 = soft->step(reshape(select(queries, 1), Shape{B, 1, D}), ms, ss).weights.value().to_vector();
+  EXPECT_NE(l1, s1);
+  EXPECT_THROW(make_attention({MechanismKind::kLocation, ScoreKind::kDot, Normalizer::kSoftmax, 5, 2}, D, D, rng),
+               std::invalid_argument);
 }
 
 TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {

@@ -3,6 +3,7 @@
 
 #include <cmath>
 
+#include "attend/ops/attention_scores.h"
 #include "attend/ops/dropout.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/embedding.h"
@@ -91,6 +92,14 @@ TEST(OpsGrad, BroadcastArithmetic) {
     gradcheck([](const std::vector<Var>& x) { return mul(x[0], x[1]); }, {random_var(sa, rng), random_var(sb, rng)});
   }
   EXPECT_THROW(add(random_var({2, 3}, rng), random_var({4}, rng)), std::invalid_argument);
+}
+
+TEST(OpsGrad, Minimum) {
+  Rng rng(15);
+  gradcheck([](const std::vector<Var>& x) { return minimum(x[0], x[1]); }, {random_var({3, 5}, rng), random_var({3, 5}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return minimum(x[0], x[1]); }, {random_var({2, 3, 4}, rng), random_var({4}, rng)});
+  EXPECT_EQ(minimum(Var(Tensor::from(Shape{2}, {1, 5})), Var(Tensor::from(Shape{2}, {3, 2}))).value().to_vector(),
+            (std::vector<float>{1, 2}));
 }
 
 TEST(OpsGrad, Unary) {
@@ -191,6 +200,16 @@ TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
   gradcheck([](const std::vector<Var>& x) { return transpose01(x[0]); }, {random_var({3, 5}, rng)});
   // Views used twice accumulate into the same input gradient.
   gradcheck([](const std::vector<Var>& x) { return mul(narrow(x[0], 0, 2), narrow(x[0], 1, 2)); }, {random_var({3, 2}, rng)});
+}
+
+TEST(OpsGrad, PositionConvolution) {
+  Rng rng(16);
+  gradcheck([](const std::vector<Var>& x) { return position_conv(x[0], x[1]); }, {random_var({2, 6}, rng), random_var({3, 5}, rng)});
+  // One filter [0, 1, 0] copies, [1, 0, 0] shifts right by one (zero padding at the start).
+  Var a(Tensor::from(Shape{1, 3}, {1, 2, 3}));
+  EXPECT_EQ(position_conv(a, Var(Tensor::from(Shape{1, 3}, {0, 1, 0}))).value().to_vector(), (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(position_conv(a, Var(Tensor::from(Shape{1, 3}, {1, 0, 0}))).value().to_vector(), (std::vector<float>{0, 1, 2}));
+  EXPECT_THROW(position_conv(a, Var(Tensor(Shape{1, 2}))), std::invalid_argument);
 }
 
 TEST(OpsGrad, SumMean) {

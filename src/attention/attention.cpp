@@ -146,6 +146,13 @@ Var SoftAttention::scores(const Var& query, const Memory& memory) const {
   return attend::scores(score_, query, memory.keys, params_);
 }
 
+Var SoftAttention::additive_scores_with(const Var& query, const Memory& memory, const Var& extra) const {
+  if (score_ != ScoreKind::kAdditive) {
+    throw std::invalid_argument("this attention mechanism needs the additive score, got " + to_string(score_));
+  }
+  return additive_scores(linear(query, params_.Wq, Var()), add(memory.keys, extra), params_.va);
+}
+
 AttentionResult SoftAttention::weigh(const Var& sc, const Memory& memory, const Tensor& mask) const {
   return combine(sc, memory.values, mask, normalizer_);
 }

@@ -4,7 +4,9 @@
 #include <stdexcept>
 
 #include "attend/nn/init.h"
+#include "attend/ops/attention_scores.h"
 #include "attend/ops/elementwise.h"
+#include "attend/ops/reduce.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/shape.h"
 
@@ -15,7 +17,10 @@ MechanismKind parse_mechanism(const std::string& name) {
   if (name == "static") return MechanismKind::kStatic;
   if (name == "local-m") return MechanismKind::kLocalM;
   if (name == "local-p") return MechanismKind::kLocalP;
-  throw std::invalid_argument("unknown attention '" + name + "' (this build has soft, static, local-m and local-p)");
+  if (name == "location") return MechanismKind::kLocation;
+  if (name == "coverage") return MechanismKind::kCoverage;
+  throw std::invalid_argument("unknown attention '" + name +
+                              "' (this build has soft, static, local-m, local-p, location and coverage)");
 }
 
 std::string to_string(MechanismKind kind) {
@@ -24,6 +29,8 @@ std::string to_string(MechanismKind kind) {
     case MechanismKind::kStatic: return "static";
     case MechanismKind::kLocalM: return "local-m";
     case MechanismKind::kLocalP: return "local-p";
+    case MechanismKind::kLocation: return "location";
+    case MechanismKind::kCoverage: return "coverage";
   }
   return "?";
 }
@@ -31,6 +38,12 @@ std::string to_string(MechanismKind kind) {
 void AttentionConfig::validate() const {
   if (attention_dim < 1) throw std::invalid_argument("attention: attention_dim must be >= 1, got " + std::to_string(attention_dim));
   if (window < 0) throw std::invalid_argument("attention: --window must be >= 0, got " + std::to_string(window));
+  if ((kind == MechanismKind::kLocation || kind == MechanismKind::kCoverage) && score != ScoreKind::kAdditive)
+    throw std::invalid_argument("attention: " + to_string(kind) + " extends the additive score; got --score " + to_string(score));
+  if (kind == MechanismKind::kLocation && (location_filters < 1 || location_width < 1 || location_width % 2 == 0))
+    throw std::invalid_argument("attention: location needs >= 1 filters of odd width, got " +
+                                std::to_string(location_filters) + " of width " + std::to_string(location_width));
+  if (!(coverage_loss >= 0.0f)) throw std::invalid_argument("attention: --coverage-loss must be >= 0, got " + std::to_string(coverage_loss));
   if (kind == MechanismKind::kLocalP && window < 1)
     throw std::invalid_argument("attention: local-p needs --window >= 1 (sigma = window / 2), got " + std::to_string(window));
 }
@@ -153,6 +166,75 @@ class LocalP final : public AttentionMechanism {
   Linear wp_, vp_;
 };
 
+// location (Chorowski et al. 2015, eqs. 8-9): e_t,s = va^T tanh(W s_t + V h_s + U f_t,s) with
+// f_t = F * a_{t-1}, K filters of width R over source positions. At t = 0 there is no previous
+// alignment and f = 0.
+class Location final : public AttentionMechanism {
+ public:
+  Location(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng),
+        filters_(parameter(Shape{c.location_filters, c.location_width})),
+        u_(c.location_filters, c.attention_dim, /*bias=*/false, rng) {
+    init::uniform(filters_.value(), 1.0f / std::sqrt(static_cast<float>(c.location_width)), rng);
+  }
+
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    const int64_t B = query.size(0), S = m.scorer.mask.size(1);
+    Var sc = st.previous.defined()
+                 ? scorer_.additive_scores_with(query, m.scorer, u_(position_conv(st.previous, filters_)))  // [B,1,S]
+                 : scorer_.scores(query, m.scorer);
+    AttentionResult a = scorer_.weigh(sc, m.scorer, m.scorer.mask);
+    st.previous = reshape(a.weights, Shape{B, S});
+    ++st.step;
+    return a;
+  }
+
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
+    AttentionMechanism::collect(prefix, out);
+    out.push_back({prefix + "location.filters", filters_});
+    u_.collect(prefix + "location.U.", out);
+  }
+
+ private:
+  Var filters_;  // F [K,R]
+  Linear u_;     // U [K,A]
+};
+
+// coverage (Tu et al. 2016; in the form of See et al. 2017, eq. 11): c_t = sum_{tau<t} a_tau and
+// e_t,s = va^T tanh(W s_t + V h_s + w_c c_t,s). With coverage_loss > 0 the state accumulates
+// See et al.'s eq. 12, sum_s min(a_t,s, c_t,s), which the model adds to its training loss.
+class Coverage final : public AttentionMechanism {
+ public:
+  Coverage(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng), wc_(parameter(Shape{c.attention_dim})) {
+    init::uniform(wc_.value(), 1.0f / std::sqrt(static_cast<float>(c.attention_dim)), rng);
+  }
+
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    const int64_t B = query.size(0), S = m.scorer.mask.size(1);
+    Var sc = st.coverage.defined()
+                 ? scorer_.additive_scores_with(query, m.scorer, mul(reshape(st.coverage, Shape{B, S, 1}), wc_))
+                 : scorer_.scores(query, m.scorer);
+    AttentionResult a = scorer_.weigh(sc, m.scorer, m.scorer.mask);
+    Var w = reshape(a.weights, Shape{B, S});
+    if (st.coverage.defined() && config_.coverage_loss > 0.0f) {
+      Var step_loss = sum(minimum(w, st.coverage));
+      st.penalty = st.penalty.defined() ? add(st.penalty, step_loss) : step_loss;
+    }
+    st.coverage = st.coverage.defined() ? add(st.coverage, w) : w;
+    ++st.step;
+    return a;
+  }
+
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
+    AttentionMechanism::collect(prefix, out);
+    out.push_back({prefix + "coverage.w", wc_});
+  }
+
+ private:
+  Var wc_;  // w_c [A]
+};
+
 }  // namespace
 
 std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) {
@@ -161,6 +243,8 @@ std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int
     case MechanismKind::kStatic: return std::make_shared<Static>(c, query_dim, key_dim, rng);
     case MechanismKind::kLocalM: return std::make_shared<LocalM>(c, query_dim, key_dim, rng);
     case MechanismKind::kLocalP: return std::make_shared<LocalP>(c, query_dim, key_dim, rng);
+    case MechanismKind::kLocation: return std::make_shared<Location>(c, query_dim, key_dim, rng);
+    case MechanismKind::kCoverage: return std::make_shared<Coverage>(c, query_dim, key_dim, rng);
   }
   throw std::invalid_argument("make_attention: unknown mechanism");
 }

@@ -310,8 +310,12 @@ int main_impl(int argc, char** argv) {
   train_cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
   train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
-  train_cmd->add_option("--attention", ta.attention, "Attention mechanism: soft (= global), static, local-m, local-p")
-      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p"}))->capture_default_str();
+  train_cmd->add_option("--attention", ta.attention,
+                        "Attention mechanism: soft (= global), static, local-m, local-p, location, coverage")
+      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p", "location", "coverage"}))
+      ->capture_default_str();
+  train_cmd->add_option("--coverage-loss", o.model.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
+      ->check(number(0, true))->capture_default_str();
   train_cmd->add_option("--window", o.model.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")
       ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")

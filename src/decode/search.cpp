@@ -53,7 +53,9 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
 
 Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<int>& rows) {
   Seq2Seq::DecoderState g;
-  g.attn = s.attn;  // the same step for every row
+  g.attn.step = s.attn.step;  // the same step for every row
+  if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
+  if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
   g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));
   if (s.rnn.c.defined()) g.rnn.c = Var(gather_rows(s.rnn.c.value(), rows));
   if (s.feed.defined()) g.feed = Var(gather_rows(s.feed.value(), rows));

@@ -22,7 +22,7 @@ void Seq2SeqConfig::validate() const {
   if (encoder_hidden < 0) throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
   if (encoder_hidden == 0 && bidirectional && hidden % 2 != 0)
     throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
-  AttentionConfig{attention, score, normalizer, attention_dim, window}.validate();
+  attention_config().validate();
   if ((score == ScoreKind::kDot || score == ScoreKind::kScaledDot) && memory_size() != hidden)
     throw std::invalid_argument("model config: the " + to_string(score) + " score needs encoder outputs (" +
                                 std::to_string(memory_size()) + ") as wide as the decoder (" + std::to_string(hidden) + ")");
@@ -35,7 +35,7 @@ void Seq2SeqConfig::validate() const {
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
   j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
-       {"attention", to_string(c.attention)}, {"window", c.window},
+       {"attention", to_string(c.attention)}, {"window", c.window}, {"coverage_loss", c.coverage_loss},
        {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
        {"bidirectional", c.bidirectional},  {"encoder_layers", c.encoder_layers},
        {"score", to_string(c.score)},       {"normalizer", to_string(c.normalizer)},
@@ -55,6 +55,7 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.normalizer = parse_normalizer(j.value("normalizer", std::string("softmax")));
   c.attention = parse_mechanism(j.value("attention", std::string("soft")));
   c.window = j.value("window", 5);
+  c.coverage_loss = j.value("coverage_loss", 0.0f);
   c.attention_dim = j.at("attention_dim").get<int>();
   c.input_feeding = j.at("input_feeding").get<bool>();
   c.dropout = j.at("dropout").get<float>();
@@ -74,8 +75,7 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   bridge_h_ = Linear(M, H, /*bias=*/true, rng);
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
-  attention_ = make_attention({config.attention, config.score, config.normalizer, config.attention_dim, config.window},
-                              /*query_dim=*/H, /*key_dim=*/M, rng);
+  attention_ = make_attention(config.attention_config(), /*query_dim=*/H, /*key_dim=*/M, rng);
   combine_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
@@ -162,11 +162,15 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
 }
 
 Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {
-  return cross_entropy(logits(batch, dropout_rng), batch.tgt_out,
-                       {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  Var penalty;
+  Var l = cross_entropy(logits(batch, dropout_rng, &penalty), batch.tgt_out,
+                        {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  // See et al. 2017, eq. 13: the coverage loss, per target token like the cross-entropy.
+  if (penalty.defined()) l = add(l, scale(penalty, config_.coverage_loss / std::max(1, batch.target_tokens())));
+  return l;
 }
 
-Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng) const {
+Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, Var* penalty) const {
   if (batch.T == 0) throw std::invalid_argument("Seq2Seq::logits: the batch has no targets");
   const int B = batch.B, H = config_.hidden;
   Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
@@ -188,6 +192,7 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng) const {
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);
   }
+  if (penalty) *penalty = state.attn.penalty;
   // All steps' output layer at once: [T*B, H] x [H, V].
   Var h = reshape(stack(outs, 0), Shape{int64_t(batch.T) * B, H});
   if (dropout_rng) h = dropout(h, config_.dropout, *dropout_rng);

@@ -26,4 +26,42 @@ Var additive_scores(const Var& qp, const Var& kp, const Var& v) {
   });
 }
 
+Var position_conv(const Var& alpha, const Var& filters) {
+  if (alpha.ndim() != 2 || filters.ndim() != 2 || filters.size(1) % 2 == 0) {
+    throw std::invalid_argument("position_conv: alpha " + alpha.shape().str() + " ([B,S]) and filters " +
+                                filters.shape().str() + " ([K,R], R odd) do not fit");
+  }
+  const int64_t B = alpha.size(0), S = alpha.size(1), K = filters.size(0), R = filters.size(1), half = R / 2;
+  Tensor out(Shape{B, S, K});
+  const float* a = alpha.value().data();
+  const float* F = filters.value().data();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s)
+      for (int64_t j = 0; j < R; ++j) {
+        const int64_t src = s + j - half;
+        if (src < 0 || src >= S) continue;
+        const float x = a[b * S + src];
+        for (int64_t k = 0; k < K; ++k) out.data()[(b * S + s) * K + k] += F[k * R + j] * x;
+      }
+  return make_result(std::move(out), needs_grad({&alpha, &filters}), [alpha, filters, B, S, K, R, half](Node& node) {
+    // forward: out[b,s,k] = sum_j F[k,j] alpha[b, s+j-half]
+    const float* dy = node.grad.data();
+    const float* a = alpha.value().data();
+    const float* F = filters.value().data();
+    float* da = alpha.requires_grad() ? alpha.grad_ref().data() : nullptr;
+    float* dF = filters.requires_grad() ? filters.grad_ref().data() : nullptr;
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s)
+        for (int64_t j = 0; j < R; ++j) {
+          const int64_t src = s + j - half;
+          if (src < 0 || src >= S) continue;
+          for (int64_t k = 0; k < K; ++k) {
+            const float g = dy[(b * S + s) * K + k];
+            if (da) da[b * S + src] += g * F[k * R + j];
+            if (dF) dF[k * R + j] += g * a[b * S + src];
+          }
+        }
+  });
+}
+
 }  // namespace attend

@@ -1,5 +1,6 @@
 #include "attend/ops/elementwise.h"
 
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <stdexcept>
@@ -57,7 +58,7 @@ struct Broadcast {
   }
 };
 
-enum class BinOp { kAdd, kSub, kMul };
+enum class BinOp { kAdd, kSub, kMul, kMin };
 
 Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
   const Shape out_shape = broadcast_shape(a.shape(), b.shape(), name);
@@ -72,11 +73,13 @@ Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
       case BinOp::kAdd: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] + pb[i]; break;
       case BinOp::kSub: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] - pb[i]; break;
       case BinOp::kMul: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] * pb[i]; break;
+      case BinOp::kMin: for (int64_t i = 0; i < n; ++i) py[i] = std::min(pa[i], pb[i]); break;
     }
   } else switch (op) {
     case BinOp::kAdd: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] + pb[j]; }); break;
     case BinOp::kSub: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] - pb[j]; }); break;
     case BinOp::kMul: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] * pb[j]; }); break;
+    case BinOp::kMin: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = std::min(pa[i], pb[j]); }); break;
   }
   return make_result(std::move(y), needs_grad({&a, &b}), [a, b, bc, op](Node& out) {
     const float* dy = out.grad.data();
@@ -98,6 +101,13 @@ Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
         case BinOp::kMul:
           if (da) da[i] += dy[o] * pb[j];
           if (db) db[j] += dy[o] * pa[i];
+          break;
+        case BinOp::kMin:  // y = min(a, b): the gradient goes to the one chosen
+          if (pa[i] <= pb[j]) {
+            if (da) da[i] += dy[o];
+          } else if (db) {
+            db[j] += dy[o];
+          }
           break;
       }
     });
@@ -130,6 +140,7 @@ Var unary(const Var& x, F f, DF dfdx) {
 Var add(const Var& a, const Var& b) { return binary(a, b, BinOp::kAdd, "add"); }
 Var sub(const Var& a, const Var& b) { return binary(a, b, BinOp::kSub, "sub"); }
 Var mul(const Var& a, const Var& b) { return binary(a, b, BinOp::kMul, "mul"); }
+Var minimum(const Var& a, const Var& b) { return binary(a, b, BinOp::kMin, "minimum"); }
 
 Var scale(const Var& x, float factor) {
   return unary(x, [factor](float v) { return v * factor; }, [factor](float, float) { return factor; });

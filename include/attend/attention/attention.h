@@ -60,6 +60,9 @@ class SoftAttention : public Module {
   // raw scores [B,T,S], then weights and context under a mask [B,S] (memory.mask is ignored).
   Var scores(const Var& query, const Memory& memory) const;
   AttentionResult weigh(const Var& scores, const Memory& memory, const Tensor& mask) const;
+  // Additive score with an extra key-side term: va^T tanh(q Wq + k Wk + extra), extra [B,S,A]
+  // (location features, coverage). Only for score == additive.
+  Var additive_scores_with(const Var& query, const Memory& memory, const Var& extra) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   ScoreKind score() const { return score_; }
 

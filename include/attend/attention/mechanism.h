@@ -6,6 +6,10 @@
 //   static   one distribution per sequence, from the encoder summary, reused at every step
 //   local-m  Luong et al. 2015: a window [p_t - D, p_t + D] around p_t = t
 //   local-p  Luong et al. 2015: a window around a predicted p_t, times a Gaussian
+//   location Chorowski et al. 2015: the additive score also sees a convolution of the
+//            previous step's weights (where it attended last)
+//   coverage Tu et al. 2016 / See et al. 2017: the additive score also sees the weights summed
+//            over all previous steps, with See et al.'s coverage loss as an option
 // The decoder carries an AttentionState from step to step (the mechanisms that need history
 // keep it there), so steps can be batched, gathered for beam search and checkpointed.
 #pragma once
@@ -18,8 +22,9 @@
 
 namespace attend {
 
-enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP };
-MechanismKind parse_mechanism(const std::string& name);  // "soft" | "global" | "static" | "local-m" | "local-p"
+enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage };
+// "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage"
+MechanismKind parse_mechanism(const std::string& name);
 std::string to_string(MechanismKind kind);
 
 struct AttentionConfig {
@@ -28,11 +33,17 @@ struct AttentionConfig {
   Normalizer normalizer = Normalizer::kSoftmax;
   int attention_dim = 128;  // additive score, and local-p's position predictor
   int window = 5;           // local-m, local-p: D, the half-width of the window
+  int location_filters = 8;   // location: K convolution filters
+  int location_width = 11;    // location: their width R (odd)
+  float coverage_loss = 0.0f; // coverage: weight of See et al.'s loss sum_t sum_s min(a_t, c_t); 0 = off
   void validate() const;    // throws std::invalid_argument naming the field and value
 };
 
 struct AttentionState {
-  int step = 0;  // t, the output position being predicted
+  int step = 0;       // t, the output position being predicted
+  Var previous;       // location: a_{t-1} [B,S] (undefined at t = 0: no location yet)
+  Var coverage;       // coverage: c_t = sum of a_tau over tau < t, [B,S] (undefined at t = 0)
+  Var penalty;        // coverage loss accumulated over the steps so far, [] (undefined = 0)
 };
 
 struct AttentionMemory {

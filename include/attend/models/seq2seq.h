@@ -33,6 +33,12 @@ struct Seq2SeqConfig {
   ScoreKind score = ScoreKind::kAdditive;
   Normalizer normalizer = Normalizer::kSoftmax;
   int window = 5;              // local-m, local-p: half-width D of the window
+  float coverage_loss = 0.0f;  // coverage: weight of See et al.'s coverage loss (0 = off)
+  AttentionConfig attention_config() const {
+    AttentionConfig a{attention, score, normalizer, attention_dim, window};
+    a.coverage_loss = coverage_loss;
+    return a;
+  }
   int attention_dim = 128;     // additive score only
   bool input_feeding = true;
   float dropout = 0.1f;
@@ -74,7 +80,8 @@ class Seq2Seq : public Module {
   // One decoder step for the previous tokens prev [B].
   Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng) const;
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
-  Var logits(const Batch& batch, Rng* dropout_rng) const;
+  // `penalty` (optional) receives the attention mechanism's accumulated loss term, if any.
+  Var logits(const Batch& batch, Rng* dropout_rng, Var* penalty = nullptr) const;
   // Teacher-forced mean cross-entropy over the batch's target tokens.
   Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const;
 

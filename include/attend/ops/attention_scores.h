@@ -11,4 +11,9 @@ namespace attend {
 // per source sequence), v [A] -> [B,T,S]. Fused so the [B,T,S,A] tanh is never an autograd node.
 Var additive_scores(const Var& qp, const Var& kp, const Var& v);
 
+// Location features (Chorowski et al. 2015, eq. 9: f_t = F * alpha_{t-1}): a convolution over
+// source positions of the previous weights, zero-padded so the output keeps every position.
+// alpha [B,S], filters [K,R] (R odd) -> [B,S,K] with out[b,s,k] = sum_j F[k,j] alpha[b, s + j - R/2].
+Var position_conv(const Var& alpha, const Var& filters);
+
 }  // namespace attend
