@@ -5,9 +5,12 @@
 #include <pybind11/stl.h>
 
 #include <nlohmann/json.hpp>
+#include <map>
 #include <string>
 
 #include "attend/attention/attention.h"
+#include "attend/attention/mechanism.h"
+#include "attend/ops/shape.h"
 #include "attend/models/translator.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/loss.h"
@@ -51,44 +54,110 @@ Tensor to_mask(const py::object& mask, const Var& keys) {
   return t;
 }
 
-void check_mechanism(const std::string& attention) {
-  if (attention != "soft" && attention != "global" && attention != "dynamic") {
-    throw std::invalid_argument("attention='" + attention + "': this build has soft (= global = dynamic) attention");
-  }
-}
+// Keyword arrays of the Python API and the parameter names of the mechanism they fill.
+struct ParamSpec {
+  const char* kwarg;
+  const char* name;
+};
+const ParamSpec kParams[] = {{"W", "W"},
+                             {"Wq", "Wq"},
+                             {"Wk", "Wk"},
+                             {"va", "va"},
+                             {"Wp", "position.W.weight"},
+                             {"vp", "position.v.weight"},
+                             {"F", "location.filters"},
+                             {"U", "location.U.weight"},
+                             {"wc", "coverage.w"}};
 
 struct Inputs {
-  Var query, keys, values;
+  Var query, keys, values, summary;
   Tensor mask;
-  ScoreKind score;
-  Normalizer normalizer = Normalizer::kSoftmax;
-  ScoreParams params;
+  std::shared_ptr<AttentionMechanism> mechanism;
   std::vector<std::pair<std::string, Var>> named;  // everything that gets a gradient
 };
 
-Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& score,
-                   const std::string& normalizer, const py::object& mask, const std::string& attention, const std::optional<FloatArray>& W,
-                   const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
-                   const std::optional<FloatArray>& va, bool requires_grad) {
-  check_mechanism(attention);
+Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
+                   const std::string& score, const std::string& normalizer, const py::object& mask, int window,
+                   float coverage_loss, const std::optional<FloatArray>& summary, const py::kwargs& arrays,
+                   bool requires_grad) {
   Inputs in;
   in.query = Var(to_tensor(query, "query"), requires_grad);
   in.keys = Var(to_tensor(keys, "keys"), requires_grad);
   in.values = Var(to_tensor(values, "values"), requires_grad);
   in.named = {{"query", in.query}, {"keys", in.keys}, {"values", in.values}};
+  if (in.query.ndim() != 3 || in.keys.ndim() != 3) {
+    throw std::invalid_argument("query must be [B, T, Dq] and keys [B, S, Dk], got " + in.query.shape().str() + " and " +
+                                in.keys.shape().str());
+  }
   in.mask = to_mask(mask, in.keys);
-  in.score = parse_score(score);
-  in.normalizer = parse_normalizer(normalizer);
-  auto param = [&](const std::optional<FloatArray>& a, const char* name, Var& slot) {
-    if (!a) return;
-    slot = Var(to_tensor(*a, name), requires_grad);
-    in.named.emplace_back(name, slot);
-  };
-  param(W, "W", in.params.W);
-  param(Wq, "Wq", in.params.Wq);
-  param(Wk, "Wk", in.params.Wk);
-  param(va, "va", in.params.va);
+  if (!in.mask.defined()) in.mask = Tensor::full(Shape{in.keys.size(0), in.keys.size(1)}, 1.0f);
+  std::map<std::string, Tensor> given;
+  for (const auto& [k, v] : arrays) {
+    const std::string key = py::str(k);
+    bool known = false;
+    for (const auto& p : kParams) known = known || key == p.kwarg;
+    if (!known) throw std::invalid_argument("unknown keyword argument '" + key + "'");
+    given[key] = to_tensor(v.cast<FloatArray>(), key.c_str());
+  }
+  AttentionConfig c;
+  c.kind = parse_mechanism(attention);
+  c.score = parse_score(score);
+  c.normalizer = parse_normalizer(normalizer);
+  c.window = window;
+  c.coverage_loss = coverage_loss;
+  for (const char* k : {"Wq", "Wp", "U", "wc"})  // the attention size A, from whichever array has it
+    if (given.count(k)) c.attention_dim = static_cast<int>(given[k].size(-1));
+  if (given.count("F")) c.location_filters = static_cast<int>(given["F"].size(0)), c.location_width = static_cast<int>(given["F"].size(1));
+  if (given.count("vp")) given["vp"] = given["vp"].view(Shape{given["vp"].numel(), 1});
+  Rng rng(0);
+  in.mechanism = make_attention(c, static_cast<int>(in.query.size(2)), static_cast<int>(in.keys.size(2)), rng);
+  // Every parameter the mechanism has must be given, with its shape.
+  for (const auto& p : in.mechanism->parameters()) {
+    const ParamSpec* spec = nullptr;
+    for (const auto& s : kParams) if (p.name == s.name) spec = &s;
+    if (!spec || !given.count(spec->kwarg)) {
+      throw std::invalid_argument("attention='" + attention + "', score='" + score + "' needs " +
+                                  (spec ? spec->kwarg : p.name.c_str()) + " of shape " + p.var.shape().str());
+    }
+    const Tensor& t = given[spec->kwarg];
+    if (t.shape() != p.var.shape()) {
+      throw std::invalid_argument(std::string(spec->kwarg) + ": expected shape " + p.var.shape().str() + ", got " +
+                                  t.shape().str());
+    }
+    Var v = p.var;
+    v.value().copy_from(t);
+    if (requires_grad) in.named.emplace_back(spec->kwarg, p.var);
+    given.erase(spec->kwarg);
+  }
+  if (!given.empty()) {
+    throw std::invalid_argument("attention='" + attention + "', score='" + score + "' does not use " +
+                                given.begin()->first);
+  }
+  if (c.kind == MechanismKind::kStatic) {
+    if (!summary) throw std::invalid_argument("attention='static' needs summary [B, Dq] (the encoder summary)");
+    in.summary = Var(to_tensor(*summary, "summary"), requires_grad);
+    in.named.emplace_back("summary", in.summary);
+  }
   return in;
+}
+
+// Runs the mechanism over the T query rows as T decoder steps -> context [B,T,Dv], weights [B,T,S],
+// and the accumulated penalty (coverage loss) if any.
+struct Outputs {
+  Var context, weights, penalty;
+};
+Outputs run_mechanism(const Inputs& in) {
+  const int64_t B = in.query.size(0), T = in.query.size(1), Dq = in.query.size(2);
+  AttentionMemory mem = in.mechanism->prepare(in.keys, in.values, in.mask, in.summary);
+  AttentionState st;
+  Var q_tm = transpose01(in.query);  // [T,B,Dq]
+  std::vector<Var> ctx, w;
+  for (int64_t t = 0; t < T; ++t) {
+    AttentionResult r = in.mechanism->step(reshape(select(q_tm, t), Shape{B, 1, Dq}), mem, st);
+    ctx.push_back(r.context);
+    w.push_back(r.weights);
+  }
+  return {concat(ctx, 1), concat(w, 1), st.penalty};
 }
 
 const char* kAttentionDoc = R"doc(
@@ -105,7 +174,15 @@ score: "dot" (q.k, Dq == Dk), "scaled-dot" (q.k / sqrt(Dk)), "general" (q W k, W
 "additive" (va . tanh(q Wq + k Wk), Wq [Dq, A], Wk [Dk, A], va [A]).
 normalizer: "softmax", "sparsemax" (Martins & Astudillo 2016) or "entmax15" (Peters et al. 2019);
 the sparse ones can give positions exactly zero weight.
-attention: "soft" (= "global" = "dynamic"): weights over all source positions at every step.
+attention (the T query rows are T decoder steps, t = 0 .. T-1):
+  "soft" (= "global" = "dynamic"): every source position at every step;
+  "static": one distribution from summary [B, Dq] (the encoder summary), the same at every step;
+  "local-m": only positions within window D of t (Luong et al. 2015);
+  "local-p": within D of p_t = (S_b - 1) sigmoid(vp . tanh(q Wp)), times exp(-(s - p_t)^2 / (D^2 / 2));
+      Wp [Dq, A], vp [A] (Luong et al. 2015, eqs. 9-10);
+  "location": additive score plus U (F * a_{t-1}); F [K, R] filters (R odd), U [K, A] (Chorowski et al. 2015);
+  "coverage": additive score plus wc * sum of past weights; wc [A]; coverage_loss adds
+      sum_t sum_s min(a_t, c_t) times coverage_loss to the gradient (See et al. 2017).
 
 >>> import numpy as np, attend
 >>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
@@ -222,51 +299,56 @@ PYBIND11_MODULE(attend, m) {
 
   m.def(
       "attention",
-      [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& score,
-         const std::string& normalizer, const py::object& mask, const std::string& attention, bool return_weights,
-         const std::optional<FloatArray>& W, const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk,
-         const std::optional<FloatArray>& va) -> py::object {
-        Inputs in = make_inputs(query, keys, values, score, normalizer, mask, attention, W, Wq, Wk, va, false);
-        AttentionResult r = attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params, in.normalizer);
-        if (!return_weights) return to_numpy(r.context.value());
-        return py::make_tuple(to_numpy(r.context.value()), to_numpy(r.weights.value()));
+      [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
+         const std::string& score, const std::string& normalizer, const py::object& mask, int window,
+         float coverage_loss, const std::optional<FloatArray>& summary, bool return_weights,
+         const py::kwargs& params) -> py::object {
+        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, summary,
+                                params, false);
+        NoGradScope no_grad;
+        Outputs out = run_mechanism(in);
+        if (!return_weights) return to_numpy(out.context.value());
+        return py::make_tuple(to_numpy(out.context.value()), to_numpy(out.weights.value()));
       },
-      kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("score") = "dot",
-      py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("attention") = "soft", py::arg("return_weights") = true,
-      py::arg("W") = py::none(), py::arg("Wq") = py::none(), py::arg("Wk") = py::none(), py::arg("va") = py::none());
+      kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("attention") = "soft",
+      py::arg("score") = "dot", py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
+      py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none(), py::arg("return_weights") = true);
 
   m.def(
       "attention_backward",
       [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const FloatArray& grad_context,
-         const std::optional<FloatArray>& grad_weights, const std::string& score, const std::string& normalizer,
-         const py::object& mask, const std::string& attention, const std::optional<FloatArray>& W,
-         const std::optional<FloatArray>& Wq, const std::optional<FloatArray>& Wk, const std::optional<FloatArray>& va) {
-        Inputs in = make_inputs(query, keys, values, score, normalizer, mask, attention, W, Wq, Wk, va, true);
+         const std::optional<FloatArray>& grad_weights, const std::string& attention, const std::string& score,
+         const std::string& normalizer, const py::object& mask, int window, float coverage_loss,
+         const std::optional<FloatArray>& summary, const py::kwargs& params) {
+        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, summary,
+                                params, true);
         Tape tape;
         {
           TapeScope scope(tape);
-          AttentionResult r =
-              attend::attend(in.query, in.keys, in.values, in.mask, in.score, in.params, in.normalizer);
+          Outputs out = run_mechanism(in);
           Tensor gc = to_tensor(grad_context, "grad_context");
-          check_same_shape(r.context.shape(), gc.shape(), "grad_context");
-          Var total = sum(mul(r.context, Var(gc)));  // d total / d context = grad_context
+          check_same_shape(out.context.shape(), gc.shape(), "grad_context");
+          Var total = sum(mul(out.context, Var(gc)));  // d total / d context = grad_context
           if (grad_weights) {
             Tensor gw = to_tensor(*grad_weights, "grad_weights");
-            check_same_shape(r.weights.shape(), gw.shape(), "grad_weights");
-            total = add(total, sum(mul(r.weights, Var(gw))));
+            check_same_shape(out.weights.shape(), gw.shape(), "grad_weights");
+            total = add(total, sum(mul(out.weights, Var(gw))));
           }
+          if (out.penalty.defined()) total = add(total, scale(out.penalty, coverage_loss));  // + lambda * coverage loss
           tape.backward(total);
         }
         py::dict grads;
-        for (const auto& [name, v] : in.named)
-          grads[py::str(name)] = v.grad().defined() ? to_numpy(v.grad()) : to_numpy(Tensor(v.shape()));
+        for (const auto& [name, v] : in.named) {
+          Tensor g = v.grad().defined() ? v.grad() : Tensor(v.shape());
+          if (name == "vp") g = g.view(Shape{g.numel()});
+          grads[py::str(name)] = to_numpy(g);
+        }
         return grads;
       },
       kBackwardDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::arg("grad_context"), py::kw_only(),
-      py::arg("grad_weights") = py::none(), py::arg("score") = "dot", py::arg("normalizer") = "softmax",
-      py::arg("mask") = py::none(),
-      py::arg("attention") = "soft", py::arg("W") = py::none(), py::arg("Wq") = py::none(), py::arg("Wk") = py::none(),
-      py::arg("va") = py::none());
+      py::arg("grad_weights") = py::none(), py::arg("attention") = "soft", py::arg("score") = "dot",
+      py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
+      py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none());
 
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
       .def_static("load", &PyModel::load, py::arg("dir"),

@@ -1,0 +1,141 @@
+"""Stateful attention mechanisms (static, local-m, local-p, location, coverage) against PyTorch.
+
+The T query rows are T decoder steps. References are written here from the papers, step by
+step: Luong et al. 2015 (local-m, local-p: eqs. 9-10), Chorowski et al. 2015 (location,
+eqs. 8-9), Tu et al. 2016 / See et al. 2017 (coverage, eqs. 11-12). Same tolerances as
+test_attention.py.
+"""
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import attend
+from test_attention import FWD_TOL, GRAD_TOL, assert_close
+
+
+def masked_softmax(s, mask):  # s [B, S], mask [B, S] bool
+    w = torch.softmax(s.masked_fill(~mask, float("-inf")), dim=1)
+    return torch.where(mask.any(dim=1, keepdim=True), w, torch.zeros_like(w))
+
+
+def score(q, k, kind, p, extra=None):  # q [B, Dq], k [B, S, Dk] -> [B, S]
+    if kind == "dot":
+        return torch.einsum("bd,bsd->bs", q, k)
+    pre = (q @ p["Wq"]).unsqueeze(1) + k @ p["Wk"]
+    if extra is not None:
+        pre = pre + extra
+    return torch.tanh(pre) @ p["va"]
+
+
+def window(mask, centre, D):  # centre [B] floats -> mask & |s - centre| within the window
+    S = mask.shape[1]
+    s = torch.arange(S).unsqueeze(0)
+    lo = torch.floor(centre).long().unsqueeze(1) - D
+    hi = torch.ceil(centre).long().unsqueeze(1) + D
+    return mask & (s >= lo) & (s <= hi)
+
+
+def reference(kind, q, k, v, mask, sc, p, D, summary=None):
+    B, T, _ = q.shape
+    S = k.shape[1]
+    lengths = mask.sum(dim=1)
+    ctxs, ws = [], []
+    prev = cov = None
+    penalty = torch.zeros(())
+    if kind == "static":
+        w_static = masked_softmax(score(summary, k, sc, p), mask)
+    for t in range(T):
+        qt = q[:, t]
+        if kind == "static":
+            w = w_static
+        elif kind == "local-m":
+            centre = torch.minimum(torch.full((B,), float(t)), (lengths - 1).clamp(min=0).float())
+            w = masked_softmax(score(qt, k, sc, p), window(mask, centre, D))
+        elif kind == "local-p":
+            pt = (lengths - 1).clamp(min=0).float() * torch.sigmoid(torch.tanh(qt @ p["Wp"]) @ p["vp"])
+            w = masked_softmax(score(qt, k, sc, p), window(mask, pt.detach(), D))
+            sigma = D / 2
+            w = w * torch.exp(-(torch.arange(S).unsqueeze(0) - pt.unsqueeze(1)) ** 2 / (2 * sigma ** 2))
+        elif kind == "location":
+            extra = None
+            if prev is not None:  # f = F * a_{t-1}, then U
+                f = F.conv1d(prev.unsqueeze(1), p["F"].unsqueeze(1), padding=p["F"].shape[1] // 2)  # [B, K, S]
+                extra = f.transpose(1, 2) @ p["U"]
+            w = masked_softmax(score(qt, k, sc, p, extra), mask)
+            prev = w
+        elif kind == "coverage":
+            extra = None if cov is None else cov.unsqueeze(2) * p["wc"]
+            w = masked_softmax(score(qt, k, sc, p, extra), mask)
+            if cov is not None:
+                penalty = penalty + torch.minimum(w, cov).sum()
+            cov = w if cov is None else cov + w
+        ctxs.append(torch.einsum("bs,bsd->bd", w, v))
+        ws.append(w)
+    return torch.stack(ctxs, 1), torch.stack(ws, 1), penalty
+
+
+CASES = [(kind, sc) for kind in ["static", "local-m", "local-p"] for sc in ["dot", "additive"]] + \
+        [("location", "additive"), ("coverage", "additive")]
+SHAPES = [(2, 4, 7, 5, 3, 4), (3, 6, 9, 4, 2, 3), (1, 1, 1, 3, 2, 2), (2, 5, 12, 6, 4, 5)]  # B, T, S, D(q,k), Dv, A
+
+
+@pytest.mark.parametrize("kind,sc,shape,D", [(k, s, sh, D) for (k, s), sh, D in itertools.product(CASES, SHAPES, [1, 2])])
+def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, shape, D):
+    B, T, S, Dm, Dv, A = shape
+    rng = np.random.default_rng(abs(hash((kind, sc, shape, D))) % 2**32)
+    f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
+    arrays = {"query": f32(B, T, Dm), "keys": f32(B, S, Dm), "values": f32(B, S, Dv)}
+    params = {}
+    if sc == "additive":
+        params.update(Wq=f32(Dm, A) / np.float32(math.sqrt(Dm)), Wk=f32(Dm, A) / np.float32(math.sqrt(Dm)), va=f32(A))
+    if kind == "local-p":
+        params.update(Wp=f32(Dm, A), vp=f32(A))
+    if kind == "location":
+        params.update(F=f32(3, 5), U=f32(3, A))
+    if kind == "coverage":
+        params.update(wc=f32(A))
+    summary = f32(B, Dm) if kind == "static" else None
+    lengths = rng.integers(1, S + 1, size=B)
+    mask = np.arange(S)[None, :] < lengths[:, None]
+    lam = 0.7 if kind == "coverage" else 0.0
+
+    context, weights = attend.attention(arrays["query"], arrays["keys"], arrays["values"], attention=kind, score=sc,
+                                        mask=mask, window=D, coverage_loss=lam, summary=summary, **params)
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in {**arrays, **params}.items()}
+    ts = torch.tensor(summary, requires_grad=True) if summary is not None else None
+    ctx, w, penalty = reference(kind, t["query"], t["keys"], t["values"], torch.from_numpy(mask), sc, t, D, ts)
+    assert_close(context, ctx.detach().numpy(), FWD_TOL, "context")
+    assert_close(weights, w.detach().numpy(), FWD_TOL, "weights")
+    if kind in ("local-m", "local-p"):  # nothing outside the window
+        assert all((np.count_nonzero(weights[b, i]) <= 2 * D + 2) for b in range(B) for i in range(T))
+    if kind == "static":
+        assert np.array_equal(weights[:, :1].repeat(T, 1), weights)
+
+    g_ctx, g_w = f32(*context.shape), f32(*weights.shape)
+    ((ctx * torch.from_numpy(g_ctx)).sum() + (w * torch.from_numpy(g_w)).sum() + lam * penalty).backward()
+    grads = attend.attention_backward(arrays["query"], arrays["keys"], arrays["values"], g_ctx, grad_weights=g_w,
+                                      attention=kind, score=sc, mask=mask, window=D, coverage_loss=lam,
+                                      summary=summary, **params)
+    # An input a case never uses (static ignores the queries; with T = 1 location and coverage
+    # never use their parameters) has no PyTorch gradient; attend reports zeros.
+    grad = lambda x: (x.grad if x.grad is not None else torch.zeros_like(x)).numpy()
+    want = {**{k: grad(v) for k, v in t.items()}, **({"summary": grad(ts)} if ts is not None else {})}
+    assert set(grads) == set(want)
+    for name, g in want.items():
+        assert_close(grads[name], g, GRAD_TOL, f"d/d{name}")
+
+
+def test_missing_or_extra_parameters_are_named():
+    q, k = np.ones((1, 2, 3), np.float32), np.ones((1, 4, 3), np.float32)
+    with pytest.raises(ValueError, match="Wp"):
+        attend.attention(q, k, k, attention="local-p", score="dot")
+    with pytest.raises(ValueError, match="does not use wc"):
+        attend.attention(q, k, k, attention="soft", score="dot", wc=np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="summary"):
+        attend.attention(q, k, k, attention="static", score="dot")
+    with pytest.raises(ValueError, match="additive"):
+        attend.attention(q, k, k, attention="coverage", score="dot", wc=np.ones(2, np.float32))
