@@ -39,7 +39,7 @@ std::vector<Var> params(const Module& m, std::vector<Var> extra) {
 TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
   const Tensor mask = mask_with_lengths();
   for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
-                             MechanismKind::kLocation, MechanismKind::kCoverage})
+                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic})
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
       if ((kind == MechanismKind::kLocation || kind == MechanismKind::kCoverage) && score != ScoreKind::kAdditive) continue;
       SCOPED_TRACE(to_string(kind) + " / " + to_string(score));
@@ -146,6 +146,40 @@ TEST(Mechanisms, LocationStartsAsSoftAndThenSeesThePreviousAlignment) {
   EXPECT_NE(l1, s1);
   EXPECT_THROW(make_attention({MechanismKind::kLocation, ScoreKind::kDot, Normalizer::kSoftmax, 5, 2}, D, D, rng),
                std::invalid_argument);
+}
+
+TEST(Mechanisms, MonotonicNeverMovesBackwardsAtInference) {
+  const Tensor mask = mask_with_lengths();
+  for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
+    Rng rng(56);
+    auto mech = make_attention({MechanismKind::kMonotonic, score, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+    for (auto& p : mech->parameters())
+      if (p.name == "monotonic.r") p.var.value().data()[0] = 1.0f;  // stop often enough to see the pointer move
+    Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({12, B, D}, rng, 2, false);
+    AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
+    AttentionState st;
+    st.hard = true;
+    std::vector<int> last(B, -1);
+    int attended = 0;
+    for (int t = 0; t < 12; ++t) {
+      AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+      for (int b = 0; b < B; ++b) {
+        const float* w = r.weights.value().data() + b * S;
+        int at = -1, ones = 0;
+        for (int s = 0; s < S; ++s) {
+          if (w[s] == 1.0f) at = s, ++ones;
+          else EXPECT_EQ(w[s], 0.0f) << "hard weights are one-hot or zero";
+        }
+        EXPECT_LE(ones, 1);
+        if (at >= 0) {
+          EXPECT_GE(at, last[b]) << "step " << t << " row " << b << " moved backwards";
+          EXPECT_LT(at, b == 0 ? 9 : 6) << "attended padding";
+          last[b] = at, ++attended;
+        }
+      }
+    }
+    EXPECT_GT(attended, 0);
+  }
 }
 
 TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {

@@ -212,6 +212,23 @@ TEST(OpsGrad, PositionConvolution) {
   EXPECT_THROW(position_conv(a, Var(Tensor(Shape{1, 2}))), std::invalid_argument);
 }
 
+TEST(OpsGrad, MonotonicAlignment) {
+  Rng rng(17);
+  Tensor pv(Shape{2, 6}), av(Shape{2, 6});
+  for (int i = 0; i < 12; ++i) pv.data()[i] = 0.1f + 0.8f * rng.uniform(), av.data()[i] = rng.uniform() / 6;
+  gradcheck([](const std::vector<Var>& x) { return monotonic_alignment(x[0], x[1]); }, {Var(pv, true), Var(av, true)});
+  // From a one-hot at 0, alpha_j = p_j prod_{k<j} (1 - p_k): the probability of stopping first at j.
+  Var p(Tensor::from(Shape{1, 3}, {0.5f, 0.5f, 1.0f}));
+  Var start(Tensor::from(Shape{1, 3}, {1, 0, 0}));
+  const auto a = monotonic_alignment(p, start).value().to_vector();
+  EXPECT_FLOAT_EQ(a[0], 0.5f);
+  EXPECT_FLOAT_EQ(a[1], 0.25f);
+  EXPECT_FLOAT_EQ(a[2], 0.25f);
+  // Mass never moves backwards: from a one-hot at 1, position 0 gets nothing.
+  Var at1(Tensor::from(Shape{1, 3}, {0, 1, 0}));
+  EXPECT_EQ(monotonic_alignment(p, at1).value().data()[0], 0.0f);
+}
+
 TEST(OpsGrad, SumMean) {
   Rng rng(8);
   gradcheck([](const std::vector<Var>& x) { return sum(x[0]); }, {random_var({3, 4}, rng)});

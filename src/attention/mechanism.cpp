@@ -19,8 +19,9 @@ MechanismKind parse_mechanism(const std::string& name) {
   if (name == "local-p") return MechanismKind::kLocalP;
   if (name == "location") return MechanismKind::kLocation;
   if (name == "coverage") return MechanismKind::kCoverage;
+  if (name == "monotonic") return MechanismKind::kMonotonic;
   throw std::invalid_argument("unknown attention '" + name +
-                              "' (this build has soft, static, local-m, local-p, location and coverage)");
+                              "' (this build has soft, static, local-m, local-p, location, coverage and monotonic)");
 }
 
 std::string to_string(MechanismKind kind) {
@@ -31,6 +32,7 @@ std::string to_string(MechanismKind kind) {
     case MechanismKind::kLocalP: return "local-p";
     case MechanismKind::kLocation: return "location";
     case MechanismKind::kCoverage: return "coverage";
+    case MechanismKind::kMonotonic: return "monotonic";
   }
   return "?";
 }
@@ -235,6 +237,65 @@ class Coverage final : public AttentionMechanism {
   Var wc_;  // w_c [A]
 };
 
+// monotonic (Raffel et al. 2017): at each output step the decoder scans the source from where it
+// last attended and stops at position j with probability p_j = sigmoid(e_j + r), e the score and r
+// a learned offset (initialised to -1). Training uses the expected alignment (eq. 9, see
+// monotonic_alignment) and its context sum_j alpha_j h_j; inference moves a hard pointer: the
+// first j at or after the previous position with p_j >= 0.5, or no attention (zero context)
+// when there is none (sec. 2.2), in linear time overall.
+class Monotonic final : public AttentionMechanism {
+ public:
+  Monotonic(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng), r_(parameter(Shape{1})) {
+    r_.value().data()[0] = -1.0f;
+  }
+
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    const int64_t B = query.size(0), S = m.scorer.mask.size(1);
+    Var e = add(reshape(scorer_.scores(query, m.scorer), Shape{B, S}), r_);
+    Var p = mul(sigmoid(e), Var(m.scorer.mask));  // padding: never stop there
+    ++st.step;
+    if (st.hard) return hard_step(p, m, st);
+    Var prev = st.previous;
+    if (!prev.defined()) {  // before the first step all mass is at position 0
+      Tensor start(Shape{B, S});
+      for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
+      prev = Var(start);
+    }
+    Var alpha = monotonic_alignment(p, prev);  // [B,S]
+    st.previous = alpha;
+    Var w = reshape(alpha, Shape{B, 1, S});
+    return {bmm(w, m.scorer.values), w};
+  }
+
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
+    AttentionMechanism::collect(prefix, out);
+    out.push_back({prefix + "monotonic.r", r_});
+  }
+
+ private:
+  AttentionResult hard_step(const Var& p, const AttentionMemory& m, AttentionState& st) const {
+    const int64_t B = p.size(0), S = p.size(1);
+    if (st.pointer.empty()) st.pointer.assign(B, 0);
+    Tensor w(Shape{B, 1, S});
+    for (int64_t b = 0; b < B; ++b) {
+      int& at = st.pointer[b];
+      int j = at;
+      while (j < m.lengths[b] && p.value().data()[b * S + j] < 0.5f) ++j;
+      if (j < m.lengths[b]) {
+        w.data()[b * S + j] = 1.0f;
+        at = j;
+      } else {
+        at = m.lengths[b];  // ran off the end: no attention from here on
+      }
+    }
+    Var wv(w);
+    return {bmm(wv, m.scorer.values), wv};
+  }
+
+  Var r_;  // the energy offset r
+};
+
 }  // namespace
 
 std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) {
@@ -245,6 +306,7 @@ std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int
     case MechanismKind::kLocalP: return std::make_shared<LocalP>(c, query_dim, key_dim, rng);
     case MechanismKind::kLocation: return std::make_shared<Location>(c, query_dim, key_dim, rng);
     case MechanismKind::kCoverage: return std::make_shared<Coverage>(c, query_dim, key_dim, rng);
+    case MechanismKind::kMonotonic: return std::make_shared<Monotonic>(c, query_dim, key_dim, rng);
   }
   throw std::invalid_argument("make_attention: unknown mechanism");
 }

@@ -23,6 +23,7 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
   const int B = batch.B;
   Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
   Seq2Seq::DecoderState state = model.initial_state(enc);
+  state.attn.hard = true;
   std::vector<Hypothesis> out(B);
   std::vector<int> prev(B, Vocab::kBos);
   std::vector<bool> done(B, false);
@@ -54,6 +55,9 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
 Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<int>& rows) {
   Seq2Seq::DecoderState g;
   g.attn.step = s.attn.step;  // the same step for every row
+  g.attn.hard = s.attn.hard;
+  for (int r : rows)
+    if (!s.attn.pointer.empty()) g.attn.pointer.push_back(s.attn.pointer[r]);
   if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
   if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
   g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));
@@ -80,6 +84,7 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
     big.memory.static_context = Var(gather_rows(enc.memory.static_context.value(), expand));
   }
   Seq2Seq::DecoderState state = gather(model.initial_state(enc), expand);
+  state.attn.hard = true;
 
   struct Live {
     std::vector<int> tokens;

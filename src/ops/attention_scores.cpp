@@ -64,4 +64,41 @@ Var position_conv(const Var& alpha, const Var& filters) {
   });
 }
 
+Var monotonic_alignment(const Var& p, const Var& prev) {
+  if (p.ndim() != 2 || p.shape() != prev.shape()) {
+    throw std::invalid_argument("monotonic_alignment: p " + p.shape().str() + " and prev " + prev.shape().str() +
+                                " must both be [B,S]");
+  }
+  const int64_t B = p.size(0), S = p.size(1);
+  Tensor alpha = Tensor::empty(p.shape()), q = Tensor::empty(p.shape());  // q saved for backward
+  for (int64_t b = 0; b < B; ++b) {
+    const float* pb = p.value().data() + b * S;
+    const float* ab = prev.value().data() + b * S;
+    float* qb = q.data() + b * S;
+    float* yb = alpha.data() + b * S;
+    for (int64_t j = 0; j < S; ++j) {
+      qb[j] = (j == 0 ? 0.0f : (1.0f - pb[j - 1]) * qb[j - 1]) + ab[j];
+      yb[j] = pb[j] * qb[j];
+    }
+  }
+  return make_result(std::move(alpha), needs_grad({&p, &prev}), [p, prev, q, B, S](Node& node) {
+    // forward: q_j = (1 - p_{j-1}) q_{j-1} + prev_j;  alpha_j = p_j q_j.  Reverse scan over j:
+    //   dq_j = dalpha_j p_j + dq_{j+1} (1 - p_j);  dp_j = dalpha_j q_j - dq_{j+1} q_j;  dprev_j = dq_j
+    float* dp = p.requires_grad() ? p.grad_ref().data() : nullptr;
+    float* dprev = prev.requires_grad() ? prev.grad_ref().data() : nullptr;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* pb = p.value().data() + b * S;
+      const float* qb = q.data() + b * S;
+      const float* dy = node.grad.data() + b * S;
+      float dq_next = 0.0f;
+      for (int64_t j = S - 1; j >= 0; --j) {
+        const float dq = dy[j] * pb[j] + (j + 1 < S ? dq_next * (1.0f - pb[j]) : 0.0f);
+        if (dp) dp[b * S + j] += dy[j] * qb[j] - (j + 1 < S ? dq_next * qb[j] : 0.0f);
+        if (dprev) dprev[b * S + j] += dq;
+        dq_next = dq;
+      }
+    }
+  });
+}
+
 }  // namespace attend

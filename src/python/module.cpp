@@ -67,7 +67,8 @@ const ParamSpec kParams[] = {{"W", "W"},
                              {"vp", "position.v.weight"},
                              {"F", "location.filters"},
                              {"U", "location.U.weight"},
-                             {"wc", "coverage.w"}};
+                             {"wc", "coverage.w"},
+                             {"r", "monotonic.r"}};
 
 struct Inputs {
   Var query, keys, values, summary;
@@ -109,6 +110,7 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
     if (given.count(k)) c.attention_dim = static_cast<int>(given[k].size(-1));
   if (given.count("F")) c.location_filters = static_cast<int>(given["F"].size(0)), c.location_width = static_cast<int>(given["F"].size(1));
   if (given.count("vp")) given["vp"] = given["vp"].view(Shape{given["vp"].numel(), 1});
+  if (given.count("r")) given["r"] = given["r"].view(Shape{1});
   Rng rng(0);
   in.mechanism = make_attention(c, static_cast<int>(in.query.size(2)), static_cast<int>(in.keys.size(2)), rng);
   // Every parameter the mechanism has must be given, with its shape.
@@ -146,10 +148,11 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
 struct Outputs {
   Var context, weights, penalty;
 };
-Outputs run_mechanism(const Inputs& in) {
+Outputs run_mechanism(const Inputs& in, bool hard) {
   const int64_t B = in.query.size(0), T = in.query.size(1), Dq = in.query.size(2);
   AttentionMemory mem = in.mechanism->prepare(in.keys, in.values, in.mask, in.summary);
   AttentionState st;
+  st.hard = hard;
   Var q_tm = transpose01(in.query);  // [T,B,Dq]
   std::vector<Var> ctx, w;
   for (int64_t t = 0; t < T; ++t) {
@@ -182,7 +185,9 @@ attention (the T query rows are T decoder steps, t = 0 .. T-1):
       Wp [Dq, A], vp [A] (Luong et al. 2015, eqs. 9-10);
   "location": additive score plus U (F * a_{t-1}); F [K, R] filters (R odd), U [K, A] (Chorowski et al. 2015);
   "coverage": additive score plus wc * sum of past weights; wc [A]; coverage_loss adds
-      sum_t sum_s min(a_t, c_t) times coverage_loss to the gradient (See et al. 2017).
+      sum_t sum_s min(a_t, c_t) times coverage_loss to the gradient (See et al. 2017);
+  "monotonic": stop at j with p = sigmoid(score + r), r [1]: the expected alignment (Raffel et
+      al. 2017, eq. 9), or with hard=True the inference-time pointer (one-hot or zero rows).
 
 >>> import numpy as np, attend
 >>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
@@ -301,18 +306,19 @@ PYBIND11_MODULE(attend, m) {
       "attention",
       [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
          const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-         float coverage_loss, const std::optional<FloatArray>& summary, bool return_weights,
+         float coverage_loss, const std::optional<FloatArray>& summary, bool hard, bool return_weights,
          const py::kwargs& params) -> py::object {
         Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, summary,
                                 params, false);
         NoGradScope no_grad;
-        Outputs out = run_mechanism(in);
+        Outputs out = run_mechanism(in, hard);
         if (!return_weights) return to_numpy(out.context.value());
         return py::make_tuple(to_numpy(out.context.value()), to_numpy(out.weights.value()));
       },
       kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("attention") = "soft",
       py::arg("score") = "dot", py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
-      py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none(), py::arg("return_weights") = true);
+      py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none(), py::arg("hard") = false,
+      py::arg("return_weights") = true);
 
   m.def(
       "attention_backward",
@@ -325,7 +331,7 @@ PYBIND11_MODULE(attend, m) {
         Tape tape;
         {
           TapeScope scope(tape);
-          Outputs out = run_mechanism(in);
+          Outputs out = run_mechanism(in, /*hard=*/false);
           Tensor gc = to_tensor(grad_context, "grad_context");
           check_same_shape(out.context.shape(), gc.shape(), "grad_context");
           Var total = sum(mul(out.context, Var(gc)));  // d total / d context = grad_context

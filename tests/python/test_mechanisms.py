@@ -67,6 +67,15 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None):
                 extra = f.transpose(1, 2) @ p["U"]
             w = masked_softmax(score(qt, k, sc, p, extra), mask)
             prev = w
+        elif kind == "monotonic":  # Raffel et al. 2017, eq. 9, written as the recurrence in j
+            pj = torch.sigmoid(score(qt, k, sc, p) + p["r"]) * mask
+            a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
+            cols, qj = [], None
+            for j in range(S):
+                qj = a_prev[:, j] if j == 0 else (1 - pj[:, j - 1]) * qj + a_prev[:, j]
+                cols.append(pj[:, j] * qj)
+            w = torch.stack(cols, 1)
+            prev = w
         elif kind == "coverage":
             extra = None if cov is None else cov.unsqueeze(2) * p["wc"]
             w = masked_softmax(score(qt, k, sc, p, extra), mask)
@@ -78,7 +87,7 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None):
     return torch.stack(ctxs, 1), torch.stack(ws, 1), penalty
 
 
-CASES = [(kind, sc) for kind in ["static", "local-m", "local-p"] for sc in ["dot", "additive"]] + \
+CASES = [(kind, sc) for kind in ["static", "local-m", "local-p", "monotonic"] for sc in ["dot", "additive"]] + \
         [("location", "additive"), ("coverage", "additive")]
 SHAPES = [(2, 4, 7, 5, 3, 4), (3, 6, 9, 4, 2, 3), (1, 1, 1, 3, 2, 2), (2, 5, 12, 6, 4, 5)]  # B, T, S, D(q,k), Dv, A
 
@@ -98,6 +107,8 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, shape, D):
         params.update(F=f32(3, 5), U=f32(3, A))
     if kind == "coverage":
         params.update(wc=f32(A))
+    if kind == "monotonic":
+        params.update(r=np.array([-0.5], np.float32))
     summary = f32(B, Dm) if kind == "static" else None
     lengths = rng.integers(1, S + 1, size=B)
     mask = np.arange(S)[None, :] < lengths[:, None]
@@ -127,6 +138,17 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, shape, D):
     assert set(grads) == set(want)
     for name, g in want.items():
         assert_close(grads[name], g, GRAD_TOL, f"d/d{name}")
+
+
+def test_monotonic_hard_pointer_never_moves_back():
+    rng = np.random.default_rng(3)
+    q, k = rng.standard_normal((3, 10, 4)).astype(np.float32), rng.standard_normal((3, 8, 4)).astype(np.float32)
+    mask = np.arange(8)[None, :] < np.array([8, 5, 1])[:, None]
+    _, w = attend.attention(q, k, k, attention="monotonic", score="dot", mask=mask, r=np.zeros(1, np.float32), hard=True)
+    assert set(np.unique(w)) <= {0.0, 1.0}
+    for b in range(3):
+        pos = [int(np.argmax(row)) for row in w[b] if row.any()]
+        assert pos == sorted(pos) and all(p < mask[b].sum() for p in pos)
 
 
 def test_missing_or_extra_parameters_are_named():

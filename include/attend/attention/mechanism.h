@@ -10,6 +10,8 @@
 //            previous step's weights (where it attended last)
 //   coverage Tu et al. 2016 / See et al. 2017: the additive score also sees the weights summed
 //            over all previous steps, with See et al.'s coverage loss as an option
+//   monotonic Raffel et al. 2017: left to right, stopping at each position with probability
+//            sigmoid(score + r); expected alignments in training, a hard pointer at inference
 // The decoder carries an AttentionState from step to step (the mechanisms that need history
 // keep it there), so steps can be batched, gathered for beam search and checkpointed.
 #pragma once
@@ -22,8 +24,8 @@
 
 namespace attend {
 
-enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage };
-// "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage"
+enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage, kMonotonic };
+// "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage" | "monotonic"
 MechanismKind parse_mechanism(const std::string& name);
 std::string to_string(MechanismKind kind);
 
@@ -44,6 +46,8 @@ struct AttentionState {
   Var previous;       // location: a_{t-1} [B,S] (undefined at t = 0: no location yet)
   Var coverage;       // coverage: c_t = sum of a_tau over tau < t, [B,S] (undefined at t = 0)
   Var penalty;        // coverage loss accumulated over the steps so far, [] (undefined = 0)
+  bool hard = false;  // inference: monotonic attention moves a hard pointer instead of expecting
+  std::vector<int> pointer;  // monotonic, hard: each row's attended position (-1 before the first)
 };
 
 struct AttentionMemory {

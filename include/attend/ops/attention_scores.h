@@ -16,4 +16,11 @@ Var additive_scores(const Var& qp, const Var& kp, const Var& v);
 // alpha [B,S], filters [K,R] (R odd) -> [B,S,K] with out[b,s,k] = sum_j F[k,j] alpha[b, s + j - R/2].
 Var position_conv(const Var& alpha, const Var& filters);
 
+// Monotonic attention's expected alignment (Raffel et al. 2017, eq. 9), one decoder step:
+//   q_0 = prev_0,  q_j = (1 - p_{j-1}) q_{j-1} + prev_j,  alpha_j = p_j q_j
+// p [B,S] the probabilities of stopping at each position, prev [B,S] the previous step's
+// alignment -> alpha [B,S]. A scan in j, linear and without the division of the cumprod
+// closed form, so it stays stable when the products underflow.
+Var monotonic_alignment(const Var& p, const Var& prev);
+
 }  // namespace attend
