@@ -24,6 +24,8 @@ variants=(
   "location|--attention location --score additive"
   "coverage|--attention coverage --score additive --coverage-loss 1"
   "monotonic|--attention monotonic --score additive"
+  "forward|--attention forward --score additive"
+  "forward-ta|--attention forward-ta --score additive"
 )
 
 out=docs/attention_results.md

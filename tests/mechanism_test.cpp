@@ -39,7 +39,8 @@ std::vector<Var> params(const Module& m, std::vector<Var> extra) {
 TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
   const Tensor mask = mask_with_lengths();
   for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
-                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic})
+                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic,
+                             MechanismKind::kForward, MechanismKind::kForwardTA})
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
       if ((kind == MechanismKind::kLocation || kind == MechanismKind::kCoverage) && score != ScoreKind::kAdditive) continue;
       SCOPED_TRACE(to_string(kind) + " / " + to_string(score));
@@ -179,6 +180,31 @@ TEST(Mechanisms, MonotonicNeverMovesBackwardsAtInference) {
       }
     }
     EXPECT_GT(attended, 0);
+  }
+}
+
+TEST(Mechanisms, ForwardMassMovesAtMostOnePositionPerStep) {
+  const Tensor mask = mask_with_lengths();
+  for (MechanismKind kind : {MechanismKind::kForward, MechanismKind::kForwardTA}) {
+    Rng rng(57);
+    auto mech = make_attention({kind, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+    Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({6, B, D}, rng, 1, false);
+    AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
+    AttentionState st;
+    for (int t = 0; t < 6; ++t) {
+      AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+      for (int b = 0; b < B; ++b) {
+        const float* w = r.weights.value().data() + b * S;
+        double total = 0;
+        for (int s = 0; s < S; ++s) {
+          total += w[s];
+          if (s > t + 1) {  // starts at 0 before step 0; one position per step
+            EXPECT_EQ(w[s], 0.0f) << to_string(kind) << ": step " << t << " reached position " << s;
+          }
+        }
+        EXPECT_NEAR(total, 1.0, 1e-5);
+      }
+    }
   }
 }
 

@@ -180,6 +180,15 @@ TEST(OpsGrad, SparsemaxAndEntmax) {
   }
 }
 
+TEST(OpsGrad, Renormalize) {
+  Rng rng(18);
+  Tensor x(Shape{3, 5});
+  for (int i = 0; i < 15; ++i) x.data()[i] = 0.1f + rng.uniform();
+  gradcheck([](const std::vector<Var>& v) { return renormalize(v[0]); }, {Var(x, true)});
+  Var z(Tensor::from(Shape{2, 2}, {1, 3, 0, 0}));
+  EXPECT_EQ(renormalize(z).value().to_vector(), (std::vector<float>{0.25f, 0.75f, 0.0f, 0.0f}));
+}
+
 TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
   Rng rng(7);
   gradcheck([](const std::vector<Var>& x) { return embedding(x[0], {2, 0, 2, 1}); }, {random_var({3, 4}, rng)});

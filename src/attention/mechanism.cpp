@@ -9,6 +9,7 @@
 #include "attend/ops/reduce.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/shape.h"
+#include "attend/ops/softmax.h"
 
 namespace attend {
 
@@ -20,8 +21,11 @@ MechanismKind parse_mechanism(const std::string& name) {
   if (name == "location") return MechanismKind::kLocation;
   if (name == "coverage") return MechanismKind::kCoverage;
   if (name == "monotonic") return MechanismKind::kMonotonic;
+  if (name == "forward") return MechanismKind::kForward;
+  if (name == "forward-ta") return MechanismKind::kForwardTA;
   throw std::invalid_argument("unknown attention '" + name +
-                              "' (this build has soft, static, local-m, local-p, location, coverage and monotonic)");
+                              "' (this build has soft, static, local-m, local-p, location, coverage, monotonic, "
+                              "forward and forward-ta)");
 }
 
 std::string to_string(MechanismKind kind) {
@@ -33,6 +37,8 @@ std::string to_string(MechanismKind kind) {
     case MechanismKind::kLocation: return "location";
     case MechanismKind::kCoverage: return "coverage";
     case MechanismKind::kMonotonic: return "monotonic";
+    case MechanismKind::kForward: return "forward";
+    case MechanismKind::kForwardTA: return "forward-ta";
   }
   return "?";
 }
@@ -296,6 +302,65 @@ class Monotonic final : public AttentionMechanism {
   Var r_;  // the energy offset r
 };
 
+// forward (Zhang et al. 2018, eqs. 7-10): with y_t the soft weights of step t,
+//   alpha^_t(n) = (alpha_{t-1}(n) + alpha_{t-1}(n-1)) y_t(n),  alpha_t = alpha^_t / sum alpha^_t,
+// starting from all mass on position 0, so the alignment moves forward by at most one position
+// per step. forward-ta (eqs. 11-13) weighs staying and moving with the transition agent's
+// u_{t-1} = sigmoid(w_u [c_{t-1}; s_{t-1}] + b_u):
+//   alpha^_t(n) = ((1 - u_{t-1}) alpha_{t-1}(n) + u_{t-1} alpha_{t-1}(n-1)) y_t(n)
+// (u_0 = 0.5). Used the same way in training and decoding.
+class Forward final : public AttentionMechanism {
+ public:
+  Forward(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng), agent_(c.kind == MechanismKind::kForwardTA) {
+    if (agent_) ta_ = Linear(key_dim + query_dim, 1, /*bias=*/true, rng);
+  }
+
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    const int64_t B = query.size(0), S = m.scorer.mask.size(1);
+    Var y = reshape(scorer_(query, m.scorer).weights, Shape{B, S});  // y_t
+    Var prev = st.previous;
+    if (!prev.defined()) {
+      Tensor start(Shape{B, S});
+      for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
+      prev = Var(start);
+    }
+    // alpha_{t-1}(n - 1): shifted right by one, nothing enters at n = 0
+    Var shifted = S > 1 ? concat({Var(Tensor(Shape{B, 1})), slice(prev, 1, 0, S - 1)}, 1) : Var(Tensor(Shape{B, 1}));
+    Var mix;
+    if (agent_) {
+      Var u = st.transition.defined() ? st.transition : Var(Tensor::full(Shape{B, 1}, 0.5f));
+      mix = add(sub(prev, mul(u, prev)), mul(u, shifted));  // (1 - u) alpha(n) + u alpha(n-1)
+    } else {
+      mix = add(prev, shifted);
+    }
+    Var alpha = renormalize(mul(mix, y));
+    Var w = reshape(alpha, Shape{B, 1, S});
+    Var context = bmm(w, m.scorer.values);  // [B,1,Dv]
+    if (agent_) {
+      if (context.size(2) + query.size(2) != ta_.weight().size(0)) {
+        throw std::invalid_argument("forward-ta: the transition agent reads [context; query] of " +
+                                    std::to_string(ta_.weight().size(0)) + " values (values as wide as keys), got " +
+                                    std::to_string(context.size(2) + query.size(2)));
+      }
+      Var in = concat({reshape(context, Shape{B, context.size(2)}), reshape(query, Shape{B, query.size(2)})}, 1);
+      st.transition = sigmoid(ta_(in));  // u_t, used at the next step
+    }
+    st.previous = alpha;
+    ++st.step;
+    return {context, w};
+  }
+
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
+    AttentionMechanism::collect(prefix, out);
+    if (agent_) ta_.collect(prefix + "transition.", out);
+  }
+
+ private:
+  bool agent_;
+  Linear ta_;  // the transition agent: [c; s] -> 1
+};
+
 }  // namespace
 
 std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) {
@@ -307,6 +372,8 @@ std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int
     case MechanismKind::kLocation: return std::make_shared<Location>(c, query_dim, key_dim, rng);
     case MechanismKind::kCoverage: return std::make_shared<Coverage>(c, query_dim, key_dim, rng);
     case MechanismKind::kMonotonic: return std::make_shared<Monotonic>(c, query_dim, key_dim, rng);
+    case MechanismKind::kForward:
+    case MechanismKind::kForwardTA: return std::make_shared<Forward>(c, query_dim, key_dim, rng);
   }
   throw std::invalid_argument("make_attention: unknown mechanism");
 }

@@ -311,8 +311,10 @@ int main_impl(int argc, char** argv) {
   train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
   train_cmd->add_option("--attention", ta.attention,
-                        "Attention mechanism: soft (= global), static, local-m, local-p, location, coverage, monotonic")
-      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p", "location", "coverage", "monotonic"}))
+                        "Attention mechanism: soft (= global), static, local-m, local-p, location, coverage, monotonic, "
+                        "forward, forward-ta")
+      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p", "location", "coverage", "monotonic",
+                             "forward", "forward-ta"}))
       ->capture_default_str();
   train_cmd->add_option("--coverage-loss", o.model.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
       ->check(number(0, true))->capture_default_str();

@@ -60,6 +60,7 @@ Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<i
     if (!s.attn.pointer.empty()) g.attn.pointer.push_back(s.attn.pointer[r]);
   if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
   if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
+  if (s.attn.transition.defined()) g.attn.transition = Var(gather_rows(s.attn.transition.value(), rows));
   g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));
   if (s.rnn.c.defined()) g.rnn.c = Var(gather_rows(s.rnn.c.value(), rows));
   if (s.feed.defined()) g.feed = Var(gather_rows(s.feed.value(), rows));

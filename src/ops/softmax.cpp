@@ -94,6 +94,32 @@ Var sparse_impl(const Var& x, const Tensor& mask, bool entmax) {
 }  // namespace
 
 Var softmax(const Var& x, const Tensor& mask) { return softmax_impl(x, mask, false); }
+
+Var renormalize(const Var& x) {
+  if (x.ndim() < 1) throw std::invalid_argument("renormalize: needs at least 1 dim, got a scalar");
+  const int64_t S = x.size(-1), rows = x.value().numel() / std::max<int64_t>(S, 1);
+  Tensor y = Tensor::empty(x.shape()), totals = Tensor::empty(Shape{rows});
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x.value().data() + r * S;
+    double t = 0.0;
+    for (int64_t s = 0; s < S; ++s) t += xr[s];
+    totals.data()[r] = static_cast<float>(t);
+    for (int64_t s = 0; s < S; ++s) y.data()[r * S + s] = t > 0.0 ? static_cast<float>(xr[s] / t) : 0.0f;
+  }
+  return make_result(std::move(y), needs_grad({&x}), [x, totals, rows, S](Node& out) {
+    // forward: y = x / t, t = sum(x)  =>  dx = (dy - sum(dy * y)) / t
+    for (int64_t r = 0; r < rows; ++r) {
+      const float t = totals.data()[r];
+      if (t <= 0.0f) continue;
+      const float* yr = out.value.data() + r * S;
+      const float* gr = out.grad.data() + r * S;
+      double dot = 0.0;
+      for (int64_t s = 0; s < S; ++s) dot += double(gr[s]) * yr[s];
+      float* dr = x.grad_ref().data() + r * S;
+      for (int64_t s = 0; s < S; ++s) dr[s] += static_cast<float>((gr[s] - dot) / t);
+    }
+  });
+}
 Var sparsemax(const Var& x, const Tensor& mask) { return sparse_impl(x, mask, false); }
 Var entmax15(const Var& x, const Tensor& mask) { return sparse_impl(x, mask, true); }
 

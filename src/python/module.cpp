@@ -68,7 +68,9 @@ const ParamSpec kParams[] = {{"W", "W"},
                              {"F", "location.filters"},
                              {"U", "location.U.weight"},
                              {"wc", "coverage.w"},
-                             {"r", "monotonic.r"}};
+                             {"r", "monotonic.r"},
+                             {"Wu", "transition.weight"},
+                             {"bu", "transition.bias"}};
 
 struct Inputs {
   Var query, keys, values, summary;
@@ -111,6 +113,8 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
   if (given.count("F")) c.location_filters = static_cast<int>(given["F"].size(0)), c.location_width = static_cast<int>(given["F"].size(1));
   if (given.count("vp")) given["vp"] = given["vp"].view(Shape{given["vp"].numel(), 1});
   if (given.count("r")) given["r"] = given["r"].view(Shape{1});
+  if (given.count("Wu")) given["Wu"] = given["Wu"].view(Shape{given["Wu"].numel(), 1});
+  if (given.count("bu")) given["bu"] = given["bu"].view(Shape{1});
   Rng rng(0);
   in.mechanism = make_attention(c, static_cast<int>(in.query.size(2)), static_cast<int>(in.keys.size(2)), rng);
   // Every parameter the mechanism has must be given, with its shape.
@@ -187,7 +191,10 @@ attention (the T query rows are T decoder steps, t = 0 .. T-1):
   "coverage": additive score plus wc * sum of past weights; wc [A]; coverage_loss adds
       sum_t sum_s min(a_t, c_t) times coverage_loss to the gradient (See et al. 2017);
   "monotonic": stop at j with p = sigmoid(score + r), r [1]: the expected alignment (Raffel et
-      al. 2017, eq. 9), or with hard=True the inference-time pointer (one-hot or zero rows).
+      al. 2017, eq. 9), or with hard=True the inference-time pointer (one-hot or zero rows);
+  "forward": soft weights y_t times the previous alignment and its shift by one, renormalised
+      (Zhang et al. 2018); "forward-ta" weighs the two with the transition agent
+      u = sigmoid([c; q] . Wu + bu), Wu [Dk + Dq], bu [1] (values as wide as keys).
 
 >>> import numpy as np, attend
 >>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
@@ -346,7 +353,7 @@ PYBIND11_MODULE(attend, m) {
         py::dict grads;
         for (const auto& [name, v] : in.named) {
           Tensor g = v.grad().defined() ? v.grad() : Tensor(v.shape());
-          if (name == "vp") g = g.view(Shape{g.numel()});
+          if (name == "vp" || name == "Wu") g = g.view(Shape{g.numel()});
           grads[py::str(name)] = to_numpy(g);
         }
         return grads;

@@ -163,7 +163,7 @@ def test_return_weights_false_and_errors():
     with pytest.raises(ValueError, match="W"):
         attend.attention(q, k, v, score="general")
     with pytest.raises(ValueError, match="soft"):
-        attend.attention(q, k, v, attention="forward")
+        attend.attention(q, k, v, attention="hard")
 
 
 def test_docstrings_have_working_examples():

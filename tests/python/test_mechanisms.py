@@ -76,6 +76,21 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None):
                 cols.append(pj[:, j] * qj)
             w = torch.stack(cols, 1)
             prev = w
+        elif kind in ("forward", "forward-ta"):  # Zhang et al. 2018, eqs. 7-13
+            y = masked_softmax(score(qt, k, sc, p), mask)
+            a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
+            shifted = torch.cat([torch.zeros(B, 1), a_prev[:, :-1]], dim=1)
+            if kind == "forward":
+                mix = a_prev + shifted
+            else:
+                u = u_prev if prev is not None else torch.full((B, 1), 0.5)
+                mix = (1 - u) * a_prev + u * shifted
+            a_hat = mix * y
+            tot = a_hat.sum(dim=1, keepdim=True)
+            w = torch.where(tot > 0, a_hat / torch.where(tot > 0, tot, torch.ones_like(tot)), torch.zeros_like(a_hat))
+            if kind == "forward-ta":
+                u_prev = torch.sigmoid(torch.cat([torch.einsum("bs,bsd->bd", w, v), qt], 1) @ p["Wu"] + p["bu"]).unsqueeze(1)
+            prev = w
         elif kind == "coverage":
             extra = None if cov is None else cov.unsqueeze(2) * p["wc"]
             w = masked_softmax(score(qt, k, sc, p, extra), mask)
@@ -87,7 +102,8 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None):
     return torch.stack(ctxs, 1), torch.stack(ws, 1), penalty
 
 
-CASES = [(kind, sc) for kind in ["static", "local-m", "local-p", "monotonic"] for sc in ["dot", "additive"]] + \
+CASES = [(kind, sc) for kind in ["static", "local-m", "local-p", "monotonic", "forward", "forward-ta"]
+         for sc in ["dot", "additive"]] + \
         [("location", "additive"), ("coverage", "additive")]
 SHAPES = [(2, 4, 7, 5, 3, 4), (3, 6, 9, 4, 2, 3), (1, 1, 1, 3, 2, 2), (2, 5, 12, 6, 4, 5)]  # B, T, S, D(q,k), Dv, A
 
@@ -95,6 +111,8 @@ SHAPES = [(2, 4, 7, 5, 3, 4), (3, 6, 9, 4, 2, 3), (1, 1, 1, 3, 2, 2), (2, 5, 12,
 @pytest.mark.parametrize("kind,sc,shape,D", [(k, s, sh, D) for (k, s), sh, D in itertools.product(CASES, SHAPES, [1, 2])])
 def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, shape, D):
     B, T, S, Dm, Dv, A = shape
+    if kind == "forward-ta":
+        Dv = Dm  # the transition agent reads [context; query], with values as wide as keys
     rng = np.random.default_rng(abs(hash((kind, sc, shape, D))) % 2**32)
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
     arrays = {"query": f32(B, T, Dm), "keys": f32(B, S, Dm), "values": f32(B, S, Dv)}
@@ -109,6 +127,8 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, shape, D):
         params.update(wc=f32(A))
     if kind == "monotonic":
         params.update(r=np.array([-0.5], np.float32))
+    if kind == "forward-ta":
+        params.update(Wu=f32(2 * Dm), bu=f32(1))
     summary = f32(B, Dm) if kind == "static" else None
     lengths = rng.integers(1, S + 1, size=B)
     mask = np.arange(S)[None, :] < lengths[:, None]

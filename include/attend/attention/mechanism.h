@@ -12,6 +12,8 @@
 //            over all previous steps, with See et al.'s coverage loss as an option
 //   monotonic Raffel et al. 2017: left to right, stopping at each position with probability
 //            sigmoid(score + r); expected alignments in training, a hard pointer at inference
+//   forward  Zhang et al. 2018: the alignment moves forward by at most one position per step;
+//            forward-ta adds their transition agent, which learns when to move
 // The decoder carries an AttentionState from step to step (the mechanisms that need history
 // keep it there), so steps can be batched, gathered for beam search and checkpointed.
 #pragma once
@@ -24,8 +26,9 @@
 
 namespace attend {
 
-enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage, kMonotonic };
-// "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage" | "monotonic"
+enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage, kMonotonic, kForward, kForwardTA };
+// "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage" | "monotonic" |
+// "forward" | "forward-ta"
 MechanismKind parse_mechanism(const std::string& name);
 std::string to_string(MechanismKind kind);
 
@@ -43,7 +46,8 @@ struct AttentionConfig {
 
 struct AttentionState {
   int step = 0;       // t, the output position being predicted
-  Var previous;       // location: a_{t-1} [B,S] (undefined at t = 0: no location yet)
+  Var previous;       // location, monotonic, forward: a_{t-1} [B,S] (undefined at t = 0)
+  Var transition;     // forward-ta: u_{t-1} [B,1], the transition agent's probability of moving
   Var coverage;       // coverage: c_t = sum of a_tau over tau < t, [B,S] (undefined at t = 0)
   Var penalty;        // coverage loss accumulated over the steps so far, [] (undefined = 0)
   bool hard = false;  // inference: monotonic attention moves a hard pointer instead of expecting

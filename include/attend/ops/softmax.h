@@ -21,6 +21,9 @@ Var sparsemax(const Var& x, const Tensor& mask = Tensor());
 // entmax-1.5 (Peters et al. 2019): between softmax and sparsemax; p = max(x/2 - tau, 0)^2.
 Var entmax15(const Var& x, const Tensor& mask = Tensor());
 
+// x / sum(x) over the last dimension, for non-negative x; a row summing to 0 stays 0.
+Var renormalize(const Var& x);
+
 // A normaliser chosen by name, for attention.
 enum class Normalizer { kSoftmax, kSparsemax, kEntmax15 };
 Normalizer parse_normalizer(const std::string& name);  // "softmax" | "sparsemax" | "entmax15"
