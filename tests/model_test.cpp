@@ -186,6 +186,43 @@ TEST(Decode, BeamSearchNeverScoresBelowGreedy) {
   for (int b = 0; b < 3; ++b) EXPECT_EQ(beam1[b].tokens, greedy[b].tokens);
 }
 
+TEST(Decode, WindowConstraintKeepsAttentionNearThePreviousPosition) {
+  Rng rng(41);
+  Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+  c.hidden = 8, c.embedding = 6;
+  Seq2Seq model(c, rng);
+  std::vector<EncodedExample> ex;
+  for (int i = 0; i < 5; ++i) {
+    EncodedExample e;
+    for (int k = 0; k < 6 + i; ++k) e.src.push_back(4 + static_cast<int>(rng.below(3)));
+    ex.push_back(e);
+  }
+  Batch batch = make_batch(ex, {0, 1, 2, 3, 4});
+  for (int beam : {1, 3}) {
+    auto hyps = decode(model, batch, {.beam = beam, .length_penalty = 1.0f, .max_length = 8, .window_back = 0,
+                                      .window_forward = 1});
+    for (const auto& h : hyps) {
+      int last = -1;
+      for (const auto& row : h.attention) {
+        double total = 0;
+        for (float w : row) total += w;
+        if (total == 0.0) continue;  // nothing left inside the window
+        const int at = static_cast<int>(std::max_element(row.begin(), row.end()) - row.begin());
+        if (last >= 0) {
+          EXPECT_GE(at, last) << "beam " << beam;
+          EXPECT_LE(at, last + 1) << "beam " << beam;
+          for (size_t s = 0; s < row.size(); ++s) {
+            if (int(s) < last || int(s) > last + 1) {
+              EXPECT_EQ(row[s], 0.0f);
+            }
+          }
+        }
+        last = at;
+      }
+    }
+  }
+}
+
 TEST(Checkpoint, SafetensorsRoundTripAndCorruptFilesAreRejected) {
   Rng rng(35);
   Seq2Seq model(tiny_config(CellKind::kLstm, ScoreKind::kGeneral, true), rng);

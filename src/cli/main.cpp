@@ -67,7 +67,8 @@ struct DecodeArgs {
   int beam = 1;
   float length_penalty = 1.0f;
   int max_length = 0;
-  DecodeOptions options() const { return {beam, length_penalty, max_length}; }
+  int window_back = -1, window_forward = -1;
+  DecodeOptions options() const { return {beam, length_penalty, max_length, window_back, window_forward}; }
 };
 
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
@@ -75,6 +76,12 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
   app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(at_least(1))->capture_default_str();
   app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
       ->check(number(0, true))->capture_default_str();
+  app->add_option("--window-back", a.window_back,
+                  "Window constraint: attend at most this many positions before the previous argmax (-1 = off)")
+      ->check(at_least(-1))->capture_default_str();
+  app->add_option("--window-forward", a.window_forward,
+                  "Window constraint: attend at most this many positions after the previous argmax (-1 = off)")
+      ->check(at_least(-1))->capture_default_str();
   app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
       ->check(at_least(0))->capture_default_str();
 }

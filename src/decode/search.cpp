@@ -12,6 +12,14 @@ namespace attend {
 
 namespace {
 
+// The window constraint of the options, or nullptr.
+const Seq2Seq::WindowConstraint* window_of(const DecodeOptions& opt, Seq2Seq::WindowConstraint& w) {
+  if (opt.window_back < 0 && opt.window_forward < 0) return nullptr;
+  w.back = opt.window_back < 0 ? 1 << 20 : opt.window_back;
+  w.forward = opt.window_forward < 0 ? 1 << 20 : opt.window_forward;
+  return &w;
+}
+
 int max_steps(const Batch& batch, const DecodeOptions& opt) { return opt.max_length > 0 ? opt.max_length : 2 * batch.S + 10; }
 
 std::vector<float> row(const Tensor& t, int r, int n) {
@@ -24,12 +32,14 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
   Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
   Seq2Seq::DecoderState state = model.initial_state(enc);
   state.attn.hard = true;
+  Seq2Seq::WindowConstraint wc;
+  const Seq2Seq::WindowConstraint* window = window_of(opt, wc);
   std::vector<Hypothesis> out(B);
   std::vector<int> prev(B, Vocab::kBos);
   std::vector<bool> done(B, false);
   int remaining = B;
   for (int t = 0; t < max_steps(batch, opt) && remaining > 0; ++t) {
-    Seq2Seq::Step s = model.step(prev, state, enc, nullptr);
+    Seq2Seq::Step s = model.step(prev, state, enc, nullptr, window);
     const int V = s.logits.size(1);
     Tensor logp = Tensor::empty(s.logits.shape());
     kernels::softmax_rows(s.logits.value().data(), nullptr, B, 1, V, logp.data(), /*log_output=*/true);
@@ -56,8 +66,10 @@ Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<i
   Seq2Seq::DecoderState g;
   g.attn.step = s.attn.step;  // the same step for every row
   g.attn.hard = s.attn.hard;
-  for (int r : rows)
+  for (int r : rows) {
     if (!s.attn.pointer.empty()) g.attn.pointer.push_back(s.attn.pointer[r]);
+    if (!s.last_attended.empty()) g.last_attended.push_back(s.last_attended[r]);
+  }
   if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
   if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
   if (s.attn.transition.defined()) g.attn.transition = Var(gather_rows(s.attn.transition.value(), rows));
@@ -86,6 +98,8 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
   }
   Seq2Seq::DecoderState state = gather(model.initial_state(enc), expand);
   state.attn.hard = true;
+  Seq2Seq::WindowConstraint wc;
+  const Seq2Seq::WindowConstraint* window = window_of(opt, wc);
 
   struct Live {
     std::vector<int> tokens;
@@ -101,7 +115,7 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
   std::vector<int> prev(B * K, Vocab::kBos);
   const int steps = max_steps(batch, opt);
   for (int t = 0; t < steps; ++t) {
-    Seq2Seq::Step s = model.step(prev, state, big, nullptr);
+    Seq2Seq::Step s = model.step(prev, state, big, nullptr, window);
     const int V = s.logits.size(1);
     Tensor logp = Tensor::empty(s.logits.shape());
     kernels::softmax_rows(s.logits.value().data(), nullptr, B * K, 1, V, logp.data(), /*log_output=*/true);

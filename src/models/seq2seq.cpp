@@ -8,6 +8,8 @@
 #include "attend/ops/elementwise.h"
 #include "attend/ops/loss.h"
 #include "attend/ops/shape.h"
+#include "attend/ops/softmax.h"
+#include "attend/ops/matmul.h"
 
 namespace attend {
 
@@ -124,7 +126,7 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
 }
 
 Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
-  DecoderState s{enc.bridge, Var(), AttentionState{}};
+  DecoderState s{enc.bridge, Var(), AttentionState{}, {}};
   if (config_.input_feeding) s.feed = Var(Tensor(Shape{enc.B, config_.hidden}));
   return s;
 }
@@ -146,12 +148,13 @@ RnnState Seq2Seq::decoder_step(const Var& gates_emb, const DecoderState& state) 
 }
 
 Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
-                            Rng* dropout_rng) const {
+                            Rng* dropout_rng, const WindowConstraint* window) const {
   const int B = enc.B, H = config_.hidden;
   Step out;
   out.state.rnn = decoder_step(embedding_gates(prev, enc, dropout_rng), state);
   out.state.attn = state.attn;
   AttentionResult a = attention_->step(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory, out.state.attn);  // c_t, a_t
+  if (window) a = constrain(a, state.last_attended, *window, enc, out.state.last_attended);
   Var context = reshape(a.context, Shape{B, config_.memory_size()});
   out.weights = reshape(a.weights, Shape{B, enc.S});
   out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
@@ -159,6 +162,29 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
   Var h = dropout_rng ? dropout(out.attentional, config_.dropout, *dropout_rng) : out.attentional;
   out.logits = output_(h);
   return out;
+}
+
+// Window constraint at inference: zero the weights outside [last - back, last + forward] of
+// each row's previous argmax (no constraint before the first step), renormalise (for softmax
+// this is the softmax over the window) and recompute the context; remember the new argmax.
+AttentionResult Seq2Seq::constrain(const AttentionResult& a, const std::vector<int>& last, const WindowConstraint& w,
+                                   const Encoded& enc, std::vector<int>& next_last) const {
+  const int64_t B = enc.B, S = enc.S;
+  Tensor keep = Tensor::full(Shape{B, 1, S}, 1.0f);
+  if (!last.empty())
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t s = 0; s < S; ++s)
+        if (s < last[b] - w.back || s > last[b] + w.forward) keep.data()[b * S + s] = 0.0f;
+  Var weights = renormalize(mul(a.weights, Var(keep)));
+  next_last.assign(B, 0);
+  for (int64_t b = 0; b < B; ++b) {
+    const float* row = weights.value().data() + b * S;
+    int best = last.empty() ? 0 : last[b];  // nothing left in the window: stay
+    for (int64_t s = 0; s < S; ++s)
+      if (row[s] > row[best]) best = static_cast<int>(s);
+    next_last[b] = best;
+  }
+  return {bmm(weights, enc.memory.scorer.values), weights};
 }
 
 Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {

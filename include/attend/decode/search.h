@@ -12,6 +12,9 @@ struct DecodeOptions {
   int beam = 1;                 // 1 = greedy
   float length_penalty = 1.0f;  // beam scores are log p / length^alpha (0 = raw log-probability)
   int max_length = 0;           // 0 = 2 * source length + 10
+  // Window constraint: attend only within [last - window_back, last + window_forward] of the
+  // position attended (argmax) at the previous step; -1 = no constraint. Any mechanism.
+  int window_back = -1, window_forward = -1;
 };
 
 struct Hypothesis {

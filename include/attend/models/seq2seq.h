@@ -62,6 +62,11 @@ class Seq2Seq : public Module {
     RnnState rnn;         // s_{t-1}
     Var feed;             // h̃_{t-1} [B,H] (zeros at t = 0); undefined without input feeding
     AttentionState attn;  // what the attention mechanism carries between steps
+    std::vector<int> last_attended;  // decoding with a window constraint: argmax of the previous step
+  };
+  // Decoding only: keep attention within [last - back, last + forward] of the previous argmax.
+  struct WindowConstraint {
+    int back = 0, forward = 0;
   };
   struct Step {
     Var logits;       // [B,V]
@@ -78,7 +83,8 @@ class Seq2Seq : public Module {
   Encoded encode(const std::vector<int>& src, const std::vector<int>& lengths, int S, Rng* dropout_rng) const;
   DecoderState initial_state(const Encoded& enc) const;
   // One decoder step for the previous tokens prev [B].
-  Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng) const;
+  Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng,
+            const WindowConstraint* window = nullptr) const;
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
   // `penalty` (optional) receives the attention mechanism's accumulated loss term, if any.
   Var logits(const Batch& batch, Rng* dropout_rng, Var* penalty = nullptr) const;
@@ -92,6 +98,8 @@ class Seq2Seq : public Module {
   Var embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const;
   // One decoder step from the embedding part of its gates.
   RnnState decoder_step(const Var& gates_emb, const DecoderState& state) const;
+  AttentionResult constrain(const AttentionResult& a, const std::vector<int>& last, const WindowConstraint& w,
+                            const Encoded& enc, std::vector<int>& next_last) const;
   Seq2SeqConfig config_;
   Embedding src_emb_, tgt_emb_;
   std::vector<Rnn> encoder_;  // layers
