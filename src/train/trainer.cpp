@@ -121,12 +121,10 @@ TrainResult train(const TrainOptions& opt, const TrainCallbacks& cb) {
 
   TrainResult result;
   result.best.dev_exact_match = -1.0;
-  nlohmann::json metrics_lines = nlohmann::json::array();
   std::string metrics_text;
   int stale = 0, nonfinite = 0;
   int64_t step = 0;
-  const std::vector<std::vector<int>> probe = make_batches(train_set, opt.batch, nullptr);
-  const int64_t steps_per_epoch = static_cast<int64_t>(probe.size());
+  const int64_t steps_per_epoch = (static_cast<int64_t>(train_set.size()) + opt.batch - 1) / opt.batch;
   bool stop = false;
   double epoch_loss = 0.0;
   int64_t epoch_steps = 0;
