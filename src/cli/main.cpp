@@ -2,6 +2,8 @@
 // into messages and exit codes (0 success, 1 failure, 2 bad usage).
 #include <unistd.h>
 
+#include <csignal>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
@@ -55,8 +57,24 @@ CLI::Validator number(double min, bool inclusive, double max = 1e300) {
       "NUMBER");
 }
 
+// SIGINT/SIGTERM during training: the first one asks the trainer to save its state and stop
+// after the current step; the handler then resets, so a second one ends the process at once
+// (the state on disk is still whole: it is only ever replaced by a rename).
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
 struct TrainArgs {
   TrainOptions opt;
+  std::string resume;
   std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
               schedule = "constant";
   bool no_input_feeding = false, lowercase = false;
@@ -116,6 +134,27 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
   if (unset("--patience")) o.patience = 5;
 }
 
+int train_and_report(const TrainOptions& o);
+
+// attend train --resume DIR: the interrupted run's own settings; only the time budget and the
+// thread count may be given again.
+int run_resume(CLI::App* cmd, const TrainArgs& a) {
+  for (const CLI::Option* opt : cmd->get_options()) {
+    const std::string name = opt->get_name();
+    if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--threads" ||
+        name == "--save-every")
+      continue;
+    throw std::invalid_argument("--resume continues a run with its own settings; " + name +
+                                " cannot be given with it (only --max-minutes, --threads and --save-every can)");
+  }
+  TrainOptions o = load_train_options(a.resume);
+  o.resume = true;
+  if (cmd->count("--max-minutes")) o.max_minutes = a.opt.max_minutes;
+  if (cmd->count("--threads")) o.threads = a.opt.threads;
+  if (cmd->count("--save-every")) o.save_every = a.opt.save_every;
+  return train_and_report(o);
+}
+
 int run_train(TrainArgs& a) {
   TrainOptions& o = a.opt;
   o.model.attention = parse_mechanism(a.attention);
@@ -135,13 +174,28 @@ int run_train(TrainArgs& a) {
     o.source = {k, a.lowercase, k == Tokenizer::Kind::kChar};
     o.target = {k, false, k == Tokenizer::Kind::kChar};
   }
+  return train_and_report(o);
+}
+
+int train_and_report(const TrainOptions& o) {
   ProgressReporter progress(::isatty(2));
   TrainCallbacks cb;
   cb.on_step = [&](const TrainProgress& p) { progress.step(p); };
   cb.on_eval = [&](const EvalRecord& r) { progress.eval(r); };
   cb.on_message = [&](const std::string& m) { progress.message(m); };
+  cb.should_stop = [] { return g_stop_signal != 0; };
+  install_stop_handlers();
   TrainResult r = train(o, cb);
   progress.finish();
+  if (r.interrupted) {
+    const int sig = g_stop_signal;
+    std::fprintf(stderr,
+                 "attend: %s: stopped at step %lld; training state saved in %s/%s\n"
+                 "continue with: attend train --resume %s\n",
+                 sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)", static_cast<long long>(r.steps),
+                 o.out.c_str(), kTrainStateFile, o.out.c_str());
+    return 128 + sig;
+  }
   std::printf("trained %lld steps in %s (%s); best dev exact match %.2f%% at step %lld; model in %s\n",
               static_cast<long long>(r.steps), format_duration(r.seconds).c_str(), r.stop_reason.c_str(),
               100 * r.best.dev_exact_match, static_cast<long long>(r.best.step), o.out.c_str());
@@ -370,7 +424,16 @@ int main_impl(int argc, char** argv) {
   train_cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
       ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
   train_cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
-  train_cmd->add_option("--out", o.out, "Model directory to write")->required();
+  train_cmd->add_option("--save-every", o.save_every,
+                        "Save the training state every N steps (0 = only at evaluations); see --resume")
+      ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--max-nonfinite", o.max_nonfinite,
+                        "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
+      ->check(at_least(1))->capture_default_str();
+  auto* out_opt = train_cmd->add_option("--out", o.out, "Model directory to write");
+  train_cmd->add_option("--resume", ta.resume,
+                        "Continue the interrupted run in this directory exactly where its training state left it")
+      ->check(CLI::ExistingDirectory)->excludes(out_opt);
 
   DecodeArgs ea;
   std::string test;
@@ -421,6 +484,8 @@ int main_impl(int argc, char** argv) {
     return code == 0 ? 0 : 2;
   }
   if (*train_cmd) {
+    if (!ta.resume.empty()) return run_resume(train_cmd, ta);
+    if (o.out.empty()) throw std::invalid_argument("train: --out DIR is required (or --resume DIR)");
     if (ta.opt.task == "g2p") apply_g2p_recipe(train_cmd, ta);
     return run_train(ta);
   }

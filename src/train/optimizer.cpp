@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "attend/io/safetensors.h"
+
 namespace attend {
 
 Adam::Adam(std::vector<NamedParameter> params, AdamOptions options) : params_(std::move(params)), opt_(options) {
@@ -58,6 +60,12 @@ std::vector<NamedParameter> Adam::state() const {
     out.push_back({"v." + params_[k].name, Var(v_[k])});
   }
   return out;
+}
+
+void Adam::load_state(int64_t steps, const std::map<std::string, Tensor>& moments, const std::string& origin) {
+  if (steps < 0) throw std::runtime_error(origin + ": Adam step count " + std::to_string(steps) + " is negative");
+  assign_parameters(state(), moments, origin);
+  t_ = steps;
 }
 
 float LrSchedule::at(int64_t step) const {

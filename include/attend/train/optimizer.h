@@ -1,6 +1,7 @@
 // attend train: Adam / AdamW with global gradient-norm clipping, and learning-rate schedules.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,8 +27,10 @@ class Adam {
   float step(float lr);
   void zero_grad();
   int64_t steps() const { return t_; }
-  // Moments, for resumable checkpoints: "m.<name>" and "v.<name>".
+  // Moments, for resumable checkpoints: "m.<name>" and "v.<name>" (sharing the optimizer's storage).
   std::vector<NamedParameter> state() const;
+  // Restores what state() and steps() returned; missing or mis-shaped moments throw, naming `origin`.
+  void load_state(int64_t steps, const std::map<std::string, Tensor>& moments, const std::string& origin);
 
  private:
   std::vector<NamedParameter> params_;

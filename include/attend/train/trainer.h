@@ -1,9 +1,21 @@
 // attend train: the training loop for the seq2seq model (teacher forcing, Adam, dev-set early
-// stopping, best-checkpoint keeping).
+// stopping, best-checkpoint keeping) and its resumable training state.
+//
+// A run in directory DIR writes:
+//   model.safetensors, config.json, ...   the best model so far (see translator.h)
+//   train_state.safetensors               everything needed to continue exactly where it was:
+//                                         current weights ("param.*"), Adam moments ("adam.m.*",
+//                                         "adam.v.*") and, as JSON in the header's metadata, the
+//                                         options, step, data-order position, RNG states,
+//                                         learning-rate scale and early-stopping bookkeeping.
+// Both are replaced atomically, so a run killed at any moment (even SIGKILL) resumes from the
+// last saved state, and the resumed run ends with the same bytes as an uninterrupted one
+// (same seed and thread count).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 
 #include "attend/data/vocab.h"
@@ -32,9 +44,18 @@ struct TrainOptions {
   int patience = 4;      // evaluations without a better dev score before stopping
   int eval_every = 0;    // steps between dev evaluations; 0 = once per epoch
   int max_nonfinite = 5; // consecutive non-finite losses/gradients before giving up
+  int save_every = 500;  // steps between training-state saves (0 = only at evaluations)
+  bool resume = false;   // continue the run whose training state is in `out`
   std::string out;       // model directory
   void validate() const; // throws std::invalid_argument naming the option and value
 };
+void to_json(nlohmann::json& j, const TrainOptions& o);
+void from_json(const nlohmann::json& j, TrainOptions& o);
+
+inline constexpr const char* kTrainStateFile = "train_state.safetensors";
+// The options a run in `dir` was started with, read from its training state (for resuming);
+// throws std::runtime_error naming the file when there is none or it is damaged.
+TrainOptions load_train_options(const std::string& dir);
 
 struct TrainProgress {
   int epoch = 0, epochs = 0;
@@ -59,6 +80,9 @@ struct TrainCallbacks {
   std::function<void(const TrainProgress&)> on_step;
   std::function<void(const EvalRecord&)> on_eval;
   std::function<void(const std::string&)> on_message;  // warnings and notices
+  // Polled after every step; returning true saves the training state and ends the run
+  // (TrainResult::interrupted), e.g. from a SIGINT/SIGTERM handler's flag.
+  std::function<bool()> should_stop;
 };
 
 struct TrainResult {
@@ -66,6 +90,7 @@ struct TrainResult {
   int64_t steps = 0;
   double seconds = 0.0;
   std::string stop_reason;
+  bool interrupted = false;  // stopped by should_stop; resume with TrainOptions::resume
 };
 
 TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks = {});
