@@ -5,13 +5,19 @@ WERROR  ?= 0
 PYTHON  ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 
-.PHONY: demo test bench build deps deps-test configure install clean help
+SAN_BUILD ?= build-sanitize
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+
+.PHONY: demo test test-sanitize fuzz bench build deps deps-test configure install clean help
 
 help:
 	@echo "make demo   install what is missing, build, train the dates model into runs/dates"
 	@echo "make test   install what is missing, build, run every test"
 	@echo "make build  build the library, the attend CLI and the tests"
 	@echo "make bench  build and run the benchmarks (attend beside PyTorch)"
+	@echo "make test-sanitize  every test under AddressSanitizer + UndefinedBehaviorSanitizer"
+	@echo "make fuzz   run each libFuzzer target for FUZZ_SECONDS (default 60)"
 
 deps:
 	@scripts/install-deps.sh build
@@ -37,6 +43,23 @@ demo: deps
 test: deps-test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_TESTS=ON"
 	cd $(BUILD) && OMP_WAIT_POLICY=PASSIVE ctest --output-on-failure -j $(JOBS)
+
+# The C++ suite under ASan + UBSan (any report fails the run). Not in it: the Python oracle (the
+# interpreter is not instrumented) and the install test (its consumer is a plain build).
+test-sanitize: deps-test
+	@$(MAKE) --no-print-directory build BUILD=$(SAN_BUILD) CMAKE_FLAGS="-DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DATTEND_SANITIZE=address,undefined -DATTEND_BUILD_PYTHON=OFF -DATTEND_BUILD_TESTS=ON"
+	cd $(SAN_BUILD) && OMP_WAIT_POLICY=PASSIVE ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:strict_string_checks=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -E '^Package\.'
+
+# libFuzzer (clang, with ASan and UBSan) on every reader of untrusted input: safetensors,
+# config.json, vocabularies, TSV, the command line. Seeds in fuzz/corpus/.
+fuzz:
+	@scripts/install-deps.sh fuzz
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DATTEND_FUZZ=ON \
+	  -DATTEND_BUILD_TESTS=OFF -DATTEND_BUILD_PYTHON=OFF > /dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_targets
+	scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # Speed, side by side with PyTorch (docs/benchmarks.md).
 bench: deps-test

@@ -10,10 +10,17 @@ namespace attend {
 std::vector<Example> read_tsv(const std::string& path, const TsvOptions& opt) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw std::runtime_error(path + ": cannot open (does the file exist?)");
+  return parse_tsv(read_file(path), path, opt);
+}
+
+std::vector<Example> parse_tsv(const std::string& text, const std::string& path, const TsvOptions& opt) {
   std::vector<Example> out;
-  std::string line;
   size_t lineno = 0;
-  while (std::getline(in, line)) {
+  for (size_t begin = 0; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
     ++lineno;
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string where = path + ":" + std::to_string(lineno) + ": ";

@@ -1,6 +1,11 @@
 #include "attend/models/seq2seq.h"
 
 #include <nlohmann/json.hpp>
+#include <climits>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <type_traits>
 #include <stdexcept>
 
 #include "attend/ops/dropout.h"
@@ -33,6 +38,22 @@ void Seq2SeqConfig::validate() const {
   if (src_vocab < 5 || tgt_vocab < 5)
     throw std::invalid_argument("model config: vocabularies need at least one real token, got " +
                                 std::to_string(src_vocab) + " and " + std::to_string(tgt_vocab));
+  // Sane bounds, so a hostile or mistyped config.json is an error rather than a 100 GB allocation.
+  auto at_most = [](const char* name, int64_t v, int64_t limit) {
+    if (v > limit)
+      throw std::invalid_argument(std::string("model config: ") + name + " is " + std::to_string(v) +
+                                  ", more than the limit of " + std::to_string(limit));
+  };
+  constexpr int64_t kMaxWidth = 1 << 14, kMaxVocab = 1 << 22, kMaxLayers = 32, kMaxElements = int64_t(1) << 31;
+  at_most("embedding", embedding, kMaxWidth);
+  at_most("hidden", hidden, kMaxWidth);
+  at_most("encoder_hidden", encoder_hidden, kMaxWidth);
+  at_most("attention_dim", attention_dim, kMaxWidth);
+  at_most("encoder_layers", encoder_layers, kMaxLayers);
+  at_most("src_vocab", src_vocab, kMaxVocab);
+  at_most("tgt_vocab", tgt_vocab, kMaxVocab);
+  at_most("src_vocab x embedding", int64_t(src_vocab) * embedding, kMaxElements);
+  at_most("tgt_vocab x hidden", int64_t(tgt_vocab) * std::max(hidden, embedding), kMaxElements);
 }
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
@@ -46,23 +67,51 @@ void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
 }
 
+namespace {
+// j[name] as T, or `fallback` when absent; a wrong type names the field and the value found.
+template <class T>
+T field(const nlohmann::json& j, const char* name, std::optional<T> fallback = std::nullopt) {
+  if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object, got " + j.dump().substr(0, 60));
+  auto it = j.find(name);
+  if (it == j.end()) {
+    if (fallback) return *fallback;
+    throw std::invalid_argument(std::string("model config: '") + name + "' is missing");
+  }
+  try {
+    if constexpr (std::is_same_v<T, int>) {  // whole numbers only, and within int (no silent casts)
+      const bool fits = (it->is_number_unsigned() && it->template get<uint64_t>() <= uint64_t(INT32_MAX)) ||
+                        (it->is_number_integer() && !it->is_number_unsigned() && it->template get<int64_t>() >= INT32_MIN &&
+                         it->template get<int64_t>() <= INT32_MAX);
+      if (!fits) throw std::invalid_argument(std::string("model config: '") + name + "' must be a whole number within int, got " + it->dump().substr(0, 60));
+    }
+    if constexpr (std::is_same_v<T, float>) {
+      if (!it->is_number() || !(std::fabs(it->template get<double>()) <= 3.0e38))
+        throw std::invalid_argument(std::string("model config: '") + name + "' must be a number within float range, got " + it->dump().substr(0, 60));
+    }
+    return it->get<T>();
+  } catch (const nlohmann::json::exception&) {
+    throw std::invalid_argument(std::string("model config: '") + name + "' has the wrong type: " + it->dump().substr(0, 60));
+  }
+}
+}  // namespace
+
 void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
-  c.cell = parse_cell(j.at("cell").get<std::string>());
-  c.embedding = j.at("embedding").get<int>();
-  c.hidden = j.at("hidden").get<int>();
-  c.encoder_hidden = j.value("encoder_hidden", 0);
-  c.encoder_layers = j.value("encoder_layers", 1);
-  c.bidirectional = j.at("bidirectional").get<bool>();
-  c.score = parse_score(j.at("score").get<std::string>());
-  c.normalizer = parse_normalizer(j.value("normalizer", std::string("softmax")));
-  c.attention = parse_mechanism(j.value("attention", std::string("soft")));
-  c.window = j.value("window", 5);
-  c.coverage_loss = j.value("coverage_loss", 0.0f);
-  c.attention_dim = j.at("attention_dim").get<int>();
-  c.input_feeding = j.at("input_feeding").get<bool>();
-  c.dropout = j.at("dropout").get<float>();
-  c.src_vocab = j.at("src_vocab").get<int>();
-  c.tgt_vocab = j.at("tgt_vocab").get<int>();
+  c.cell = parse_cell(field<std::string>(j, "cell"));
+  c.embedding = field<int>(j, "embedding");
+  c.hidden = field<int>(j, "hidden");
+  c.encoder_hidden = field<int>(j, "encoder_hidden", 0);
+  c.encoder_layers = field<int>(j, "encoder_layers", 1);
+  c.bidirectional = field<bool>(j, "bidirectional");
+  c.score = parse_score(field<std::string>(j, "score"));
+  c.normalizer = parse_normalizer(field<std::string>(j, "normalizer", "softmax"));
+  c.attention = parse_mechanism(field<std::string>(j, "attention", "soft"));
+  c.window = field<int>(j, "window", 5);
+  c.coverage_loss = field<float>(j, "coverage_loss", 0.0f);
+  c.attention_dim = field<int>(j, "attention_dim");
+  c.input_feeding = field<bool>(j, "input_feeding");
+  c.dropout = field<float>(j, "dropout");
+  c.src_vocab = field<int>(j, "src_vocab");
+  c.tgt_vocab = field<int>(j, "tgt_vocab");
   c.validate();
 }
 

@@ -10,11 +10,12 @@ namespace attend {
 
 namespace {
 constexpr const char* kFormat = "attend-seq2seq";
+}  // namespace
 
-Vocab load_vocab(const std::string& path) {
+Vocab parse_vocab(const std::string& text, const std::string& path) {
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(read_file(path));
+    j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
   }
@@ -30,7 +31,27 @@ Vocab load_vocab(const std::string& path) {
     throw std::runtime_error(path + ": " + e.what());
   }
 }
-}  // namespace
+
+ModelFileConfig parse_model_config(const std::string& text, const std::string& path) {
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw std::runtime_error(path + ": not valid JSON (" + e.what() + ")");
+  }
+  ModelFileConfig c;
+  try {
+    if (!config.is_object() || config.value("format", "") != kFormat)
+      throw std::invalid_argument(std::string("format is not '") + kFormat + "'");
+    c.model = config.at("model").get<Seq2SeqConfig>();
+    c.source = config.at("source").get<Tokenizer>();
+    c.target = config.at("target").get<Tokenizer>();
+    c.extra = config.value("extra", nlohmann::json::object());
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": " + e.what());
+  }
+  return c;
+}
 
 Translator::Translator(Seq2Seq model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
                        nlohmann::json extra)
@@ -44,24 +65,10 @@ Translator::Translator(Seq2Seq model, Tokenizer src_tok, Tokenizer tgt_tok, Voca
 Translator Translator::load(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
   if (!std::filesystem::is_directory(dir)) throw std::runtime_error(dir + ": no such model directory");
-  nlohmann::json config;
-  try {
-    config = nlohmann::json::parse(read_file(config_path));
-  } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error(config_path + ": not valid JSON (" + e.what() + ")");
-  }
-  Seq2SeqConfig mc;
-  Tokenizer st, tt;
-  try {
-    if (config.value("format", "") != kFormat) throw std::invalid_argument(std::string("format is not '") + kFormat + "'");
-    mc = config.at("model").get<Seq2SeqConfig>();
-    st = config.at("source").get<Tokenizer>();
-    tt = config.at("target").get<Tokenizer>();
-  } catch (const std::exception& e) {
-    throw std::runtime_error(config_path + ": " + e.what());
-  }
-  Vocab sv = load_vocab(dir + "/src_vocab.json");
-  Vocab tv = load_vocab(dir + "/tgt_vocab.json");
+  ModelFileConfig c = parse_model_config(read_file(config_path), config_path);
+  const Seq2SeqConfig& mc = c.model;
+  Vocab sv = parse_vocab(read_file(dir + "/src_vocab.json"), dir + "/src_vocab.json");
+  Vocab tv = parse_vocab(read_file(dir + "/tgt_vocab.json"), dir + "/tgt_vocab.json");
   if (sv.size() != mc.src_vocab || tv.size() != mc.tgt_vocab) {
     throw std::runtime_error(config_path + ": vocabulary sizes " + std::to_string(mc.src_vocab) + "/" +
                              std::to_string(mc.tgt_vocab) + " do not match the vocabulary files (" +
@@ -71,8 +78,7 @@ Translator Translator::load(const std::string& dir) {
   Seq2Seq model(mc, rng);
   const std::string weights = dir + "/model.safetensors";
   assign_parameters(model.parameters(), load_safetensors(weights), weights);
-  nlohmann::json extra = config.value("extra", nlohmann::json::object());
-  return Translator(std::move(model), st, tt, std::move(sv), std::move(tv), std::move(extra));
+  return Translator(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
 }
 
 void Translator::save(const std::string& dir) const {

@@ -18,6 +18,8 @@ struct TsvOptions {
 // Reads `path`. Errors (std::runtime_error) name the file and line: missing file, a line with
 // no tab or more than one, an empty side, an over-long line, no examples at all.
 std::vector<Example> read_tsv(const std::string& path, const TsvOptions& options = {});
+// The same for text already in memory; `origin` names it in errors.
+std::vector<Example> parse_tsv(const std::string& text, const std::string& origin, const TsvOptions& options = {});
 void write_tsv(const std::string& path, const std::vector<Example>& examples);
 
 }  // namespace attend

