@@ -99,6 +99,25 @@ __attribute__((target("avx2,fma"))) void apply_avx2(const float* x, float* y, in
   for (; i < n; ++i) y[i] = scalar(x[i]);
 }
 
+// y = exp(x - shift), 0 where x = -inf; returns the sum of the first `done` (a multiple of 8).
+__attribute__((target("avx2,fma"))) float exp_shifted_sum_avx2(const float* x, float shift, float* y, int64_t n,
+                                                               int64_t& done) {
+  const __m256 sh = _mm256_set1_ps(shift), ninf = _mm256_set1_ps(-INFINITY);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 e = _mm256_andnot_ps(_mm256_cmp_ps(v, ninf, _CMP_EQ_OQ), exp8(_mm256_sub_ps(v, sh)));
+    _mm256_storeu_ps(y + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  done = i;
+  __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
+  s4 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+  s4 = _mm_add_ss(s4, _mm_movehdup_ps(s4));
+  return _mm_cvtss_f32(s4);
+}
+
 template <class S>
 void apply_scalar(const float* x, float* y, int64_t n, S scalar) {
   for (int64_t i = 0; i < n; ++i) y[i] = scalar(x[i]);
@@ -125,6 +144,17 @@ void vexp(const float* x, float* y, int64_t n) {
   auto s = [](float v) { return exp_scalar(v); };
   if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return exp8(v); }, s);
   else apply_scalar(x, y, n, s);
+}
+
+float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n) {
+  int64_t i = 0;
+  float sum = 0.0f;
+  if (g_isa == Isa::kAvx2) sum = exp_shifted_sum_avx2(x, shift, y, n, i);
+  for (; i < n; ++i) {
+    y[i] = x[i] == -INFINITY ? 0.0f : exp_scalar(x[i] - shift);
+    sum += y[i];
+  }
+  return sum;
 }
 
 void vtanh(const float* x, float* y, int64_t n) {

@@ -18,6 +18,9 @@ void set_vec_math_isa(Isa isa);  // throws std::invalid_argument if the CPU lack
 // y[i] = f(x[i]) for i < n; x and y may be the same array.
 void vexp(const float* x, float* y, int64_t n);
 void vtanh(const float* x, float* y, int64_t n);
+// y[i] = exp(x[i] - shift), exactly 0 where x[i] = -inf; returns the sum of y (the online
+// softmax's inner step). `shift` must be finite.
+float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n);
 void vsigmoid(const float* x, float* y, int64_t n);
 
 }  // namespace attend::kernels

@@ -1,0 +1,138 @@
+#include "parallel.h"
+
+#include <atomic>
+#include <condition_variable>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "blas.h"
+
+namespace attend::kernels {
+
+namespace {
+
+thread_local bool t_inside = false;
+thread_local int t_index = 0;  // 0 = the caller, 1.. = workers
+
+class Pool {
+ public:
+  ~Pool() { resize(1); }
+
+  int size() const { return static_cast<int>(workers_.size()) + 1; }
+
+  void resize(int n) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      quit_ = true;
+      ++generation_;
+    }
+    wake_.notify_all();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+    quit_ = false;
+    const uint64_t now = generation_;  // a worker that starts late must still see the next job
+    for (int i = 1; i < n; ++i)
+      workers_.emplace_back([this, now, i] {
+        t_index = i;
+        work(now);
+      });
+  }
+
+  void run(int64_t n, const std::function<void(int64_t, int)>& fn) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_.store(0);
+      busy_ = static_cast<int>(workers_.size());
+      error_ = nullptr;
+      ++generation_;
+    }
+    wake_.notify_all();
+    take_items();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_.wait(lock, [this] { return busy_ == 0; });
+    fn_ = nullptr;
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  void take_items() {
+    t_inside = true;
+    try {
+      for (int64_t i = next_.fetch_add(1); i < n_; i = next_.fetch_add(1)) (*fn_)(i, t_index);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+      next_.store(n_);  // the others stop taking items
+    }
+    t_inside = false;
+  }
+
+  void work(uint64_t seen) {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        wake_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+        if (quit_) return;
+      }
+      take_items();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--busy_ == 0) done_.notify_one();
+    }
+  }
+
+  std::vector<std::thread> workers_;
+  std::mutex mu_;
+  std::condition_variable wake_, done_;
+  uint64_t generation_ = 0;
+  bool quit_ = false;
+  const std::function<void(int64_t, int)>* fn_ = nullptr;
+  int64_t n_ = 0;
+  std::atomic<int64_t> next_{0};
+  int busy_ = 0;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+std::mutex g_run_mu;  // one parallel_for at a time from the outside
+
+}  // namespace
+
+void set_num_threads(int n) {
+  if (n < 1) throw std::invalid_argument("set_num_threads: need at least 1 thread, got " + std::to_string(n));
+  std::lock_guard<std::mutex> lock(g_run_mu);
+  if (pool().size() != n) pool().resize(n);
+}
+
+int num_threads() { return pool().size(); }
+
+void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn) {
+  if (n <= 0) return;
+  if (n == 1 || t_inside || pool().size() == 1) {
+    for (int64_t i = 0; i < n; ++i) fn(i, t_inside ? t_index : 0);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(g_run_mu);
+  const int blas = blas_threads();
+  if (blas != 1) set_blas_threads(1);
+  try {
+    pool().run(n, fn);
+  } catch (...) {
+    if (blas != 1) set_blas_threads(blas);
+    throw;
+  }
+  if (blas != 1) set_blas_threads(blas);
+}
+
+}  // namespace attend::kernels

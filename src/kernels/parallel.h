@@ -1,0 +1,22 @@
+// attend kernels: the one way work is spread over threads. Kernels never create threads.
+//
+// parallel_for(n, fn) calls fn(i, thread) once for every i in [0, n), with `thread` in
+// [0, num_threads()) naming the thread (for per-thread scratch), on the caller and the pool's
+// workers, which take items from a shared counter (so uneven items, e.g. causal attention
+// tiles, balance themselves). Workers sleep on a condition variable between calls: no
+// spin-waiting. Small work runs inline: parallel_for with n == 1, a pool of one thread, or a
+// call from inside another parallel_for. OpenBLAS is kept to one thread while items run.
+// Each item must write only its own outputs, so results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+namespace attend::kernels {
+
+void set_num_threads(int n);  // the caller counts as one; n >= 1
+int num_threads();
+
+void parallel_for(int64_t n, const std::function<void(int64_t item, int thread)>& fn);
+
+}  // namespace attend::kernels
