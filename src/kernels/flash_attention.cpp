@@ -15,7 +15,7 @@ namespace {
 
 // Tile sizes: Br query rows × Bc keys. The score tile (64 × 256 floats = 64 KiB) and the
 // K/V tiles it reads (2 × 256 × D floats) stay in L2 while a query tile is processed.
-constexpr int Br = 64, Bc = 256;
+constexpr int Br = 64, Bc = 128;
 
 int key_length(const SdpaProblem& p, int b) { return p.key_lengths ? p.key_lengths[b] : p.S; }
 
@@ -112,7 +112,7 @@ void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, co
       for (int i = 0; i < r; ++i) {
         float* x = X + i * Bc;
         finish_scores(p, b, h, t0 + i, s0, c, rows.lo[i], rows.hi[i], x);
-        const float m_new = std::max(m[i], *std::max_element(x, x + c));
+        const float m_new = std::max(m[i], vmax(x, c));
         if (m_new == -INFINITY) {  // nothing allowed yet in this row
           std::fill(x, x + c, 0.0f);
           continue;
@@ -247,10 +247,14 @@ void sdpa_backward_fused(const SdpaProblem& p, const float* q, const float* k, c
             finish_scores(p, b, h, t, s0, c, rows.lo[i], rows.hi[i], x, C + i * Bc);
             vexp_shifted_sum(x, Lr[i], x, c);  // P = exp(X - LSE)
             const float di = Di[j * p.T + t];
-            for (int jj = 0; jj < c; ++jj) {
-              const float z = p.dropout > 0.0f ? (sdpa_keep(p, b, h, t, s0 + jj) ? keep_scale : 0.0f) : 1.0f;
-              dx[jj] = x[jj] * (dx[jj] * z - di);  // dX = P ∘ (dP - Di)
-              x[jj] *= z;                          // P ∘ z, for dV
+            if (p.dropout > 0.0f) {
+              for (int jj = 0; jj < c; ++jj) {
+                const float z = sdpa_keep(p, b, h, t, s0 + jj) ? keep_scale : 0.0f;
+                dx[jj] = x[jj] * (dx[jj] * z - di);  // dX = P ∘ (dP - Di)
+                x[jj] *= z;                          // P ∘ z, for dV
+              }
+            } else {
+              for (int jj = 0; jj < c; ++jj) dx[jj] = x[jj] * (dx[jj] - di);
             }
             if (dbias) {
               float* db = dbias + ((int64_t(b) * p.H + h) * p.T + t) * p.S + s0;

@@ -119,16 +119,24 @@ int num_threads() { return pool().size(); }
 
 void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn) {
   if (n <= 0) return;
-  if (n == 1 || t_inside || pool().size() == 1) {
-    for (int64_t i = 0; i < n; ++i) fn(i, t_inside ? t_index : 0);
+  if (t_inside) {  // nested: this thread's share of the outer loop
+    for (int64_t i = 0; i < n; ++i) fn(i, t_index);
     return;
   }
   std::lock_guard<std::mutex> lock(g_run_mu);
+  // Items call gemm on small tiles: OpenBLAS's own threads would only add wake-up latency.
   const int blas = blas_threads();
   if (blas != 1) set_blas_threads(1);
   try {
-    pool().run(n, fn);
+    if (n == 1 || pool().size() == 1) {
+      t_inside = true;
+      for (int64_t i = 0; i < n; ++i) fn(i, 0);
+      t_inside = false;
+    } else {
+      pool().run(n, fn);
+    }
   } catch (...) {
+    t_inside = false;
     if (blas != 1) set_blas_threads(blas);
     throw;
   }

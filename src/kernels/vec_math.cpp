@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -118,6 +119,17 @@ __attribute__((target("avx2,fma"))) float exp_shifted_sum_avx2(const float* x, f
   return _mm_cvtss_f32(s4);
 }
 
+__attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n, int64_t& done) {
+  __m256 m = _mm256_set1_ps(-INFINITY);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  done = i;
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  return _mm_cvtss_f32(m4);
+}
+
 template <class S>
 void apply_scalar(const float* x, float* y, int64_t n, S scalar) {
   for (int64_t i = 0; i < n; ++i) y[i] = scalar(x[i]);
@@ -155,6 +167,14 @@ float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n) {
     sum += y[i];
   }
   return sum;
+}
+
+float vmax(const float* x, int64_t n) {
+  int64_t i = 0;
+  float m = -INFINITY;
+  if (g_isa == Isa::kAvx2) m = max_avx2(x, n, i);
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  return m;
 }
 
 void vtanh(const float* x, float* y, int64_t n) {

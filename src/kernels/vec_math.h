@@ -21,6 +21,8 @@ void vtanh(const float* x, float* y, int64_t n);
 // y[i] = exp(x[i] - shift), exactly 0 where x[i] = -inf; returns the sum of y (the online
 // softmax's inner step). `shift` must be finite.
 float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n);
+// max of x[0, n) (-inf when n = 0); NaN-free input assumed.
+float vmax(const float* x, int64_t n);
 void vsigmoid(const float* x, float* y, int64_t n);
 
 }  // namespace attend::kernels
