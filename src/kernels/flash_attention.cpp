@@ -351,4 +351,73 @@ void sdpa_weights(const SdpaProblem& p, const float* q, const float* k, const fl
   });
 }
 
+// ---------------------------------------------------------------------------------------------
+// Decoding. Split-K ("flash-decoding"): item (b, g, chunk) computes, for the G query heads of kv
+// head g, X = scale·Q_g K_cᵀ [G, n], m_c = rowmax X, P = exp(X - m_c), l_c = rowsum P and
+// O_c = P V_c [G, D]; merging: M = max_c m_c, O = Σ_c e^(m_c - M) O_c / Σ_c e^(m_c - M) l_c.
+
+int64_t sdpa_decode_partial_floats(const SdpaProblem& p, int chunk) {
+  const int64_t chunks = (p.S + chunk - 1) / chunk;
+  return int64_t(p.B) * p.H * chunks * (p.D + 2);
+}
+int64_t sdpa_decode_scratch_floats(const SdpaProblem& p, int chunk) { return int64_t(p.H / p.Hkv) * chunk; }
+
+void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse, int chunk,
+                 float* partial, float* scratch) {
+  const int G = p.H / p.Hkv;
+  const int chunks = (p.S + chunk - 1) / chunk;
+  auto part = [&](int b, int h, int c) { return partial + ((int64_t(b) * p.H + h) * chunks + c) * (p.D + 2); };
+  parallel_for(int64_t(p.B) * p.Hkv * chunks, [&](int64_t item, int thread) {
+    const int b = static_cast<int>(item / (int64_t(p.Hkv) * chunks));
+    const int g = static_cast<int>(item / chunks % p.Hkv), c = static_cast<int>(item % chunks);
+    int lo, hi;
+    sdpa_key_range(p, b, 0, lo, hi);
+    const int s0 = std::max(lo, c * chunk), s1 = std::min(hi, (c + 1) * chunk);
+    if (s0 >= s1) {  // nothing of this chunk is visible
+      for (int j = 0; j < G; ++j) part(b, g * G + j, c)[p.D] = -INFINITY;
+      return;
+    }
+    const int n = s1 - s0;
+    float* X = scratch + thread * sdpa_decode_scratch_floats(p, chunk);  // [G, n]
+    const float* Q = q + q_offset(p, b, g * G, 0);                        // [G, D]: the group's heads are adjacent
+    const float* K = k + kv_offset(p, b, g * G, s0);
+    const float* V = v + kv_offset(p, b, g * G, s0);
+    gemm(false, true, G, n, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, n);
+    for (int j = 0; j < G; ++j) {
+      float* x = X + int64_t(j) * n;
+      finish_scores(p, b, g * G + j, 0, s0, n, lo, hi, x);
+      const float m = vmax(x, n);
+      float* pc = part(b, g * G + j, c);
+      pc[p.D] = m;
+      pc[p.D + 1] = m == -INFINITY ? 0.0f : vexp_shifted_sum(x, m, x, n);
+      if (m == -INFINITY) std::fill(x, x + n, 0.0f);
+    }
+    // O_c [G, D] = P [G, n] V_c [n, D], into each head's partial (stride D + 2).
+    for (int j = 0; j < G; ++j)
+      gemm(false, false, 1, p.D, n, 1.0f, X + int64_t(j) * n, n, V, p.D, 0.0f, part(b, g * G + j, c), p.D);
+  });
+  for (int b = 0; b < p.B; ++b)
+    for (int h = 0; h < p.H; ++h) {
+      float M = -INFINITY;
+      for (int c = 0; c < chunks; ++c) M = std::max(M, part(b, h, c)[p.D]);
+      float* o = out + q_offset(p, b, h, 0);
+      float& L = lse[int64_t(b) * p.H + h];
+      std::fill(o, o + p.D, 0.0f);
+      if (M == -INFINITY) {
+        L = -INFINITY;
+        continue;
+      }
+      float total = 0.0f;
+      for (int c = 0; c < chunks; ++c) {
+        const float* pc = part(b, h, c);
+        if (pc[p.D] == -INFINITY) continue;
+        const float w = std::exp(pc[p.D] - M);
+        total += w * pc[p.D + 1];
+        for (int d = 0; d < p.D; ++d) o[d] += w * pc[d];
+      }
+      for (int d = 0; d < p.D; ++d) o[d] /= total;
+      L = M + std::log(total);
+    }
+}
+
 }  // namespace attend::kernels

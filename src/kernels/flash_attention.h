@@ -78,4 +78,14 @@ void sdpa_backward_reference(const SdpaProblem& p, const float* q, const float* 
 void sdpa_weights(const SdpaProblem& p, const float* q, const float* k, const float* lse, int h0, int h1, int t0,
                   int t1, float* w);
 
+// Incremental decoding: one new query per sequence against its cached keys (split-K).
+// q [B, H, 1, D]; k, v [B, Hkv, capacity, D] with p.S = capacity, p.T = 1, p.bottom_right and
+// p.key_lengths = the cached lengths. Keys are cut into chunks of `chunk`; each (b, kv head,
+// chunk) is one parallel item that reads its K and V once for all G heads of the group and
+// leaves a partial (max, sum, output) in `partial`; the partials are then merged per head.
+int64_t sdpa_decode_partial_floats(const SdpaProblem& p, int chunk);  // for `partial`
+int64_t sdpa_decode_scratch_floats(const SdpaProblem& p, int chunk);  // per thread
+void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse, int chunk,
+                 float* partial, float* scratch);
+
 }  // namespace attend::kernels

@@ -1,0 +1,104 @@
+#include "attend/ops/kv_cache.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "../kernels/flash_attention.h"
+#include "../kernels/parallel.h"
+
+namespace attend {
+
+KvCache::KvCache(int batch, int kv_heads, int capacity, int head_dim)
+    : B_(batch), Hkv_(kv_heads), capacity_(capacity), D_(head_dim), lengths_(batch, 0) {
+  if (batch < 1 || kv_heads < 1 || capacity < 1 || head_dim < 1)
+    throw std::invalid_argument("KvCache: batch, heads, capacity and head dim must be >= 1, got " + std::to_string(batch) +
+                                ", " + std::to_string(kv_heads) + ", " + std::to_string(capacity) + ", " +
+                                std::to_string(head_dim));
+  k_ = Tensor(Shape{B_, Hkv_, capacity_, D_});
+  v_ = Tensor(Shape{B_, Hkv_, capacity_, D_});
+}
+
+void KvCache::append(const Tensor& k, const Tensor& v, const std::vector<int>& counts) {
+  const Shape& s = k.shape();
+  if (s.ndim() != 4 || s[0] != B_ || s[1] != Hkv_ || s[3] != D_ || v.shape() != s)
+    throw std::invalid_argument("KvCache::append: k " + s.str() + " and v " + v.shape().str() + " must both be [" +
+                                std::to_string(B_) + ", " + std::to_string(Hkv_) + ", n, " + std::to_string(D_) + "]");
+  const int n = static_cast<int>(s[2]);
+  if (!counts.empty() && static_cast<int>(counts.size()) != B_)
+    throw std::invalid_argument("KvCache::append: " + std::to_string(counts.size()) + " counts for a batch of " + std::to_string(B_));
+  for (int b = 0; b < B_; ++b) {
+    const int c = counts.empty() ? n : counts[b];
+    if (c < 0 || c > n) throw std::invalid_argument("KvCache::append: count " + std::to_string(c) + " outside [0, " + std::to_string(n) + "]");
+    if (lengths_[b] + c > capacity_)
+      throw std::length_error("KvCache::append: sequence " + std::to_string(b) + " would hold " +
+                              std::to_string(lengths_[b] + c) + " positions, capacity is " + std::to_string(capacity_));
+  }
+  for (int b = 0; b < B_; ++b) {
+    const int c = counts.empty() ? n : counts[b];
+    for (int h = 0; h < Hkv_; ++h) {
+      const int64_t src = (int64_t(b) * Hkv_ + h) * n * D_;
+      const int64_t dst = ((int64_t(b) * Hkv_ + h) * capacity_ + lengths_[b]) * D_;
+      std::memcpy(k_.data() + dst, k.data() + src, sizeof(float) * c * D_);
+      std::memcpy(v_.data() + dst, v.data() + src, sizeof(float) * c * D_);
+    }
+    lengths_[b] += c;
+  }
+}
+
+void KvCache::reorder(const std::vector<int>& from) {
+  if (static_cast<int>(from.size()) != B_)
+    throw std::invalid_argument("KvCache::reorder: " + std::to_string(from.size()) + " sources for a batch of " + std::to_string(B_));
+  for (int f : from)
+    if (f < 0 || f >= B_) throw std::invalid_argument("KvCache::reorder: source " + std::to_string(f) + " outside [0, " + std::to_string(B_) + ")");
+  Tensor k(k_.shape()), v(v_.shape());
+  std::vector<int> lengths(B_);
+  const int64_t per = int64_t(Hkv_) * capacity_ * D_;
+  for (int b = 0; b < B_; ++b) {
+    std::memcpy(k.data() + b * per, k_.data() + from[b] * per, sizeof(float) * per);
+    std::memcpy(v.data() + b * per, v_.data() + from[b] * per, sizeof(float) * per);
+    lengths[b] = lengths_[from[b]];
+  }
+  k_ = k, v_ = v, lengths_ = lengths;
+}
+
+void KvCache::clear() { std::fill(lengths_.begin(), lengths_.end(), 0); }
+
+Tensor sdpa_decode(const Tensor& q, const KvCache& cache, const SdpaOptions& o, Tensor* lse) {
+  auto bad = [](const std::string& m) { throw std::invalid_argument("sdpa_decode: " + m); };
+  if (cache.batch() == 0) bad("empty cache");
+  const Shape& ks = cache.keys().shape();
+  const Shape& s = q.shape();
+  if (s.ndim() != 4 || s[0] != ks[0] || s[2] != 1 || s[3] != ks[3] || s[1] % ks[1] != 0)
+    bad("q " + s.str() + " must be [B, H, 1, D] for a cache of " + ks.str() + " (H a multiple of its heads)");
+  if (o.dropout != 0.0f || !o.key_lengths.empty() || o.window_right >= 0)
+    bad("dropout, key_lengths and window_right do not apply to decoding (the cache holds the lengths)");
+  kernels::SdpaProblem p;
+  p.B = static_cast<int>(s[0]), p.H = static_cast<int>(s[1]), p.Hkv = static_cast<int>(ks[1]);
+  p.T = 1, p.S = static_cast<int>(ks[2]), p.D = static_cast<int>(s[3]);
+  p.scale = o.scale != 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(p.D));
+  p.key_lengths = cache.lengths().data();
+  p.bottom_right = true, p.causal = true;
+  if (o.window_left < -1) bad("window_left must be >= -1, got " + std::to_string(o.window_left));
+  p.window_left = o.window_left;
+  if (!o.alibi_slopes.empty()) {
+    if (static_cast<int>(o.alibi_slopes.size()) != p.H) bad(std::to_string(o.alibi_slopes.size()) + " ALiBi slopes for " + std::to_string(p.H) + " heads");
+    p.alibi_slopes = o.alibi_slopes.data();
+  }
+  if (!(o.softcap >= 0.0f)) bad("softcap must be >= 0, got " + std::to_string(o.softcap));
+  p.softcap = o.softcap;
+  // Chunks of 1024 keys (512 KiB of K and V at D = 64): long caches spread over the threads,
+  // short ones stay one item per kv head.
+  const int chunk = 1024;
+  Tensor out = Tensor::empty(s), l = Tensor::empty(Shape{p.B, p.H, 1});
+  Tensor partial = Tensor::empty(Shape{kernels::sdpa_decode_partial_floats(p, chunk)});
+  Tensor scratch = Tensor::empty(Shape{kernels::num_threads(), kernels::sdpa_decode_scratch_floats(p, chunk)});
+  kernels::sdpa_decode(p, q.data(), cache.keys().data(), cache.values().data(), out.data(), l.data(), chunk,
+                       partial.data(), scratch.data());
+  if (lse) *lse = l;
+  return out;
+}
+
+}  // namespace attend
