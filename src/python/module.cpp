@@ -15,6 +15,7 @@
 #include "attend/ops/elementwise.h"
 #include "attend/ops/loss.h"
 #include "attend/ops/reduce.h"
+#include "attend/ops/sdpa.h"
 
 namespace py = pybind11;
 using namespace attend;
@@ -362,6 +363,66 @@ PYBIND11_MODULE(attend, m) {
       py::arg("grad_weights") = py::none(), py::arg("attention") = "soft", py::arg("score") = "dot",
       py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
       py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none());
+
+  // Multi-head scaled-dot-product attention (the fused kernel of ops/sdpa.h).
+  auto sdpa_options = [](float scale, const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,
+                         int window_left, int window_right, const std::optional<std::vector<float>>& alibi_slopes,
+                         float softcap, float dropout, uint64_t seed, bool reference) {
+    SdpaOptions o;
+    o.scale = scale, o.causal = causal, o.bottom_right = bottom_right;
+    o.window_left = window_left, o.window_right = window_right, o.softcap = softcap, o.dropout = dropout, o.seed = seed;
+    if (key_lengths) o.key_lengths = *key_lengths;
+    if (alibi_slopes) o.alibi_slopes = *alibi_slopes;
+    o.path = reference ? SdpaPath::kReference : SdpaPath::kFused;
+    return o;
+  };
+  m.def(
+      "sdpa",
+      [sdpa_options](const FloatArray& q, const FloatArray& k, const FloatArray& v, const std::optional<FloatArray>& bias,
+                     float scale, const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,
+                     int window_left, int window_right, const std::optional<std::vector<float>>& alibi_slopes,
+                     float softcap, float dropout, uint64_t seed, bool reference) {
+        const SdpaOptions o = sdpa_options(scale, key_lengths, causal, bottom_right, window_left, window_right,
+                                           alibi_slopes, softcap, dropout, seed, reference);
+        const Tensor b = bias ? to_tensor(*bias, "bias") : Tensor();
+        SdpaResult r = sdpa_forward(to_tensor(q, "q"), to_tensor(k, "k"), to_tensor(v, "v"), o, b);
+        return py::make_tuple(to_numpy(r.out), to_numpy(r.lse));
+      },
+      "Multi-head scaled-dot-product attention, fused (FlashAttention-2 style, O(T·D) memory).\n\n"
+      "q [B, H, T, D], k and v [B, Hkv, S, D] (Hkv divides H), bias [B or 1, H or 1, T, S].\n"
+      "Returns (out [B, H, T, D], lse [B, H, T]); a row with no allowed key gives zeros and lse = -inf.\n\n"
+      ">>> import numpy as np, attend\n"
+      ">>> q = k = v = np.ones((1, 2, 3, 4), np.float32)\n"
+      ">>> out, lse = attend.sdpa(q, k, v, causal=True)\n"
+      ">>> out.shape, lse.shape\n((1, 2, 3, 4), (1, 2, 3))",
+      py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("bias") = py::none(), py::arg("scale") = 0.0f,
+      py::arg("key_lengths") = py::none(), py::arg("causal") = false, py::arg("bottom_right") = false,
+      py::arg("window_left") = -1, py::arg("window_right") = -1, py::arg("alibi_slopes") = py::none(),
+      py::arg("softcap") = 0.0f, py::arg("dropout") = 0.0f, py::arg("seed") = 0, py::arg("reference") = false);
+  m.def(
+      "sdpa_backward",
+      [sdpa_options](const FloatArray& q, const FloatArray& k, const FloatArray& v, const FloatArray& grad_out,
+                     const std::optional<FloatArray>& bias, float scale, const std::optional<std::vector<int>>& key_lengths,
+                     bool causal, bool bottom_right, int window_left, int window_right,
+                     const std::optional<std::vector<float>>& alibi_slopes, float softcap, float dropout, uint64_t seed,
+                     bool reference) {
+        const SdpaOptions o = sdpa_options(scale, key_lengths, causal, bottom_right, window_left, window_right,
+                                           alibi_slopes, softcap, dropout, seed, reference);
+        const Tensor b = bias ? to_tensor(*bias, "bias") : Tensor();
+        const Tensor tq = to_tensor(q, "q"), tk = to_tensor(k, "k"), tv = to_tensor(v, "v");
+        const SdpaResult r = sdpa_forward(tq, tk, tv, o, b);
+        const SdpaGrads g = sdpa_backward(tq, tk, tv, r, to_tensor(grad_out, "grad_out"), o, b);
+        py::dict grads;
+        grads["q"] = to_numpy(g.dq), grads["k"] = to_numpy(g.dk), grads["v"] = to_numpy(g.dv);
+        if (bias) grads["bias"] = to_numpy(g.dbias);
+        return grads;
+      },
+      "Gradients of sum(sdpa(...)[0] * grad_out) with respect to q, k, v (and bias): a dict.",
+      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("grad_out"), py::kw_only(), py::arg("bias") = py::none(),
+      py::arg("scale") = 0.0f, py::arg("key_lengths") = py::none(), py::arg("causal") = false,
+      py::arg("bottom_right") = false, py::arg("window_left") = -1, py::arg("window_right") = -1,
+      py::arg("alibi_slopes") = py::none(), py::arg("softcap") = 0.0f, py::arg("dropout") = 0.0f, py::arg("seed") = 0,
+      py::arg("reference") = false);
 
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
       .def_static("load", &PyModel::load, py::arg("dir"),
