@@ -17,6 +17,7 @@
 #include "attend/models/translator.h"
 #include "attend/train/optimizer.h"
 #include "../kernels/blas.h"
+#include "../kernels/parallel.h"
 
 namespace attend {
 
@@ -195,6 +196,7 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
               saved->meta.at("options").at("threads").dump() + ": the result will not be bit-identical to an uninterrupted run");
   }
   kernels::set_blas_threads(opt.threads);
+  kernels::set_num_threads(opt.threads);
   Data data = load_data(opt);
   Vocab src_vocab = build_vocab(data.train, opt.source, true);
   Vocab tgt_vocab = build_vocab(data.train, opt.target, false);
