@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Trains every attention variant on the dates task with the same budget, evaluates each on the
 # held-out test set (with alignment statistics), draws one alignment per variant, and writes
-# docs/attention_results.md and docs/img/attention/*.png. Usage: scripts/attention_gallery.sh [BUILD_DIR]
+# docs/attention_results.md and docs/img/attention/*.png.
+# Usage: scripts/attention_gallery.sh [BUILD_DIR [VARIANT...]]: with variant names, only those
+# are rerun and their rows in docs/attention_results.md replaced (or added).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
+shift || true
+only=("$@")
 attend="$build/attend"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -26,9 +30,12 @@ variants=(
   "monotonic|--attention monotonic --score additive"
   "forward|--attention forward --score additive"
   "forward-ta|--attention forward-ta --score additive"
+  "hard-reinforce|--attention hard --score additive --hard-estimator reinforce"
+  "hard-gumbel|--attention hard --score additive --hard-estimator gumbel"
 )
 
 out=docs/attention_results.md
+if [ ${#only[@]} -eq 0 ]; then
 {
   echo "<!-- written by scripts/attention_gallery.sh; rerun it to refresh -->"
   echo "Dates task, 20,000 generated training examples, at most 8 epochs or 3 minutes (stopping early at"
@@ -37,9 +44,11 @@ out=docs/attention_results.md
   echo "| variant | flags | test exact match | training time | monotonicity | mean entropy (nats) | diagonality |"
   echo "|---|---|---:|---:|---:|---:|---:|"
 } > "$out"
+fi
 for v in "${variants[@]}"; do
   name=${v%%|*}
   flags=${v#*|}
+  if [ ${#only[@]} -gt 0 ] && [[ ! " ${only[*]} " == *" $name "* ]]; then continue; fi
   # shellcheck disable=SC2086
   train_line=$("$attend" train "${budget[@]}" $flags --out "$work/$name" 2>/dev/null | tail -1)
   time=$(sed -n 's/^trained [0-9]* steps in \([0-9:]*\).*/\1/p' <<< "$train_line")
@@ -48,7 +57,15 @@ for v in "${variants[@]}"; do
 j = json.loads(sys.argv[1]); a = j["alignment"]
 print("%.2f %.1f %.3f %.1f" % (100 * j["exact_match"], 100 * a["monotonicity"], a["entropy"], 100 * a["diagonality"]))' "$json")
   "$attend" align --model "$work/$name" --out "docs/img/attention/$name.png" "$example" > /dev/null
-  echo "| $name | \`$flags\` | $em% | $time | $mono% | $ent | $diag% |" >> "$out"
+  row="| $name | \`$flags\` | $em% | $time | $mono% | $ent | $diag% |"
+  if grep -q "^| $name |" "$out"; then
+    /usr/bin/python3 -c 'import sys
+path, name, row = sys.argv[1:]
+lines = open(path).read().split("\n")
+open(path, "w").write("\n".join(row if l.startswith("| %s |" % name) else l for l in lines))' "$out" "$name" "$row"
+  else
+    echo "$row" >> "$out"
+  fi
   echo "$name: $em% in $time"
 done
 echo "wrote $out and docs/img/attention/*.png"

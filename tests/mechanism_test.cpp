@@ -2,6 +2,10 @@
 #include <gtest/gtest.h>
 
 #include "attend/attention/mechanism.h"
+#include <map>
+#include "attend/ops/reduce.h"
+#include "attend/ops/elementwise.h"
+#include "attend/io/safetensors.h"
 #include "attend/ops/shape.h"
 #include "gradcheck.h"
 
@@ -217,6 +221,133 @@ TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {
   EXPECT_THROW(parse_mechanism("hard-local"), std::invalid_argument);
   EXPECT_THROW((AttentionConfig{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 0}.validate()),
                std::invalid_argument);
+}
+
+// hard (Xu et al. 2015): one-hot weights at inference, on the argmax of the soft distribution.
+TEST(Mechanisms, HardIsOneHotOnTheSoftArgmaxAtInference) {
+  const Tensor mask = mask_with_lengths();
+  Rng rng(61);
+  AttentionConfig c{MechanismKind::kHard, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2};
+  auto hard = make_attention(c, D, D, rng);
+  Rng rng2(61);
+  auto soft = make_attention({MechanismKind::kSoft, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng2);
+  Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({5, B, D}, rng, 1, false);
+  AttentionMemory mh = hard->prepare(keys, keys, mask, Var()), ms = soft->prepare(keys, keys, mask, Var());
+  AttentionState sh, ss;
+  sh.hard = true;
+  for (int t = 0; t < 5; ++t) {
+    const Var q = reshape(select(queries, t), Shape{B, 1, D});
+    AttentionResult h = hard->step(q, mh, sh), a = soft->step(q, ms, ss);
+    for (int b = 0; b < B; ++b) {
+      const float* w = h.weights.value().data() + b * S;
+      const float* p = a.weights.value().data() + b * S;
+      const int argmax = static_cast<int>(std::max_element(p, p + S) - p);
+      for (int s = 0; s < S; ++s) ASSERT_EQ(w[s], s == argmax ? 1.0f : 0.0f) << "step " << t << " row " << b;
+      for (int d = 0; d < D; ++d)  // the context is that position's value
+        EXPECT_FLOAT_EQ(h.context.value().data()[b * D + d], keys.value().data()[(b * S + argmax) * D + d]);
+    }
+  }
+}
+
+// REINFORCE: samples follow the soft distribution (padding never drawn), the sampled rows'
+// log a(s~) and the entropy are differentiable (finite differences, samples held fixed), and
+// hard_mix = 1 is exactly soft attention.
+TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
+  const Tensor mask = mask_with_lengths();
+  Rng rng(62);
+  AttentionConfig c{MechanismKind::kHard, ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2};
+  c.hard_mix = 0.0f;
+  auto hard = make_attention(c, D, D, rng);
+  Var keys = random_var({B, S, D}, rng, 0.5f, false), query = random_var({B, 1, D}, rng, 0.5f, false);
+  AttentionMemory mem = hard->prepare(keys, keys, mask, Var());
+  AttentionState probe;
+  probe.hard = true;
+  std::vector<double> counts(B * S, 0.0);
+  Rng sampler(7);
+  const int N = 20000;
+  Tensor soft;
+  for (int i = 0; i < N; ++i) {
+    AttentionState st;
+    st.sampler = &sampler;
+    AttentionResult r = hard->step(query, mem, st);
+    for (int64_t j = 0; j < B * S; ++j) counts[j] += r.weights.value().data()[j];
+    if (i == 0) {
+      ASSERT_TRUE(st.sampled_log_prob.defined() && st.entropy.defined());
+    }
+  }
+  {
+    auto soft_mech = make_attention({MechanismKind::kSoft, ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+    assign_parameters(soft_mech->parameters(), [&] {
+      std::map<std::string, Tensor> m;
+      for (const auto& p : hard->parameters()) m.emplace(p.name, p.var.value());
+      return m;
+    }(), "test");
+    AttentionState st;
+    soft = soft_mech->step(query, soft_mech->prepare(keys, keys, mask, Var()), st).weights.value();
+  }
+  for (int64_t j = 0; j < B * S; ++j) EXPECT_NEAR(counts[j] / N, soft.data()[j], 0.015) << "position " << j;
+  for (int s = 6; s < S; ++s) EXPECT_EQ(counts[S + s], 0.0) << "padding drawn";
+
+  // d/dtheta of sum log a(s~) + H(a), with the same samples in every evaluation.
+  gradcheck(
+      [&](const std::vector<Var>& x) {
+        Rng fixed(99);
+        AttentionState st;
+        st.sampler = &fixed;
+        AttentionMemory m = hard->prepare(keys, keys, mask, Var());
+        hard->step(x[0], m, st);
+        return concat({st.sampled_log_prob, reshape(st.entropy, Shape{1})}, 0);
+      },
+      params(*hard, {random_var({B, 1, D}, rng, 0.5f)}), {.eps = 1e-3f});
+
+  // hard_mix = 1: every sentence takes the expectation, i.e. soft attention, with its gradients.
+  c.hard_mix = 1.0f;
+  Rng rng3(63);
+  auto mixed = make_attention(c, D, D, rng3);
+  gradcheck(
+      [&](const std::vector<Var>& x) {
+        Rng fixed(5);
+        AttentionState st;
+        st.sampler = &fixed;
+        AttentionResult r = mixed->step(x[0], mixed->prepare(x[1], x[1], mask, Var()), st);
+        return concat({reshape(r.context, Shape{B, D}), reshape(r.weights, Shape{B, S})}, 1);
+      },
+      params(*mixed, {random_var({B, 1, D}, rng, 0.5f), random_var({B, S, D}, rng, 0.5f)}), {.eps = 1e-3f});
+}
+
+// Gumbel straight-through: the forward weights are one-hot, the gradient is the relaxed softmax's.
+TEST(Mechanisms, HardGumbelIsOneHotForwardWithTheRelaxedGradient) {
+  const Tensor mask = mask_with_lengths();
+  Rng rng(64);
+  AttentionConfig c{MechanismKind::kHard, ScoreKind::kDot, Normalizer::kSoftmax, 5, 2};
+  c.hard_estimator = HardEstimator::kGumbel;
+  c.gumbel_temperature = 0.7f;
+  auto hard = make_attention(c, D, D, rng);
+  Var keys = random_var({B, S, D}, rng, 1, false);
+  Var query = random_var({B, 1, D}, rng);
+  AttentionMemory mem = hard->prepare(keys, keys, mask, Var());
+  Rng sampler(3);
+  AttentionState st;
+  st.sampler = &sampler;
+  Tape tape;
+  AttentionResult r;
+  {
+    TapeScope scope(tape);
+    r = hard->step(query, mem, st);
+    int ones = 0;
+    for (int64_t j = 0; j < B * S; ++j) {
+      const float w = r.weights.value().data()[j];
+      ASSERT_TRUE(w == 0.0f || w == 1.0f) << w;
+      ones += w == 1.0f;
+    }
+    EXPECT_EQ(ones, B);
+    Var total = sum(mul(r.context, Var(Tensor::full(Shape{B, 1, D}, 1.0f))));
+    tape.backward(total);
+  }
+  ASSERT_TRUE(query.grad().defined());
+  double norm = 0.0;
+  for (int64_t i = 0; i < query.grad().numel(); ++i) norm += std::fabs(query.grad().data()[i]);
+  EXPECT_GT(norm, 0.0) << "no gradient reached the query through the straight-through estimator";
 }
 
 }  // namespace

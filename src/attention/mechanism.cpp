@@ -23,8 +23,9 @@ MechanismKind parse_mechanism(const std::string& name) {
   if (name == "monotonic") return MechanismKind::kMonotonic;
   if (name == "forward") return MechanismKind::kForward;
   if (name == "forward-ta") return MechanismKind::kForwardTA;
+  if (name == "hard") return MechanismKind::kHard;
   throw std::invalid_argument("unknown attention '" + name +
-                              "' (this build has soft, static, local-m, local-p, location, coverage, monotonic, "
+                              "' (this build has soft, static, hard, local-m, local-p, location, coverage, monotonic, "
                               "forward and forward-ta)");
 }
 
@@ -39,9 +40,18 @@ std::string to_string(MechanismKind kind) {
     case MechanismKind::kMonotonic: return "monotonic";
     case MechanismKind::kForward: return "forward";
     case MechanismKind::kForwardTA: return "forward-ta";
+    case MechanismKind::kHard: return "hard";
   }
   return "?";
 }
+
+HardEstimator parse_hard_estimator(const std::string& name) {
+  if (name == "reinforce") return HardEstimator::kReinforce;
+  if (name == "gumbel") return HardEstimator::kGumbel;
+  throw std::invalid_argument("unknown hard-attention estimator '" + name + "' (expected reinforce or gumbel)");
+}
+
+std::string to_string(HardEstimator e) { return e == HardEstimator::kReinforce ? "reinforce" : "gumbel"; }
 
 void AttentionConfig::validate() const {
   if (attention_dim < 1) throw std::invalid_argument("attention: attention_dim must be >= 1, got " + std::to_string(attention_dim));
@@ -52,6 +62,9 @@ void AttentionConfig::validate() const {
     throw std::invalid_argument("attention: location needs >= 1 filters of odd width, got " +
                                 std::to_string(location_filters) + " of width " + std::to_string(location_width));
   if (!(coverage_loss >= 0.0f)) throw std::invalid_argument("attention: --coverage-loss must be >= 0, got " + std::to_string(coverage_loss));
+  if (!(hard_mix >= 0.0f && hard_mix <= 1.0f)) throw std::invalid_argument("attention: --hard-mix must be in [0, 1], got " + std::to_string(hard_mix));
+  if (!(entropy_bonus >= 0.0f)) throw std::invalid_argument("attention: --entropy-bonus must be >= 0, got " + std::to_string(entropy_bonus));
+  if (!(gumbel_temperature > 0.0f)) throw std::invalid_argument("attention: --gumbel-temperature must be > 0, got " + std::to_string(gumbel_temperature));
   if (kind == MechanismKind::kLocalP && window < 1)
     throw std::invalid_argument("attention: local-p needs --window >= 1 (sigma = window / 2), got " + std::to_string(window));
 }
@@ -363,6 +376,84 @@ class Forward final : public AttentionMechanism {
 
 }  // namespace
 
+// hard (Xu et al. 2015, sec. 4.1, "stochastic hard attention"): a_t is the soft distribution
+// of the score; the context is the value at one position s~_t instead of the expectation.
+//   inference (or no sampler): s~_t = argmax a_t.
+//   REINFORCE: s~_t ~ Multinoulli(a_t); the state collects log a_t(s~_t) and H(a_t) so that the
+//     model's loss can add -(R - b) log a_t(s~_t) - lambda_e H(a_t) (eq. 12); with probability
+//     hard_mix a sentence uses the expected context a_t V instead (and is not in the sum).
+//   Gumbel: y = softmax((log a_t + g) / tau), g ~ Gumbel(0, 1); the forward pass uses the one-hot
+//     argmax of y, the backward pass the gradient of y (straight-through).
+class Hard final : public AttentionMechanism {
+ public:
+  Hard(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
+    ++st.step;
+    AttentionResult soft = scorer_(query, m.scorer);  // a_t [B,1,S]
+    const Tensor& a = soft.weights.value();
+    const int64_t B = a.size(0), S = a.size(2);
+    auto one_hot = [&](const std::vector<int>& at) {
+      Tensor h(Shape{B, 1, S});
+      for (int64_t b = 0; b < B; ++b) h.data()[b * S + at[b]] = 1.0f;
+      return h;
+    };
+    auto argmax = [&](const Tensor& w) {
+      std::vector<int> at(B, 0);
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 1; s < S; ++s)
+          if (w.data()[b * S + s] > w.data()[b * S + at[b]]) at[b] = static_cast<int>(s);
+      return at;
+    };
+    const Var& values = m.scorer.values;
+    if (st.hard || !st.sampler) {
+      Var w(one_hot(argmax(a)));
+      return {bmm(w, values), w};
+    }
+    Rng& rng = *st.sampler;
+    if (config_.hard_estimator == HardEstimator::kGumbel) {
+      Tensor g(Shape{B, 1, S});
+      for (int64_t i = 0; i < g.numel(); ++i) g.data()[i] = -std::log(-std::log(std::max(rng.uniform(), 1e-20f)));
+      // log a_t is -inf at padding; softmax's mask keeps those at exactly 0.
+      Var logits = scale(add(log(add(soft.weights, Var(Tensor::full(Shape{1, 1, 1}, 1e-20f)))), Var(g)),
+                         1.0f / config_.gumbel_temperature);
+      Var y = softmax(reshape(logits, Shape{B, S}), m.scorer.mask);
+      Tensor hard = one_hot(argmax(y.value()));
+      Tensor delta = hard.clone();  // y_hard - y: the forward value becomes y_hard, the gradient stays y's
+      for (int64_t i = 0; i < delta.numel(); ++i) delta.data()[i] -= y.value().data()[i];
+      Var w = add(reshape(y, Shape{B, 1, S}), Var(delta));
+      return {bmm(w, values), w};
+    }
+    // REINFORCE: per sentence, a sample (keep = 1) or the expectation (keep = 0).
+    std::vector<int> at(B, 0);
+    Tensor keep(Shape{B, 1, 1}), expect(Shape{B, 1, 1});
+    for (int64_t b = 0; b < B; ++b) {
+      const bool mix = config_.hard_mix > 0.0f && rng.uniform() < config_.hard_mix;
+      float u = rng.uniform(), acc = 0.0f;
+      int pick = -1;
+      for (int64_t s = 0; s < S; ++s) {  // inverse CDF; the last position with weight catches rounding
+        const float p = a.data()[b * S + s];
+        if (p <= 0.0f) continue;
+        pick = static_cast<int>(s);
+        acc += p;
+        if (u < acc) break;
+      }
+      at[b] = std::max(pick, 0);
+      keep.data()[b] = mix ? 0.0f : 1.0f;
+      expect.data()[b] = mix ? 1.0f : 0.0f;
+    }
+    const Tensor h = one_hot(at);
+    Var w = add(mul(soft.weights, Var(expect)), mul(Var(h), Var(keep)));  // [B,1,S]
+    // log a_t(s~) of the sampled rows, [B] (0 for rows that took the expectation).
+    Var picked = bmm(soft.weights, reshape(Var(h), Shape{B, S, 1}));  // a_t(s~) [B,1,1]
+    Var log_p = mul(reshape(log(picked), Shape{B}), Var(keep.view(Shape{B})));
+    st.sampled_log_prob = st.sampled_log_prob.defined() ? add(st.sampled_log_prob, log_p) : log_p;
+    // H(a_t) = -sum_s a log a over every row (0 log 0 = 0: a tiny floor inside the log).
+    Var ent = scale(sum(mul(soft.weights, log(add(soft.weights, Var(Tensor::full(Shape{1, 1, 1}, 1e-12f)))))), -1.0f);
+    st.entropy = st.entropy.defined() ? add(st.entropy, ent) : ent;
+    return {bmm(w, values), w};
+  }
+};
+
 std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) {
   switch (c.kind) {
     case MechanismKind::kSoft: return std::make_shared<Soft>(c, query_dim, key_dim, rng);
@@ -374,6 +465,7 @@ std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& c, int
     case MechanismKind::kMonotonic: return std::make_shared<Monotonic>(c, query_dim, key_dim, rng);
     case MechanismKind::kForward:
     case MechanismKind::kForwardTA: return std::make_shared<Forward>(c, query_dim, key_dim, rng);
+    case MechanismKind::kHard: return std::make_shared<Hard>(c, query_dim, key_dim, rng);
   }
   throw std::invalid_argument("make_attention: unknown mechanism");
 }

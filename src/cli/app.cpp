@@ -77,7 +77,7 @@ struct TrainArgs {
   TrainOptions opt;
   std::string resume;
   std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
-              schedule = "constant";
+              schedule = "constant", hard_estimator = "reinforce";
   bool no_input_feeding = false, lowercase = false;
 };
 
@@ -160,6 +160,7 @@ int run_resume(CLI::App* cmd, const TrainArgs& a) {
 TrainOptions train_options(TrainArgs& a) {
   TrainOptions& o = a.opt;
   o.model.attention = parse_mechanism(a.attention);
+  o.model.hard_estimator = parse_hard_estimator(a.hard_estimator);
   o.model.score = parse_score(a.score);
   o.model.normalizer = parse_normalizer(a.normalizer);
   o.model.cell = parse_cell(a.cell);
@@ -376,11 +377,22 @@ int run(int argc, const char* const* argv, Mode mode) {
   train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
   train_cmd->add_option("--attention", ta.attention,
-                        "Attention mechanism: soft (= global), static, local-m, local-p, location, coverage, monotonic, "
-                        "forward, forward-ta")
-      ->check(CLI::IsMember({"soft", "global", "static", "local-m", "local-p", "location", "coverage", "monotonic",
-                             "forward", "forward-ta"}))
+                        "Attention mechanism: soft (= global), static, hard, local-m, local-p, location, coverage, "
+                        "monotonic, forward, forward-ta")
+      ->check(CLI::IsMember({"soft", "global", "static", "hard", "local-m", "local-p", "location", "coverage",
+                             "monotonic", "forward", "forward-ta"}))
       ->capture_default_str();
+  train_cmd->add_option("--hard-estimator", ta.hard_estimator,
+                        "hard: reinforce (Xu et al. 2015: REINFORCE, moving-average baseline, entropy bonus) or gumbel "
+                        "(straight-through Gumbel-softmax)")
+      ->check(CLI::IsMember({"reinforce", "gumbel"}))->capture_default_str();
+  train_cmd->add_option("--hard-mix", o.model.hard_mix,
+                        "hard, reinforce: share of sentences that use the expected context instead of a sample (Xu et al.: 0.5)")
+      ->check(number(0, true, 1))->capture_default_str();
+  train_cmd->add_option("--entropy-bonus", o.model.entropy_bonus, "hard, reinforce: weight of the attention entropy")
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--gumbel-temperature", o.model.gumbel_temperature, "hard, gumbel: softmax temperature tau")
+      ->check(number(0, false))->capture_default_str();
   train_cmd->add_option("--coverage-loss", o.model.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
       ->check(number(0, true))->capture_default_str();
   train_cmd->add_option("--window", o.model.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")

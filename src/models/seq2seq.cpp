@@ -1,6 +1,7 @@
 #include "attend/models/seq2seq.h"
 
 #include <nlohmann/json.hpp>
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +16,7 @@
 #include "attend/ops/shape.h"
 #include "attend/ops/softmax.h"
 #include "attend/ops/matmul.h"
+#include "attend/ops/reduce.h"
 
 namespace attend {
 
@@ -65,6 +67,10 @@ void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
        {"attention_dim", c.attention_dim},
        {"input_feeding", c.input_feeding},  {"dropout", c.dropout},
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
+  if (c.attention == MechanismKind::kHard) {
+    j["hard_estimator"] = to_string(c.hard_estimator), j["hard_mix"] = c.hard_mix;
+    j["entropy_bonus"] = c.entropy_bonus, j["gumbel_temperature"] = c.gumbel_temperature;
+  }
 }
 
 namespace {
@@ -110,6 +116,10 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.attention_dim = field<int>(j, "attention_dim");
   c.input_feeding = field<bool>(j, "input_feeding");
   c.dropout = field<float>(j, "dropout");
+  c.hard_estimator = parse_hard_estimator(field<std::string>(j, "hard_estimator", "reinforce"));
+  c.hard_mix = field<float>(j, "hard_mix", 0.5f);
+  c.entropy_bonus = field<float>(j, "entropy_bonus", 0.01f);
+  c.gumbel_temperature = field<float>(j, "gumbel_temperature", 1.0f);
   c.src_vocab = field<int>(j, "src_vocab");
   c.tgt_vocab = field<int>(j, "tgt_vocab");
   c.validate();
@@ -127,6 +137,8 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
   attention_ = make_attention(config.attention_config(), /*query_dim=*/H, /*key_dim=*/M, rng);
+  if (config.attention == MechanismKind::kHard && config.hard_estimator == HardEstimator::kReinforce)
+    reinforce_baseline_ = Var(Tensor(Shape{2}), /*requires_grad=*/false);
   combine_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
@@ -237,15 +249,43 @@ AttentionResult Seq2Seq::constrain(const AttentionResult& a, const std::vector<i
 }
 
 Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {
-  Var penalty;
-  Var l = cross_entropy(logits(batch, dropout_rng, &penalty), batch.tgt_out,
-                        {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  AttentionState last;
+  Var logit = logits(batch, dropout_rng, &last);  // [T*B, V]
+  Var l = cross_entropy(logit, batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  const float per_token = 1.0f / std::max(1, batch.target_tokens());
   // See et al. 2017, eq. 13: the coverage loss, per target token like the cross-entropy.
-  if (penalty.defined()) l = add(l, scale(penalty, config_.coverage_loss / std::max(1, batch.target_tokens())));
+  if (last.penalty.defined()) l = add(l, scale(last.penalty, config_.coverage_loss * per_token));
+  if (last.sampled_log_prob.defined() && reinforce_baseline_.defined()) {
+    // Xu et al. 2015, eq. 12: the reward of sentence b is R_b = log p(y_b | s~), here the sum of
+    // its tokens' log-probabilities (a constant: no gradient flows through R).
+    const int B = batch.B, V = config_.tgt_vocab;
+    std::vector<double> reward(B, 0.0);
+    const float* z = logit.value().data();
+    for (int t = 0; t < batch.T; ++t)
+      for (int b = 0; b < B; ++b) {
+        const int y = batch.tgt_out[size_t(t) * B + b];
+        if (y == Vocab::kPad) continue;
+        const float* row = z + (int64_t(t) * B + b) * V;
+        const float mx = *std::max_element(row, row + V);
+        double se = 0.0;
+        for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
+        reward[b] += row[y] - mx - std::log(se);
+      }
+    Tensor baseline = reinforce_baseline_.value();  // shares the buffer's storage
+    double mean = 0.0;
+    for (double r : reward) mean += r / B;
+    if (baseline.data()[1] == 0.0f) baseline.data()[0] = static_cast<float>(mean), baseline.data()[1] = 1.0f;
+    Tensor advantage(Shape{B});
+    for (int b = 0; b < B; ++b) advantage.data()[b] = static_cast<float>(reward[b] - baseline.data()[0]);
+    baseline.data()[0] = 0.9f * baseline.data()[0] + 0.1f * static_cast<float>(mean);  // b_k = 0.9 b_{k-1} + 0.1 R
+    // -(R - b) log a(s~): its gradient is REINFORCE's; and -lambda_e H(a) rewards spread attention.
+    l = add(l, scale(sum(mul(last.sampled_log_prob, Var(advantage))), -per_token));
+    if (last.entropy.defined() && config_.entropy_bonus > 0.0f) l = add(l, scale(last.entropy, -config_.entropy_bonus * per_token));
+  }
   return l;
 }
 
-Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, Var* penalty) const {
+Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_state) const {
   if (batch.T == 0) throw std::invalid_argument("Seq2Seq::logits: the batch has no targets");
   const int B = batch.B, H = config_.hidden;
   Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
@@ -258,6 +298,7 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, Var* penalty) const {
   Var gates_all = reshape(embedding_gates(batch.tgt_in, enc, dropout_rng),
                           Shape{batch.T, B, decoder_.gates() * H});
   DecoderState state = initial_state(enc);
+  state.attn.sampler = dropout_rng;  // hard attention samples in training, takes the argmax otherwise
   std::vector<Var> outs;
   outs.reserve(batch.T);
   for (int t = 0; t < batch.T; ++t) {
@@ -267,7 +308,7 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, Var* penalty) const {
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);
   }
-  if (penalty) *penalty = state.attn.penalty;
+  if (final_state) *final_state = state.attn;
   // All steps' output layer at once: [T*B, H] x [H, V].
   Var h = reshape(stack(outs, 0), Shape{int64_t(batch.T) * B, H});
   if (dropout_rng) h = dropout(h, config_.dropout, *dropout_rng);
@@ -283,6 +324,7 @@ void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& ou
   if (config_.cell == CellKind::kLstm) bridge_c_.collect(prefix + "bridge_c.", out);
   decoder_.collect(prefix + "decoder.", out);
   attention_->collect(prefix + "attention.", out);
+  if (reinforce_baseline_.defined()) out.push_back({prefix + "attention.reinforce_baseline", reinforce_baseline_});
   combine_.collect(prefix + "combine.", out);
   output_.collect(prefix + "output.", out);
 }

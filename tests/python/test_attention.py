@@ -162,8 +162,20 @@ def test_return_weights_false_and_errors():
         attend.attention(q, k, v, mask=np.ones((1, 3), bool))
     with pytest.raises(ValueError, match="W"):
         attend.attention(q, k, v, score="general")
-    with pytest.raises(ValueError, match="soft"):
-        attend.attention(q, k, v, attention="hard")
+    with pytest.raises(ValueError, match="soft, static, hard"):
+        attend.attention(q, k, v, attention="nonsense")
+
+
+def test_hard_attention_is_the_one_hot_argmax_of_soft():
+    rng = np.random.default_rng(3)
+    q = rng.standard_normal((2, 4, 6), dtype=np.float32)
+    k = rng.standard_normal((2, 7, 6), dtype=np.float32)
+    mask = np.array([[1] * 7, [1] * 5 + [0] * 2], bool)
+    ctx, w = attend.attention(q, k, k, attention="hard", mask=mask)
+    _, soft = attend.attention(q, k, k, attention="soft", mask=mask)
+    assert ((w == 0) | (w == 1)).all() and (w.sum(-1) == 1).all()
+    np.testing.assert_array_equal(w.argmax(-1), soft.argmax(-1))
+    np.testing.assert_allclose(ctx, np.take_along_axis(k, soft.argmax(-1)[..., None], 1), rtol=0, atol=1e-6)
 
 
 def test_docstrings_have_working_examples():

@@ -14,6 +14,9 @@
 //            sigmoid(score + r); expected alignments in training, a hard pointer at inference
 //   forward  Zhang et al. 2018: the alignment moves forward by at most one position per step;
 //            forward-ta adds their transition agent, which learns when to move
+//   hard     Xu et al. 2015: one source position per step, sampled from the soft distribution
+//            in training (REINFORCE with a moving-average baseline and an entropy bonus, or a
+//            straight-through Gumbel-softmax), the argmax at inference
 // The decoder carries an AttentionState from step to step (the mechanisms that need history
 // keep it there), so steps can be batched, gathered for beam search and checkpointed.
 #pragma once
@@ -23,14 +26,23 @@
 
 #include "attend/attention/attention.h"
 #include "attend/nn/linear.h"
+#include "attend/random.h"
 
 namespace attend {
 
-enum class MechanismKind { kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage, kMonotonic, kForward, kForwardTA };
+enum class MechanismKind {
+  kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage, kMonotonic, kForward, kForwardTA, kHard
+};
 // "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage" | "monotonic" |
-// "forward" | "forward-ta"
+// "forward" | "forward-ta" | "hard"
 MechanismKind parse_mechanism(const std::string& name);
 std::string to_string(MechanismKind kind);
+
+// How hard attention is trained: REINFORCE (Xu et al. 2015, eq. 12: the score function
+// estimator) or a straight-through Gumbel-softmax (Jang et al. 2017; Bengio et al. 2013).
+enum class HardEstimator { kReinforce, kGumbel };
+HardEstimator parse_hard_estimator(const std::string& name);  // "reinforce" | "gumbel"
+std::string to_string(HardEstimator e);
 
 struct AttentionConfig {
   MechanismKind kind = MechanismKind::kSoft;
@@ -41,6 +53,11 @@ struct AttentionConfig {
   int location_filters = 8;   // location: K convolution filters
   int location_width = 11;    // location: their width R (odd)
   float coverage_loss = 0.0f; // coverage: weight of See et al.'s loss sum_t sum_s min(a_t, c_t); 0 = off
+  HardEstimator hard_estimator = HardEstimator::kReinforce;  // hard
+  float hard_mix = 0.5f;        // hard, REINFORCE: share of sentences that use the expected context
+                                // instead of a sample (Xu et al. 2015, sec. 4.1); 0 = always sample
+  float entropy_bonus = 0.01f;  // hard, REINFORCE: lambda_e, weight of the entropy of a_t
+  float gumbel_temperature = 1.0f;  // hard, Gumbel: tau
   void validate() const;    // throws std::invalid_argument naming the field and value
 };
 
@@ -50,8 +67,12 @@ struct AttentionState {
   Var transition;     // forward-ta: u_{t-1} [B,1], the transition agent's probability of moving
   Var coverage;       // coverage: c_t = sum of a_tau over tau < t, [B,S] (undefined at t = 0)
   Var penalty;        // coverage loss accumulated over the steps so far, [] (undefined = 0)
-  bool hard = false;  // inference: monotonic attention moves a hard pointer instead of expecting
+  bool hard = false;  // inference: monotonic attention moves a hard pointer instead of expecting,
+                      // hard attention takes the argmax instead of sampling
   std::vector<int> pointer;  // monotonic, hard: each row's attended position (-1 before the first)
+  Rng* sampler = nullptr;    // hard, training: where samples come from (null: argmax)
+  Var sampled_log_prob;      // hard, REINFORCE: sum over steps of log a_t(s~_t) for sampled rows, [B]
+  Var entropy;               // hard, REINFORCE: sum over steps and rows of H(a_t), []
 };
 
 struct AttentionMemory {

@@ -34,9 +34,15 @@ struct Seq2SeqConfig {
   Normalizer normalizer = Normalizer::kSoftmax;
   int window = 5;              // local-m, local-p: half-width D of the window
   float coverage_loss = 0.0f;  // coverage: weight of See et al.'s coverage loss (0 = off)
+  HardEstimator hard_estimator = HardEstimator::kReinforce;  // hard: how it is trained
+  float hard_mix = 0.5f;          // hard, REINFORCE: share of sentences using the expected context
+  float entropy_bonus = 0.01f;    // hard, REINFORCE: weight of the attention entropy
+  float gumbel_temperature = 1.0f;  // hard, Gumbel
   AttentionConfig attention_config() const {
     AttentionConfig a{attention, score, normalizer, attention_dim, window};
     a.coverage_loss = coverage_loss;
+    a.hard_estimator = hard_estimator, a.hard_mix = hard_mix, a.entropy_bonus = entropy_bonus;
+    a.gumbel_temperature = gumbel_temperature;
     return a;
   }
   int attention_dim = 128;     // additive score only
@@ -86,9 +92,14 @@ class Seq2Seq : public Module {
   Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng,
             const WindowConstraint* window = nullptr) const;
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
-  // `penalty` (optional) receives the attention mechanism's accumulated loss term, if any.
-  Var logits(const Batch& batch, Rng* dropout_rng, Var* penalty = nullptr) const;
-  // Teacher-forced mean cross-entropy over the batch's target tokens.
+  // `final_state` (optional) receives the attention state after the last step (its loss terms:
+  // coverage penalty, hard attention's sampled log-probabilities and entropy). With an Rng,
+  // dropout is on and hard attention samples; without, it takes the argmax.
+  Var logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_state = nullptr) const;
+  // Teacher-forced mean cross-entropy over the batch's target tokens, plus the mechanism's own
+  // terms: See et al.'s coverage loss; for hard attention trained with REINFORCE, Xu et al.'s
+  // -(R - b) log a(s~) - lambda_e H(a), with R the sentence's log-likelihood and b its moving
+  // average (a buffer of the model, "attention.reinforce_baseline", saved with the weights).
   Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const;
 
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
@@ -106,6 +117,7 @@ class Seq2Seq : public Module {
   Linear bridge_h_, bridge_c_;
   RnnCell decoder_;
   std::shared_ptr<AttentionMechanism> attention_;
+  Var reinforce_baseline_;  // hard + REINFORCE: [2] = {b, 1 once initialised}; no gradient
   Linear combine_, output_;
 };
 
