@@ -66,6 +66,9 @@ bench: deps-test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_BENCH=ON"
 	$(BUILD)/bench/gemm_blocking
 	$(PYTHON) bench/seq2seq.py --attend $(BUILD)/bench/seq2seq_bench
+	$(PYTHON) bench/sdpa.py --attend $(BUILD)/bench/sdpa_bench
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/sdpa_decode_bench 1
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/sdpa_decode_bench 2
 
 install: build
 	cmake --install $(BUILD) --prefix $(or $(PREFIX),/usr/local)

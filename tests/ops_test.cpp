@@ -7,6 +7,7 @@
 #include "attend/ops/dropout.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/embedding.h"
+#include "attend/ops/layer_norm.h"
 #include "attend/ops/loss.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/reduce.h"
@@ -280,6 +281,84 @@ TEST(OpsGrad, CrossEntropyWithPaddingAndLabelSmoothing) {
   EXPECT_NEAR(cross_entropy(flat, {1, 2}, {.ignore_index = 0, .label_smoothing = 0.2f}).value().item(), std::log(4.0f),
               1e-5f);
   EXPECT_THROW(cross_entropy(flat, {1, 7}), std::invalid_argument);
+}
+
+// The composed ops forward_alignment replaces (the reference it is tested against).
+Var forward_alignment_composed(const Var& prev, const Var& y, const Var& u) {
+  const int64_t B = prev.size(0), S = prev.size(1);
+  Var shifted = concat({Var(Tensor(Shape{B, 1})), slice(prev, 1, 0, S - 1)}, 1);
+  Var mix = u.defined() ? add(sub(prev, mul(u, prev)), mul(u, shifted)) : add(prev, shifted);
+  return renormalize(mul(mix, y));
+}
+
+TEST(OpsGrad, ForwardAlignmentFusedEqualsComposed) {
+  Rng rng(15);
+  const int B = 3, S = 7;
+  auto positive = [&](const Shape& s) {
+    Var v = random_var(s, rng);
+    for (int64_t i = 0; i < v.value().numel(); ++i) v.value().data()[i] = std::fabs(v.value().data()[i]) + 0.05f;
+    return v;
+  };
+  for (bool agent : {false, true}) {
+    SCOPED_TRACE(agent ? "with the transition agent" : "plain");
+    Var prev = positive({B, S}), y = positive({B, S});
+    Var u = agent ? Var(Tensor::from({B, 1}, {0.2f, 0.5f, 0.9f}), true) : Var();
+    gradcheck([&](const std::vector<Var>& x) { return forward_alignment(x[0], x[1], agent ? x[2] : Var()); },
+              agent ? std::vector<Var>{prev, y, u} : std::vector<Var>{prev, y}, {.eps = 1e-3f});
+    // Values and gradients equal the composed version's.
+    Tensor probe = random_var({B, S}, rng, 1, false).value();
+    std::vector<std::vector<float>> grads[2];
+    Tensor values[2];
+    for (int fused = 0; fused < 2; ++fused) {
+      Var p2(prev.value().clone(), true), y2(y.value().clone(), true);
+      Var u2 = agent ? Var(u.value().clone(), true) : Var();
+      Tape tape;
+      {
+        TapeScope scope(tape);
+        Var a = fused ? forward_alignment(p2, y2, u2) : forward_alignment_composed(p2, y2, u2);
+        values[fused] = a.value();
+        Var l = sum(mul(a, Var(probe)));
+        tape.backward(l);
+      }
+      grads[fused] = {p2.grad().to_vector(), y2.grad().to_vector()};
+      if (agent) grads[fused].push_back(u2.grad().to_vector());
+    }
+    for (int64_t i = 0; i < values[0].numel(); ++i) EXPECT_NEAR(values[1].data()[i], values[0].data()[i], 1e-6);
+    for (size_t g = 0; g < grads[0].size(); ++g)
+      for (size_t i = 0; i < grads[0][g].size(); ++i) EXPECT_NEAR(grads[1][g][i], grads[0][g][i], 1e-5) << g << " " << i;
+  }
+  // Mass moves forward by at most one position: from a one-hot at n, only n and n + 1 get weight.
+  Tensor onehot(Shape{1, S});
+  onehot.data()[3] = 1.0f;
+  Var a = forward_alignment(Var(onehot), positive({1, S}));
+  for (int n = 0; n < S; ++n) EXPECT_EQ(a.value().data()[n] > 0.0f, n == 3 || n == 4) << n;
+}
+
+TEST(OpsGrad, LayerNormOverTheLastDimension) {
+  Rng rng(13);
+  gradcheck([](const std::vector<Var>& x) { return layer_norm(x[0], x[1], x[2]); },
+            {random_var({2, 3, 6}, rng), random_var({6}, rng), random_var({6}, rng)});
+  // Each row has mean beta and standard deviation |gamma| (up to eps).
+  Var x = random_var({4, 8}, rng, 3.0f, false);
+  Var y = layer_norm(x, Var(Tensor::full(Shape{8}, 2.0f)), Var(Tensor::full(Shape{8}, 0.5f)));
+  for (int r = 0; r < 4; ++r) {
+    double m = 0, v = 0;
+    for (int c = 0; c < 8; ++c) m += y.value().data()[r * 8 + c] / 8.0;
+    for (int c = 0; c < 8; ++c) v += std::pow(y.value().data()[r * 8 + c] - m, 2) / 8.0;
+    EXPECT_NEAR(m, 0.5, 1e-5);
+    EXPECT_NEAR(std::sqrt(v), 2.0, 1e-3);
+  }
+  EXPECT_THROW(layer_norm(x, Var(Tensor(Shape{7})), Var(Tensor(Shape{8}))), std::invalid_argument);
+}
+
+TEST(OpsGrad, Transpose12SplitsAndMergesHeads) {
+  Rng rng(14);
+  gradcheck([](const std::vector<Var>& x) { return transpose12(x[0]); }, {random_var({2, 3, 4, 5}, rng)});
+  Var x = random_var({2, 3, 4, 5}, rng, 1.0f, false);
+  Var y = transpose12(x);
+  ASSERT_EQ(y.shape(), (Shape{2, 4, 3, 5}));
+  EXPECT_EQ(y.value().data()[((1 * 4 + 2) * 3 + 1) * 5 + 3], x.value().data()[((1 * 3 + 1) * 4 + 2) * 5 + 3]);
+  EXPECT_EQ(transpose12(y).value().to_vector(), x.value().to_vector());
 }
 
 TEST(OpsGrad, GruCellWithPaddedRows) {

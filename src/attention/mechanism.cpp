@@ -338,16 +338,11 @@ class Forward final : public AttentionMechanism {
       for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
       prev = Var(start);
     }
-    // alpha_{t-1}(n - 1): shifted right by one, nothing enters at n = 0
-    Var shifted = S > 1 ? concat({Var(Tensor(Shape{B, 1})), slice(prev, 1, 0, S - 1)}, 1) : Var(Tensor(Shape{B, 1}));
-    Var mix;
-    if (agent_) {
-      Var u = st.transition.defined() ? st.transition : Var(Tensor::full(Shape{B, 1}, 0.5f));
-      mix = add(sub(prev, mul(u, prev)), mul(u, shifted));  // (1 - u) alpha(n) + u alpha(n-1)
-    } else {
-      mix = add(prev, shifted);
-    }
-    Var alpha = renormalize(mul(mix, y));
+    // Zhang et al. 2018: alpha_t(n) ∝ ((1 - u) alpha_{t-1}(n) + u alpha_{t-1}(n-1)) y_t(n), fused
+    // (u = 1/2 without the transition agent: the plain rule (alpha(n) + alpha(n-1)) y(n)).
+    Var u;
+    if (agent_) u = st.transition.defined() ? st.transition : Var(Tensor::full(Shape{B, 1}, 0.5f));
+    Var alpha = forward_alignment(prev, y, u);
     Var w = reshape(alpha, Shape{B, 1, S});
     Var context = bmm(w, m.scorer.values);  // [B,1,Dv]
     if (agent_) {

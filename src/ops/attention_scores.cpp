@@ -101,4 +101,62 @@ Var monotonic_alignment(const Var& p, const Var& prev) {
   });
 }
 
+Var forward_alignment(const Var& prev, const Var& y, const Var& u) {
+  if (prev.ndim() != 2 || prev.shape() != y.shape())
+    throw std::invalid_argument("forward_alignment: prev " + prev.shape().str() + " and y " + y.shape().str() +
+                                " must both be [B,S]");
+  const int64_t B = prev.size(0), S = prev.size(1);
+  if (u.defined() && u.shape() != Shape{B, 1})
+    throw std::invalid_argument("forward_alignment: u " + u.shape().str() + " must be [" + std::to_string(B) + ", 1]");
+  Tensor alpha = Tensor::empty(prev.shape());
+  Tensor total(Shape{B});  // saved for backward: sum_m mix_m y_m
+  for (int64_t b = 0; b < B; ++b) {
+    const float ub = u.defined() ? u.value().data()[b] : 0.5f;
+    const float* pb = prev.value().data() + b * S;
+    const float* yb = y.value().data() + b * S;
+    float* ab = alpha.data() + b * S;
+    float z = 0.0f;
+    for (int64_t n = 0; n < S; ++n) {
+      const float mix = (1.0f - ub) * pb[n] + (n > 0 ? ub * pb[n - 1] : 0.0f);
+      ab[n] = mix * yb[n];
+      z += ab[n];
+    }
+    total.data()[b] = z;
+    const float inv = z > 0.0f ? 1.0f / z : 0.0f;
+    for (int64_t n = 0; n < S; ++n) ab[n] *= inv;
+  }
+  return make_result(std::move(alpha), needs_grad({&prev, &y, &u}), [prev, y, u, total, B, S](Node& node) {
+    // forward: a_n = mix_n y_n, alpha_n = a_n / Z, mix_n = (1 - u) prev_n + u prev_{n-1}
+    //   da_n = (dalpha_n - sum_m dalpha_m alpha_m) / Z
+    //   dy_n = da_n mix_n;  dmix_n = da_n y_n
+    //   dprev_n = (1 - u) dmix_n + u dmix_{n+1};  du = sum_n dmix_n (prev_{n-1} - prev_n)
+    float* dprev = prev.requires_grad() ? prev.grad_ref().data() : nullptr;
+    float* dy = y.requires_grad() ? y.grad_ref().data() : nullptr;
+    float* du = u.defined() && u.requires_grad() ? u.grad_ref().data() : nullptr;
+    for (int64_t b = 0; b < B; ++b) {
+      const float z = total.data()[b];
+      if (z <= 0.0f) continue;
+      const float ub = u.defined() ? u.value().data()[b] : 0.5f;
+      const float* pb = prev.value().data() + b * S;
+      const float* yb = y.value().data() + b * S;
+      const float* al = node.value.data() + b * S;
+      const float* g = node.grad.data() + b * S;
+      double dot = 0.0;
+      for (int64_t n = 0; n < S; ++n) dot += double(g[n]) * al[n];
+      float dmix_next = 0.0f, du_acc = 0.0f;
+      for (int64_t n = S - 1; n >= 0; --n) {
+        const float da = (g[n] - static_cast<float>(dot)) / z;
+        const float before = n > 0 ? pb[n - 1] : 0.0f;
+        const float mix = (1.0f - ub) * pb[n] + ub * before;
+        const float dmix = da * yb[n];
+        if (dy) dy[b * S + n] += da * mix;
+        if (dprev) dprev[b * S + n] += (1.0f - ub) * dmix + ub * dmix_next;
+        du_acc += dmix * (before - pb[n]);
+        dmix_next = dmix;
+      }
+      if (du) du[b] += du_acc;
+    }
+  });
+}
+
 }  // namespace attend

@@ -151,6 +151,28 @@ Var transpose01(const Var& x) {
   });
 }
 
+Var transpose12(const Var& x) {
+  if (x.ndim() != 4) throw std::invalid_argument("transpose12: needs 4 dims, got " + x.shape().str());
+  const int64_t A = x.size(0), B = x.size(1), C = x.size(2), D = x.size(3);
+  Tensor y = Tensor::empty(Shape{A, C, B, D});
+  for (int64_t a = 0; a < A; ++a)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t c = 0; c < C; ++c)
+        std::memcpy(y.data() + ((a * C + c) * B + b) * D, x.value().data() + ((a * B + b) * C + c) * D, sizeof(float) * D);
+  return make_result(std::move(y), needs_grad({&x}), [x, A, B, C, D](Node& out) {
+    // forward: y[a, c, b] = x[a, b, c]  =>  dx[a, b, c] += dy[a, c, b]
+    float* dx = x.grad_ref().data();
+    const float* dy = out.grad.data();
+    for (int64_t a = 0; a < A; ++a)
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t c = 0; c < C; ++c) {
+          float* d = dx + ((a * B + b) * C + c) * D;
+          const float* g = dy + ((a * C + c) * B + b) * D;
+          for (int64_t k = 0; k < D; ++k) d[k] += g[k];
+        }
+  });
+}
+
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index) {
   std::vector<int64_t> dims = x.shape().vec();
   const int64_t row = x.numel() / std::max<int64_t>(dims[0], 1);

@@ -23,4 +23,12 @@ Var position_conv(const Var& alpha, const Var& filters);
 // closed form, so it stays stable when the products underflow.
 Var monotonic_alignment(const Var& p, const Var& prev);
 
+// Forward attention (Zhang et al. 2018, eq. 8-10 and 15), one decoder step, fused:
+//   mix_n = (1 - u) prev_n + u prev_{n-1}  (prev_{-1} = 0),  alpha_n = mix_n y_n / sum_m mix_m y_m
+// prev [B,S] the previous alignment, y [B,S] this step's attention weights, u [B,1] the
+// transition agent's probability of moving (an undefined u means 1/2: the plain rule
+// alpha ∝ (prev_n + prev_{n-1}) y_n). A row whose sum is 0 stays 0. One pass forward and one
+// backward instead of the ~8 composed ops (bench/mechanism_step_bench: the comparison).
+Var forward_alignment(const Var& prev, const Var& y, const Var& u = Var());
+
 }  // namespace attend

@@ -22,6 +22,8 @@ Var narrow(const Var& x, int64_t start, int64_t length);
 
 // [A, B, ...] -> [B, A, ...] (a copy), e.g. time-major [S,B,H] to batch-major [B,S,H].
 Var transpose01(const Var& x);
+// [A, B, C, D] -> [A, C, B, D] (a copy), e.g. heads: [B,T,H,D] <-> [B,H,T,D].
+Var transpose12(const Var& x);
 
 // Rows of a tensor picked by index along dim 0 (no gradient): out[j] = x[index[j]].
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index);

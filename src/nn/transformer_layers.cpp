@@ -1,0 +1,134 @@
+#include "attend/nn/transformer_layers.h"
+
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+#include "attend/ops/dropout.h"
+#include "attend/ops/elementwise.h"
+#include "attend/ops/layer_norm.h"
+#include "attend/ops/shape.h"
+
+namespace attend {
+
+LayerNorm::LayerNorm(int dim) : gamma_(parameter(Shape{dim})), beta_(parameter(Shape{dim})) {
+  gamma_.value().fill(1.0f);
+}
+
+Var LayerNorm::operator()(const Var& x) const { return layer_norm(x, gamma_, beta_); }
+
+void LayerNorm::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  out.push_back({prefix + "gamma", gamma_});
+  out.push_back({prefix + "beta", beta_});
+}
+
+MultiHeadAttention::MultiHeadAttention(int dim, int heads, Rng& rng)
+    : wq_(dim, dim, /*bias=*/true, rng), wk_(dim, dim, true, rng), wv_(dim, dim, true, rng), wo_(dim, dim, true, rng),
+      dim_(dim), heads_(heads) {
+  if (heads < 1 || dim % heads != 0)
+    throw std::invalid_argument("MultiHeadAttention: model dim " + std::to_string(dim) + " is not a multiple of " +
+                                std::to_string(heads) + " heads");
+}
+
+Var MultiHeadAttention::split_heads(const Var& x) const {
+  return transpose12(reshape(x, Shape{x.size(0), x.size(1), heads_, dim_ / heads_}));  // [B,T,H,D] -> [B,H,T,D]
+}
+
+Var MultiHeadAttention::merge_heads(const Var& x) const {
+  Var t = transpose12(x);  // [B,T,H,D]
+  return reshape(t, Shape{t.size(0), t.size(1), dim_});
+}
+
+Var MultiHeadAttention::operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options) const {
+  Var q = split_heads(wq_(x_q)), k = split_heads(wk_(x_kv)), v = split_heads(wv_(x_kv));  // [B,H,*,D]
+  return wo_(merge_heads(sdpa(q, k, v, options)));                                        // [B,T,C]
+}
+
+void MultiHeadAttention::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  wq_.collect(prefix + "q.", out);
+  wk_.collect(prefix + "k.", out);
+  wv_.collect(prefix + "v.", out);
+  wo_.collect(prefix + "o.", out);
+}
+
+FeedForward::FeedForward(int dim, int hidden, Rng& rng) : w1_(dim, hidden, true, rng), w2_(hidden, dim, true, rng) {}
+
+Var FeedForward::operator()(const Var& x, float p, Rng* rng) const {
+  Var h = relu(w1_(x));
+  if (rng && p > 0.0f) h = dropout(h, p, *rng);
+  return w2_(h);
+}
+
+void FeedForward::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  w1_.collect(prefix + "w1.", out);
+  w2_.collect(prefix + "w2.", out);
+}
+
+Tensor sinusoidal_positions(int length, int dim) {
+  Tensor pe(Shape{length, dim});
+  for (int t = 0; t < length; ++t)
+    for (int i = 0; i < dim; i += 2) {
+      const double angle = t / std::pow(10000.0, double(i) / dim);
+      pe.data()[int64_t(t) * dim + i] = static_cast<float>(std::sin(angle));
+      if (i + 1 < dim) pe.data()[int64_t(t) * dim + i + 1] = static_cast<float>(std::cos(angle));
+    }
+  return pe;
+}
+
+namespace {
+// x + dropout(f), the residual connection around a sub-layer.
+Var residual(const Var& x, const Var& f, float p, Rng* rng) { return add(x, rng && p > 0.0f ? dropout(f, p, *rng) : f); }
+}  // namespace
+
+TransformerEncoderLayer::TransformerEncoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
+    : attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), opt_(options) {}
+
+Var TransformerEncoderLayer::operator()(const Var& x, const std::vector<int>& key_lengths, Rng* rng) const {
+  SdpaOptions o;
+  o.key_lengths = key_lengths;
+  if (opt_.pre_norm) {
+    Var n = ln1_(x);
+    Var h = residual(x, attn_(n, n, o), opt_.dropout, rng);
+    return residual(h, ffn_(ln2_(h), opt_.dropout, rng), opt_.dropout, rng);
+  }
+  Var h = ln1_(residual(x, attn_(x, x, o), opt_.dropout, rng));
+  return ln2_(residual(h, ffn_(h, opt_.dropout, rng), opt_.dropout, rng));
+}
+
+void TransformerEncoderLayer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  attn_.collect(prefix + "self_attn.", out);
+  ffn_.collect(prefix + "ffn.", out);
+  ln1_.collect(prefix + "ln1.", out);
+  ln2_.collect(prefix + "ln2.", out);
+}
+
+TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
+    : self_attn_(dim, heads, rng), cross_attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), ln3_(dim),
+      opt_(options) {}
+
+Var TransformerDecoderLayer::operator()(const Var& y, const Var& memory, const std::vector<int>& source_lengths,
+                                        Rng* rng) const {
+  SdpaOptions self, cross;
+  self.causal = true;
+  cross.key_lengths = source_lengths;
+  if (opt_.pre_norm) {
+    Var n = ln1_(y);
+    Var h = residual(y, self_attn_(n, n, self), opt_.dropout, rng);
+    h = residual(h, cross_attn_(ln2_(h), memory, cross), opt_.dropout, rng);
+    return residual(h, ffn_(ln3_(h), opt_.dropout, rng), opt_.dropout, rng);
+  }
+  Var h = ln1_(residual(y, self_attn_(y, y, self), opt_.dropout, rng));
+  h = ln2_(residual(h, cross_attn_(h, memory, cross), opt_.dropout, rng));
+  return ln3_(residual(h, ffn_(h, opt_.dropout, rng), opt_.dropout, rng));
+}
+
+void TransformerDecoderLayer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
+  self_attn_.collect(prefix + "self_attn.", out);
+  cross_attn_.collect(prefix + "cross_attn.", out);
+  ffn_.collect(prefix + "ffn.", out);
+  ln1_.collect(prefix + "ln1.", out);
+  ln2_.collect(prefix + "ln2.", out);
+  ln3_.collect(prefix + "ln3.", out);
+}
+
+}  // namespace attend
