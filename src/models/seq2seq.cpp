@@ -214,8 +214,21 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
   Step out;
   out.state.rnn = decoder_step(embedding_gates(prev, enc, dropout_rng), state);
   out.state.attn = state.attn;
-  AttentionResult a = attention_->step(reshape(out.state.rnn.h, Shape{B, 1, H}), enc.memory, out.state.attn);  // c_t, a_t
-  if (window) a = constrain(a, state.last_attended, *window, enc, out.state.last_attended);
+  const bool constrained = window && !state.last_attended.empty();
+  AttentionResult a = attention_->step(reshape(out.state.rnn.h, Shape{B, 1, H}),
+                                       constrained ? window_memory(enc, state.last_attended, *window) : enc.memory,
+                                       out.state.attn);  // c_t, a_t
+  if (window) {  // remember where each row attended most (staying put when nothing was allowed)
+    const Tensor& w = a.weights.value();
+    out.state.last_attended.assign(B, 0);
+    for (int b = 0; b < B; ++b) {
+      const float* row = w.data() + int64_t(b) * enc.S;
+      int best = constrained ? state.last_attended[b] : 0;
+      for (int s = 0; s < enc.S; ++s)
+        if (row[s] > row[best]) best = s;
+      out.state.last_attended[b] = best;
+    }
+  }
   Var context = reshape(a.context, Shape{B, config_.memory_size()});
   out.weights = reshape(a.weights, Shape{B, enc.S});
   out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
@@ -225,27 +238,18 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
   return out;
 }
 
-// Window constraint at inference: zero the weights outside [last - back, last + forward] of
-// each row's previous argmax (no constraint before the first step), renormalise (for softmax
-// this is the softmax over the window) and recompute the context; remember the new argmax.
-AttentionResult Seq2Seq::constrain(const AttentionResult& a, const std::vector<int>& last, const WindowConstraint& w,
-                                   const Encoded& enc, std::vector<int>& next_last) const {
+// Window constraint at inference: only positions within [last - back, last + forward] of each
+// row's previous argmax may be attended (no constraint before the first step). The mask goes
+// into the mechanism, which normalises over what is left (for softmax: the softmax over the
+// window) and keeps its state consistent with the weights it returned.
+AttentionMemory Seq2Seq::window_memory(const Encoded& enc, const std::vector<int>& last, const WindowConstraint& w) const {
+  AttentionMemory m = enc.memory;
   const int64_t B = enc.B, S = enc.S;
-  Tensor keep = Tensor::full(Shape{B, 1, S}, 1.0f);
-  if (!last.empty())
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s)
-        if (s < last[b] - w.back || s > last[b] + w.forward) keep.data()[b * S + s] = 0.0f;
-  Var weights = renormalize(mul(a.weights, Var(keep)));
-  next_last.assign(B, 0);
-  for (int64_t b = 0; b < B; ++b) {
-    const float* row = weights.value().data() + b * S;
-    int best = last.empty() ? 0 : last[b];  // nothing left in the window: stay
+  m.scorer.mask = enc.memory.scorer.mask.clone();
+  for (int64_t b = 0; b < B; ++b)
     for (int64_t s = 0; s < S; ++s)
-      if (row[s] > row[best]) best = static_cast<int>(s);
-    next_last[b] = best;
-  }
-  return {bmm(weights, enc.memory.scorer.values), weights};
+      if (s < last[b] - w.back || s > last[b] + w.forward) m.scorer.mask.data()[b * S + s] = 0.0f;
+  return m;
 }
 
 Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {

@@ -109,8 +109,10 @@ class Seq2Seq : public Module {
   Var embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const;
   // One decoder step from the embedding part of its gates.
   RnnState decoder_step(const Var& gates_emb, const DecoderState& state) const;
-  AttentionResult constrain(const AttentionResult& a, const std::vector<int>& last, const WindowConstraint& w,
-                            const Encoded& enc, std::vector<int>& next_last) const;
+  // The attention memory with the window constraint folded into its mask, so that the
+  // mechanism normalises over the window and its state (coverage, previous weights) sees only
+  // what it attended to.
+  AttentionMemory window_memory(const Encoded& enc, const std::vector<int>& last, const WindowConstraint& w) const;
   Seq2SeqConfig config_;
   Embedding src_emb_, tgt_emb_;
   std::vector<Rnn> encoder_;  // layers
