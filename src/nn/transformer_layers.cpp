@@ -122,6 +122,39 @@ Var TransformerDecoderLayer::operator()(const Var& y, const Var& memory, const s
   return ln3_(residual(h, ffn_(h, opt_.dropout, rng), opt_.dropout, rng));
 }
 
+KvCache TransformerDecoderLayer::cross_keys_values(const Var& memory, const std::vector<int>& source_lengths) const {
+  NoGradScope no_grad;
+  const int B = static_cast<int>(memory.size(0)), S = static_cast<int>(memory.size(1));
+  const int H = cross_attn_.heads(), D = static_cast<int>(memory.size(2)) / H;
+  KvCache cache(B, H, S, D);
+  cache.append(cross_attn_.split_heads(cross_attn_.wk()(memory)).value(),
+               cross_attn_.split_heads(cross_attn_.wv()(memory)).value(), source_lengths);
+  return cache;
+}
+
+Var TransformerDecoderLayer::step(const Var& y, KvCache& self_cache, const KvCache& cross_cache) const {
+  NoGradScope no_grad;
+  // The same sub-layers as operator(), one position at a time: self-attention over the cached
+  // positions and this one (causal by construction), cross-attention over the source.
+  auto self_attn = [&](const Var& x) {
+    const MultiHeadAttention& a = self_attn_;
+    self_cache.append(a.split_heads(a.wk()(x)).value(), a.split_heads(a.wv()(x)).value());
+    return a.wo()(a.merge_heads(Var(sdpa_decode(a.split_heads(a.wq()(x)).value(), self_cache))));
+  };
+  auto cross_attn = [&](const Var& x) {
+    const MultiHeadAttention& a = cross_attn_;
+    return a.wo()(a.merge_heads(Var(sdpa_decode(a.split_heads(a.wq()(x)).value(), cross_cache))));
+  };
+  if (opt_.pre_norm) {
+    Var h = add(y, self_attn(ln1_(y)));
+    h = add(h, cross_attn(ln2_(h)));
+    return add(h, ffn_(ln3_(h), 0.0f, nullptr));
+  }
+  Var h = ln1_(add(y, self_attn(y)));
+  h = ln2_(add(h, cross_attn(h)));
+  return ln3_(add(h, ffn_(h, 0.0f, nullptr)));
+}
+
 void TransformerDecoderLayer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
   self_attn_.collect(prefix + "self_attn.", out);
   cross_attn_.collect(prefix + "cross_attn.", out);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "attend/nn/linear.h"
+#include "attend/ops/kv_cache.h"
 #include "attend/ops/sdpa.h"
 
 namespace attend {
@@ -88,6 +89,13 @@ class TransformerDecoderLayer : public Module {
   TransformerDecoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng);
   // y [B,T,C] (causal self-attention), memory [B,S,C] with source lengths -> [B,T,C].
   Var operator()(const Var& y, const Var& memory, const std::vector<int>& source_lengths, Rng* dropout_rng) const;
+  // Incremental decoding (no gradient): y_t [B,1,C], the newest position -> [B,1,C]. Appends
+  // this position's keys and values to `self_cache`; `cross_cache` holds the projected source
+  // keys and values (from cross_keys_values) with the source lengths.
+  Var step(const Var& y_t, KvCache& self_cache, const KvCache& cross_cache) const;
+  // The cross-attention cache for a memory [B,S,C]: heads' keys and values, lengths = sources.
+  KvCache cross_keys_values(const Var& memory, const std::vector<int>& source_lengths) const;
+  int heads() const { return self_attn_.heads(); }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
  private:
