@@ -126,6 +126,24 @@ TEST(TransformerModel, KvCacheDecodingEqualsDecodingWithoutIt) {
     std::vector<EncodedExample> ex = reversal(4, 5, rng);
     const Batch batch = make_batch(ex, {0, 1, 2, 3});
     const auto cached = model.greedy(batch, 12, true), plain = model.greedy(batch, 12, false);
+    // Cross-attention weights of every step, layer and head: a distribution over the source.
+    ASSERT_EQ(cached.cross_attention.size(), cached.step_logits[0].size());
+    for (const Tensor& w : cached.cross_attention) {
+      ASSERT_EQ(w.shape(), (Shape{2, batch.B, 4, batch.S}));
+      for (int l = 0; l < 2; ++l)
+        for (int b = 0; b < batch.B; ++b)
+          for (int h = 0; h < 4; ++h) {
+            const float* row = w.data() + ((int64_t(l) * batch.B + b) * 4 + h) * batch.S;
+            double total = 0;
+            for (int s = 0; s < batch.S; ++s) {
+              total += row[s];
+              if (s >= batch.src_lengths[b]) {
+                EXPECT_EQ(row[s], 0.0f);
+              }
+            }
+            EXPECT_NEAR(total, 1.0, 1e-5);
+          }
+    }
     for (int b = 0; b < batch.B; ++b) {
       EXPECT_EQ(cached.tokens[b], plain.tokens[b]) << "row " << b;
       ASSERT_EQ(cached.step_logits[b].size(), plain.step_logits[b].size());

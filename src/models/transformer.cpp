@@ -127,7 +127,14 @@ Transformer::Decoded Transformer::greedy(const Batch& batch, int max_length, boo
     Var h;  // [B,C] for position t
     if (use_cache) {
       Var y = embed(tgt_emb_, prev, B, 1, t, nullptr);  // [B,1,C]
-      for (size_t l = 0; l < decoder_.size(); ++l) y = decoder_[l].step(y, self[l], cross[l]);
+      const int L = static_cast<int>(decoder_.size()), H = decoder_[0].heads();
+      Tensor weights(Shape{L, B, H, enc.S});
+      for (int l = 0; l < L; ++l) {
+        Tensor w;  // [B,H,1,S]
+        y = decoder_[l].step(y, self[l], cross[l], &w);
+        std::copy(w.data(), w.data() + w.numel(), weights.data() + int64_t(l) * B * H * enc.S);
+      }
+      out.cross_attention.push_back(weights);
       if (config_.pre_norm) y = dec_norm_(y);
       h = reshape(y, Shape{B, C});
     } else {

@@ -132,7 +132,8 @@ KvCache TransformerDecoderLayer::cross_keys_values(const Var& memory, const std:
   return cache;
 }
 
-Var TransformerDecoderLayer::step(const Var& y, KvCache& self_cache, const KvCache& cross_cache) const {
+Var TransformerDecoderLayer::step(const Var& y, KvCache& self_cache, const KvCache& cross_cache,
+                                  Tensor* cross_weights) const {
   NoGradScope no_grad;
   // The same sub-layers as operator(), one position at a time: self-attention over the cached
   // positions and this one (causal by construction), cross-attention over the source.
@@ -143,7 +144,15 @@ Var TransformerDecoderLayer::step(const Var& y, KvCache& self_cache, const KvCac
   };
   auto cross_attn = [&](const Var& x) {
     const MultiHeadAttention& a = cross_attn_;
-    return a.wo()(a.merge_heads(Var(sdpa_decode(a.split_heads(a.wq()(x)).value(), cross_cache))));
+    const Tensor q = a.split_heads(a.wq()(x)).value();  // [B,H,1,D]
+    Tensor lse;
+    const Tensor out = sdpa_decode(q, cross_cache, {}, &lse);
+    if (cross_weights) {
+      SdpaOptions o;
+      o.key_lengths = cross_cache.lengths();
+      *cross_weights = sdpa_weights(q, cross_cache.keys(), lse, o, Tensor(), 0, a.heads(), 0, 1);
+    }
+    return a.wo()(a.merge_heads(Var(out)));
   };
   if (opt_.pre_norm) {
     Var h = add(y, self_attn(ln1_(y)));

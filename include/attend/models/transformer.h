@@ -53,6 +53,8 @@ class Transformer : public Module {
   struct Decoded {
     std::vector<std::vector<int>> tokens;
     std::vector<std::vector<std::vector<float>>> step_logits;  // [B][steps][V]
+    // With the cache: the cross-attention weights of every step, [layers, B, H, S] each.
+    std::vector<Tensor> cross_attention;
   };
   Decoded greedy(const Batch& batch, int max_length, bool use_cache = true) const;
 

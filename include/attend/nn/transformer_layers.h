@@ -92,7 +92,9 @@ class TransformerDecoderLayer : public Module {
   // Incremental decoding (no gradient): y_t [B,1,C], the newest position -> [B,1,C]. Appends
   // this position's keys and values to `self_cache`; `cross_cache` holds the projected source
   // keys and values (from cross_keys_values) with the source lengths.
-  Var step(const Var& y_t, KvCache& self_cache, const KvCache& cross_cache) const;
+  // With cross_weights, also returns the cross-attention weights of this position, [B,H,1,S]
+  // (exact, from the decode kernel's log-sum-exp: sdpa_weights).
+  Var step(const Var& y_t, KvCache& self_cache, const KvCache& cross_cache, Tensor* cross_weights = nullptr) const;
   // The cross-attention cache for a memory [B,S,C]: heads' keys and values, lengths = sources.
   KvCache cross_keys_values(const Var& memory, const std::vector<int>& source_lengths) const;
   int heads() const { return self_attn_.heads(); }
