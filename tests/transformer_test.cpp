@@ -179,6 +179,31 @@ TEST(TransformerModel, LearnsToReverseStrings) {
   int right = 0;
   for (size_t i = 0; i < test.size(); ++i) right += out.tokens[i] == test[i].tgt;
   EXPECT_GE(right, 90) << "exact match on 100 held-out reversals";
+  // Beam search over the caches: beam 1 is greedy, and a wider beam is as accurate here.
+  const auto b1 = model.beam_search(make_batch(test, all), 1, 1.0f, 10);
+  const auto b4 = model.beam_search(make_batch(test, all), 4, 1.0f, 10);
+  int right4 = 0;
+  for (size_t i = 0; i < test.size(); ++i) {
+    EXPECT_EQ(b1.tokens[i], out.tokens[i]) << i;
+    right4 += b4.tokens[i] == test[i].tgt;
+  }
+  EXPECT_GE(right4, right - 2);
+}
+
+// A wider beam never finds a worse (length-normalised) score than greedy on the same model.
+TEST(TransformerModel, BeamSearchNeverScoresBelowGreedy) {
+  Rng rng(14);
+  TransformerConfig c = tiny(true, false);
+  c.dim = 16, c.heads = 2, c.max_length = 16;
+  Transformer model(c, rng);
+  std::vector<EncodedExample> ex = reversal(5, 5, rng);
+  const Batch batch = make_batch(ex, {0, 1, 2, 3, 4});
+  const auto g = model.greedy(batch, 8);
+  const auto b1 = model.beam_search(batch, 1, 1.0f, 8), b5 = model.beam_search(batch, 5, 1.0f, 8);
+  for (int b = 0; b < batch.B; ++b) {
+    EXPECT_EQ(b1.tokens[b], g.tokens[b]) << b;
+    EXPECT_GE(b5.scores[b], b1.scores[b] - 1e-6) << b;
+  }
 }
 
 }  // namespace

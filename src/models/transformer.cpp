@@ -1,6 +1,8 @@
 #include "attend/models/transformer.h"
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
@@ -165,6 +167,89 @@ Transformer::Decoded Transformer::greedy(const Batch& batch, int max_length, boo
       all_done = all_done && done[b];
     }
     if (all_done) break;
+  }
+  return out;
+}
+
+Transformer::Beamed Transformer::beam_search(const Batch& batch, int K, float length_penalty, int max_length) const {
+  if (K < 1) throw std::invalid_argument("beam_search: beam must be >= 1, got " + std::to_string(K));
+  NoGradScope no_grad;
+  const Encoded enc = encode(batch.src, batch.src_lengths, batch.S, nullptr);
+  const int B = enc.B, C = config_.dim, V = config_.tgt_vocab, N = B * K;
+  const int steps = std::min(max_length, config_.max_length);
+  // Every source's memory repeated for its K beams: row b * K + k.
+  std::vector<int> rows(N), lengths(N);
+  for (int i = 0; i < N; ++i) rows[i] = i / K, lengths[i] = enc.lengths[i / K];
+  Tensor memory = gather_rows(enc.memory.value(), rows);  // [N,S,C]
+  std::vector<KvCache> self, cross;
+  for (const auto& layer : decoder_) {
+    self.emplace_back(N, layer.heads(), steps, C / layer.heads());
+    cross.push_back(layer.cross_keys_values(Var(memory), lengths));
+  }
+  struct Hyp {
+    std::vector<int> tokens;
+    double logp = 0.0;
+  };
+  std::vector<Hyp> alive(N);
+  std::vector<double> alive_score(N, -INFINITY);
+  for (int b = 0; b < B; ++b) alive_score[b * K] = 0.0;  // one live beam per source at the start
+  std::vector<std::vector<std::pair<double, Hyp>>> finished(B);
+  auto normalised = [&](const Hyp& h, int length) { return h.logp / std::pow(double(length), double(length_penalty)); };
+  std::vector<int> prev(N, Vocab::kBos);
+  for (int t = 0; t < steps; ++t) {
+    Var y = embed(tgt_emb_, prev, N, 1, t, nullptr);
+    for (size_t l = 0; l < decoder_.size(); ++l) y = decoder_[l].step(y, self[l], cross[l]);
+    if (config_.pre_norm) y = dec_norm_(y);
+    const Tensor z = output(reshape(y, Shape{N, C})).value();  // [N,V]
+    std::vector<int> from(N);
+    std::vector<Hyp> next(N);
+    std::vector<double> next_score(N, -INFINITY);
+    bool any_alive = false;
+    for (int b = 0; b < B; ++b) {
+      std::vector<std::tuple<double, int, int>> cand;  // (log p, beam, token)
+      for (int k = 0; k < K; ++k) {
+        const int i = b * K + k;
+        if (alive_score[i] == -INFINITY) continue;
+        const float* row = z.data() + int64_t(i) * V;
+        const float mx = *std::max_element(row, row + V);
+        double se = 0.0;
+        for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
+        const double lse = mx + std::log(se);
+        for (int v = 0; v < V; ++v)
+          if (v != Vocab::kPad && v != Vocab::kBos) cand.emplace_back(alive_score[i] + row[v] - lse, k, v);
+      }
+      std::sort(cand.begin(), cand.end(), [](const auto& a, const auto& c) { return std::get<0>(a) > std::get<0>(c); });
+      int filled = 0;
+      for (const auto& [lp, k, v] : cand) {
+        if (filled == K) break;
+        Hyp h = alive[b * K + k];
+        h.logp = lp;
+        if (v == Vocab::kEos || t + 1 == steps) {
+          if (v != Vocab::kEos) h.tokens.push_back(v);
+          finished[b].emplace_back(normalised(h, static_cast<int>(h.tokens.size()) + 1), h);
+          if (static_cast<int>(finished[b].size()) >= K) break;
+          continue;
+        }
+        h.tokens.push_back(v);
+        const int i = b * K + filled;
+        from[i] = b * K + k, next[i] = h, next_score[i] = lp, prev[i] = v;
+        ++filled;
+      }
+      if (static_cast<int>(finished[b].size()) >= K) filled = 0;  // this source is done
+      for (int k = filled; k < K; ++k) from[b * K + k] = b * K, next_score[b * K + k] = -INFINITY;
+      any_alive = any_alive || filled > 0;
+    }
+    for (auto& c : self) c.reorder(from);
+    alive = std::move(next);
+    alive_score = std::move(next_score);
+    if (!any_alive) break;
+  }
+  Beamed out;
+  for (int b = 0; b < B; ++b) {
+    auto best = std::max_element(finished[b].begin(), finished[b].end(),
+                                 [](const auto& a, const auto& c) { return a.first < c.first; });
+    out.tokens.push_back(best == finished[b].end() ? std::vector<int>{} : best->second.tokens);
+    out.scores.push_back(best == finished[b].end() ? -INFINITY : best->first);
   }
   return out;
 }

@@ -57,6 +57,13 @@ class Transformer : public Module {
     std::vector<Tensor> cross_attention;
   };
   Decoded greedy(const Batch& batch, int max_length, bool use_cache = true) const;
+  // Beam search over the KV caches (reordered as beams are chosen): per source the finished
+  // hypothesis with the best log p / length^length_penalty (length with </s>), and its score.
+  struct Beamed {
+    std::vector<std::vector<int>> tokens;
+    std::vector<double> scores;
+  };
+  Beamed beam_search(const Batch& batch, int beam, float length_penalty, int max_length) const;
 
   const TransformerConfig& config() const { return config_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
