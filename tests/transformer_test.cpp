@@ -203,6 +203,28 @@ TEST(TransformerModel, BeamSearchNeverScoresBelowGreedy) {
   for (int b = 0; b < batch.B; ++b) {
     EXPECT_EQ(b1.tokens[b], g.tokens[b]) << b;
     EXPECT_GE(b5.scores[b], b1.scores[b] - 1e-6) << b;
+    // The reported score is the model's own: log p of the tokens and </s> under teacher forcing,
+    // over the length. (A beam whose cache belongs to another beam's history fails here.)
+    const int V = c.tgt_vocab;
+    auto log_softmax_at = [&](const float* row, int y) {
+      double se = 0.0;
+      const float mx = *std::max_element(row, row + V);
+      for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
+      return row[y] - mx - std::log(se);
+    };
+    double logp = 0.0;
+    int length = 1;
+    if (b5.tokens[b].empty()) {  // just </s>: the first step's distribution
+      logp = log_softmax_at(g.step_logits[b][0].data(), Vocab::kEos);
+    } else {
+      EncodedExample e{ex[batch.index[b]].src, b5.tokens[b]};
+      const Batch one = make_batch({e}, {0});
+      const Tensor z = model.logits(one, nullptr).value();  // [T, V]
+      // A hypothesis cut at the length limit (8) has no </s> to score.
+      length = static_cast<int>(b5.tokens[b].size()) == 8 ? one.T - 1 : one.T;
+      for (int t = 0; t < length; ++t) logp += log_softmax_at(z.data() + int64_t(t) * V, one.tgt_out[t]);
+    }
+    EXPECT_NEAR(b5.scores[b], logp / length, 1e-4) << "row " << b;
   }
 }
 

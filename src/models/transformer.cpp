@@ -224,9 +224,10 @@ Transformer::Beamed Transformer::beam_search(const Batch& batch, int K, float le
         if (filled == K) break;
         Hyp h = alive[b * K + k];
         h.logp = lp;
-        if (v == Vocab::kEos || t + 1 == steps) {
+        if (v == Vocab::kEos || t + 1 == steps) {  // ended by </s>, or cut at the length limit
           if (v != Vocab::kEos) h.tokens.push_back(v);
-          finished[b].emplace_back(normalised(h, static_cast<int>(h.tokens.size()) + 1), h);
+          const int length = static_cast<int>(h.tokens.size()) + (v == Vocab::kEos ? 1 : 0);
+          finished[b].emplace_back(normalised(h, length), h);
           if (static_cast<int>(finished[b].size()) >= K) break;
           continue;
         }
