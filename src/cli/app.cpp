@@ -132,7 +132,8 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
   if (unset("--attention-dim")) o.model.attention_dim = 256;
   if (unset("--dropout")) o.model.dropout = 0.3f;
   if (unset("--epochs")) o.epochs = 40;
-  if (unset("--patience")) o.patience = 5;
+  if (unset("--patience")) o.patience = 6;
+  if (unset("--lr")) o.lr = 1e-3f;  // 2e-3 stalled after two epochs (docs/g2p.md)
 }
 
 int train_and_report(const TrainOptions& o);
