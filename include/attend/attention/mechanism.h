@@ -70,7 +70,8 @@ struct AttentionState {
   bool hard = false;  // inference: monotonic attention moves a hard pointer instead of expecting,
                       // hard attention takes the argmax instead of sampling
   std::vector<int> pointer;  // monotonic, hard: each row's attended position (-1 before the first)
-  Rng* sampler = nullptr;    // hard, training: where samples come from (null: argmax)
+  Rng* sampler = nullptr;    // training: hard attention samples from it, monotonic draws its noise
+                             // (null: inference behaviour, argmax / no noise)
   Var sampled_log_prob;      // hard, REINFORCE: sum over steps of log a_t(s~_t) for sampled rows, [B]
   Var entropy;               // hard, REINFORCE: sum over steps and rows of H(a_t), []
 };
