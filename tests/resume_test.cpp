@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <array>
+#include <map>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -15,28 +15,16 @@
 #include <thread>
 
 #include "attend/io/files.h"
+#include "attend/io/safetensors.h"
+#include "cli_run.h"
 #include "attend/train/trainer.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 
-struct CliRun {
-  int code;
-  std::string output;
-};
-
-CliRun run(const std::string& args) {
-  const std::string cmd = std::string(ATTEND_CLI) + " " + args + " 2>&1";
-  FILE* p = ::popen(cmd.c_str(), "r");
-  if (!p) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  const int status = ::pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using attend::testing::CliRun;
+using attend::testing::run;
 
 std::string temp_dir(const std::string& name) {
   const fs::path d = fs::temp_directory_path() / ("attend_resume_" + name + "_" + std::to_string(::getpid()));
@@ -48,16 +36,14 @@ std::string temp_dir(const std::string& name) {
 // The step recorded in a run's training state, or -1 while there is none. The file is replaced
 // by rename, so a read sees an old state or a new one.
 int64_t saved_step(const std::string& dir) {
-  std::string bytes;
+  std::map<std::string, std::string> metadata;
   try {
-    bytes = attend::read_file(dir + "/" + attend::kTrainStateFile);
+    const std::string path = dir + "/" + attend::kTrainStateFile;
+    attend::parse_safetensors(attend::read_file(path), path, &metadata);
   } catch (const std::runtime_error&) {
     return -1;
   }
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes.at(i));
-  const auto header = nlohmann::json::parse(bytes.substr(8, n));
-  return nlohmann::json::parse(header["__metadata__"]["attend.train_state"].get<std::string>())["step"].get<int64_t>();
+  return nlohmann::json::parse(metadata.at("attend.train_state"))["step"].get<int64_t>();
 }
 
 // Starts `attend train ARGS --out DIR` and sends `sig` once its saved state has reached `step`.

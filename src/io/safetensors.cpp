@@ -50,7 +50,8 @@ void save_safetensors(const std::string& path, const std::vector<NamedParameter>
   write_file_atomic(path, safetensors_bytes(tensors, metadata));
 }
 
-std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const std::string& origin) {
+std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const std::string& origin,
+                                                std::map<std::string, std::string>* metadata) {
   auto fail = [&](const std::string& what) { throw std::runtime_error(origin + ": invalid safetensors file: " + what); };
   if (bytes.size() < 8) fail("only " + std::to_string(bytes.size()) + " bytes (truncated?)");
   const uint64_t n = get_u64(bytes);
@@ -67,7 +68,15 @@ std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const 
   std::map<std::string, Tensor> out;
   std::vector<std::pair<uint64_t, uint64_t>> ranges;
   for (const auto& [name, info] : header.items()) {
-    if (name == "__metadata__") continue;
+    if (name == "__metadata__") {
+      if (!metadata) continue;
+      if (!info.is_object()) fail("__metadata__ is not an object of strings");
+      for (const auto& [key, value] : info.items()) {
+        if (!value.is_string()) fail("__metadata__ '" + key + "' is not a string");
+        (*metadata)[key] = value.get<std::string>();
+      }
+      continue;
+    }
     const std::string where = "tensor '" + name + "': ";
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
       fail(where + "needs dtype, shape and data_offsets");

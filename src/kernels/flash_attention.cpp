@@ -151,6 +151,18 @@ void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, co
   });
 }
 
+// The references' raw scores of one query: x[s] = scale · q_t·k_s for every key, in double.
+namespace {
+void scaled_dots(const SdpaProblem& p, const float* qt, const float* k, int b, int h, float* x) {
+  for (int s = 0; s < p.S; ++s) {
+    const float* ks = k + kv_offset(p, b, h, s);
+    double dot = 0.0;
+    for (int d = 0; d < p.D; ++d) dot += double(qt[d]) * ks[d];
+    x[s] = static_cast<float>(dot * p.scale);
+  }
+}
+}  // namespace
+
 // The oracle: one query at a time, whole rows, double accumulation.
 void sdpa_forward_reference(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out,
                             float* lse) {
@@ -160,12 +172,7 @@ void sdpa_forward_reference(const SdpaProblem& p, const float* q, const float* k
     for (int h = 0; h < p.H; ++h)
       for (int t = 0; t < p.T; ++t) {
         const float* qt = q + q_offset(p, b, h, t);
-        for (int s = 0; s < p.S; ++s) {
-          const float* ks = k + kv_offset(p, b, h, s);
-          double dot = 0.0;
-          for (int d = 0; d < p.D; ++d) dot += double(qt[d]) * ks[d];
-          x[s] = static_cast<float>(dot * p.scale);
-        }
+        scaled_dots(p, qt, k, b, h, x.data());
         int lo, hi;
         sdpa_key_range(p, b, t, lo, hi);
         finish_scores(p, b, h, t, 0, p.S, lo, hi, x.data());
@@ -292,12 +299,7 @@ void sdpa_backward_reference(const SdpaProblem& p, const float* q, const float* 
         const float* o = out + q_offset(p, b, h, t);
         const float* d_o = dout + q_offset(p, b, h, t);
         float* dqt = dq + q_offset(p, b, h, t);
-        for (int s = 0; s < p.S; ++s) {
-          const float* ks = k + kv_offset(p, b, h, s);
-          double dot = 0.0;
-          for (int d = 0; d < p.D; ++d) dot += double(qt[d]) * ks[d];
-          x[s] = static_cast<float>(dot * p.scale);
-        }
+        scaled_dots(p, qt, k, b, h, x.data());
         int lo, hi;
         sdpa_key_range(p, b, t, lo, hi);
         finish_scores(p, b, h, t, 0, p.S, lo, hi, x.data(), th.data());

@@ -118,15 +118,12 @@ SavedState read_state(const std::string& dir) {
   const std::string path = dir + "/" + kTrainStateFile;
   if (!std::filesystem::exists(path))
     throw std::runtime_error(path + ": no training state to resume (runs save one every --save-every steps and at each evaluation)");
-  std::string bytes = read_file(path);
   SavedState s;
-  s.tensors = parse_safetensors(bytes, path);
-  // parse_safetensors has validated the header; read its metadata again for the JSON state.
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(bytes[i]);
+  std::map<std::string, std::string> metadata;
+  s.tensors = parse_safetensors(read_file(path), path, &metadata);
   try {
-    const nlohmann::json header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<int64_t>(n));
-    s.meta = nlohmann::json::parse(header.at("__metadata__").at(kStateKey).get<std::string>());
+    if (!metadata.count(kStateKey)) throw std::runtime_error(std::string("no '") + kStateKey + "' metadata");
+    s.meta = nlohmann::json::parse(metadata.at(kStateKey));
     if (s.meta.at("version").get<int>() != 1)
       throw std::runtime_error("version " + s.meta.at("version").dump() + " (this attend reads version 1)");
   } catch (const std::exception& e) {

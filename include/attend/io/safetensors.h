@@ -18,7 +18,8 @@ void save_safetensors(const std::string& path, const std::vector<NamedParameter>
 
 // Parses and validates everything (header size bound, JSON, dtypes, shapes, offsets inside the
 // file, no overlap, no overflow); any defect is a std::runtime_error naming `origin`.
-std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const std::string& origin);
+std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const std::string& origin,
+                                                std::map<std::string, std::string>* metadata = nullptr);
 std::map<std::string, Tensor> load_safetensors(const std::string& path);
 
 // Copies loaded tensors into a module's parameters; missing, extra or mis-shaped tensors throw.
