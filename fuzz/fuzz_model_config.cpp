@@ -16,13 +16,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (std::string(e.what()).find("fuzz/config.json") == std::string::npos) __builtin_trap();
     return 0;
   }
-  const attend::Seq2SeqConfig& m = c.model;
   // Build the model when it is small: construction must accept every config that validated.
-  if (m.hidden <= 64 && m.embedding <= 64 && m.attention_dim <= 64 && m.encoder_size() <= 64 &&
-      m.encoder_layers <= 3 && m.src_vocab <= 200 && m.tgt_vocab <= 200 && m.window <= 64) {
-    attend::Rng rng(1);
-    attend::Seq2Seq model(m, rng);
-    (void)model.parameters();
+  attend::Rng rng(1);
+  if (c.model.architecture == attend::Architecture::kRnn) {
+    const attend::Seq2SeqConfig& m = c.model.rnn;
+    if (m.hidden <= 64 && m.embedding <= 64 && m.attention_dim <= 64 && m.encoder_size() <= 64 &&
+        m.encoder_layers <= 3 && m.src_vocab <= 200 && m.tgt_vocab <= 200 && m.window <= 64)
+      (void)c.model.build(rng)->parameters();
+  } else {
+    const attend::TransformerConfig& m = c.model.transformer;
+    if (m.dim <= 64 && m.ffn <= 128 && m.encoder_layers <= 3 && m.decoder_layers <= 3 && m.max_length <= 256 &&
+        m.src_vocab <= 200 && m.tgt_vocab <= 200)
+      (void)c.model.build(rng)->parameters();
   }
   return 0;
 }

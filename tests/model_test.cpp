@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "attend/decode/search.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
@@ -148,7 +150,7 @@ TrainOptions reverse_options(const std::string& dir) {
   write_tsv(dir + "/dev.tsv", reverse_task(60, 2));
   TrainOptions o;
   o.task = "tsv", o.train_path = dir + "/train.tsv", o.dev_path = dir + "/dev.tsv", o.out = dir + "/model";
-  o.model.hidden = 32, o.model.embedding = 16, o.model.attention_dim = 16;
+  o.model.rnn.hidden = 32, o.model.rnn.embedding = 16, o.model.rnn.attention_dim = 16;
   o.batch = 16, o.epochs = 6, o.seed = 5, o.lr = 5e-3f;
   return o;
 }
@@ -261,6 +263,51 @@ TEST(Checkpoint, SafetensorsRoundTripAndCorruptFilesAreRejected) {
   EXPECT_THROW(assign_parameters(wrong.parameters(), loaded, path), std::runtime_error);
 }
 
+// A Transformer's directory names its architecture in config.json and loads back to the same
+// model: identical weights, logits and translations.
+TEST(Checkpoint, TransformerModelDirectoryRoundTrips) {
+  const std::string dir = temp_dir("transformer");
+  Rng rng(38);
+  Vocab sv, tv;
+  for (const char* t : {"a", "b", "c"}) sv.add(t), tv.add(t);
+  ModelConfig mc;
+  mc.architecture = Architecture::kTransformer;
+  mc.transformer.dim = 16, mc.transformer.heads = 2, mc.transformer.ffn = 24;
+  mc.transformer.encoder_layers = mc.transformer.decoder_layers = 1, mc.transformer.max_length = 32;
+  mc.set_vocabularies(sv.size(), tv.size());
+  const Tokenizer chars{Tokenizer::Kind::kChar, false, false};
+  Translator t(mc.build(rng), chars, chars, sv, tv);
+  t.save(dir);
+  const nlohmann::json config = nlohmann::json::parse(read_file(dir + "/config.json"));
+  EXPECT_EQ(config["model"]["architecture"], "transformer");
+  EXPECT_EQ(config["model"]["dim"], 16);
+  const Translator u = Translator::load(dir);
+  EXPECT_EQ(u.model().architecture(), Architecture::kTransformer);
+  const auto a = t.model().parameters(), b = u.model().parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].name, b[i].name);
+    EXPECT_EQ(a[i].var.value().to_vector(), b[i].var.value().to_vector()) << a[i].name;
+  }
+  const auto x = t.translate({"abc", "cab"}, {.beam = 3}), y = u.translate({"abc", "cab"}, {.beam = 3});
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(x[i].text, y[i].text);
+    EXPECT_EQ(x[i].maps.size(), 2u);  // one layer, two heads
+    EXPECT_EQ(x[i].maps, y[i].maps);
+  }
+  // A mistyped architecture is an error naming the file and the value.
+  nlohmann::json bad = config;
+  bad["model"]["architecture"] = "lstm";
+  write_file_atomic(dir + "/config.json", bad.dump());
+  try {
+    Translator::load(dir);
+    ADD_FAILURE() << "loaded an unknown architecture";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/config.json"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'lstm'"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Checkpoint, LoadingAModelDirectoryValidatesEveryFile) {
   const std::string dir = temp_dir("bundle");
   Rng rng(37);
@@ -268,7 +315,7 @@ TEST(Checkpoint, LoadingAModelDirectoryValidatesEveryFile) {
   Vocab sv, tv;
   for (const char* t : {"a", "b", "c"}) sv.add(t);
   for (const char* t : {"x", "y"}) tv.add(t);
-  Translator t(Seq2Seq(c, rng), {}, {}, sv, tv);
+  Translator t(std::make_unique<Seq2Seq>(c, rng), {}, {}, sv, tv);
   t.save(dir);
   EXPECT_NO_THROW(Translator::load(dir));
   const std::string good = read_file(dir + "/model.safetensors");

@@ -133,7 +133,7 @@ TEST(Resume, RefusesChangedSettingsAndMissingState) {
   ASSERT_TRUE(WIFSIGNALED(status));
   attend::TrainOptions o = attend::load_train_options(dir + "/part");
   EXPECT_EQ(o.seed, 5u);
-  EXPECT_EQ(o.model.hidden, 48);
+  EXPECT_EQ(o.model.rnn.hidden, 48);
   o.resume = true;
   o.batch = 8;
   try {

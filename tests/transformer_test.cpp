@@ -2,6 +2,7 @@
 // causality of the decoder's self-attention, and padding that changes nothing it should not.
 #include <gtest/gtest.h>
 
+#include "attend/decode/search.h"
 #include "attend/models/transformer.h"
 #include "attend/nn/transformer_layers.h"
 #include "attend/train/optimizer.h"
@@ -114,8 +115,52 @@ TEST(TransformerModel, LossGradientsThroughEveryParameter) {
   }
 }
 
+// log p(y | row) from a row of logits.
+double log_softmax_at(const float* row, int V, int y) {
+  double se = 0.0;
+  const float mx = *std::max_element(row, row + V);
+  for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
+  return row[y] - mx - std::log(se);
+}
+
+// A one-row teacher-forcing batch for src -> tokens (make_batch reads an empty target as "no
+// targets", so that case, just </s>, is filled in here).
+Batch teacher_batch(const std::vector<int>& src, const std::vector<int>& tokens) {
+  Batch one = make_batch({EncodedExample{src, tokens}}, {0});
+  if (tokens.empty()) one.T = 1, one.tgt_in = {Vocab::kBos}, one.tgt_out = {Vocab::kEos};
+  return one;
+}
+
+// The model's own log-probability of `tokens` (and </s>, unless cut at max_length) for `src`,
+// from teacher-forced logits over the whole sequence: no cache involved.
+double teacher_forced_log_prob(const Transformer& model, const std::vector<int>& src, const std::vector<int>& tokens,
+                               int max_length) {
+  const Batch one = teacher_batch(src, tokens);
+  const Tensor z = model.logits(one, nullptr).value();  // [T, V]
+  const int V = static_cast<int>(z.size(1));
+  const int length = static_cast<int>(tokens.size()) == max_length ? one.T - 1 : one.T;
+  double logp = 0.0;
+  for (int t = 0; t < length; ++t) logp += log_softmax_at(z.data() + int64_t(t) * V, V, one.tgt_out[t]);
+  return logp;
+}
+
+// Greedy decoding without the cache: every step reruns the decoder over the whole prefix.
+std::vector<int> greedy_without_cache(const Transformer& model, const std::vector<int>& src, int max_length) {
+  std::vector<int> out;
+  while (static_cast<int>(out.size()) < max_length) {
+    const Batch one = teacher_batch(src, out);
+    const Tensor z = model.logits(one, nullptr).value();  // [T, V]; row T-1 predicts the next token
+    const int V = static_cast<int>(z.size(1));
+    const float* row = z.data() + int64_t(one.T - 1) * V;
+    const int best = static_cast<int>(std::max_element(row + Vocab::kEos, row + V) - row);
+    if (best == Vocab::kEos) break;
+    out.push_back(best);
+  }
+  return out;
+}
+
 // Acceptance of the Transformer issue: decoding with the KV cache gives the same outputs as
-// rerunning the decoder over the whole prefix.
+// rerunning the decoder over the whole prefix, and every layer's and head's cross-attention.
 TEST(TransformerModel, KvCacheDecodingEqualsDecodingWithoutIt) {
   for (bool pre : {true, false}) {
     SCOPED_TRACE(pre ? "pre-LN" : "post-LN");
@@ -125,31 +170,27 @@ TEST(TransformerModel, KvCacheDecodingEqualsDecodingWithoutIt) {
     Transformer model(c, rng);
     std::vector<EncodedExample> ex = reversal(4, 5, rng);
     const Batch batch = make_batch(ex, {0, 1, 2, 3});
-    const auto cached = model.greedy(batch, 12, true), plain = model.greedy(batch, 12, false);
-    // Cross-attention weights of every step, layer and head: a distribution over the source.
-    ASSERT_EQ(cached.cross_attention.size(), cached.step_logits[0].size());
-    for (const Tensor& w : cached.cross_attention) {
-      ASSERT_EQ(w.shape(), (Shape{2, batch.B, 4, batch.S}));
-      for (int l = 0; l < 2; ++l)
-        for (int b = 0; b < batch.B; ++b)
-          for (int h = 0; h < 4; ++h) {
-            const float* row = w.data() + ((int64_t(l) * batch.B + b) * 4 + h) * batch.S;
-            double total = 0;
-            for (int s = 0; s < batch.S; ++s) {
-              total += row[s];
-              if (s >= batch.src_lengths[b]) {
-                EXPECT_EQ(row[s], 0.0f);
-              }
-            }
-            EXPECT_NEAR(total, 1.0, 1e-5);
-          }
-    }
+    const auto cached = decode(model, batch, {.beam = 1, .max_length = 12});
+    ASSERT_EQ(model.attention_maps().size(), 8u);
+    EXPECT_EQ(model.attention_maps()[5], "layer 2 head 2");
     for (int b = 0; b < batch.B; ++b) {
-      EXPECT_EQ(cached.tokens[b], plain.tokens[b]) << "row " << b;
-      ASSERT_EQ(cached.step_logits[b].size(), plain.step_logits[b].size());
-      for (size_t t = 0; t < cached.step_logits[b].size(); ++t)
-        for (size_t v = 0; v < cached.step_logits[b][t].size(); ++v)
-          ASSERT_NEAR(cached.step_logits[b][t][v], plain.step_logits[b][t][v], 2e-5) << "row " << b << " step " << t;
+      const std::vector<int>& src = ex[batch.index[b]].src;
+      EXPECT_EQ(cached[b].tokens, greedy_without_cache(model, src, 12)) << "row " << b;
+      EXPECT_NEAR(cached[b].score, teacher_forced_log_prob(model, src, cached[b].tokens, 12), 1e-4) << "row " << b;
+      // Per map and step: a distribution over the source; the attention row is their mean.
+      const Hypothesis& h = cached[b];
+      ASSERT_EQ(h.maps.size(), 8u);
+      for (size_t t = 0; t < h.attention.size(); ++t) {
+        std::vector<double> mean(src.size(), 0.0);
+        for (const auto& map : h.maps) {
+          ASSERT_EQ(map.size(), h.attention.size());
+          ASSERT_EQ(map[t].size(), src.size());
+          double total = 0;
+          for (size_t s = 0; s < src.size(); ++s) total += map[t][s], mean[s] += map[t][s] / 8.0;
+          EXPECT_NEAR(total, 1.0, 1e-5);
+        }
+        for (size_t s = 0; s < src.size(); ++s) EXPECT_NEAR(h.attention[t][s], mean[s], 1e-6);
+      }
     }
   }
 }
@@ -175,18 +216,14 @@ TEST(TransformerModel, LearnsToReverseStrings) {
     }
   std::vector<int> all(test.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  const auto out = model.greedy(make_batch(test, all), 10);
+  const auto out = decode(model, make_batch(test, all), {.beam = 1, .max_length = 10});
   int right = 0;
-  for (size_t i = 0; i < test.size(); ++i) right += out.tokens[i] == test[i].tgt;
+  for (size_t i = 0; i < test.size(); ++i) right += out[i].tokens == test[i].tgt;
   EXPECT_GE(right, 90) << "exact match on 100 held-out reversals";
-  // Beam search over the caches: beam 1 is greedy, and a wider beam is as accurate here.
-  const auto b1 = model.beam_search(make_batch(test, all), 1, 1.0f, 10);
-  const auto b4 = model.beam_search(make_batch(test, all), 4, 1.0f, 10);
+  // Beam search over the caches is as accurate here.
+  const auto b4 = decode(model, make_batch(test, all), {.beam = 4, .max_length = 10});
   int right4 = 0;
-  for (size_t i = 0; i < test.size(); ++i) {
-    EXPECT_EQ(b1.tokens[i], out.tokens[i]) << i;
-    right4 += b4.tokens[i] == test[i].tgt;
-  }
+  for (size_t i = 0; i < test.size(); ++i) right4 += b4[i].tokens == test[i].tgt;
   EXPECT_GE(right4, right - 2);
 }
 
@@ -198,34 +235,17 @@ TEST(TransformerModel, BeamSearchNeverScoresBelowGreedy) {
   Transformer model(c, rng);
   std::vector<EncodedExample> ex = reversal(5, 5, rng);
   const Batch batch = make_batch(ex, {0, 1, 2, 3, 4});
-  const auto g = model.greedy(batch, 8);
-  const auto b1 = model.beam_search(batch, 1, 1.0f, 8), b5 = model.beam_search(batch, 5, 1.0f, 8);
+  const auto g = decode(model, batch, {.beam = 1, .length_penalty = 0.0f, .max_length = 8});
+  const auto b5 = decode(model, batch, {.beam = 5, .length_penalty = 0.0f, .max_length = 8});
   for (int b = 0; b < batch.B; ++b) {
-    EXPECT_EQ(b1.tokens[b], g.tokens[b]) << b;
-    EXPECT_GE(b5.scores[b], b1.scores[b] - 1e-6) << b;
-    // The reported score is the model's own: log p of the tokens and </s> under teacher forcing,
-    // over the length. (A beam whose cache belongs to another beam's history fails here.)
-    const int V = c.tgt_vocab;
-    auto log_softmax_at = [&](const float* row, int y) {
-      double se = 0.0;
-      const float mx = *std::max_element(row, row + V);
-      for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
-      return row[y] - mx - std::log(se);
-    };
-    double logp = 0.0;
-    int length = 1;
-    if (b5.tokens[b].empty()) {  // just </s>: the first step's distribution
-      logp = log_softmax_at(g.step_logits[b][0].data(), Vocab::kEos);
-    } else {
-      EncodedExample e{ex[batch.index[b]].src, b5.tokens[b]};
-      const Batch one = make_batch({e}, {0});
-      const Tensor z = model.logits(one, nullptr).value();  // [T, V]
-      // A hypothesis cut at the length limit (8) has no </s> to score.
-      length = static_cast<int>(b5.tokens[b].size()) == 8 ? one.T - 1 : one.T;
-      for (int t = 0; t < length; ++t) logp += log_softmax_at(z.data() + int64_t(t) * V, one.tgt_out[t]);
-    }
-    EXPECT_NEAR(b5.scores[b], logp / length, 1e-4) << "row " << b;
+    EXPECT_GE(b5[b].score, g[b].score - 1e-5) << b;
+    // The reported score is the model's own log p under teacher forcing. (A beam whose cache
+    // belongs to another beam's history fails here.)
+    EXPECT_NEAR(b5[b].score, teacher_forced_log_prob(model, ex[batch.index[b]].src, b5[b].tokens, 8), 1e-4) << b;
+    EXPECT_EQ(b5[b].maps.size(), 2u);
   }
+  // A window constraint has nothing to steer in a Transformer: refused, not ignored.
+  EXPECT_THROW(decode(model, batch, {.beam = 1, .window_back = 1}), std::invalid_argument);
 }
 
 }  // namespace

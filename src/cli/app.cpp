@@ -77,9 +77,19 @@ struct TrainArgs {
   TrainOptions opt;
   std::string resume;
   std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
-              schedule = "constant", hard_estimator = "reinforce";
-  bool no_input_feeding = false, lowercase = false;
+              schedule = "constant", hard_estimator = "reinforce", architecture = "rnn";
+  bool no_input_feeding = false, lowercase = false, post_norm = false;
+  int encoder_layers = 1, layers = 3, decoder_layers = 3;  // --encoder-layers serves both models
+  float dropout = 0.1f;
 };
+
+// Flags that only one architecture has; giving one to the other is an error, not a silent no-op.
+const std::vector<const char*> kRnnFlags = {
+    "--attention", "--hard-estimator", "--hard-mix", "--entropy-bonus", "--gumbel-temperature", "--coverage-loss",
+    "--window", "--score", "--normalizer", "--cell", "--hidden", "--encoder-hidden", "--embedding", "--attention-dim",
+    "--no-input-feeding"};
+const std::vector<const char*> kTransformerFlags = {"--dim", "--heads", "--ffn", "--layers", "--decoder-layers",
+                                                    "--post-norm", "--tie-embeddings", "--max-positions"};
 
 struct DecodeArgs {
   std::string model;
@@ -125,15 +135,15 @@ void warn_unknown(const Translation& t, const std::string& text) {
 void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
   TrainOptions& o = a.opt;
   auto unset = [&](const char* flag) { return cmd->count(flag) == 0; };
-  if (unset("--hidden")) o.model.hidden = 512;
-  if (unset("--encoder-hidden")) o.model.encoder_hidden = 256;
-  if (unset("--encoder-layers")) o.model.encoder_layers = 2;
-  if (unset("--embedding")) o.model.embedding = 128;
-  if (unset("--attention-dim")) o.model.attention_dim = 256;
-  if (unset("--dropout")) o.model.dropout = 0.3f;
+  if (unset("--hidden")) o.model.rnn.hidden = 512;
+  if (unset("--encoder-hidden")) o.model.rnn.encoder_hidden = 256;
+  if (unset("--encoder-layers") && a.architecture == "rnn") a.encoder_layers = 2;
+  if (unset("--embedding")) o.model.rnn.embedding = 128;
+  if (unset("--attention-dim")) o.model.rnn.attention_dim = 256;
+  if (unset("--dropout")) a.dropout = a.architecture == "rnn" ? 0.3f : 0.2f;
   if (unset("--epochs")) o.epochs = 40;
   if (unset("--patience")) o.patience = 6;
-  if (unset("--lr")) o.lr = 1e-3f;  // 2e-3 stalled after two epochs (docs/g2p.md)
+  if (unset("--lr")) o.lr = 1e-3f;  // RNN: 2e-3 stalled after two epochs (docs/g2p.md)
 }
 
 int train_and_report(const TrainOptions& o);
@@ -158,14 +168,34 @@ int run_resume(CLI::App* cmd, const TrainArgs& a) {
 }
 
 // The options a `train` command line asks for (the recipe applied, names parsed).
-TrainOptions train_options(TrainArgs& a) {
+TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
   TrainOptions& o = a.opt;
-  o.model.attention = parse_mechanism(a.attention);
-  o.model.hard_estimator = parse_hard_estimator(a.hard_estimator);
-  o.model.score = parse_score(a.score);
-  o.model.normalizer = parse_normalizer(a.normalizer);
-  o.model.cell = parse_cell(a.cell);
-  o.model.input_feeding = !a.no_input_feeding;
+  auto given = [&](const char* flag) { return cmd->count(flag) > 0; };
+  o.model.architecture = parse_architecture(a.architecture);
+  const bool rnn = o.model.architecture == Architecture::kRnn;
+  for (const char* flag : rnn ? kTransformerFlags : kRnnFlags)
+    if (given(flag))
+      throw std::invalid_argument(std::string(flag) + " is a setting of " + (rnn ? "--model transformer" : "--model rnn") +
+                                  ", not of --model " + a.architecture);
+  o.model.rnn.dropout = o.model.transformer.dropout = a.dropout;
+  o.model.rnn.encoder_layers = a.encoder_layers;
+  if (!rnn) {
+    TransformerConfig& t = o.model.transformer;
+    t.encoder_layers = t.decoder_layers = a.layers;
+    if (given("--encoder-layers")) t.encoder_layers = a.encoder_layers;
+    if (given("--decoder-layers")) t.decoder_layers = a.decoder_layers;
+    t.pre_norm = !a.post_norm;
+    // Vaswani et al.'s schedule: linear warm-up to the peak --lr, then 1/sqrt(step) decay.
+    if (!given("--schedule")) a.schedule = "inverse-sqrt";
+    if (!given("--warmup")) o.warmup = 1000;
+    if (!given("--lr")) o.lr = 1e-3f;
+  }
+  o.model.rnn.attention = parse_mechanism(a.attention);
+  o.model.rnn.hard_estimator = parse_hard_estimator(a.hard_estimator);
+  o.model.rnn.score = parse_score(a.score);
+  o.model.rnn.normalizer = parse_normalizer(a.normalizer);
+  o.model.rnn.cell = parse_cell(a.cell);
+  o.model.rnn.input_feeding = !a.no_input_feeding;
   o.schedule = a.schedule;
   if (o.task == "dates") {
     o.source = {Tokenizer::Kind::kChar, /*lowercase=*/true, /*collapse_spaces=*/true};
@@ -278,8 +308,52 @@ int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bo
   return 0;
 }
 
+// Which attention a picture or export shows for a model with several maps (a Transformer's
+// cross-attention per layer and head, named "layer L head H"): "all" (pictures: the mean, then
+// a row per layer with a panel per head; exports: the mean), "mean", or "L:H".
+struct MapChoice {
+  std::string which = "all";
+  int index = -1;  // the map of "L:H"
+};
+
+MapChoice choose_map(const std::string& which, const std::vector<std::string>& names) {
+  MapChoice c{which};
+  if (which == "all" || which == "mean") return c;
+  const size_t colon = which.find(':');
+  const std::string name = colon == std::string::npos ? "" : "layer " + which.substr(0, colon) + " head " + which.substr(colon + 1);
+  for (size_t i = 0; i < names.size() && names.size() > 1; ++i)
+    if (names[i] == name) c.index = static_cast<int>(i);
+  if (c.index < 0) {
+    const std::string range = names.size() > 1 ? "; this model has " + names.front() + " to " + names.back() : "; this model has one attention map";
+    throw std::invalid_argument("align: --map must be all, mean or LAYER:HEAD, got '" + which + "'" + range);
+  }
+  return c;
+}
+
+// The one matrix a choice stands for (the mean unless a map was named).
+Translation with_map(Translation t, const MapChoice& c) {
+  if (c.index >= 0) t.attention = t.maps[c.index];
+  return t;
+}
+
+std::vector<std::vector<Alignment>> panels(const Translation& t, const std::vector<std::string>& names,
+                                           const MapChoice& c, const std::string& title) {
+  if (t.maps.empty() || c.which == "mean") return {{to_alignment(t, title + (t.maps.empty() ? "" : "  (mean of all heads)"))}};
+  if (c.index >= 0) return {{to_alignment(with_map(t, c), title + "  (" + names[c.index] + ")")}};
+  std::vector<std::vector<Alignment>> rows{{to_alignment(t, title + "  (mean of all layers and heads)")}};
+  std::string layer;
+  for (size_t i = 0; i < t.maps.size(); ++i) {
+    const std::string name = names[i], this_layer = name.substr(0, name.find(" head"));
+    if (this_layer != layer) rows.emplace_back(), layer = this_layer;
+    Translation one = t;
+    one.attention = t.maps[i];
+    rows.back().push_back(to_alignment(one, name));
+  }
+  return rows;
+}
+
 int run_align(const DecodeArgs& d, const std::string& out_path, const std::vector<std::string>& texts,
-              std::string format) {
+              std::string format, const std::string& map) {
   if (format.empty()) {
     const std::string ext = std::filesystem::path(out_path).extension().string();
     format = ext.empty() ? "" : ext.substr(1);
@@ -289,6 +363,8 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
                                 " (use a .png or .svg file, or --format pharaoh)");
   }
   Translator tr = Translator::load(d.model);
+  const std::vector<std::string> names = tr.model().attention_maps();
+  const MapChoice choice = choose_map(map, names);
   std::vector<std::string> inputs = texts;
   if (inputs.empty()) {
     if (format != "pharaoh") throw std::invalid_argument("align: give the input as an argument");
@@ -300,7 +376,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
     std::string text;
     for (size_t i = 0; i < out.size(); ++i) {
       warn_unknown(out[i], inputs[i]);
-      text += pharaoh(out[i].attention, out[i].target_tokens.size()) + "\n";
+      text += pharaoh(with_map(out[i], choice).attention, out[i].target_tokens.size()) + "\n";
     }
     if (out_path.empty()) std::fputs(text.c_str(), stdout);
     else write_file_atomic(out_path, text);
@@ -309,7 +385,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
   if (inputs.size() != 1) throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
   warn_unknown(out[0], inputs[0]);
   if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
-  write_alignment_image(out_path, to_alignment(out[0], inputs[0] + "  \u2192  " + out[0].text));
+  write_alignment_grid(out_path, panels(out[0], names, choice, inputs[0] + "  \u2192  " + out[0].text));
   std::printf("%s\nalignment written to %s\n", out[0].text.c_str(), out_path.c_str());
   return 0;
 }
@@ -371,12 +447,15 @@ int run(int argc, const char* const* argv, Mode mode) {
 
   TrainArgs ta;
   TrainOptions& o = ta.opt;
-  auto* train_cmd = app.add_subcommand("train", "Train an RNN encoder-decoder with attention");
+  auto* train_cmd = app.add_subcommand("train", "Train a model: an RNN encoder-decoder with attention, or a Transformer");
   train_cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
       ->check(CLI::IsMember({"dates", "g2p", "tsv"}))->capture_default_str();
   train_cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
   train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
+  train_cmd->add_option("--model", ta.architecture,
+                        "rnn: encoder-decoder with attention (Bahdanau/Luong); transformer: Vaswani et al. 2017")
+      ->check(CLI::IsMember({"rnn", "transformer"}))->capture_default_str();
   train_cmd->add_option("--attention", ta.attention,
                         "Attention mechanism: soft (= global), static, hard, local-m, local-p, location, coverage, "
                         "monotonic, forward, forward-ta")
@@ -387,16 +466,16 @@ int run(int argc, const char* const* argv, Mode mode) {
                         "hard: reinforce (Xu et al. 2015: REINFORCE, moving-average baseline, entropy bonus) or gumbel "
                         "(straight-through Gumbel-softmax)")
       ->check(CLI::IsMember({"reinforce", "gumbel"}))->capture_default_str();
-  train_cmd->add_option("--hard-mix", o.model.hard_mix,
+  train_cmd->add_option("--hard-mix", o.model.rnn.hard_mix,
                         "hard, reinforce: share of sentences that use the expected context instead of a sample (Xu et al.: 0.5)")
       ->check(number(0, true, 1))->capture_default_str();
-  train_cmd->add_option("--entropy-bonus", o.model.entropy_bonus, "hard, reinforce: weight of the attention entropy")
+  train_cmd->add_option("--entropy-bonus", o.model.rnn.entropy_bonus, "hard, reinforce: weight of the attention entropy")
       ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--gumbel-temperature", o.model.gumbel_temperature, "hard, gumbel: softmax temperature tau")
+  train_cmd->add_option("--gumbel-temperature", o.model.rnn.gumbel_temperature, "hard, gumbel: softmax temperature tau")
       ->check(number(0, false))->capture_default_str();
-  train_cmd->add_option("--coverage-loss", o.model.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
+  train_cmd->add_option("--coverage-loss", o.model.rnn.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
       ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--window", o.model.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")
+  train_cmd->add_option("--window", o.model.rnn.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")
       ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
       ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
@@ -404,18 +483,31 @@ int run(int argc, const char* const* argv, Mode mode) {
       ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))->capture_default_str();
   train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
       ->capture_default_str();
-  train_cmd->add_option("--hidden", o.model.hidden, "Decoder state size")
+  train_cmd->add_option("--hidden", o.model.rnn.hidden, "Decoder state size")
       ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--encoder-hidden", o.model.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
+  train_cmd->add_option("--encoder-hidden", o.model.rnn.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
       ->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--encoder-layers", o.model.encoder_layers, "Stacked encoder layers")
+  train_cmd->add_option("--encoder-layers", ta.encoder_layers, "Stacked encoder layers (transformer: default --layers)")
       ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--embedding", o.model.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--attention-dim", o.model.attention_dim, "Hidden size of the additive score")
+  train_cmd->add_option("--embedding", o.model.rnn.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--attention-dim", o.model.rnn.attention_dim, "Hidden size of the additive score")
       ->check(at_least(1))->capture_default_str();
   train_cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
-  train_cmd->add_option("--dropout", o.model.dropout, "Dropout on embeddings and the attentional state")
+  train_cmd->add_option("--dropout", ta.dropout,
+                        "Dropout (rnn: embeddings and the attentional state; transformer: embeddings, sublayers, weights)")
       ->check(number(0, true, 0.95))->capture_default_str();
+  train_cmd->add_option("--dim", o.model.transformer.dim, "transformer: model width C")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--heads", o.model.transformer.heads, "transformer: attention heads (C divisible by heads)")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--ffn", o.model.transformer.ffn, "transformer: feed-forward width")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--layers", ta.layers, "transformer: encoder and decoder layers")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--decoder-layers", ta.decoder_layers, "transformer: decoder layers (default --layers)")
+      ->check(at_least(1));
+  train_cmd->add_flag("--post-norm", ta.post_norm, "transformer: LayerNorm after each sublayer, as in the paper (default: before)");
+  train_cmd->add_flag("--tie-embeddings", o.model.transformer.tie_embeddings,
+                      "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
+  train_cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
+      ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
@@ -482,6 +574,11 @@ int run(int argc, const char* const* argv, Mode mode) {
   align_cmd->add_option("--format", align_format, "png, svg or pharaoh (default: from the --out extension)")
       ->check(CLI::IsMember({"png", "svg", "pharaoh"}));
   align_cmd->add_option("text", align_texts, "The input (pharaoh: inputs, or stdin lines when none)");
+  std::string align_map = "all";
+  align_cmd->add_option("--map", align_map,
+                        "Transformer: all (the mean, then every layer's heads), mean, or LAYER:HEAD (pharaoh: the mean "
+                        "unless LAYER:HEAD)")
+      ->capture_default_str();
 
   std::string data_out, split_from, dict_file;
   auto* data_cmd = app.add_subcommand("data", "Prepare data sets");
@@ -508,11 +605,11 @@ int run(int argc, const char* const* argv, Mode mode) {
     }
     if (o.out.empty()) throw std::invalid_argument("train: --out DIR is required (or --resume DIR)");
     if (ta.opt.task == "g2p") apply_g2p_recipe(train_cmd, ta);
-    const TrainOptions opts = train_options(ta);
+    const TrainOptions opts = train_options(train_cmd, ta);
     if (mode == Mode::kParseOnly) {
       opts.validate();
-      Seq2SeqConfig m = opts.model;
-      m.src_vocab = m.tgt_vocab = 5;  // the data decides; any valid size checks the rest
+      ModelConfig m = opts.model;
+      m.set_vocabularies(5, 5);  // the data decides; any valid size checks the rest
       m.validate();
       return 0;
     }
@@ -528,7 +625,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*translate_cmd) return run_translate(tra, texts, show_attention);
   if (*align_cmd) {
     if (align_format != "pharaoh" && out_path.empty()) throw std::invalid_argument("align: --out FILE.(png|svg) is required");
-    return run_align(aa, out_path, align_texts, align_format);
+    return run_align(aa, out_path, align_texts, align_format, align_map);
   }
   return 2;
 }

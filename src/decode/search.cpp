@@ -2,53 +2,69 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 #include <stdexcept>
+#include <tuple>
 
-#include "attend/ops/shape.h"
 #include "../kernels/softmax.h"
 
 namespace attend {
 
 namespace {
 
-// The window constraint of the options, or nullptr.
-const Seq2Seq::WindowConstraint* window_of(const DecodeOptions& opt, Seq2Seq::WindowConstraint& w) {
-  if (opt.window_back < 0 && opt.window_forward < 0) return nullptr;
-  w.back = opt.window_back < 0 ? 1 << 20 : opt.window_back;
-  w.forward = opt.window_forward < 0 ? 1 << 20 : opt.window_forward;
-  return &w;
+int max_steps(const Batch& batch, const DecodeOptions& opt, const StepDecoder& dec) {
+  return std::min(opt.max_length > 0 ? opt.max_length : 2 * batch.S + 10, dec.max_steps());
 }
 
-int max_steps(const Batch& batch, const DecodeOptions& opt) { return opt.max_length > 0 ? opt.max_length : 2 * batch.S + 10; }
-
-std::vector<float> row(const Tensor& t, int r, int n) {
-  const float* p = t.data() + int64_t(r) * t.size(1);
-  return {p, p + n};
+// Row `r` of a step's weights [N,G,S], cut to the source's length n: G * n values.
+std::vector<float> weights_row(const Tensor& w, int r, int n) {
+  const int64_t G = w.size(1), S = w.size(2);
+  std::vector<float> out(size_t(G) * n);
+  for (int64_t g = 0; g < G; ++g) {
+    const float* p = w.data() + (int64_t(r) * G + g) * S;
+    std::copy(p, p + n, out.begin() + g * n);
+  }
+  return out;
 }
 
-std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const DecodeOptions& opt) {
+// Log-probabilities [N,V] from a step's logits.
+Tensor log_probs(const Tensor& logits) {
+  Tensor lp = Tensor::empty(logits.shape());
+  kernels::softmax_rows(logits.data(), nullptr, logits.size(0), 1, logits.size(1), lp.data(), /*log_output=*/true);
+  return lp;
+}
+
+// Rows of G * n weights per step -> the hypothesis' attention (the mean of the G maps) and,
+// for G > 1, every map.
+void set_attention(Hypothesis& h, const std::vector<std::vector<float>>& rows, int G, int n) {
+  h.attention.assign(rows.size(), std::vector<float>(n, 0.0f));
+  if (G > 1) h.maps.assign(G, std::vector<std::vector<float>>(rows.size(), std::vector<float>(n)));
+  for (size_t t = 0; t < rows.size(); ++t)
+    for (int g = 0; g < G; ++g)
+      for (int s = 0; s < n; ++s) {
+        const float w = rows[t][size_t(g) * n + s];
+        h.attention[t][s] += w / G;
+        if (G > 1) h.maps[g][t][s] = w;
+      }
+}
+
+std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt) {
   const int B = batch.B;
-  Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
-  Seq2Seq::DecoderState state = model.initial_state(enc);
-  state.attn.hard = true;
-  Seq2Seq::WindowConstraint wc;
-  const Seq2Seq::WindowConstraint* window = window_of(opt, wc);
   std::vector<Hypothesis> out(B);
+  std::vector<std::vector<std::vector<float>>> rows(B);
   std::vector<int> prev(B, Vocab::kBos);
   std::vector<bool> done(B, false);
-  int remaining = B;
-  for (int t = 0; t < max_steps(batch, opt) && remaining > 0; ++t) {
-    Seq2Seq::Step s = model.step(prev, state, enc, nullptr, window);
-    const int V = s.logits.size(1);
-    Tensor logp = Tensor::empty(s.logits.shape());
-    kernels::softmax_rows(s.logits.value().data(), nullptr, B, 1, V, logp.data(), /*log_output=*/true);
+  int remaining = B, G = 1;
+  for (int t = 0; t < max_steps(batch, opt, dec) && remaining > 0; ++t) {
+    const DecoderStep s = dec.step(prev);
+    G = static_cast<int>(s.weights.size(1));
+    const int V = static_cast<int>(s.logits.size(1));
+    const Tensor logp = log_probs(s.logits);
     for (int b = 0; b < B; ++b) {
       if (done[b]) continue;
       const float* lp = logp.data() + int64_t(b) * V;
       const int best = static_cast<int>(std::max_element(lp + Vocab::kEos, lp + V) - lp);  // never <pad>/<unk>/<s>
       out[b].score += lp[best];
-      out[b].attention.push_back(row(s.weights.value(), b, batch.src_lengths[b]));
+      rows[b].push_back(weights_row(s.weights, b, batch.src_lengths[b]));
       if (best == Vocab::kEos) {
         done[b] = true;
         --remaining;
@@ -57,68 +73,36 @@ std::vector<Hypothesis> greedy(const Seq2Seq& model, const Batch& batch, const D
       }
       prev[b] = best;
     }
-    state = s.state;
   }
+  for (int b = 0; b < B; ++b) set_attention(out[b], rows[b], G, batch.src_lengths[b]);
   return out;
 }
 
-Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<int>& rows) {
-  Seq2Seq::DecoderState g;
-  g.attn.step = s.attn.step;  // the same step for every row
-  g.attn.hard = s.attn.hard;
-  for (int r : rows) {
-    if (!s.attn.pointer.empty()) g.attn.pointer.push_back(s.attn.pointer[r]);
-    if (!s.last_attended.empty()) g.last_attended.push_back(s.last_attended[r]);
-  }
-  if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
-  if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
-  if (s.attn.transition.defined()) g.attn.transition = Var(gather_rows(s.attn.transition.value(), rows));
-  g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));
-  if (s.rnn.c.defined()) g.rnn.c = Var(gather_rows(s.rnn.c.value(), rows));
-  if (s.feed.defined()) g.feed = Var(gather_rows(s.feed.value(), rows));
-  return g;
-}
-
-std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, const DecodeOptions& opt) {
+std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt) {
   const int B = batch.B, K = opt.beam;
-  Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
-  // Each sentence's encoding repeated K times: rows b*K .. b*K+K-1.
-  std::vector<int> expand(B * K);
-  for (int i = 0; i < B * K; ++i) expand[i] = i / K;
-  Seq2Seq::Encoded big = enc;
-  big.B = B * K;
-  big.memory.scorer.keys = Var(gather_rows(enc.memory.scorer.keys.value(), expand));
-  big.memory.scorer.values = Var(gather_rows(enc.memory.scorer.values.value(), expand));
-  big.memory.scorer.mask = gather_rows(enc.memory.scorer.mask, expand);
-  big.memory.lengths.clear();
-  for (int r : expand) big.memory.lengths.push_back(enc.memory.lengths[r]);
-  if (enc.memory.static_weights.defined()) {
-    big.memory.static_weights = Var(gather_rows(enc.memory.static_weights.value(), expand));
-    big.memory.static_context = Var(gather_rows(enc.memory.static_context.value(), expand));
-  }
-  Seq2Seq::DecoderState state = gather(model.initial_state(enc), expand);
-  state.attn.hard = true;
-  Seq2Seq::WindowConstraint wc;
-  const Seq2Seq::WindowConstraint* window = window_of(opt, wc);
-
   struct Live {
     std::vector<int> tokens;
-    std::vector<std::vector<float>> attention;
+    std::vector<std::vector<float>> rows;  // G * n weights per step
     float logp = 0.0f;
   };
+  struct Done {
+    Live hyp;
+    float score;
+  };
   std::vector<std::vector<Live>> live(B, std::vector<Live>(K));
-  std::vector<std::vector<Hypothesis>> finished(B);
+  std::vector<std::vector<Done>> finished(B);
   std::vector<bool> closed(B, false);
   auto normalised = [&](float logp, size_t len) {
     return opt.length_penalty > 0.0f ? logp / std::pow(static_cast<float>(len), opt.length_penalty) : logp;
   };
   std::vector<int> prev(B * K, Vocab::kBos);
-  const int steps = max_steps(batch, opt);
+  int G = 1;
+  const int steps = max_steps(batch, opt, dec);
   for (int t = 0; t < steps; ++t) {
-    Seq2Seq::Step s = model.step(prev, state, big, nullptr, window);
-    const int V = s.logits.size(1);
-    Tensor logp = Tensor::empty(s.logits.shape());
-    kernels::softmax_rows(s.logits.value().data(), nullptr, B * K, 1, V, logp.data(), /*log_output=*/true);
+    const DecoderStep s = dec.step(prev);
+    G = static_cast<int>(s.weights.size(1));
+    const int V = static_cast<int>(s.logits.size(1));
+    const Tensor logp = log_probs(s.logits);
     std::vector<int> parents(B * K, 0);
     bool any_open = false;
     for (int b = 0; b < B; ++b) {
@@ -129,8 +113,7 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
       // Candidates (score, row, token); at t = 0 all K rows are the same, so only row 0 expands.
       std::vector<std::tuple<float, int, int>> cand;
       for (int k = 0; k < (t == 0 ? 1 : K); ++k) {
-        const int r = b * K + k;
-        const float* lp = logp.data() + int64_t(r) * V;
+        const float* lp = logp.data() + int64_t(b * K + k) * V;
         for (int v = Vocab::kEos; v < V; ++v) cand.emplace_back(live[b][k].logp + lp[v], k, v);
       }
       const size_t keep = std::min(cand.size(), size_t(2 * K));
@@ -140,16 +123,16 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
       for (size_t i = 0; i < keep && static_cast<int>(next.size()) < K; ++i) {
         const auto [score, k, v] = cand[i];
         Live h = live[b][k];
-        h.attention.push_back(row(s.weights.value(), b * K + k, batch.src_lengths[b]));
+        h.rows.push_back(weights_row(s.weights, b * K + k, batch.src_lengths[b]));
         h.logp = score;
         if (v == Vocab::kEos) {  // keep the K best finished hypotheses
-          Hypothesis done{h.tokens, h.attention, normalised(score, h.tokens.size() + 1)};
+          Done d{std::move(h), normalised(score, live[b][k].tokens.size() + 1)};
           auto& fin = finished[b];
           if (static_cast<int>(fin.size()) < K) {
-            fin.push_back(std::move(done));
+            fin.push_back(std::move(d));
           } else {
             auto worst = std::min_element(fin.begin(), fin.end(), [](const auto& x, const auto& y) { return x.score < y.score; });
-            if (worst->score < done.score) *worst = std::move(done);
+            if (worst->score < d.score) *worst = std::move(d);
           }
           continue;
         }
@@ -176,26 +159,30 @@ std::vector<Hypothesis> beam_search(const Seq2Seq& model, const Batch& batch, co
       any_open = any_open || !closed[b];
     }
     if (!any_open) break;
-    state = gather(s.state, parents);
+    dec.reorder(parents);
   }
   std::vector<Hypothesis> out(B);
   for (int b = 0; b < B; ++b) {
     if (finished[b].empty()) {  // ran out of steps: take the best live hypothesis
       const Live& h = live[b][0];
-      finished[b].push_back({h.tokens, h.attention, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
+      finished[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
     }
-    out[b] = *std::max_element(finished[b].begin(), finished[b].end(),
-                               [](const Hypothesis& x, const Hypothesis& y) { return x.score < y.score; });
+    const Done& best = *std::max_element(finished[b].begin(), finished[b].end(),
+                                         [](const Done& x, const Done& y) { return x.score < y.score; });
+    out[b].tokens = best.hyp.tokens;
+    out[b].score = best.score;
+    set_attention(out[b], best.hyp.rows, G, batch.src_lengths[b]);
   }
   return out;
 }
 
 }  // namespace
 
-std::vector<Hypothesis> decode(const Seq2Seq& model, const Batch& batch, const DecodeOptions& opt) {
+std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const DecodeOptions& opt) {
   if (opt.beam < 1) throw std::invalid_argument("decode: beam must be >= 1, got " + std::to_string(opt.beam));
   NoGradScope no_grad;
-  return opt.beam == 1 ? greedy(model, batch, opt) : beam_search(model, batch, opt);
+  std::unique_ptr<StepDecoder> dec = model.decoder(batch, opt.beam, opt);
+  return opt.beam == 1 ? greedy(*dec, batch, opt) : beam_search(*dec, batch, opt);
 }
 
 }  // namespace attend

@@ -17,6 +17,8 @@
 #include "attend/ops/softmax.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/reduce.h"
+#include "attend/models/model_config.h"
+#include "../io/json_field.h"
 
 namespace attend {
 
@@ -74,30 +76,9 @@ void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
 }
 
 namespace {
-// j[name] as T, or `fallback` when absent; a wrong type names the field and the value found.
 template <class T>
 T field(const nlohmann::json& j, const char* name, std::optional<T> fallback = std::nullopt) {
-  if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object, got " + j.dump().substr(0, 60));
-  auto it = j.find(name);
-  if (it == j.end()) {
-    if (fallback) return *fallback;
-    throw std::invalid_argument(std::string("model config: '") + name + "' is missing");
-  }
-  try {
-    if constexpr (std::is_same_v<T, int>) {  // whole numbers only, and within int (no silent casts)
-      const bool fits = (it->is_number_unsigned() && it->template get<uint64_t>() <= uint64_t(INT32_MAX)) ||
-                        (it->is_number_integer() && !it->is_number_unsigned() && it->template get<int64_t>() >= INT32_MIN &&
-                         it->template get<int64_t>() <= INT32_MAX);
-      if (!fits) throw std::invalid_argument(std::string("model config: '") + name + "' must be a whole number within int, got " + it->dump().substr(0, 60));
-    }
-    if constexpr (std::is_same_v<T, float>) {
-      if (!it->is_number() || !(std::fabs(it->template get<double>()) <= 3.0e38))
-        throw std::invalid_argument(std::string("model config: '") + name + "' must be a number within float range, got " + it->dump().substr(0, 60));
-    }
-    return it->get<T>();
-  } catch (const nlohmann::json::exception&) {
-    throw std::invalid_argument(std::string("model config: '") + name + "' has the wrong type: " + it->dump().substr(0, 60));
-  }
+  return json_field<T>(j, name, "model config", fallback);
 }
 }  // namespace
 
@@ -123,6 +104,12 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.src_vocab = field<int>(j, "src_vocab");
   c.tgt_vocab = field<int>(j, "tgt_vocab");
   c.validate();
+}
+
+nlohmann::json Seq2Seq::config_json() const {
+  ModelConfig c;
+  c.architecture = Architecture::kRnn, c.rnn = config_;
+  return c;
 }
 
 Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {

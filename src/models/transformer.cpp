@@ -13,6 +13,8 @@
 #include "attend/ops/loss.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/shape.h"
+#include "attend/models/model_config.h"
+#include "../io/json_field.h"
 
 namespace attend {
 
@@ -38,11 +40,19 @@ void to_json(nlohmann::json& j, const TransformerConfig& c) {
 }
 
 void from_json(const nlohmann::json& j, TransformerConfig& c) {
-  c.dim = j.at("dim"), c.heads = j.at("heads"), c.ffn = j.at("ffn");
-  c.encoder_layers = j.at("encoder_layers"), c.decoder_layers = j.at("decoder_layers");
-  c.pre_norm = j.at("pre_norm"), c.tie_embeddings = j.at("tie_embeddings"), c.dropout = j.at("dropout");
-  c.max_length = j.at("max_length"), c.src_vocab = j.at("src_vocab"), c.tgt_vocab = j.at("tgt_vocab");
+  const char* w = "transformer config";
+  c.dim = json_field<int>(j, "dim", w), c.heads = json_field<int>(j, "heads", w), c.ffn = json_field<int>(j, "ffn", w);
+  c.encoder_layers = json_field<int>(j, "encoder_layers", w), c.decoder_layers = json_field<int>(j, "decoder_layers", w);
+  c.pre_norm = json_field<bool>(j, "pre_norm", w, true), c.tie_embeddings = json_field<bool>(j, "tie_embeddings", w, false);
+  c.dropout = json_field<float>(j, "dropout", w, 0.1f), c.max_length = json_field<int>(j, "max_length", w, 512);
+  c.src_vocab = json_field<int>(j, "src_vocab", w), c.tgt_vocab = json_field<int>(j, "tgt_vocab", w);
   c.validate();
+}
+
+nlohmann::json Transformer::config_json() const {
+  ModelConfig c;
+  c.architecture = Architecture::kTransformer, c.transformer = config_;
+  return c;
 }
 
 Transformer::Transformer(const TransformerConfig& config, Rng& rng) : config_(config) {
@@ -108,151 +118,71 @@ Var Transformer::loss(const Batch& batch, float label_smoothing, Rng* rng) const
   return cross_entropy(logits(batch, rng), batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
 }
 
-Transformer::Decoded Transformer::greedy(const Batch& batch, int max_length, bool use_cache) const {
-  NoGradScope no_grad;
-  const Encoded enc = encode(batch.src, batch.src_lengths, batch.S, nullptr);
-  const int B = enc.B, C = config_.dim, V = config_.tgt_vocab;
-  const int steps = std::min(max_length, config_.max_length);
-  Decoded out;
-  out.tokens.assign(B, {});
-  out.step_logits.assign(B, {});
-  std::vector<KvCache> self, cross;
-  if (use_cache)
-    for (const auto& layer : decoder_) {
-      self.emplace_back(B, layer.heads(), steps, C / layer.heads());
-      cross.push_back(layer.cross_keys_values(enc.memory, enc.lengths));
+class TransformerStepDecoder final : public StepDecoder {
+ public:
+  TransformerStepDecoder(const Transformer& m, const Batch& batch, int K, const DecodeOptions& opt) : m_(m) {
+    NoGradScope no_grad;
+    const Transformer::Encoded enc = m.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+    N_ = enc.B * K, S_ = enc.S;
+    Var memory = enc.memory;
+    std::vector<int> lengths = enc.lengths;
+    if (K > 1) {  // every source's memory repeated for its K rows: row b * K + k
+      std::vector<int> rows(N_);
+      lengths.resize(N_);
+      for (int i = 0; i < N_; ++i) rows[i] = i / K, lengths[i] = enc.lengths[i / K];
+      memory = Var(gather_rows(enc.memory.value(), rows));
     }
-  std::vector<int> prefix;  // batch-major [B * t] of the inputs so far (without cache)
-  std::vector<int> prev(B, Vocab::kBos);
-  std::vector<bool> done(B, false);
-  for (int t = 0; t < steps; ++t) {
-    Var h;  // [B,C] for position t
-    if (use_cache) {
-      Var y = embed(tgt_emb_, prev, B, 1, t, nullptr);  // [B,1,C]
-      const int L = static_cast<int>(decoder_.size()), H = decoder_[0].heads();
-      Tensor weights(Shape{L, B, H, enc.S});
-      for (int l = 0; l < L; ++l) {
-        Tensor w;  // [B,H,1,S]
-        y = decoder_[l].step(y, self[l], cross[l], &w);
-        std::copy(w.data(), w.data() + w.numel(), weights.data() + int64_t(l) * B * H * enc.S);
-      }
-      out.cross_attention.push_back(weights);
-      if (config_.pre_norm) y = dec_norm_(y);
-      h = reshape(y, Shape{B, C});
-    } else {
-      std::vector<int> ids(size_t(B) * (t + 1));
-      for (int b = 0; b < B; ++b) {
-        for (int k = 0; k < t; ++k) ids[size_t(b) * (t + 1) + k] = prefix[size_t(b) * t + k];
-        ids[size_t(b) * (t + 1) + t] = prev[b];
-      }
-      prefix = ids;
-      Var y = embed(tgt_emb_, ids, B, t + 1, 0, nullptr);
-      for (const auto& layer : decoder_) y = layer(y, enc.memory, enc.lengths, nullptr);
-      if (config_.pre_norm) y = dec_norm_(y);
-      h = reshape(slice(y, 1, t, 1), Shape{B, C});
+    const int C = m.config_.dim;
+    // The search's step limit, within the positions the model has; the caches hold that many.
+    max_steps_ = std::min(opt.max_length > 0 ? opt.max_length : 2 * batch.S + 10, m.config_.max_length);
+    for (const auto& layer : m.decoder_) {
+      self_.emplace_back(N_, layer.heads(), max_steps_, C / layer.heads());
+      cross_.push_back(layer.cross_keys_values(memory, lengths));
     }
-    const Tensor z = output(h).value();  // [B,V]
-    bool all_done = true;
-    for (int b = 0; b < B; ++b) {
-      const float* row = z.data() + int64_t(b) * V;
-      out.step_logits[b].emplace_back(row, row + V);
-      int best = 0;
-      for (int v = 1; v < V; ++v)
-        if (row[v] > row[best]) best = v;
-      if (!done[b]) {
-        if (best == Vocab::kEos) done[b] = true;
-        else out.tokens[b].push_back(best);
-      }
-      prev[b] = best;
-      all_done = all_done && done[b];
-    }
-    if (all_done) break;
   }
-  return out;
+
+  DecoderStep step(const std::vector<int>& prev) override {
+    NoGradScope no_grad;
+    const int L = static_cast<int>(m_.decoder_.size()), H = m_.decoder_[0].heads(), C = m_.config_.dim;
+    Var y = m_.embed(m_.tgt_emb_, prev, N_, 1, t_, nullptr);  // [N,1,C]
+    Tensor weights = Tensor::empty(Shape{N_, L * H, S_});
+    for (int l = 0; l < L; ++l) {
+      Tensor w;  // [N,H,1,S]
+      y = m_.decoder_[l].step(y, self_[l], cross_[l], &w);
+      for (int n = 0; n < N_; ++n)
+        std::copy(w.data() + int64_t(n) * H * S_, w.data() + int64_t(n + 1) * H * S_,
+                  weights.data() + (int64_t(n) * L + l) * H * S_);
+    }
+    if (m_.config_.pre_norm) y = m_.dec_norm_(y);
+    ++t_;
+    return {m_.output(reshape(y, Shape{N_, C})).value(), weights};
+  }
+
+  void reorder(const std::vector<int>& parents) override {
+    for (auto& c : self_) c.reorder(parents);
+  }
+  int max_steps() const override { return max_steps_; }
+
+ private:
+  const Transformer& m_;
+  int N_ = 0, S_ = 0, t_ = 0, max_steps_ = 0;
+  std::vector<KvCache> self_, cross_;
+};
+
+std::unique_ptr<StepDecoder> Transformer::decoder(const Batch& batch, int rows_per_source, const DecodeOptions& options) const {
+  if (rows_per_source < 1)
+    throw std::invalid_argument("Transformer::decoder: rows per source must be >= 1, got " + std::to_string(rows_per_source));
+  if (options.window_back >= 0 || options.window_forward >= 0)
+    throw std::invalid_argument("the window constraint (--window-back/--window-forward) steers an RNN model's attention; "
+                                "a Transformer has no single attention to constrain");
+  return std::make_unique<TransformerStepDecoder>(*this, batch, rows_per_source, options);
 }
 
-Transformer::Beamed Transformer::beam_search(const Batch& batch, int K, float length_penalty, int max_length) const {
-  if (K < 1) throw std::invalid_argument("beam_search: beam must be >= 1, got " + std::to_string(K));
-  NoGradScope no_grad;
-  const Encoded enc = encode(batch.src, batch.src_lengths, batch.S, nullptr);
-  const int B = enc.B, C = config_.dim, V = config_.tgt_vocab, N = B * K;
-  const int steps = std::min(max_length, config_.max_length);
-  // Every source's memory repeated for its K beams: row b * K + k.
-  std::vector<int> rows(N), lengths(N);
-  for (int i = 0; i < N; ++i) rows[i] = i / K, lengths[i] = enc.lengths[i / K];
-  Tensor memory = gather_rows(enc.memory.value(), rows);  // [N,S,C]
-  std::vector<KvCache> self, cross;
-  for (const auto& layer : decoder_) {
-    self.emplace_back(N, layer.heads(), steps, C / layer.heads());
-    cross.push_back(layer.cross_keys_values(Var(memory), lengths));
-  }
-  struct Hyp {
-    std::vector<int> tokens;
-    double logp = 0.0;
-  };
-  std::vector<Hyp> alive(N);
-  std::vector<double> alive_score(N, -INFINITY);
-  for (int b = 0; b < B; ++b) alive_score[b * K] = 0.0;  // one live beam per source at the start
-  std::vector<std::vector<std::pair<double, Hyp>>> finished(B);
-  auto normalised = [&](const Hyp& h, int length) { return h.logp / std::pow(double(length), double(length_penalty)); };
-  std::vector<int> prev(N, Vocab::kBos);
-  for (int t = 0; t < steps; ++t) {
-    Var y = embed(tgt_emb_, prev, N, 1, t, nullptr);
-    for (size_t l = 0; l < decoder_.size(); ++l) y = decoder_[l].step(y, self[l], cross[l]);
-    if (config_.pre_norm) y = dec_norm_(y);
-    const Tensor z = output(reshape(y, Shape{N, C})).value();  // [N,V]
-    std::vector<int> from(N);
-    std::vector<Hyp> next(N);
-    std::vector<double> next_score(N, -INFINITY);
-    bool any_alive = false;
-    for (int b = 0; b < B; ++b) {
-      std::vector<std::tuple<double, int, int>> cand;  // (log p, beam, token)
-      for (int k = 0; k < K; ++k) {
-        const int i = b * K + k;
-        if (alive_score[i] == -INFINITY) continue;
-        const float* row = z.data() + int64_t(i) * V;
-        const float mx = *std::max_element(row, row + V);
-        double se = 0.0;
-        for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
-        const double lse = mx + std::log(se);
-        for (int v = 0; v < V; ++v)
-          if (v != Vocab::kPad && v != Vocab::kBos) cand.emplace_back(alive_score[i] + row[v] - lse, k, v);
-      }
-      std::sort(cand.begin(), cand.end(), [](const auto& a, const auto& c) { return std::get<0>(a) > std::get<0>(c); });
-      int filled = 0;
-      for (const auto& [lp, k, v] : cand) {
-        if (filled == K) break;
-        Hyp h = alive[b * K + k];
-        h.logp = lp;
-        if (v == Vocab::kEos || t + 1 == steps) {  // ended by </s>, or cut at the length limit
-          if (v != Vocab::kEos) h.tokens.push_back(v);
-          const int length = static_cast<int>(h.tokens.size()) + (v == Vocab::kEos ? 1 : 0);
-          finished[b].emplace_back(normalised(h, length), h);
-          if (static_cast<int>(finished[b].size()) >= K) break;
-          continue;
-        }
-        h.tokens.push_back(v);
-        const int i = b * K + filled;
-        from[i] = b * K + k, next[i] = h, next_score[i] = lp, prev[i] = v;
-        ++filled;
-      }
-      if (static_cast<int>(finished[b].size()) >= K) filled = 0;  // this source is done
-      for (int k = filled; k < K; ++k) from[b * K + k] = b * K, next_score[b * K + k] = -INFINITY;
-      any_alive = any_alive || filled > 0;
-    }
-    for (auto& c : self) c.reorder(from);
-    alive = std::move(next);
-    alive_score = std::move(next_score);
-    if (!any_alive) break;
-  }
-  Beamed out;
-  for (int b = 0; b < B; ++b) {
-    auto best = std::max_element(finished[b].begin(), finished[b].end(),
-                                 [](const auto& a, const auto& c) { return a.first < c.first; });
-    out.tokens.push_back(best == finished[b].end() ? std::vector<int>{} : best->second.tokens);
-    out.scores.push_back(best == finished[b].end() ? -INFINITY : best->first);
-  }
-  return out;
+std::vector<std::string> Transformer::attention_maps() const {
+  std::vector<std::string> names;
+  for (int l = 1; l <= config_.decoder_layers; ++l)
+    for (int h = 1; h <= config_.heads; ++h) names.push_back("layer " + std::to_string(l) + " head " + std::to_string(h));
+  return names;
 }
 
 void Transformer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {

@@ -43,7 +43,7 @@ ModelFileConfig parse_model_config(const std::string& text, const std::string& p
   try {
     if (!config.is_object() || config.value("format", "") != kFormat)
       throw std::invalid_argument(std::string("format is not '") + kFormat + "'");
-    c.model = config.at("model").get<Seq2SeqConfig>();
+    c.model = config.at("model").get<ModelConfig>();
     c.source = config.at("source").get<Tokenizer>();
     c.target = config.at("target").get<Tokenizer>();
     c.extra = config.value("extra", nlohmann::json::object());
@@ -53,41 +53,43 @@ ModelFileConfig parse_model_config(const std::string& text, const std::string& p
   return c;
 }
 
-Translator::Translator(Seq2Seq model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
+Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
                        nlohmann::json extra)
     : model_(std::move(model)),
       src_tok_(src_tok),
       tgt_tok_(tgt_tok),
       src_vocab_(std::move(src_vocab)),
       tgt_vocab_(std::move(tgt_vocab)),
-      extra_(std::move(extra)) {}
+      extra_(std::move(extra)) {
+  if (!model_) throw std::invalid_argument("Translator: no model");
+}
 
 Translator Translator::load(const std::string& dir) {
   const std::string config_path = dir + "/config.json";
   if (!std::filesystem::is_directory(dir)) throw std::runtime_error(dir + ": no such model directory");
   ModelFileConfig c = parse_model_config(read_file(config_path), config_path);
-  const Seq2SeqConfig& mc = c.model;
+  const ModelConfig& mc = c.model;
   Vocab sv = parse_vocab(read_file(dir + "/src_vocab.json"), dir + "/src_vocab.json");
   Vocab tv = parse_vocab(read_file(dir + "/tgt_vocab.json"), dir + "/tgt_vocab.json");
-  if (sv.size() != mc.src_vocab || tv.size() != mc.tgt_vocab) {
-    throw std::runtime_error(config_path + ": vocabulary sizes " + std::to_string(mc.src_vocab) + "/" +
-                             std::to_string(mc.tgt_vocab) + " do not match the vocabulary files (" +
+  if (sv.size() != mc.src_vocab() || tv.size() != mc.tgt_vocab()) {
+    throw std::runtime_error(config_path + ": vocabulary sizes " + std::to_string(mc.src_vocab()) + "/" +
+                             std::to_string(mc.tgt_vocab()) + " do not match the vocabulary files (" +
                              std::to_string(sv.size()) + "/" + std::to_string(tv.size()) + ")");
   }
   Rng rng(0);
-  Seq2Seq model(mc, rng);
+  std::unique_ptr<Model> model = mc.build(rng);
   const std::string weights = dir + "/model.safetensors";
-  assign_parameters(model.parameters(), load_safetensors(weights), weights);
+  assign_parameters(model->parameters(), load_safetensors(weights), weights);
   return Translator(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
 }
 
 void Translator::save(const std::string& dir) const {
   make_directories(dir);
-  nlohmann::json config = {{"format", kFormat},   {"version", 1},       {"model", model_.config()},
+  nlohmann::json config = {{"format", kFormat},   {"version", 1},       {"model", model_->config_json()},
                            {"source", src_tok_}, {"target", tgt_tok_}, {"extra", extra_}};
   write_file_atomic(dir + "/src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n");
   write_file_atomic(dir + "/tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n");
-  save_safetensors(dir + "/model.safetensors", model_.parameters(), {{"format", kFormat}});
+  save_safetensors(dir + "/model.safetensors", model_->parameters(), {{"format", kFormat}});
   write_file_atomic(dir + "/config.json", config.dump(2) + "\n");  // last: a directory with config.json is complete
 }
 
@@ -109,12 +111,13 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
   for (size_t start = 0; start < real.size(); start += batch_size) {
     std::vector<int> idx(real.begin() + start, real.begin() + std::min(real.size(), start + batch_size));
     Batch batch = make_batch(enc, idx);
-    std::vector<Hypothesis> hyps = decode(model_, batch, options);
+    std::vector<Hypothesis> hyps = decode(*model_, batch, options);
     for (int r = 0; r < batch.B; ++r) {
       Translation& t = out[idx[r]];
       for (int id : hyps[r].tokens) t.target_tokens.push_back(tgt_vocab_.token(id));
       t.text = tgt_tok_.join(t.target_tokens);
       t.attention = std::move(hyps[r].attention);
+      t.maps = std::move(hyps[r].maps);
       t.score = hyps[r].score;
     }
   }

@@ -297,7 +297,7 @@ class PyModel {
     return d;
   }
 
-  std::string config() const { return nlohmann::json(t_.model().config()).dump(); }
+  std::string config() const { return t_.model().config_json().dump(); }
   std::vector<std::string> source_vocab() const { return t_.source_vocab().tokens(); }
   std::vector<std::string> target_vocab() const { return t_.target_vocab().tokens(); }
 

@@ -60,7 +60,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   nlohmann::json model = j.at("model");
   model["src_vocab"] = model["tgt_vocab"] = 5;
   model.get_to(o.model);
-  o.model.src_vocab = o.model.tgt_vocab = 0;
+  o.model.set_vocabularies(0, 0);
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -205,15 +205,14 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
       throw std::runtime_error("training example " + std::to_string(i + 1) + " has no tokens on one side");
   if (unknown) message("dev set: " + std::to_string(unknown) + " source tokens are not in the training vocabulary");
 
-  Seq2SeqConfig mc = opt.model;
-  mc.src_vocab = src_vocab.size();
-  mc.tgt_vocab = tgt_vocab.size();
+  ModelConfig mc = opt.model;
+  mc.set_vocabularies(src_vocab.size(), tgt_vocab.size());
   Rng rng(opt.seed);
   nlohmann::json extra = {{"task", opt.task},
                           {"training", {{"seed", opt.seed}, {"batch", opt.batch}, {"lr", opt.lr},
                                         {"label_smoothing", opt.label_smoothing}, {"threads", opt.threads}}}};
-  Translator bundle(Seq2Seq(mc, rng), opt.source, opt.target, src_vocab, tgt_vocab, extra);
-  const Seq2Seq& model = bundle.model();
+  Translator bundle(mc.build(rng), opt.source, opt.target, src_vocab, tgt_vocab, extra);
+  const Model& model = bundle.model();
   std::vector<NamedParameter> params = model.parameters();
   int64_t n_params = 0;
   for (const auto& p : params) n_params += p.var.value().numel();

@@ -185,44 +185,109 @@ bool encode_png(const Canvas& c, std::string* out) {
 
 }  // namespace
 
-void write_alignment_png(const std::string& path, const Alignment& a) {
-  a.validate();
-  const int cell = 26, pad = 14, font_px = 15, gap = 6;
-  Text text(font_px);
-  int row_label_w = 0, col_label_h = 0;
-  for (const auto& t : a.target) row_label_w = std::max(row_label_w, text.advance(display(t)));
-  for (const auto& s : a.source) col_label_h = std::max(col_label_h, text.advance(display(s)));
-  const int title_h = a.title.empty() ? 0 : font_px + 12;
-  const int S = static_cast<int>(a.source.size()), T = static_cast<int>(a.target.size());
-  const int grid_x = pad + row_label_w + gap, grid_y = pad + title_h + col_label_h + gap;
-  const int scale_w = 16, scale_gap = 18;
-  const int legend_w = scale_gap + scale_w + 8 + text.advance("1.0");
-  const int width = std::max(grid_x + S * cell + legend_w + pad, pad * 2 + text.advance(a.title));
-  const int height = grid_y + std::max(T * cell, 3 * cell) + pad;
-  Canvas c(width, height);
-  const Rgb ink{20, 20, 20}, grid{225, 225, 225};
-  if (!a.title.empty()) text.draw(c, a.title, pad, pad + text.ascender(), ink);
-  // Column labels, rotated, centred on their columns; row labels right-aligned.
-  for (int s = 0; s < S; ++s)
-    text.draw(c, display(a.source[s]), grid_x + s * cell + cell / 2 + font_px / 3, grid_y - gap, ink, /*vertical=*/true);
-  for (int t = 0; t < T; ++t) {
-    const std::string l = display(a.target[t]);
-    text.draw(c, l, grid_x - gap - text.advance(l), grid_y + t * cell + cell / 2 + font_px / 3, ink);
+namespace {
+
+// One heatmap panel: labelled grid, colour scale and title, drawn at (x0, y0) of a canvas.
+class Panel {
+ public:
+  static constexpr int kCell = 26, kPad = 14, kFontPx = 15, kGap = 6, kScaleW = 16, kScaleGap = 18;
+  Panel(const Alignment& a, Text& text) : a_(a), text_(text) {
+    a.validate();
+    for (const auto& t : a.target) row_label_w_ = std::max(row_label_w_, text.advance(display(t)));
+    for (const auto& s : a.source) col_label_h_ = std::max(col_label_h_, text.advance(display(s)));
+    title_h_ = a.title.empty() ? 0 : kFontPx + 12;
+    S_ = static_cast<int>(a.source.size()), T_ = static_cast<int>(a.target.size());
+    grid_x_ = kPad + row_label_w_ + kGap, grid_y_ = kPad + title_h_ + col_label_h_ + kGap;
+    const int legend_w = kScaleGap + kScaleW + 8 + text.advance("1.0");
+    width_ = std::max(grid_x_ + S_ * kCell + legend_w + kPad, kPad * 2 + text.advance(a.title));
+    height_ = grid_y_ + std::max(T_ * kCell, 3 * kCell) + kPad;
   }
-  for (int t = 0; t < T; ++t)
-    for (int s = 0; s < S; ++s) {
-      c.fill_rect(grid_x + s * cell, grid_y + t * cell, cell, cell, grid);
-      c.fill_rect(grid_x + s * cell + 1, grid_y + t * cell + 1, cell - 1, cell - 1, shade(a.weights[t][s]));
+  int width() const { return width_; }
+  int height() const { return height_; }
+
+  void draw(Canvas& c, int x0, int y0) const {
+    const Rgb ink{20, 20, 20}, grid{225, 225, 225};
+    const int gx = x0 + grid_x_, gy = y0 + grid_y_;
+    if (!a_.title.empty()) text_.draw(c, a_.title, x0 + kPad, y0 + kPad + text_.ascender(), ink);
+    // Column labels, rotated, centred on their columns; row labels right-aligned.
+    for (int s = 0; s < S_; ++s)
+      text_.draw(c, display(a_.source[s]), gx + s * kCell + kCell / 2 + kFontPx / 3, gy - kGap, ink, /*vertical=*/true);
+    for (int t = 0; t < T_; ++t) {
+      const std::string l = display(a_.target[t]);
+      text_.draw(c, l, gx - kGap - text_.advance(l), gy + t * kCell + kCell / 2 + kFontPx / 3, ink);
     }
-  // Colour scale 0..1 beside the grid.
-  const int lx = grid_x + S * cell + scale_gap, lh = std::max(T * cell, 3 * cell);
-  for (int y = 0; y < lh; ++y) c.fill_rect(lx, grid_y + y, scale_w, 1, shade(1.0f - float(y) / std::max(1, lh - 1)));
-  text.draw(c, "1.0", lx + scale_w + 6, grid_y + font_px - 3, ink);
-  text.draw(c, "0.0", lx + scale_w + 6, grid_y + lh, ink);
+    for (int t = 0; t < T_; ++t)
+      for (int s = 0; s < S_; ++s) {
+        c.fill_rect(gx + s * kCell, gy + t * kCell, kCell, kCell, grid);
+        c.fill_rect(gx + s * kCell + 1, gy + t * kCell + 1, kCell - 1, kCell - 1, shade(a_.weights[t][s]));
+      }
+    // Colour scale 0..1 beside the grid.
+    const int lx = gx + S_ * kCell + kScaleGap, lh = std::max(T_ * kCell, 3 * kCell);
+    for (int y = 0; y < lh; ++y) c.fill_rect(lx, gy + y, kScaleW, 1, shade(1.0f - float(y) / std::max(1, lh - 1)));
+    text_.draw(c, "1.0", lx + kScaleW + 6, gy + kFontPx - 3, ink);
+    text_.draw(c, "0.0", lx + kScaleW + 6, gy + lh, ink);
+  }
+
+ private:
+  const Alignment& a_;
+  Text& text_;
+  int row_label_w_ = 0, col_label_h_ = 0, title_h_ = 0, S_ = 0, T_ = 0, grid_x_ = 0, grid_y_ = 0, width_ = 0, height_ = 0;
+};
+
+// Column widths and row heights of a grid of panels (rows may hold different numbers).
+struct GridLayout {
+  std::vector<int> x, y;  // left edge of each column, top edge of each row
+  int width = 0, height = 0;
+};
+template <class Size>
+GridLayout grid_layout(const std::vector<std::vector<Alignment>>& rows, Size size) {
+  size_t columns = 0;
+  for (const auto& r : rows) columns = std::max(columns, r.size());
+  std::vector<int> col_w(columns, 0), row_h(rows.size(), 0);
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = 0; j < rows[i].size(); ++j) {
+      const auto [w, h] = size(rows[i][j]);
+      col_w[j] = std::max(col_w[j], w), row_h[i] = std::max(row_h[i], h);
+    }
+  GridLayout g;
+  for (int w : col_w) g.x.push_back(g.width), g.width += w;
+  for (int h : row_h) g.y.push_back(g.height), g.height += h;
+  return g;
+}
+
+void check_grid(const std::vector<std::vector<Alignment>>& rows) {
+  size_t n = 0;
+  for (const auto& r : rows) n += r.size();
+  if (n == 0) throw std::invalid_argument("alignment grid: no panels");
+}
+
+}  // namespace
+
+namespace {
+std::string grid_png(const std::vector<std::vector<Alignment>>& rows, const std::string& path) {
+  check_grid(rows);
+  Text text(Panel::kFontPx);
+  const GridLayout g = grid_layout(rows, [&](const Alignment& a) {
+    const Panel p(a, text);
+    return std::pair{p.width(), p.height()};
+  });
+  Canvas c(g.width, g.height);
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = 0; j < rows[i].size(); ++j) Panel(rows[i][j], text).draw(c, g.x[j], g.y[i]);
   std::string bytes;
   if (!encode_png(c, &bytes)) throw std::runtime_error(path + ": PNG encoding failed");
-  write_file_atomic(path, bytes);
+  return bytes;
 }
+}  // namespace
+
+void write_alignment_png(const std::string& path, const Alignment& a) { write_file_atomic(path, grid_png({{a}}, path)); }
+
+namespace {
+std::pair<int, int> svg_size(const Alignment& a) {
+  const int cell = 26, left = 120, top = 110 + (a.title.empty() ? 0 : 24);
+  return {left + static_cast<int>(a.source.size()) * cell + 20, top + static_cast<int>(a.target.size()) * cell + 20};
+}
+}  // namespace
 
 std::string alignment_svg(const Alignment& a) {
   a.validate();
@@ -241,8 +306,9 @@ std::string alignment_svg(const Alignment& a) {
   };
   const int cell = 26, left = 120, top = 110 + (a.title.empty() ? 0 : 24);
   const int S = static_cast<int>(a.source.size()), T = static_cast<int>(a.target.size());
+  const auto [width, height] = svg_size(a);
   std::ostringstream o;
-  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << left + S * cell + 20 << "\" height=\"" << top + T * cell + 20
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
     << "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"14\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
   if (!a.title.empty()) o << "<text x=\"10\" y=\"22\">" << esc(a.title) << "</text>\n";
   for (int s = 0; s < S; ++s) {
@@ -263,12 +329,30 @@ std::string alignment_svg(const Alignment& a) {
   return o.str();
 }
 
-void write_alignment_image(const std::string& path, const Alignment& a) {
+std::string alignment_grid_svg(const std::vector<std::vector<Alignment>>& rows) {
+  check_grid(rows);
+  const GridLayout g = grid_layout(rows, svg_size);
+  std::ostringstream o;
+  o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << g.width << "\" height=\"" << g.height << "\">\n";
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (size_t j = 0; j < rows[i].size(); ++j) {
+      std::string panel = alignment_svg(rows[i][j]);  // a nested <svg> placed by x and y
+      panel.insert(4, " x=\"" + std::to_string(g.x[j]) + "\" y=\"" + std::to_string(g.y[i]) + "\"");
+      o << panel;
+    }
+  o << "</svg>\n";
+  return o.str();
+}
+
+void write_alignment_grid(const std::string& path, const std::vector<std::vector<Alignment>>& rows) {
   const std::string ext = std::filesystem::path(path).extension().string();
-  if (ext == ".png") return write_alignment_png(path, a);
-  if (ext == ".svg") return write_file_atomic(path, alignment_svg(a));
+  if (ext == ".png") return write_file_atomic(path, grid_png(rows, path));
+  if (ext == ".svg") return write_file_atomic(path, rows.size() == 1 && rows[0].size() == 1 ? alignment_svg(rows[0][0])
+                                                                                            : alignment_grid_svg(rows));
   throw std::invalid_argument(path + ": unknown image type '" + ext + "' (use .png or .svg)");
 }
+
+void write_alignment_image(const std::string& path, const Alignment& a) { write_alignment_grid(path, {{a}}); }
 
 std::string alignment_terminal(const Alignment& a, bool color) {
   a.validate();

@@ -1,29 +1,27 @@
-// attend decode: batched greedy decoding and beam search for the seq2seq model.
+// attend decode: batched greedy decoding and beam search, for any model (model.h) through its
+// step decoder (step_decoder.h).
 #pragma once
 
 #include <vector>
 
 #include "attend/data/batch.h"
-#include "attend/models/seq2seq.h"
+#include "attend/decode/step_decoder.h"
+#include "attend/models/model.h"
 
 namespace attend {
 
-struct DecodeOptions {
-  int beam = 1;                 // 1 = greedy
-  float length_penalty = 1.0f;  // beam scores are log p / length^alpha (0 = raw log-probability)
-  int max_length = 0;           // 0 = 2 * source length + 10
-  // Window constraint: attend only within [last - window_back, last + window_forward] of the
-  // position attended (argmax) at the previous step; -1 = no constraint. Any mechanism.
-  int window_back = -1, window_forward = -1;
-};
-
 struct Hypothesis {
-  std::vector<int> tokens;                      // without <s> and </s>
-  std::vector<std::vector<float>> attention;    // one row per output token (and </s>), over source positions
-  float score = 0.0f;                           // log-probability (length-normalised for beams)
+  std::vector<int> tokens;  // without <s> and </s>
+  // One row per output token (and </s>) over the source positions: the attention weights, or,
+  // for a model with several maps (Transformer layers x heads), their mean.
+  std::vector<std::vector<float>> attention;
+  // With several maps only: [G][rows][source] (G = model.attention_maps().size()).
+  std::vector<std::vector<std::vector<float>>> maps;
+  float score = 0.0f;  // log-probability (length-normalised for beams)
 };
 
 // One hypothesis per batch row, in the batch's row order. Runs without recording gradients.
-std::vector<Hypothesis> decode(const Seq2Seq& model, const Batch& batch, const DecodeOptions& options);
+// Greedy for options.beam == 1, beam search otherwise.
+std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const DecodeOptions& options);
 
 }  // namespace attend

@@ -17,6 +17,7 @@
 
 #include "attend/attention/mechanism.h"
 #include "attend/data/batch.h"
+#include "attend/models/model.h"
 #include "attend/nn/linear.h"
 #include "attend/nn/rnn.h"
 
@@ -56,7 +57,7 @@ struct Seq2SeqConfig {
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c);
 void from_json(const nlohmann::json& j, Seq2SeqConfig& c);
 
-class Seq2Seq : public Module {
+class Seq2Seq : public Model {
  public:
   struct Encoded {
     AttentionMemory memory;        // keys/values [B,S,M], mask [B,S], lengths
@@ -92,15 +93,22 @@ class Seq2Seq : public Module {
   Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng,
             const WindowConstraint* window = nullptr) const;
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
-  // `final_state` (optional) receives the attention state after the last step (its loss terms:
-  // coverage penalty, hard attention's sampled log-probabilities and entropy). With an Rng,
-  // dropout is on and hard attention samples; without, it takes the argmax.
-  Var logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_state = nullptr) const;
+  // `final_state` receives the attention state after the last step (its loss terms: coverage
+  // penalty, hard attention's sampled log-probabilities and entropy). With an Rng, dropout is
+  // on and hard attention samples; without, it takes the argmax.
+  Var logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_state) const;
+  Var logits(const Batch& batch, Rng* dropout_rng) const override { return logits(batch, dropout_rng, nullptr); }
   // Teacher-forced mean cross-entropy over the batch's target tokens, plus the mechanism's own
   // terms: See et al.'s coverage loss; for hard attention trained with REINFORCE, Xu et al.'s
   // -(R - b) log a(s~) - lambda_e H(a), with R the sentence's log-likelihood and b its moving
   // average (a buffer of the model, "attention.reinforce_baseline", saved with the weights).
-  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const;
+  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const override;
+  // Decoding steps over the encoded batch (seq2seq_decoder.cpp): the mechanism's inference mode
+  // (hard attention's argmax, monotonic attention's hard pointer) and the options' window constraint.
+  std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
+                                       const DecodeOptions& options) const override;
+  Architecture architecture() const override { return Architecture::kRnn; }
+  nlohmann::json config_json() const override;
 
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 

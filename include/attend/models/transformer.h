@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "attend/data/batch.h"
+#include "attend/models/model.h"
 #include "attend/nn/transformer_layers.h"
 
 namespace attend {
@@ -32,7 +33,7 @@ struct TransformerConfig {
 void to_json(nlohmann::json& j, const TransformerConfig& c);
 void from_json(const nlohmann::json& j, TransformerConfig& c);
 
-class Transformer : public Module {
+class Transformer : public Model {
  public:
   Transformer(const TransformerConfig& config, Rng& rng);
 
@@ -44,31 +45,23 @@ class Transformer : public Module {
   // src time-major [S*B] with lengths -> the encoder's output.
   Encoded encode(const std::vector<int>& src, const std::vector<int>& lengths, int S, Rng* dropout_rng) const;
   // Teacher-forced logits [T*B, V], time-major like batch.tgt_out (dropout on with an Rng).
-  Var logits(const Batch& batch, Rng* dropout_rng) const;
+  Var logits(const Batch& batch, Rng* dropout_rng) const override;
   // Mean cross-entropy over the target tokens.
-  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const;
-
-  // Greedy decoding, B sources -> token ids per row (without </s>). With use_cache = false every
-  // step reruns the decoder over the whole prefix (the reference the cache is tested against).
-  struct Decoded {
-    std::vector<std::vector<int>> tokens;
-    std::vector<std::vector<std::vector<float>>> step_logits;  // [B][steps][V]
-    // With the cache: the cross-attention weights of every step, [layers, B, H, S] each.
-    std::vector<Tensor> cross_attention;
-  };
-  Decoded greedy(const Batch& batch, int max_length, bool use_cache = true) const;
-  // Beam search over the KV caches (reordered as beams are chosen): per source the finished
-  // hypothesis with the best log p / length^length_penalty (length with </s>), and its score.
-  struct Beamed {
-    std::vector<std::vector<int>> tokens;
-    std::vector<double> scores;
-  };
-  Beamed beam_search(const Batch& batch, int beam, float length_penalty, int max_length) const;
+  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const override;
+  // Decoding position by position over a KV cache per decoder layer (self-attention, reordered
+  // as beams are chosen) and the source's projected keys and values (cross-attention). A step's
+  // weights are every layer's and head's cross-attention, [N, layers*heads, S], map l*H + h.
+  std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
+                                       const DecodeOptions& options) const override;
+  std::vector<std::string> attention_maps() const override;  // "layer 1 head 1", ...
+  Architecture architecture() const override { return Architecture::kTransformer; }
+  nlohmann::json config_json() const override;
 
   const TransformerConfig& config() const { return config_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
  private:
+  friend class TransformerStepDecoder;  // transformer.cpp
   Var embed(const Embedding& table, const std::vector<int>& ids_bm, int B, int L, int offset, Rng* rng) const;
   Var output(const Var& h) const;  // [N,C] -> [N,V]
 

@@ -14,7 +14,8 @@
 
 #include "attend/data/vocab.h"
 #include "attend/decode/search.h"
-#include "attend/models/seq2seq.h"
+#include "attend/models/model.h"
+#include "attend/models/model_config.h"
 
 namespace attend {
 
@@ -22,7 +23,10 @@ struct Translation {
   std::string text;                           // the output, detokenised
   std::vector<std::string> source_tokens;     // as the model saw them (after normalisation)
   std::vector<std::string> target_tokens;     // output tokens, without </s>
-  std::vector<std::vector<float>> attention;  // [target_tokens + 1 (</s>)][source_tokens]
+  std::vector<std::vector<float>> attention;  // [target_tokens + 1 (</s>)][source_tokens]; Transformer: mean of the maps
+  // Models with several attention maps (Transformer: cross-attention of every layer and head,
+  // named by model().attention_maps()): [map][target_tokens + 1][source_tokens]. Else empty.
+  std::vector<std::vector<std::vector<float>>> maps;
   float score = 0.0f;
   size_t unknown = 0;                         // source tokens not in the vocabulary (mapped to <unk>)
 };
@@ -30,7 +34,7 @@ struct Translation {
 // What a model directory's config.json holds; parse_model_config validates every field and
 // names `origin` in its errors.
 struct ModelFileConfig {
-  Seq2SeqConfig model;
+  ModelConfig model;
   Tokenizer source, target;
   nlohmann::json extra = nlohmann::json::object();
 };
@@ -40,7 +44,7 @@ Vocab parse_vocab(const std::string& text, const std::string& origin);
 
 class Translator {
  public:
-  Translator(Seq2Seq model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
+  Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
              nlohmann::json extra = nlohmann::json::object());
   // Loads and validates a model directory; errors name the file and what is wrong.
   static Translator load(const std::string& dir);
@@ -50,8 +54,7 @@ class Translator {
   std::vector<Translation> translate(const std::vector<std::string>& sources, const DecodeOptions& options,
                                      int batch_size = 64) const;
 
-  const Seq2Seq& model() const { return model_; }
-  Seq2Seq& model() { return model_; }
+  const Model& model() const { return *model_; }
   const Tokenizer& source_tokenizer() const { return src_tok_; }
   const Tokenizer& target_tokenizer() const { return tgt_tok_; }
   const Vocab& source_vocab() const { return src_vocab_; }
@@ -61,7 +64,7 @@ class Translator {
   nlohmann::json& extra() { return extra_; }
 
  private:
-  Seq2Seq model_;
+  std::unique_ptr<Model> model_;
   Tokenizer src_tok_, tgt_tok_;
   Vocab src_vocab_, tgt_vocab_;
   nlohmann::json extra_;

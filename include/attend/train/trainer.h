@@ -1,4 +1,4 @@
-// attend train: the training loop for the seq2seq model (teacher forcing, Adam, dev-set early
+// attend train: the training loop for either model (teacher forcing, Adam, dev-set early
 // stopping, best-checkpoint keeping) and its resumable training state.
 //
 // A run in directory DIR writes:
@@ -19,7 +19,7 @@
 #include <string>
 
 #include "attend/data/vocab.h"
-#include "attend/models/seq2seq.h"
+#include "attend/models/model_config.h"
 
 namespace attend {
 
@@ -28,7 +28,7 @@ struct TrainOptions {
   std::string train_path, dev_path;
   std::string data_dir;        // g2p: holds train.tsv and dev.tsv
   int dates_train = 40000, dates_dev = 1000, dates_test = 2000;  // sizes of the generated dates splits
-  Seq2SeqConfig model;  // vocabulary sizes are filled in from the data
+  ModelConfig model;  // RNN or Transformer; vocabulary sizes are filled in from the data
   Tokenizer source, target;
   int batch = 64;
   int epochs = 30;

@@ -1,0 +1,38 @@
+// attend decode: what the searches (search.h) need from a model, whatever its architecture:
+// one decoding step at a time over N rows (N = sources x rows per source, the beam size).
+#pragma once
+
+#include <climits>
+#include <vector>
+
+#include "attend/tensor.h"
+
+namespace attend {
+
+struct DecodeOptions {
+  int beam = 1;                 // 1 = greedy
+  float length_penalty = 1.0f;  // beam scores are log p / length^alpha (0 = raw log-probability)
+  int max_length = 0;           // 0 = 2 * source length + 10
+  // Window constraint: attend only within [last - window_back, last + window_forward] of the
+  // position attended (argmax) at the previous step; -1 = no constraint. RNN models, any mechanism.
+  int window_back = -1, window_forward = -1;
+};
+
+struct DecoderStep {
+  Tensor logits;   // [N,V] scores of the next token
+  Tensor weights;  // [N,G,S] the step's attention over source positions: G maps (1 for the RNN
+                   // model, layers x heads of cross-attention for the Transformer)
+};
+
+class StepDecoder {
+ public:
+  virtual ~StepDecoder() = default;
+  // Feeds every row's previous token prev [N] (<s> at the first step) and scores the next one.
+  virtual DecoderStep step(const std::vector<int>& prev) = 0;
+  // Beam search: row i continues the hypothesis of row parents[i] (always of the same source).
+  virtual void reorder(const std::vector<int>& parents) = 0;
+  // The most steps this decoder can take (a Transformer's positions end at its max_length).
+  virtual int max_steps() const { return INT_MAX; }
+};
+
+}  // namespace attend

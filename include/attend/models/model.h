@@ -1,0 +1,41 @@
+// attend models: what every sequence-to-sequence model offers the trainer, the searches and the
+// translator, whatever its architecture: the RNN encoder-decoder with attention (seq2seq.h) or
+// the Transformer (transformer.h). ModelConfig (model_config.h) names and builds them.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "attend/data/batch.h"
+#include "attend/decode/step_decoder.h"
+#include "attend/nn/module.h"
+
+namespace attend {
+
+enum class Architecture { kRnn, kTransformer };
+Architecture parse_architecture(const std::string& name);  // "rnn" | "transformer"
+std::string to_string(Architecture a);
+
+class Model : public Module {
+ public:
+  virtual Architecture architecture() const = 0;
+  // The settings that rebuild this model (config.json's "model" section, with "architecture").
+  virtual nlohmann::json config_json() const = 0;
+  // Teacher-forced output logits for every target step, [T*B, V] in time-major order (as
+  // batch.tgt_out). With an Rng the model is in training mode (dropout, sampling); without, not.
+  virtual Var logits(const Batch& batch, Rng* rng) const = 0;
+  // The training objective: mean cross-entropy over the target tokens, plus the model's own terms.
+  virtual Var loss(const Batch& batch, float label_smoothing, Rng* rng) const = 0;
+  // Incremental decoding of `batch` (inference mode, no gradients) with `rows_per_source`
+  // rows per source: row b * rows_per_source + k belongs to source b. Throws
+  // std::invalid_argument for options the model cannot honour.
+  virtual std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
+                                               const DecodeOptions& options) const = 0;
+  // Labels of the G attention maps of a step: {"attention"} for one, "layer 1 head 1", ... for more.
+  virtual std::vector<std::string> attention_maps() const { return {"attention"}; }
+};
+
+}  // namespace attend
