@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Golden end-to-end check: attend's seq2seq against the same network written in PyTorch.
+"""Golden end-to-end check: attend's models against the same networks written in PyTorch.
 
 Reads a model directory written by `attend train` (config.json, vocabularies and
 model.safetensors, parsed here without the safetensors package), builds the identical
@@ -110,6 +110,78 @@ class Seq2Seq(torch.nn.Module):
         return torch.stack(logits)
 
 
+class Transformer(torch.nn.Module):
+    """attend's Transformer (include/attend/models/transformer.h), written plainly."""
+
+    def __init__(self, cfg, w):
+        super().__init__()
+        self.cfg, self.w = cfg, w
+        C = cfg["dim"]
+        pos = torch.arange(cfg["max_length"], dtype=torch.float64).unsqueeze(1)
+        i = torch.arange(0, C, 2, dtype=torch.float64)
+        angle = pos / torch.pow(10000.0, i / C)
+        self.pe = torch.zeros(cfg["max_length"], C)
+        self.pe[:, 0::2] = torch.sin(angle).float()
+        self.pe[:, 1::2] = torch.cos(angle[:, : C // 2]).float()
+
+    def linear(self, x, name):
+        return x @ self.w[name + ".weight"] + self.w[name + ".bias"]
+
+    def norm(self, x, name):
+        return F.layer_norm(x, x.shape[-1:], self.w[name + ".gamma"], self.w[name + ".beta"], eps=1e-5)
+
+    def attention(self, xq, xkv, name, key_mask, causal):  # [B,T,C], [B,S,C], key_mask [B,S]
+        B, T, C = xq.shape
+        H = self.cfg["heads"]
+        split = lambda x: x.reshape(B, x.shape[1], H, C // H).transpose(1, 2)  # [B,H,*,D]
+        q, k, v = split(self.linear(xq, name + ".q")), split(self.linear(xkv, name + ".k")), split(self.linear(xkv, name + ".v"))
+        scores = q @ k.transpose(2, 3) / (C // H) ** 0.5  # [B,H,T,S]
+        allowed = key_mask[:, None, None, :]
+        if causal:
+            allowed = allowed & torch.ones(T, xkv.shape[1], dtype=torch.bool).tril()
+        a = torch.softmax(scores.masked_fill(~allowed, float("-inf")), dim=-1)
+        return self.linear((a @ v).transpose(1, 2).reshape(B, T, C), name + ".o")
+
+    def ffn(self, x, name):
+        return self.linear(torch.relu(self.linear(x, name + ".w1")), name + ".w2")
+
+    def embed(self, ids, table):  # ids [L, B] -> [B, L, C]
+        C = self.cfg["dim"]
+        return F.embedding(ids.t(), self.w[table]) * C ** 0.5 + self.pe[: ids.shape[0]]
+
+    def forward(self, src, lengths, tgt_in):  # src [S, B], tgt_in [T, B] -> logits [T, B, V]
+        cfg, pre = self.cfg, self.cfg["pre_norm"]
+        src_mask = torch.arange(src.shape[0]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, S]
+        tgt_mask = torch.ones(tgt_in.shape[1], tgt_in.shape[0], dtype=torch.bool)
+        x = self.embed(src, "src_embedding.weight")
+        for l in range(cfg["encoder_layers"]):
+            p = f"encoder.{l}."
+            if pre:
+                n = self.norm(x, p + "ln1")
+                x = x + self.attention(n, n, p + "self_attn", src_mask, False)
+                x = x + self.ffn(self.norm(x, p + "ln2"), p + "ffn")
+            else:
+                x = self.norm(x + self.attention(x, x, p + "self_attn", src_mask, False), p + "ln1")
+                x = self.norm(x + self.ffn(x, p + "ffn"), p + "ln2")
+        memory = self.norm(x, "encoder_norm") if pre else x
+        y = self.embed(tgt_in, "tgt_embedding.weight")
+        for l in range(cfg["decoder_layers"]):
+            p = f"decoder.{l}."
+            if pre:
+                n = self.norm(y, p + "ln1")
+                y = y + self.attention(n, n, p + "self_attn", tgt_mask, True)
+                y = y + self.attention(self.norm(y, p + "ln2"), memory, p + "cross_attn", src_mask, False)
+                y = y + self.ffn(self.norm(y, p + "ln3"), p + "ffn")
+            else:
+                y = self.norm(y + self.attention(y, y, p + "self_attn", tgt_mask, True), p + "ln1")
+                y = self.norm(y + self.attention(y, memory, p + "cross_attn", src_mask, False), p + "ln2")
+                y = self.norm(y + self.ffn(y, p + "ffn"), p + "ln3")
+        if pre:
+            y = self.norm(y, "decoder_norm")
+        out = y @ self.w["tgt_embedding.weight"].t() if cfg["tie_embeddings"] else self.linear(y, "output")
+        return out.transpose(0, 1)  # [T, B, V]
+
+
 def check(model_dir, pairs, label_smoothing=0.1):
     """Returns (max |logit difference|, attend loss, PyTorch loss) for (source, target) pairs."""
     import attend
@@ -128,9 +200,13 @@ def check(model_dir, pairs, label_smoothing=0.1):
         src[: len(x), b] = torch.tensor(x)
         tgt_in[: len(y) + 1, b] = torch.tensor([2] + y)
         tgt_out[: len(y) + 1, b] = torch.tensor(y + [3])
-    if config["model"].get("normalizer", "softmax") != "softmax" or config["model"].get("attention", "soft") != "soft":
-        raise SystemExit("golden_check: only soft attention with softmax is rebuilt in PyTorch here")
-    model = Seq2Seq(config["model"], read_safetensors(f"{model_dir}/model.safetensors"))
+    weights = read_safetensors(f"{model_dir}/model.safetensors")
+    if config["model"].get("architecture", "rnn") == "transformer":
+        model = Transformer(config["model"], weights)
+    else:
+        if config["model"].get("normalizer", "softmax") != "softmax" or config["model"].get("attention", "soft") != "soft":
+            raise SystemExit("golden_check: only soft attention with softmax is rebuilt in PyTorch here")
+        model = Seq2Seq(config["model"], weights)
     with torch.no_grad():
         ref_logits = model(src, [len(x) for x in srcs], tgt_in)  # [T, B, V]
         ref_loss = F.cross_entropy(ref_logits.reshape(-1, ref_logits.shape[2]), tgt_out.reshape(-1), ignore_index=0,

@@ -113,9 +113,58 @@ TEST_F(Cli, EvalAndAlignProduceTheirOutputs) {
   r = run("align --model " + dir_ + "/model --out " + dir_ + "/a.svg abc");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(attend::read_file(dir_ + "/a.svg").find("<svg"), std::string::npos);
+  // An output cut at --max-length has no </s> row: still a picture.
+  r = run("align --model " + dir_ + "/model --max-length 1 --out " + dir_ + "/cut.png abc");
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = run("align --model " + dir_ + "/model --map 1:1 --out " + dir_ + "/a.png abc");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("one attention map"), std::string::npos) << r.output;
   r = run("align --model " + dir_ + "/model --out " + dir_ + "/a.bmp abc");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find(".bmp"), std::string::npos) << r.output;
+}
+
+// --model transformer through train, translate, eval and align; each architecture's flags are
+// refused for the other, and decoding options it cannot honour are errors.
+TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
+  const std::string data = "--task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv ";
+  const std::string model = dir_ + "/transformer";
+  CliRun r = run("train --model transformer " + data + "--dim 16 --heads 2 --ffn 32 --layers 1 --decoder-layers 2 "
+                 "--epochs 2 --batch 8 --out " + model);
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string config = attend::read_file(model + "/config.json");
+  EXPECT_NE(config.find("\"architecture\": \"transformer\""), std::string::npos) << config;
+  EXPECT_NE(config.find("\"decoder_layers\": 2"), std::string::npos) << config;
+  r = run("translate --model " + model + " --beam 3 abc cab");
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = run("eval --model " + model + " --test " + dir_ + "/dev.tsv --alignment-stats --json");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"monotonicity\""), std::string::npos) << r.output;
+  for (const char* map : {"all", "mean", "2:1"}) {
+    r = run("align --model " + model + " --map " + map + " --out " + dir_ + "/t.png abc");
+    EXPECT_EQ(r.code, 0) << map << ": " << r.output;
+    EXPECT_EQ(attend::read_file(dir_ + "/t.png").substr(1, 3), "PNG");
+  }
+  r = run("align --model " + model + " --out " + dir_ + "/t.svg abc");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(attend::read_file(dir_ + "/t.svg").find("layer 2 head 2"), std::string::npos);
+  r = run("align --model " + model + " --format pharaoh --map 1:2 abc");
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = run("align --model " + model + " --map 3:1 --out " + dir_ + "/t.png abc");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("layer 1 head 1 to layer 2 head 2"), std::string::npos) << r.output;
+  r = run("translate --model " + model + " --window-back 1 abc");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("window"), std::string::npos) << r.output;
+  r = run("train --model transformer --attention local-p " + data + "--out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--attention is a setting of --model rnn"), std::string::npos) << r.output;
+  r = run("train --heads 4 " + data + "--out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--heads is a setting of --model transformer"), std::string::npos) << r.output;
+  r = run("train --model transformer --dim 30 --heads 4 " + data + "--out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("dim 30 must be a positive multiple of heads 4"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, CorruptOrTruncatedModelIsAClearError) {

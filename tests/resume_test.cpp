@@ -98,6 +98,22 @@ TEST(Resume, SigkillAtARandomStepThenResumeGivesTheSameBytes) {
   fs::remove_all(dir);
 }
 
+// The training state is the model's parameters and Adam's moments, whatever the architecture.
+TEST(Resume, TransformerKilledAndResumedGivesTheSameBytes) {
+  const std::string dir = temp_dir("kill_transformer");
+  const std::string run_flags = "--model transformer --task dates --dates-train 1500 --dim 16 --heads 2 --ffn 32 "
+                                "--layers 1 --epochs 2 --batch 16 --save-every 7 --seed 6";
+  CliRun full = run("train " + run_flags + " --out " + dir + "/full");
+  ASSERT_EQ(full.code, 0) << full.output;
+  const int status = interrupt_at(run_flags, dir + "/part", 100, SIGKILL);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "the run ended by itself, status " << status;
+  CliRun resumed = run("train --resume " + dir + "/part");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_EQ(attend::read_file(dir + "/part/model.safetensors"), attend::read_file(dir + "/full/model.safetensors"));
+  EXPECT_EQ(attend::read_file(dir + "/part/config.json"), attend::read_file(dir + "/full/config.json"));
+  fs::remove_all(dir);
+}
+
 TEST(Resume, SigintAndSigtermSaveTheStateAndExitWithAMessage) {
   const std::string dir = temp_dir("signal");
   CliRun full = run("train " + kRun + " --out " + dir + "/full");

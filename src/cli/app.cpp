@@ -79,7 +79,7 @@ struct TrainArgs {
   std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
               schedule = "constant", hard_estimator = "reinforce", architecture = "rnn";
   bool no_input_feeding = false, lowercase = false, post_norm = false;
-  int encoder_layers = 1, layers = 3, decoder_layers = 3;  // --encoder-layers serves both models
+  int encoder_layers = 1, layers = 2, decoder_layers = 2;  // --encoder-layers serves both models
   float dropout = 0.1f;
 };
 
@@ -119,7 +119,7 @@ Alignment to_alignment(const Translation& t, const std::string& title) {
   Alignment a;
   a.source = t.source_tokens;
   a.target = t.target_tokens;
-  a.target.push_back("</s>");
+  if (t.attention.size() > t.target_tokens.size()) a.target.push_back("</s>");  // not when cut at --max-length
   a.weights = t.attention;
   a.title = title;
   return a;
@@ -144,6 +144,11 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
   if (unset("--epochs")) o.epochs = 40;
   if (unset("--patience")) o.patience = 6;
   if (unset("--lr")) o.lr = 1e-3f;  // RNN: 2e-3 stalled after two epochs (docs/g2p.md)
+  if (a.architecture == "transformer") {
+    if (unset("--dim")) o.model.transformer.dim = 256;
+    if (unset("--ffn")) o.model.transformer.ffn = 1024;
+    if (unset("--layers")) a.layers = 3;
+  }
 }
 
 int train_and_report(const TrainOptions& o);

@@ -244,8 +244,9 @@ class PyModel {
     return out[0];
   }
 
-  py::array_t<float> align(const std::string& text, int beam) const {
-    const Translation t = one(text, beam);
+  py::array_t<float> align(const std::string& text, int beam) const { return weights(one(text, beam)); }
+
+  static py::array_t<float> weights(const Translation& t) {
     py::array_t<float> w({py::ssize_t(t.attention.size()), py::ssize_t(t.source_tokens.size())});
     for (size_t i = 0; i < t.attention.size(); ++i)
       std::copy(t.attention[i].begin(), t.attention[i].end(), w.mutable_data() + i * t.source_tokens.size());
@@ -258,9 +259,18 @@ class PyModel {
     d["output"] = t.text;
     d["source_tokens"] = t.source_tokens;
     std::vector<std::string> rows = t.target_tokens;
-    rows.push_back("</s>");
+    if (t.attention.size() > rows.size()) rows.push_back("</s>");  // not when cut at the length limit
     d["target_tokens"] = rows;
-    d["weights"] = align(text, beam);
+    d["weights"] = weights(t);
+    if (!t.maps.empty()) {  // a Transformer: every layer's and head's cross-attention, [G, T+1, S]
+      const py::ssize_t G = t.maps.size(), R = t.attention.size(), S = t.source_tokens.size();
+      py::array_t<float> maps({G, R, S});
+      for (py::ssize_t g = 0; g < G; ++g)
+        for (py::ssize_t r = 0; r < R; ++r)
+          std::copy(t.maps[g][r].begin(), t.maps[g][r].end(), maps.mutable_data() + (g * R + r) * S);
+      d["maps"] = maps;
+      d["map_names"] = t_.model().attention_maps();
+    }
     return d;
   }
 
@@ -298,6 +308,7 @@ class PyModel {
   }
 
   std::string config() const { return t_.model().config_json().dump(); }
+  std::string architecture() const { return to_string(t_.model().architecture()); }
   std::vector<std::string> source_vocab() const { return t_.source_vocab().tokens(); }
   std::vector<std::string> target_vocab() const { return t_.target_vocab().tokens(); }
 
@@ -439,6 +450,7 @@ PYBIND11_MODULE(attend, m) {
            "Teacher-forced mean cross-entropy and logits [B, T, V] (T = longest target + </s>).")
       .def("parameters", &PyModel::parameters, "Every weight by name, as NumPy arrays (copies).")
       .def_property_readonly("config", &PyModel::config, "The model's config.json 'model' section, as JSON text.")
+      .def_property_readonly("architecture", &PyModel::architecture, "'rnn' or 'transformer'.")
       .def_property_readonly("source_vocab", &PyModel::source_vocab)
       .def_property_readonly("target_vocab", &PyModel::target_vocab);
 

@@ -38,6 +38,25 @@ def test_golden_check_other_architectures(tmp_path, extra):
     assert diff <= 1e-4 and abs(loss - ref) <= 1e-5 * max(1.0, abs(ref)), (diff, loss, ref)
 
 
+@pytest.mark.parametrize("extra", [[], ["--post-norm", "--tie-embeddings"]])
+def test_golden_check_transformer(tmp_path, extra):
+    """The Transformer's teacher-forced logits equal the same network written in PyTorch."""
+    out = tmp_path / "model"
+    subprocess.run([CLI, "train", "--model", "transformer", "--dates-train", "600", "--epochs", "1", "--dim", "32",
+                    "--heads", "4", "--ffn", "48", "--layers", "2", "--out", str(out), *extra],
+                   check=True, capture_output=True)
+    pairs = [line.rstrip("\n").split("\t") for line in open(out / "test.tsv")][:16]
+    diff, loss, ref = golden_check.check(str(out), pairs, label_smoothing=0.1)
+    assert diff <= 1e-4 and abs(loss - ref) <= 1e-5 * max(1.0, abs(ref)), (diff, loss, ref)
+    model = attend.Model.load(str(out))
+    assert model.architecture == "transformer"
+    a = model.alignment("25.11.2026", beam=2)  # (an output cut at the length limit has no </s> row)
+    assert a["maps"].shape == (8, len(a["target_tokens"]), len(a["source_tokens"]))
+    assert a["map_names"][0] == "layer 1 head 1" and a["map_names"][-1] == "layer 2 head 4"
+    np.testing.assert_allclose(a["maps"].mean(axis=0), a["weights"], atol=1e-6)
+    np.testing.assert_allclose(a["maps"].sum(axis=2), 1.0, atol=1e-5)
+
+
 def test_model_translate_align_and_errors(dates_model):
     model = attend.Model.load(dates_model)
     out = model.translate(["2026-11-25", "25.11.2026"], beam=3)

@@ -23,7 +23,9 @@ struct Translation {
   std::string text;                           // the output, detokenised
   std::vector<std::string> source_tokens;     // as the model saw them (after normalisation)
   std::vector<std::string> target_tokens;     // output tokens, without </s>
-  std::vector<std::vector<float>> attention;  // [target_tokens + 1 (</s>)][source_tokens]; Transformer: mean of the maps
+  // [target_tokens + 1 (</s>; no such row when the output was cut at the length limit)][source_tokens];
+  // Transformer: the mean of the maps.
+  std::vector<std::vector<float>> attention;
   // Models with several attention maps (Transformer: cross-attention of every layer and head,
   // named by model().attention_maps()): [map][target_tokens + 1][source_tokens]. Else empty.
   std::vector<std::vector<std::vector<float>>> maps;
