@@ -19,6 +19,7 @@
 #include "attend/data/tsv.h"
 #include "attend/io/files.h"
 #include "attend/models/translator.h"
+#include "attend/threads.h"
 #include "attend/train/trainer.h"
 #include "attend/viz/heatmap.h"
 #include "progress.h"
@@ -97,6 +98,7 @@ struct DecodeArgs {
   float length_penalty = 1.0f;
   int max_length = 0;
   int window_back = -1, window_forward = -1;
+  int threads = 1;
   DecodeOptions options() const { return {beam, length_penalty, max_length, window_back, window_forward}; }
 };
 
@@ -113,6 +115,8 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
       ->check(at_least(-1))->capture_default_str();
   app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
       ->check(at_least(0))->capture_default_str();
+  app->add_option("--threads", a.threads, "Threads for matrix products and attention kernels")
+      ->check(at_least(1))->capture_default_str();
 }
 
 Alignment to_alignment(const Translation& t, const std::string& title) {
@@ -242,6 +246,7 @@ int train_and_report(const TrainOptions& o) {
 }
 
 int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors, bool alignment_stats_flag) {
+  set_threads(d.threads);
   Translator tr = Translator::load(d.model);
   // Several lines with the same source are several references for one input (e.g. CMUdict variants).
   const ReferenceSet set =
@@ -295,6 +300,7 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
 }
 
 int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bool show_attention) {
+  set_threads(d.threads);
   Translator tr = Translator::load(d.model);
   std::vector<std::string> inputs = texts;
   const bool from_stdin = inputs.empty();
@@ -367,6 +373,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
     throw std::invalid_argument("align: unknown format '" + format + "' for --out " + out_path +
                                 " (use a .png or .svg file, or --format pharaoh)");
   }
+  set_threads(d.threads);
   Translator tr = Translator::load(d.model);
   const std::vector<std::string> names = tr.model().attention_maps();
   const MapChoice choice = choose_map(map, names);

@@ -1,5 +1,8 @@
 #include "parallel.h"
 
+#include "attend/threads.h"
+#include "blas.h"
+
 #include <atomic>
 #include <condition_variable>
 #include <exception>
@@ -144,3 +147,12 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn) {
 }
 
 }  // namespace attend::kernels
+
+namespace attend {
+
+void set_threads(int n) {
+  kernels::set_num_threads(n);
+  kernels::set_blas_threads(n);
+}
+
+}  // namespace attend

@@ -12,6 +12,7 @@
 #include "attend/attention/mechanism.h"
 #include "attend/ops/shape.h"
 #include "attend/models/translator.h"
+#include "attend/threads.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/loss.h"
 #include "attend/ops/reduce.h"
@@ -320,6 +321,8 @@ class PyModel {
 
 PYBIND11_MODULE(attend, m) {
   m.doc() = "attend: attention mechanisms for NLP (C++ with a Python interface).";
+  m.def("set_threads", &set_threads, py::arg("n"),
+        "Threads for matrix products and attention kernels (default 1); n >= 1, else ValueError.");
 
   m.def(
       "attention",

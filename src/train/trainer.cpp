@@ -15,9 +15,8 @@
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/translator.h"
+#include "attend/threads.h"
 #include "attend/train/optimizer.h"
-#include "../kernels/blas.h"
-#include "../kernels/parallel.h"
 
 namespace attend {
 
@@ -192,8 +191,7 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
       message("resuming with " + std::to_string(opt.threads) + " threads instead of " +
               saved->meta.at("options").at("threads").dump() + ": the result will not be bit-identical to an uninterrupted run");
   }
-  kernels::set_blas_threads(opt.threads);
-  kernels::set_num_threads(opt.threads);
+  set_threads(opt.threads);
   Data data = load_data(opt);
   Vocab src_vocab = build_vocab(data.train, opt.source, true);
   Vocab tgt_vocab = build_vocab(data.train, opt.target, false);

@@ -69,3 +69,8 @@ def test_model_translate_align_and_errors(dates_model):
     assert "src_embedding.weight" in model.parameters()
     with pytest.raises(RuntimeError, match="no-such-dir"):
         attend.Model.load("no-such-dir")
+    attend.set_threads(2)
+    assert model.translate(["2026-11-25", "25.11.2026"], beam=3) == out  # the same with two threads
+    attend.set_threads(1)
+    with pytest.raises(ValueError, match="got 0"):
+        attend.set_threads(0)
