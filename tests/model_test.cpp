@@ -155,6 +155,18 @@ TrainOptions reverse_options(const std::string& dir) {
   return o;
 }
 
+// A run stopped by its time budget mid-epoch reports the epoch it was in (it used to say the next).
+TEST(Training, TimeBudgetStopReportsTheEpochItStoppedIn) {
+  const std::string dir = temp_dir("budget");
+  TrainOptions o = reverse_options(dir);
+  o.max_minutes = 1e-7;  // spent after the first step
+  const TrainResult r = train(o);
+  EXPECT_EQ(r.steps, 1);
+  EXPECT_EQ(r.best.epoch, 1);
+  EXPECT_NE(r.stop_reason.find("time budget"), std::string::npos) << r.stop_reason;
+  EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"epoch\":1,"), std::string::npos) << read_file(o.out + "/metrics.jsonl");
+}
+
 TEST(Training, LearnsToReverseAndIsByteForByteDeterministic) {
   const std::string dir = temp_dir("reverse");
   TrainOptions o = reverse_options(dir);

@@ -418,6 +418,7 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
         epoch = e, next_batch = batches.size();
       }
     }
+    if (stop) break;  // not ++epoch: a run stopped mid-epoch reports the epoch it was in
   }
   if (last_eval_step != step) run_eval();  // the steps since the last evaluation count too
   if (result.stop_reason.empty()) result.stop_reason = "ran " + std::to_string(opt.epochs) + " epochs";
