@@ -264,6 +264,18 @@ TEST(OpsGrad, DropoutUsesItsMaskInBackward) {
     else EXPECT_NEAR(v, 1.0f / 0.7f, 1e-6f);
   }
   EXPECT_NEAR(zeros / 10000.0, 0.3, 0.02);
+  // Each draw decides two elements: both halves must be fair and independent, odd sizes too.
+  Var odd(Tensor::full(Shape{20001}, 1.0f));
+  const std::vector<float> z = dropout(odd, 0.5f, r).value().to_vector();
+  int dropped[2] = {0, 0}, both = 0;
+  for (size_t i = 0; i + 1 < z.size(); i += 2) {
+    dropped[0] += z[i] == 0.0f, dropped[1] += z[i + 1] == 0.0f;
+    both += z[i] == 0.0f && z[i + 1] == 0.0f;
+  }
+  EXPECT_NEAR(dropped[0] / 10000.0, 0.5, 0.02);
+  EXPECT_NEAR(dropped[1] / 10000.0, 0.5, 0.02);
+  EXPECT_NEAR(both / 10000.0, 0.25, 0.02);
+  EXPECT_TRUE(z.back() == 0.0f || z.back() == 2.0f);
   EXPECT_THROW(dropout(big, 1.0f, r), std::invalid_argument);
 }
 
