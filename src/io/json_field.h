@@ -1,8 +1,10 @@
 // attend io (private): reading one field of a JSON object with errors that name it.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -40,6 +42,15 @@ T json_field(const nlohmann::json& j, const char* name, const char* what, std::o
   } catch (const nlohmann::json::exception&) {
     throw std::invalid_argument(w + ": '" + name + "' has the wrong type: " + it->dump().substr(0, 60));
   }
+}
+
+// A float setting as the double JSON will print: the shortest decimal that reads back as the
+// same float (0.2f is written 0.2, not 0.20000000298023224).
+inline double json_float(float f) {
+  char buf[32];
+  const auto r = std::to_chars(buf, buf + sizeof buf - 1, f);
+  *r.ptr = '\0';
+  return std::strtod(buf, nullptr);
 }
 
 }  // namespace attend

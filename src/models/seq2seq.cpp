@@ -62,16 +62,16 @@ void Seq2SeqConfig::validate() const {
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
   j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
-       {"attention", to_string(c.attention)}, {"window", c.window}, {"coverage_loss", c.coverage_loss},
+       {"attention", to_string(c.attention)}, {"window", c.window}, {"coverage_loss", json_float(c.coverage_loss)},
        {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
        {"bidirectional", c.bidirectional},  {"encoder_layers", c.encoder_layers},
        {"score", to_string(c.score)},       {"normalizer", to_string(c.normalizer)},
        {"attention_dim", c.attention_dim},
-       {"input_feeding", c.input_feeding},  {"dropout", c.dropout},
+       {"input_feeding", c.input_feeding},  {"dropout", json_float(c.dropout)},
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
   if (c.attention == MechanismKind::kHard) {
-    j["hard_estimator"] = to_string(c.hard_estimator), j["hard_mix"] = c.hard_mix;
-    j["entropy_bonus"] = c.entropy_bonus, j["gumbel_temperature"] = c.gumbel_temperature;
+    j["hard_estimator"] = to_string(c.hard_estimator), j["hard_mix"] = json_float(c.hard_mix);
+    j["entropy_bonus"] = json_float(c.entropy_bonus), j["gumbel_temperature"] = json_float(c.gumbel_temperature);
   }
 }
 

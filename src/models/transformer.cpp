@@ -36,7 +36,7 @@ void TransformerConfig::validate() const {
 void to_json(nlohmann::json& j, const TransformerConfig& c) {
   j = {{"dim", c.dim}, {"heads", c.heads}, {"ffn", c.ffn}, {"encoder_layers", c.encoder_layers},
        {"decoder_layers", c.decoder_layers}, {"pre_norm", c.pre_norm}, {"tie_embeddings", c.tie_embeddings},
-       {"dropout", c.dropout}, {"max_length", c.max_length}, {"src_vocab", c.src_vocab}, {"tgt_vocab", c.tgt_vocab}};
+       {"dropout", json_float(c.dropout)}, {"max_length", c.max_length}, {"src_vocab", c.src_vocab}, {"tgt_vocab", c.tgt_vocab}};
 }
 
 void from_json(const nlohmann::json& j, TransformerConfig& c) {

@@ -16,6 +16,7 @@
 #include "attend/io/safetensors.h"
 #include "attend/models/translator.h"
 #include "attend/threads.h"
+#include "../io/json_field.h"
 #include "attend/train/optimizer.h"
 
 namespace attend {
@@ -44,9 +45,9 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"task", o.task}, {"train_path", o.train_path}, {"dev_path", o.dev_path}, {"data_dir", o.data_dir},
        {"dates_train", o.dates_train}, {"dates_dev", o.dates_dev}, {"dates_test", o.dates_test},
        {"model", o.model}, {"source", o.source}, {"target", o.target}, {"batch", o.batch}, {"epochs", o.epochs},
-       {"max_minutes", o.max_minutes}, {"seed", o.seed}, {"threads", o.threads}, {"lr", o.lr},
-       {"schedule", o.schedule}, {"warmup", o.warmup}, {"clip_norm", o.clip_norm}, {"weight_decay", o.weight_decay},
-       {"label_smoothing", o.label_smoothing}, {"patience", o.patience}, {"eval_every", o.eval_every},
+       {"max_minutes", o.max_minutes}, {"seed", o.seed}, {"threads", o.threads}, {"lr", json_float(o.lr)},
+       {"schedule", o.schedule}, {"warmup", o.warmup}, {"clip_norm", json_float(o.clip_norm)}, {"weight_decay", json_float(o.weight_decay)},
+       {"label_smoothing", json_float(o.label_smoothing)}, {"patience", o.patience}, {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite}, {"save_every", o.save_every}, {"out", o.out}};
 }
 
@@ -207,8 +208,8 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
   mc.set_vocabularies(src_vocab.size(), tgt_vocab.size());
   Rng rng(opt.seed);
   nlohmann::json extra = {{"task", opt.task},
-                          {"training", {{"seed", opt.seed}, {"batch", opt.batch}, {"lr", opt.lr},
-                                        {"label_smoothing", opt.label_smoothing}, {"threads", opt.threads}}}};
+                          {"training", {{"seed", opt.seed}, {"batch", opt.batch}, {"lr", json_float(opt.lr)},
+                                        {"label_smoothing", json_float(opt.label_smoothing)}, {"threads", opt.threads}}}};
   Translator bundle(mc.build(rng), opt.source, opt.target, src_vocab, tgt_vocab, extra);
   const Model& model = bundle.model();
   std::vector<NamedParameter> params = model.parameters();
