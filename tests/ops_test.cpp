@@ -1,6 +1,8 @@
 // Finite-difference gradient tests and value tests for every differentiable op.
 #include <gtest/gtest.h>
 
+#include <limits>
+
 #include <cmath>
 
 #include "attend/ops/attention_scores.h"
@@ -344,6 +346,61 @@ TEST(OpsGrad, ForwardAlignmentFusedEqualsComposed) {
   onehot.data()[3] = 1.0f;
   Var a = forward_alignment(Var(onehot), positive({1, S}));
   for (int n = 0; n < S; ++n) EXPECT_EQ(a.value().data()[n] > 0.0f, n == 3 || n == 4) << n;
+}
+
+// The log-domain recursion: finite differences (with -inf entries where a row cannot go), the
+// probability form's values and gradients through exp/log, and bounded gradients where the
+// probability form's sum vanishes.
+TEST(OpsGrad, ForwardAlignmentLogDomain) {
+  Rng rng(16);
+  const int B = 3, S = 6;
+  const float inf = std::numeric_limits<float>::infinity();
+  for (bool agent : {false, true}) {
+    SCOPED_TRACE(agent ? "with the transition agent" : "plain");
+    Var lp = random_var({B, S}, rng), ly = random_var({B, S}, rng);
+    lp.value().data()[S - 1] = -inf, lp.value().data()[S - 2] = -inf;  // row 0 has not got that far
+    ly.value().data()[2 * S] = -inf;                                    // row 2: a masked position
+    Var u = agent ? Var(Tensor::from({B, 1}, {0.2f, 0.5f, 0.9f}), true) : Var();
+    // (through exp: a loss over -inf entries would be NaN)
+    gradcheck([&](const std::vector<Var>& x) { return exp(forward_alignment_log(x[0], x[1], agent ? x[2] : Var())); },
+              agent ? std::vector<Var>{lp, ly, u} : std::vector<Var>{lp, ly}, {.eps = 1e-3f});
+    // exp of it equals the probability form on exp(lp), exp(ly); so do the gradients (chained).
+    Tensor probe = random_var({B, S}, rng, 1, false).value();
+    std::vector<float> grads[2];
+    Tensor values[2];
+    for (int log_form = 0; log_form < 2; ++log_form) {
+      Var p2(lp.value().clone(), true), y2(ly.value().clone(), true);
+      Var u2 = agent ? Var(u.value().clone(), true) : Var();
+      Tape tape;
+      {
+        TapeScope scope(tape);
+        Var a = log_form ? exp(forward_alignment_log(p2, y2, u2)) : forward_alignment(exp(p2), exp(y2), u2);
+        values[log_form] = a.value();
+        Var l = sum(mul(a, Var(probe)));
+        tape.backward(l);
+      }
+      grads[log_form] = y2.grad().to_vector();
+    }
+    for (int64_t i = 0; i < values[0].numel(); ++i) EXPECT_NEAR(values[1].data()[i], values[0].data()[i], 1e-6);
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_NEAR(grads[1][i], grads[0][i], 1e-5) << i;
+  }
+  // Where the alignment sits at position 0 but y puts e^-120 there and the rest further on: the
+  // probability form's gradient overflows; the log form's stays within |dL/dlog alpha|.
+  Tensor start = Tensor::full(Shape{1, S}, -inf);
+  start.data()[0] = 0.0f;
+  Tensor logits = Tensor::full(Shape{1, S}, 0.0f);
+  logits.data()[0] = -120.0f, logits.data()[1] = -110.0f;
+  Var lp(start, true), ly(logits, true);
+  Tape tape;
+  {
+    TapeScope scope(tape);
+    Var la = forward_alignment_log(lp, ly);
+    EXPECT_NEAR(std::exp(la.value().data()[1]), 1.0f, 1e-4);  // e^-110 beats e^-120: it moves on
+    Var l = sum(la);
+    tape.backward(l);
+  }
+  for (float g : ly.grad().to_vector()) EXPECT_TRUE(std::isfinite(g) && std::fabs(g) <= float(S));
+  for (float g : lp.grad().to_vector()) EXPECT_TRUE(std::isfinite(g) && std::fabs(g) <= float(S));
 }
 
 TEST(OpsGrad, LayerNormOverTheLastDimension) {

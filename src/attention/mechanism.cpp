@@ -1,5 +1,7 @@
 #include "attend/attention/mechanism.h"
 
+#include <limits>
+
 #include <cmath>
 #include <stdexcept>
 
@@ -339,18 +341,33 @@ class Forward final : public AttentionMechanism {
 
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0), S = m.scorer.mask.size(1);
-    Var y = reshape(scorer_(query, m.scorer).weights, Shape{B, S});  // y_t
-    Var prev = st.previous;
-    if (!prev.defined()) {
-      Tensor start(Shape{B, S});
-      for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
-      prev = Var(start);
-    }
     // Zhang et al. 2018: alpha_t(n) ∝ ((1 - u) alpha_{t-1}(n) + u alpha_{t-1}(n-1)) y_t(n), fused
     // (u = 1/2 without the transition agent: the plain rule (alpha(n) + alpha(n-1)) y(n)).
     Var u;
     if (agent_) u = st.transition.defined() ? st.transition : Var(Tensor::full(Shape{B, 1}, 0.5f));
-    Var alpha = forward_alignment(prev, y, u);
+    Var alpha;
+    if (config_.normalizer == Normalizer::kSoftmax) {
+      // In the log domain (y_t = softmax of the scores): bounded gradients where the product
+      // of probabilities vanishes, as when the output outruns the alignment.
+      Var log_y = log_softmax(reshape(scorer_.scores(query, m.scorer), Shape{B, S}), m.scorer.mask);
+      Var log_prev = st.log_alignment;
+      if (!log_prev.defined()) {
+        Tensor start = Tensor::full(Shape{B, S}, -std::numeric_limits<float>::infinity());
+        for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 0.0f;
+        log_prev = Var(start);
+      }
+      st.log_alignment = forward_alignment_log(log_prev, log_y, u);
+      alpha = exp(st.log_alignment);
+    } else {  // sparsemax, entmax: exact zeros, so the probability form
+      Var y = reshape(scorer_(query, m.scorer).weights, Shape{B, S});  // y_t
+      Var prev = st.previous;
+      if (!prev.defined()) {
+        Tensor start(Shape{B, S});
+        for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
+        prev = Var(start);
+      }
+      alpha = forward_alignment(prev, y, u);
+    }
     Var w = reshape(alpha, Shape{B, 1, S});
     Var context = bmm(w, m.scorer.values);  // [B,1,Dv]
     if (agent_) {

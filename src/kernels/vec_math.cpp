@@ -23,6 +23,7 @@ constexpr float kTanhSmall = 0.125f, kT3 = -1.0f / 3, kT5 = 2.0f / 15, kT7 = -17
 
 float exp_scalar(float x) {
   if (x != x) return x;
+  if (x < kExpMin) return 0.0f;  // below the normal range (and exp(-inf) = 0 exactly)
   x = std::fmin(std::fmax(x, kExpMin), kExpMax);
   const float n = std::nearbyint(x * kLog2e);
   const float r = (x - n * kLn2Hi) - n * kLn2Lo;
@@ -49,6 +50,7 @@ float tanh_scalar(float x) {
 float sigmoid_scalar(float x) { return 1.0f / (1.0f + exp_scalar(-x)); }
 
 __attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
+  const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_LT_OQ);  // -> 0, as exp(-inf)
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
@@ -61,7 +63,7 @@ __attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
   const __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+  return _mm256_andnot_ps(underflow, _mm256_mul_ps(p, _mm256_castsi256_ps(bits)));
 }
 
 __attribute__((target("avx2,fma"))) inline __m256 tanh8(__m256 x) {

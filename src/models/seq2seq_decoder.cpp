@@ -20,6 +20,7 @@ Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<i
     if (!s.last_attended.empty()) g.last_attended.push_back(s.last_attended[r]);
   }
   if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
+  if (s.attn.log_alignment.defined()) g.attn.log_alignment = Var(gather_rows(s.attn.log_alignment.value(), rows));
   if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
   if (s.attn.transition.defined()) g.attn.transition = Var(gather_rows(s.attn.transition.value(), rows));
   g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));

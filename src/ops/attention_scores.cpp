@@ -1,5 +1,9 @@
 #include "attend/ops/attention_scores.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
 #include <stdexcept>
 
 #include "../kernels/attention_scores.h"
@@ -153,6 +157,76 @@ Var forward_alignment(const Var& prev, const Var& y, const Var& u) {
         if (dprev) dprev[b * S + n] += (1.0f - ub) * dmix + ub * dmix_next;
         du_acc += dmix * (before - pb[n]);
         dmix_next = dmix;
+      }
+      if (du) du[b] += du_acc;
+    }
+  });
+}
+
+Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
+  if (log_prev.ndim() != 2 || log_prev.shape() != log_y.shape())
+    throw std::invalid_argument("forward_alignment_log: log_prev " + log_prev.shape().str() + " and log_y " +
+                                log_y.shape().str() + " must both be [B,S]");
+  const int64_t B = log_prev.size(0), S = log_prev.size(1);
+  if (u.defined() && u.shape() != Shape{B, 1})
+    throw std::invalid_argument("forward_alignment_log: u " + u.shape().str() + " must be [" + std::to_string(B) + ", 1]");
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  auto logaddexp = [](float a, float b) {
+    const float m = std::max(a, b);
+    return m == -std::numeric_limits<float>::infinity() ? m : m + std::log(std::exp(a - m) + std::exp(b - m));
+  };
+  Tensor out = Tensor::empty(log_prev.shape());
+  Tensor mix = Tensor::empty(log_prev.shape());  // saved for backward: m_n
+  for (int64_t b = 0; b < B; ++b) {
+    const float ub = u.defined() ? u.value().data()[b] : 0.5f;
+    const float stay = std::log(1.0f - ub), move = std::log(ub);
+    const float* lp = log_prev.value().data() + b * S;
+    const float* ly = log_y.value().data() + b * S;
+    float* m = mix.data() + b * S;
+    float* la = out.data() + b * S;
+    float mx = kNegInf;
+    for (int64_t n = 0; n < S; ++n) {
+      m[n] = logaddexp(stay + lp[n], n > 0 ? move + lp[n - 1] : kNegInf);
+      la[n] = m[n] + ly[n];
+      mx = std::max(mx, la[n]);
+    }
+    if (mx == kNegInf) continue;  // nowhere to go: every entry stays -inf
+    double z = 0.0;
+    for (int64_t n = 0; n < S; ++n) z += std::exp(double(la[n] - mx));
+    const float lse = mx + static_cast<float>(std::log(z));
+    for (int64_t n = 0; n < S; ++n) la[n] -= lse;
+  }
+  return make_result(std::move(out), needs_grad({&log_prev, &log_y, &u}), [log_prev, log_y, u, mix, B, S](Node& node) {
+    // forward: x_n = m_n + ly_n, la_n = x_n - logsumexp(x), m_n = logaddexp(A_n, B_n) with
+    //   A_n = log(1 - u) + lp_n, B_n = log u + lp_{n-1}
+    //   dx_n = g_n - alpha_n sum_k g_k;  dly_n = dx_n;  dm_n = dx_n
+    //   dlp_n = dm_n e^{A_n - m_n} + dm_{n+1} e^{B_{n+1} - m_{n+1}}
+    //   du = sum_n dm_n (e^{lp_{n-1} - m_n} - e^{lp_n - m_n})
+    float* dlp = log_prev.requires_grad() ? log_prev.grad_ref().data() : nullptr;
+    float* dly = log_y.requires_grad() ? log_y.grad_ref().data() : nullptr;
+    float* du = u.defined() && u.requires_grad() ? u.grad_ref().data() : nullptr;
+    for (int64_t b = 0; b < B; ++b) {
+      const float* la = node.value.data() + b * S;
+      if (*std::max_element(la, la + S) == -std::numeric_limits<float>::infinity()) continue;
+      const float ub = u.defined() ? u.value().data()[b] : 0.5f;
+      const float stay = std::log(1.0f - ub), move = std::log(ub);
+      const float* lp = log_prev.value().data() + b * S;
+      const float* m = mix.data() + b * S;
+      const float* g = node.grad.data() + b * S;
+      double total = 0.0;
+      for (int64_t n = 0; n < S; ++n) total += g[n];
+      float du_acc = 0.0f;
+      for (int64_t n = 0; n < S; ++n) {
+        const float dx = la[n] == -std::numeric_limits<float>::infinity() ? 0.0f : g[n] - std::exp(la[n]) * float(total);
+        if (dly) dly[b * S + n] += dx;
+        if (m[n] == -std::numeric_limits<float>::infinity() || dx == 0.0f) continue;
+        const float w_stay = std::exp(stay + lp[n] - m[n]);
+        const float w_move = n > 0 ? std::exp(move + lp[n - 1] - m[n]) : 0.0f;
+        if (dlp) {
+          dlp[b * S + n] += dx * w_stay;
+          if (n > 0) dlp[b * S + n - 1] += dx * w_move;
+        }
+        du_acc += dx * ((n > 0 ? std::exp(lp[n - 1] - m[n]) : 0.0f) - std::exp(lp[n] - m[n]));
       }
       if (du) du[b] += du_acc;
     }

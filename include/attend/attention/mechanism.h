@@ -64,6 +64,7 @@ struct AttentionConfig {
 struct AttentionState {
   int step = 0;       // t, the output position being predicted
   Var previous;       // location, monotonic, forward: a_{t-1} [B,S] (undefined at t = 0)
+  Var log_alignment;  // forward, forward-ta with softmax: log a_{t-1} [B,S], what the recursion runs on
   Var transition;     // forward-ta: u_{t-1} [B,1], the transition agent's probability of moving
   Var coverage;       // coverage: c_t = sum of a_tau over tau < t, [B,S] (undefined at t = 0)
   Var penalty;        // coverage loss accumulated over the steps so far, [] (undefined = 0)

@@ -30,5 +30,12 @@ Var monotonic_alignment(const Var& p, const Var& prev);
 // alpha ∝ (prev_n + prev_{n-1}) y_n). A row whose sum is 0 stays 0. One pass forward and one
 // backward instead of the ~8 composed ops (bench/mechanism_step_bench: the comparison).
 Var forward_alignment(const Var& prev, const Var& y, const Var& u = Var());
+// The same recursion in the log domain, as forward attention with a softmax normaliser runs it:
+//   m_n = log((1 - u) e^{lp_n} + u e^{lp_{n-1}}),  log alpha_n = m_n + ly_n - logsumexp_k(m_k + ly_k)
+// log_prev [B,S] = log alpha_{t-1}, log_y [B,S] = log-softmax of the scores (-inf where masked)
+// -> log alpha_t [B,S]. Its Jacobians are those of a softmax and of log-add-exp (entries in
+// [0, 1]), so gradients stay bounded where the probability form divides by a vanishing sum
+// (on G2P that overflowed to non-finite gradients). A row with no possible position stays -inf.
+Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u = Var());
 
 }  // namespace attend
