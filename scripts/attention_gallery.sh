@@ -41,8 +41,10 @@ if [ ${#only[@]} -eq 0 ]; then
   echo "Dates task, 20,000 generated training examples, at most 8 epochs or 3 minutes (stopping early at"
   echo "100% dev exact match), one thread, seed 1; greedy decoding on the 2,000 held-out test dates."
   echo
+  echo "<!-- table: attention_gallery.sh -->"
   echo "| variant | flags | test exact match | training time | monotonicity | mean entropy (nats) | diagonality |"
   echo "|---|---|---:|---:|---:|---:|---:|"
+  echo "<!-- end -->"
 } > "$out"
 fi
 for v in "${variants[@]}"; do
@@ -58,14 +60,7 @@ j = json.loads(sys.argv[1]); a = j["alignment"]
 print("%.2f %.1f %.3f %.1f" % (100 * j["exact_match"], 100 * a["monotonicity"], a["entropy"], 100 * a["diagonality"]))' "$json")
   "$attend" align --model "$work/$name" --out "docs/img/attention/$name.png" "$example" > /dev/null
   row="| $name | \`$flags\` | $em% | $time | $mono% | $ent | $diag% |"
-  if grep -q "^| $name |" "$out"; then
-    /usr/bin/python3 -c 'import sys
-path, name, row = sys.argv[1:]
-lines = open(path).read().split("\n")
-open(path, "w").write("\n".join(row if l.startswith("| %s |" % name) else l for l in lines))' "$out" "$name" "$row"
-  else
-    echo "$row" >> "$out"
-  fi
+  scripts/table_row.py "$out" "<!-- table: attention_gallery.sh -->" "$name" "$row"
   echo "$name: $em% in $time"
 done
 echo "wrote $out and docs/img/attention/*.png"
