@@ -12,7 +12,7 @@ namespace attend {
 namespace {
 
 int max_steps(const Batch& batch, const DecodeOptions& opt, const StepDecoder& dec) {
-  return std::min(opt.max_length > 0 ? opt.max_length : 2 * batch.S + 10, dec.max_steps());
+  return std::min(step_limit(batch.S, opt), dec.max_steps());
 }
 
 // Row `r` of a step's weights [N,G,S], cut to the source's length n: G * n values.

@@ -29,12 +29,17 @@ Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<i
   return g;
 }
 
-// The encoding with every source repeated for its K rows: row b*K + k is source b.
-Seq2Seq::Encoded repeat_rows(const Seq2Seq::Encoded& enc, int K) {
-  std::vector<int> rows(size_t(enc.B) * K);
+// Row b*K + k of a beam is source b.
+std::vector<int> beam_rows(int B, int K) {
+  std::vector<int> rows(size_t(B) * K);
   for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i) / K;
+  return rows;
+}
+
+// The encoding with every source repeated for its rows.
+Seq2Seq::Encoded repeat_rows(const Seq2Seq::Encoded& enc, const std::vector<int>& rows) {
   Seq2Seq::Encoded big = enc;
-  big.B = enc.B * K;
+  big.B = static_cast<int>(rows.size());
   AttentionMemory& m = big.memory;
   m.scorer.keys = Var(gather_rows(enc.memory.scorer.keys.value(), rows));
   m.scorer.values = Var(gather_rows(enc.memory.scorer.values.value(), rows));
@@ -53,11 +58,11 @@ class RnnStepDecoder final : public StepDecoder {
   RnnStepDecoder(const Seq2Seq& model, const Batch& batch, int K, const DecodeOptions& opt) : model_(model) {
     NoGradScope no_grad;
     const Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
-    enc_ = K == 1 ? enc : repeat_rows(enc, K);
+    enc_ = enc;
     state_ = model.initial_state(enc);
     if (K > 1) {
-      std::vector<int> rows(size_t(enc.B) * K);
-      for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i) / K;
+      const std::vector<int> rows = beam_rows(enc.B, K);
+      enc_ = repeat_rows(enc, rows);
       state_ = gather(state_, rows);
     }
     state_.attn.hard = true;  // inference: hard attention's argmax, monotonic attention's pointer

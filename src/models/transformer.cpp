@@ -134,7 +134,7 @@ class TransformerStepDecoder final : public StepDecoder {
     }
     const int C = m.config_.dim;
     // The search's step limit, within the positions the model has; the caches hold that many.
-    max_steps_ = std::min(opt.max_length > 0 ? opt.max_length : 2 * batch.S + 10, m.config_.max_length);
+    max_steps_ = std::min(step_limit(batch.S, opt), m.config_.max_length);
     for (const auto& layer : m.decoder_) {
       self_.emplace_back(N_, layer.heads(), max_steps_, C / layer.heads());
       cross_.push_back(layer.cross_keys_values(memory, lengths));

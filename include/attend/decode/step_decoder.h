@@ -18,6 +18,11 @@ struct DecodeOptions {
   int window_back = -1, window_forward = -1;
 };
 
+// The searches' step limit: options.max_length, or 2 x the longest source + 10 when it is 0.
+inline int step_limit(int longest_source, const DecodeOptions& options) {
+  return options.max_length > 0 ? options.max_length : 2 * longest_source + 10;
+}
+
 struct DecoderStep {
   Tensor logits;   // [N,V] scores of the next token
   Tensor weights;  // [N,G,S] the step's attention over source positions: G maps (1 for the RNN
