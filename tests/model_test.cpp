@@ -167,6 +167,19 @@ TEST(Training, TimeBudgetStopReportsTheEpochItStoppedIn) {
   EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"epoch\":1,"), std::string::npos) << read_file(o.out + "/metrics.jsonl");
 }
 
+// A step budget stops after exactly that many updates, mid-epoch, and evaluates the last of them.
+TEST(Training, StepBudgetStopsAfterThatManyUpdates) {
+  const std::string dir = temp_dir("steps");
+  TrainOptions o = reverse_options(dir);
+  o.max_steps = 3;
+  const TrainResult r = train(o);
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_NE(r.stop_reason.find("step budget of 3 updates"), std::string::npos) << r.stop_reason;
+  EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"step\":3,"), std::string::npos) << read_file(o.out + "/metrics.jsonl");
+  o.max_steps = -1;
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+}
+
 TEST(Training, LearnsToReverseAndIsByteForByteDeterministic) {
   const std::string dir = temp_dir("reverse");
   TrainOptions o = reverse_options(dir);

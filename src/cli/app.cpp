@@ -162,15 +162,17 @@ int train_and_report(const TrainOptions& o);
 int run_resume(CLI::App* cmd, const TrainArgs& a) {
   for (const CLI::Option* opt : cmd->get_options()) {
     const std::string name = opt->get_name();
-    if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--threads" ||
+    if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--max-steps" ||
+        name == "--threads" ||
         name == "--save-every")
       continue;
     throw std::invalid_argument("--resume continues a run with its own settings; " + name +
-                                " cannot be given with it (only --max-minutes, --threads and --save-every can)");
+                                " cannot be given with it (only --max-minutes, --max-steps, --threads and --save-every can)");
   }
   TrainOptions o = load_train_options(a.resume);
   o.resume = true;
   if (cmd->count("--max-minutes")) o.max_minutes = a.opt.max_minutes;
+  if (cmd->count("--max-steps")) o.max_steps = a.opt.max_steps;
   if (cmd->count("--threads")) o.threads = a.opt.threads;
   if (cmd->count("--save-every")) o.save_every = a.opt.save_every;
   return train_and_report(o);
@@ -524,6 +526,9 @@ int run(int argc, const char* const* argv, Mode mode) {
   train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
       ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--max-steps", o.max_steps,
+                        "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
+      ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
   train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();

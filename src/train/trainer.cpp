@@ -31,6 +31,7 @@ void TrainOptions::validate() const {
   if (epochs < 1) bad("--epochs must be >= 1, got " + std::to_string(epochs));
   if (threads < 1) bad("--threads must be >= 1, got " + std::to_string(threads));
   if (max_minutes < 0) bad("--max-minutes must be >= 0, got " + std::to_string(max_minutes));
+  if (max_steps < 0) bad("--max-steps must be >= 0, got " + std::to_string(max_steps));
   if (!(lr > 0.0f)) bad("--lr must be > 0, got " + std::to_string(lr));
   if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f)) bad("--label-smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
   if (patience < 1) bad("--patience must be >= 1, got " + std::to_string(patience));
@@ -45,7 +46,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"task", o.task}, {"train_path", o.train_path}, {"dev_path", o.dev_path}, {"data_dir", o.data_dir},
        {"dates_train", o.dates_train}, {"dates_dev", o.dates_dev}, {"dates_test", o.dates_test},
        {"model", o.model}, {"source", o.source}, {"target", o.target}, {"batch", o.batch}, {"epochs", o.epochs},
-       {"max_minutes", o.max_minutes}, {"seed", o.seed}, {"threads", o.threads}, {"lr", json_float(o.lr)},
+       {"max_minutes", o.max_minutes}, {"max_steps", o.max_steps}, {"seed", o.seed}, {"threads", o.threads}, {"lr", json_float(o.lr)},
        {"schedule", o.schedule}, {"warmup", o.warmup}, {"clip_norm", json_float(o.clip_norm)}, {"weight_decay", json_float(o.weight_decay)},
        {"label_smoothing", json_float(o.label_smoothing)}, {"patience", o.patience}, {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite}, {"save_every", o.save_every}, {"out", o.out}};
@@ -63,6 +64,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.model.set_vocabularies(0, 0);
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
+  o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
   j.at("schedule").get_to(o.schedule), j.at("warmup").get_to(o.warmup), j.at("clip_norm").get_to(o.clip_norm);
   j.at("weight_decay").get_to(o.weight_decay), j.at("label_smoothing").get_to(o.label_smoothing);
@@ -181,7 +183,7 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
       throw std::runtime_error(origin + ": this run has finished (" + saved->meta.value("stop_reason", "") +
                                "); there is nothing to resume");
     nlohmann::json was = saved->meta.at("options"), now = opt;
-    for (const char* free : {"max_minutes", "out", "threads", "save_every"}) was.erase(free), now.erase(free);
+    for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"}) was.erase(free), now.erase(free);
     if (was != now) {
       std::string diff;
       for (const auto& [k, v] : now.items())
@@ -405,7 +407,10 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
         result.seconds = elapsed();
         return result;
       }
-      if (opt.max_minutes > 0 && elapsed() > opt.max_minutes * 60.0) {
+      if (opt.max_steps > 0 && step >= opt.max_steps) {
+        result.stop_reason = "step budget of " + std::to_string(opt.max_steps) + " updates used";
+        stop = true;
+      } else if (opt.max_minutes > 0 && elapsed() > opt.max_minutes * 60.0) {
         result.stop_reason = "time budget of " + std::to_string(opt.max_minutes) + " minutes used";
         stop = true;
       }

@@ -33,6 +33,7 @@ struct TrainOptions {
   int batch = 64;
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
+  int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
   uint64_t seed = 1;
   int threads = 1;
   float lr = 2e-3f;
