@@ -35,7 +35,7 @@ variants=(
 )
 
 out=docs/attention_results.md
-if [ ${#only[@]} -eq 0 ]; then
+if [ ! -f "$out" ]; then  # a full rerun replaces the rows; the G2P table (scripts/g2p_variants.sh) stays
 {
   echo "<!-- written by scripts/attention_gallery.sh; rerun it to refresh -->"
   echo "Dates task, 20,000 generated training examples, at most 8 epochs or 3 minutes (stopping early at"
