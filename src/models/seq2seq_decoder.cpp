@@ -29,13 +29,6 @@ Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<i
   return g;
 }
 
-// Row b*K + k of a beam is source b.
-std::vector<int> beam_rows(int B, int K) {
-  std::vector<int> rows(size_t(B) * K);
-  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i) / K;
-  return rows;
-}
-
 // The encoding with every source repeated for its rows.
 Seq2Seq::Encoded repeat_rows(const Seq2Seq::Encoded& enc, const std::vector<int>& rows) {
   Seq2Seq::Encoded big = enc;

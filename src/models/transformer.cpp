@@ -126,10 +126,10 @@ class TransformerStepDecoder final : public StepDecoder {
     N_ = enc.B * K, S_ = enc.S;
     Var memory = enc.memory;
     std::vector<int> lengths = enc.lengths;
-    if (K > 1) {  // every source's memory repeated for its K rows: row b * K + k
-      std::vector<int> rows(N_);
+    if (K > 1) {  // every source's memory repeated for its K rows
+      const std::vector<int> rows = beam_rows(enc.B, K);
       lengths.resize(N_);
-      for (int i = 0; i < N_; ++i) rows[i] = i / K, lengths[i] = enc.lengths[i / K];
+      for (int i = 0; i < N_; ++i) lengths[i] = enc.lengths[rows[i]];
       memory = Var(gather_rows(enc.memory.value(), rows));
     }
     const int C = m.config_.dim;

@@ -23,6 +23,13 @@ inline int step_limit(int longest_source, const DecodeOptions& options) {
   return options.max_length > 0 ? options.max_length : 2 * longest_source + 10;
 }
 
+// The searches keep K rows per source, row b * K + k for source b: the source of every row.
+inline std::vector<int> beam_rows(int sources, int rows_per_source) {
+  std::vector<int> rows(size_t(sources) * rows_per_source);
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<int>(i) / rows_per_source;
+  return rows;
+}
+
 struct DecoderStep {
   Tensor logits;   // [N,V] scores of the next token
   Tensor weights;  // [N,G,S] the step's attention over source positions: G maps (1 for the RNN
