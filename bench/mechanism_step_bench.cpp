@@ -1,12 +1,12 @@
 // Forward attention's per-step alignment update (Zhang et al. 2018), fused (one op,
-// ops/attention_scores.h forward_alignment) against the composed ops it replaced (shift,
-// mix, multiply, renormalise: ~8 autograd nodes), forward + backward through a tape, with and
-// without the transition agent, single-threaded, side by side in one run.
-// Usage: mechanism_step_bench [seconds per case]
-#include <chrono>
+// ops/attention_scores.h: forward_alignment, and forward_alignment_log, the form the mechanism
+// runs with a softmax) against the composed ops they replaced (shift, mix, multiply,
+// renormalise: ~8 autograd nodes), forward + backward through a tape, with and without the
+// transition agent, single-threaded, side by side in one run.
+// Usage: mechanism_step_bench [Google Benchmark flags, e.g. --benchmark_min_time=0.5]
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
+#include <string>
+#include <utility>
 
 #include "attend/ops/attention_scores.h"
 #include "attend/ops/elementwise.h"
@@ -14,6 +14,7 @@
 #include "attend/ops/shape.h"
 #include "attend/ops/softmax.h"
 #include "attend/random.h"
+#include "side_by_side.h"
 
 namespace {
 
@@ -26,50 +27,44 @@ Var composed(const Var& prev, const Var& y, const Var& u) {
   return renormalize(mul(mix, y));
 }
 
-template <class F>
-double us_per_step(F f, double seconds) {
-  using Clock = std::chrono::steady_clock;
-  int64_t n = 0;
-  const auto t0 = Clock::now();
-  double elapsed = 0.0;
-  while (elapsed < seconds) {
-    for (int i = 0; i < 100; ++i) f();
-    n += 100;
-    elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+// One case: B rows, S source positions, with or without the transition agent u; forward +
+// backward through a tape, the fused op or the composed ops.
+enum class Form { kComposed, kFused, kFusedLog };
+
+void step(benchmark::State& state, int B, int S, bool agent, Form form) {
+  Rng rng(1);
+  Tensor p(Shape{B, S}), yv(Shape{B, S}), probe(Shape{B, S});
+  for (int64_t i = 0; i < p.numel(); ++i) {
+    p.data()[i] = rng.uniform() + 0.01f;
+    yv.data()[i] = rng.uniform() + 0.01f;
+    probe.data()[i] = rng.normal();
   }
-  return elapsed / n * 1e6;
+  Tensor lp = Tensor::empty(p.shape()), ly = Tensor::empty(p.shape());
+  for (int64_t i = 0; i < p.numel(); ++i) lp.data()[i] = std::log(p.data()[i]), ly.data()[i] = std::log(yv.data()[i]);
+  Var prev(p, true), y(yv, true), log_prev(lp, true), log_y(ly, true);
+  Var u = agent ? Var(Tensor::full(Shape{B, 1}, 0.3f), true) : Var();
+  for (auto _ : state) {
+    Tape tape;
+    TapeScope scope(tape);
+    Var a = form == Form::kFusedLog ? forward_alignment_log(log_prev, log_y, u)
+            : form == Form::kFused  ? forward_alignment(prev, y, u)
+                                    : composed(prev, y, u);
+    Var l = sum(mul(a, Var(probe)));
+    tape.backward(l);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const double seconds = argc > 1 ? std::atof(argv[1]) : 0.5;
-  Rng rng(1);
-  std::printf("%4s %4s %6s | %12s %12s %7s\n", "B", "S", "agent", "composed us", "fused us", "ratio");
   for (int B : {1, 8, 64})
     for (int S : {10, 30, 100})
-      for (bool agent : {false, true}) {
-        Tensor p(Shape{B, S}), yv(Shape{B, S}), probe(Shape{B, S});
-        for (int64_t i = 0; i < p.numel(); ++i) {
-          p.data()[i] = rng.uniform() + 0.01f;
-          yv.data()[i] = rng.uniform() + 0.01f;
-          probe.data()[i] = rng.normal();
+      for (bool agent : {false, true})
+        for (auto [form, label] : {std::pair{Form::kComposed, "composed"}, std::pair{Form::kFused, "fused"},
+                                   std::pair{Form::kFusedLog, "fused-log"}}) {
+          const std::string name = "B:" + std::to_string(B) + "/S:" + std::to_string(S) + "/agent:" +
+                                   (agent ? "yes/" : "no/") + label;
+          benchmark::RegisterBenchmark(name.c_str(), step, B, S, agent, form)->Unit(benchmark::kMicrosecond);
         }
-        Var prev(p, true), y(yv, true);
-        Var u = agent ? Var(Tensor::full(Shape{B, 1}, 0.3f), true) : Var();
-        auto run = [&](bool fused) {
-          return [&, fused] {
-            Tape tape;
-            {
-              TapeScope scope(tape);
-              Var a = fused ? forward_alignment(prev, y, u) : composed(prev, y, u);
-              Var l = sum(mul(a, Var(probe)));
-              tape.backward(l);
-            }
-          };
-        };
-        const double c = us_per_step(run(false), seconds), f = us_per_step(run(true), seconds);
-        std::printf("%4d %4d %6s | %12.2f %12.2f %6.1fx\n", B, S, agent ? "yes" : "no", c, f, c / f);
-      }
-  return 0;
+  return attend::bench::run_side_by_side(argc, argv, "composed", {"fused", "fused-log"});
 }

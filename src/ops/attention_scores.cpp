@@ -5,8 +5,10 @@
 #include <limits>
 
 #include <stdexcept>
+#include <vector>
 
 #include "../kernels/attention_scores.h"
+#include "../kernels/vec_math.h"
 
 namespace attend {
 
@@ -171,12 +173,13 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
   if (u.defined() && u.shape() != Shape{B, 1})
     throw std::invalid_argument("forward_alignment_log: u " + u.shape().str() + " must be [" + std::to_string(B) + ", 1]");
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  auto logaddexp = [](float a, float b) {
-    const float m = std::max(a, b);
-    return m == -std::numeric_limits<float>::infinity() ? m : m + std::log(std::exp(a - m) + std::exp(b - m));
+  auto logaddexp = [](float a, float b) {  // one exp and one log1p
+    const float hi = std::max(a, b), lo = std::min(a, b);
+    return hi == -std::numeric_limits<float>::infinity() ? hi : hi + std::log1p(std::exp(lo - hi));
   };
   Tensor out = Tensor::empty(log_prev.shape());
   Tensor mix = Tensor::empty(log_prev.shape());  // saved for backward: m_n
+  std::vector<float> row(S);                      // exp(la_n - max), for the normaliser
   for (int64_t b = 0; b < B; ++b) {
     const float ub = u.defined() ? u.value().data()[b] : 0.5f;
     const float stay = std::log(1.0f - ub), move = std::log(ub);
@@ -191,9 +194,7 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
       mx = std::max(mx, la[n]);
     }
     if (mx == kNegInf) continue;  // nowhere to go: every entry stays -inf
-    double z = 0.0;
-    for (int64_t n = 0; n < S; ++n) z += std::exp(double(la[n] - mx));
-    const float lse = mx + static_cast<float>(std::log(z));
+    const float lse = mx + std::log(kernels::vexp_shifted_sum(la, mx, row.data(), S));
     for (int64_t n = 0; n < S; ++n) la[n] -= lse;
   }
   return make_result(std::move(out), needs_grad({&log_prev, &log_y, &u}), [log_prev, log_y, u, mix, B, S](Node& node) {
@@ -205,11 +206,15 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
     float* dlp = log_prev.requires_grad() ? log_prev.grad_ref().data() : nullptr;
     float* dly = log_y.requires_grad() ? log_y.grad_ref().data() : nullptr;
     float* du = u.defined() && u.requires_grad() ? u.grad_ref().data() : nullptr;
+    std::vector<float> alpha(S);
     for (int64_t b = 0; b < B; ++b) {
       const float* la = node.value.data() + b * S;
       if (*std::max_element(la, la + S) == -std::numeric_limits<float>::infinity()) continue;
+      kernels::vexp(la, alpha.data(), S);  // exactly 0 where la = -inf
       const float ub = u.defined() ? u.value().data()[b] : 0.5f;
       const float stay = std::log(1.0f - ub), move = std::log(ub);
+      // e^{lp_n - m_n} = w_stay / (1 - u) and e^{lp_{n-1} - m_n} = w_move / u, unless u is 0 or 1
+      const bool divide = ub > 0.0f && ub < 1.0f;
       const float* lp = log_prev.value().data() + b * S;
       const float* m = mix.data() + b * S;
       const float* g = node.grad.data() + b * S;
@@ -217,7 +222,7 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
       for (int64_t n = 0; n < S; ++n) total += g[n];
       float du_acc = 0.0f;
       for (int64_t n = 0; n < S; ++n) {
-        const float dx = la[n] == -std::numeric_limits<float>::infinity() ? 0.0f : g[n] - std::exp(la[n]) * float(total);
+        const float dx = la[n] == -std::numeric_limits<float>::infinity() ? 0.0f : g[n] - alpha[n] * float(total);
         if (dly) dly[b * S + n] += dx;
         if (m[n] == -std::numeric_limits<float>::infinity() || dx == 0.0f) continue;
         const float w_stay = std::exp(stay + lp[n] - m[n]);
@@ -226,7 +231,11 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
           dlp[b * S + n] += dx * w_stay;
           if (n > 0) dlp[b * S + n - 1] += dx * w_move;
         }
-        du_acc += dx * ((n > 0 ? std::exp(lp[n - 1] - m[n]) : 0.0f) - std::exp(lp[n] - m[n]));
+        if (du) {
+          const float from_prev = n == 0 ? 0.0f : divide ? w_move / ub : std::exp(lp[n - 1] - m[n]);
+          const float from_here = divide ? w_stay / (1.0f - ub) : std::exp(lp[n] - m[n]);
+          du_acc += dx * (from_prev - from_here);
+        }
       }
       if (du) du[b] += du_acc;
     }
