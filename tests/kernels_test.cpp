@@ -2,6 +2,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <utility>
 #include <vector>
 
 #include "kernels/blas.h"
@@ -68,6 +71,53 @@ TEST_P(VecMath, SpecialValues) {
   EXPECT_EQ(y[0], 1.0f);
   EXPECT_LT(y[1], 1e-30f);
   EXPECT_TRUE(std::isnan(y[2]));
+}
+
+TEST_P(VecMath, LogWithinTwoUlp) {
+  std::vector<float> x;
+  for (uint32_t bits = 1; bits < 0x7f800000u; bits += 4099) {  // every binade, denormals to FLT_MAX
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    x.push_back(v);
+  }
+  for (float v : grid(0.5f, 2.0f, 40001)) x.push_back(v);          // around 1, where log is small
+  std::vector<float> y(x.size());
+  vlog(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double want = std::log(double(x[i]));
+    const double ulp = std::max(std::fabs(want), 1e-30) * 1.19e-7;
+    ASSERT_LE(std::fabs(y[i] - want), 2.0 * ulp + 1e-45) << "log(" << x[i] << ") = " << y[i] << ", want " << want;
+  }
+  const float inf = INFINITY;
+  std::vector<float> sx = {0.0f, -0.0f, -1.0f, inf, NAN, 1.0f, 2.0f, 0.5f, -inf}, sy(sx.size());
+  vlog(sx.data(), sy.data(), static_cast<int64_t>(sx.size()));
+  EXPECT_EQ(sy[0], -inf);
+  EXPECT_EQ(sy[1], -inf);
+  EXPECT_TRUE(std::isnan(sy[2]));
+  EXPECT_EQ(sy[3], inf);
+  EXPECT_TRUE(std::isnan(sy[4]));
+  EXPECT_EQ(sy[5], 0.0f);
+  EXPECT_TRUE(std::isnan(sy[8]));
+}
+
+TEST_P(VecMath, LogAddExp) {
+  Rng rng(3);
+  const float inf = INFINITY;
+  std::vector<float> a, b;
+  for (int i = 0; i < 50001; ++i) a.push_back(20.0f * rng.normal()), b.push_back(i % 7 == 0 ? a.back() : 20.0f * rng.normal());
+  for (auto [p, q] : {std::pair{-inf, -inf}, {-inf, 3.0f}, {-2.0f, -inf}, {-100.0f, 0.0f}, {0.0f, 0.0f}}) a.push_back(p), b.push_back(q);
+  std::vector<float> y(a.size());
+  vlogaddexp(a.data(), b.data(), y.data(), static_cast<int64_t>(a.size()));
+  for (size_t i = 0; i + 5 < a.size(); ++i) {
+    const double hi = std::max(a[i], b[i]), want = hi + std::log(std::exp(double(a[i]) - hi) + std::exp(double(b[i]) - hi));
+    ASSERT_LE(std::fabs(y[i] - want), 3e-7 + 2.4e-7 * std::fabs(want)) << "logaddexp(" << a[i] << ", " << b[i] << ") = " << y[i];
+  }
+  const size_t k = a.size() - 5;
+  EXPECT_EQ(y[k], -inf);
+  EXPECT_FLOAT_EQ(y[k + 1], 3.0f);
+  EXPECT_FLOAT_EQ(y[k + 2], -2.0f);
+  EXPECT_FLOAT_EQ(y[k + 3], 0.0f);
+  EXPECT_NEAR(y[k + 4], std::log(2.0f), 1e-7);
 }
 
 // Every gemm path (column blocks, matrix-vector, plain) against a double-precision loop.

@@ -49,6 +49,35 @@ float tanh_scalar(float x) {
 
 float sigmoid_scalar(float x) { return 1.0f / (1.0f + exp_scalar(-x)); }
 
+// log(x) = e ln 2 + log(m), x = m 2^e with m in [sqrt(1/2), sqrt(2)); log(1 + f), f = m - 1, by
+// Cephes' logf polynomial: f - f^2/2 + f^3 P(f) (relative error < 1e-7 on that interval).
+constexpr float kSqrtHalf = 0.707106781186547524f;
+constexpr float kL0 = 7.0376836292e-2f, kL1 = -1.1514610310e-1f, kL2 = 1.1676998740e-1f, kL3 = -1.2420140846e-1f,
+                kL4 = 1.4249322787e-1f, kL5 = -1.6668057665e-1f, kL6 = 2.0000714765e-1f, kL7 = -2.4999993993e-1f,
+                kL8 = 3.3333331174e-1f;
+
+float log_scalar(float x) {
+  if (x != x || x < 0.0f) return NAN;
+  if (x == 0.0f) return -INFINITY;
+  if (x == INFINITY) return x;
+  int e = 0;
+  float m = std::frexp(x, &e);  // m in [1/2, 1), denormals included
+  if (m < kSqrtHalf) e -= 1, m = m + m - 1.0f;
+  else m = m - 1.0f;
+  const float z = m * m;
+  float y = kL0;
+  for (float c : {kL1, kL2, kL3, kL4, kL5, kL6, kL7, kL8}) y = y * m + c;
+  y = y * m * z;
+  y += static_cast<float>(e) * kLn2Lo;
+  y += -0.5f * z;
+  return (m + y) + static_cast<float>(e) * kLn2Hi;
+}
+
+float logaddexp_scalar(float a, float b) {
+  const float hi = std::max(a, b), lo = std::min(a, b);
+  return hi == -INFINITY ? hi : hi + log_scalar(1.0f + exp_scalar(lo - hi));
+}
+
 __attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_LT_OQ);  // -> 0, as exp(-inf)
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
@@ -85,6 +114,34 @@ __attribute__((target("avx2,fma"))) inline __m256 tanh8(__m256 x) {
 __attribute__((target("avx2,fma"))) inline __m256 sigmoid8(__m256 x) {
   const __m256 e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), x));
   return _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+__attribute__((target("avx2,fma"))) inline __m256 log8(__m256 x) {
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 invalid = _mm256_or_ps(_mm256_cmp_ps(x, zero, _CMP_LT_OQ), _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
+  const __m256 is_zero = _mm256_cmp_ps(x, zero, _CMP_EQ_OQ);
+  const __m256 is_inf = _mm256_cmp_ps(x, _mm256_set1_ps(INFINITY), _CMP_EQ_OQ);
+  // Denormals: scaled by 2^23 into the normal range first, 23 taken off the exponent after.
+  const __m256 denormal = _mm256_cmp_ps(x, _mm256_set1_ps(1.17549435e-38f), _CMP_LT_OQ);
+  x = _mm256_blendv_ps(x, _mm256_mul_ps(x, _mm256_set1_ps(8388608.0f)), denormal);
+  const __m256i bits = _mm256_castps_si256(x);
+  __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+  e = _mm256_sub_ps(e, _mm256_and_ps(denormal, _mm256_set1_ps(23.0f)));
+  __m256 m = _mm256_castsi256_ps(
+      _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));  // [1/2, 1)
+  const __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(kSqrtHalf), _CMP_LT_OQ);
+  e = _mm256_sub_ps(e, _mm256_and_ps(small, _mm256_set1_ps(1.0f)));
+  m = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(small, m)), _mm256_set1_ps(1.0f));
+  const __m256 z = _mm256_mul_ps(m, m);
+  __m256 y = _mm256_set1_ps(kL0);
+  for (float c : {kL1, kL2, kL3, kL4, kL5, kL6, kL7, kL8}) y = _mm256_fmadd_ps(y, m, _mm256_set1_ps(c));
+  y = _mm256_mul_ps(_mm256_mul_ps(y, m), z);
+  y = _mm256_fmadd_ps(e, _mm256_set1_ps(kLn2Lo), y);
+  y = _mm256_fmadd_ps(z, _mm256_set1_ps(-0.5f), y);
+  __m256 r = _mm256_fmadd_ps(e, _mm256_set1_ps(kLn2Hi), _mm256_add_ps(m, y));
+  r = _mm256_blendv_ps(r, _mm256_set1_ps(-INFINITY), is_zero);
+  r = _mm256_blendv_ps(r, _mm256_set1_ps(INFINITY), is_inf);
+  return _mm256_blendv_ps(r, _mm256_set1_ps(NAN), invalid);
 }
 
 // NaN inputs: min/max in exp8 would turn them into numbers; keep them NaN as libm does.
@@ -189,6 +246,33 @@ void vsigmoid(const float* x, float* y, int64_t n) {
   auto s = [](float v) { return sigmoid_scalar(v); };
   if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return sigmoid8(v); }, s);
   else apply_scalar(x, y, n, s);
+}
+
+void vlog(const float* x, float* y, int64_t n) {
+  auto s = [](float v) { return log_scalar(v); };
+  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return log8(v); }, s);
+  else apply_scalar(x, y, n, s);
+}
+
+namespace {
+__attribute__((target("avx2,fma"))) int64_t logaddexp_avx2(const float* a, const float* b, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 va = _mm256_loadu_ps(a + i), vb = _mm256_loadu_ps(b + i);
+    const __m256 hi = _mm256_max_ps(va, vb), lo = _mm256_min_ps(va, vb);
+    const __m256 none = _mm256_cmp_ps(hi, _mm256_set1_ps(-INFINITY), _CMP_EQ_OQ);
+    // exp8(-inf - -inf) would be NaN: where both are -inf the difference is taken as -inf.
+    const __m256 d = _mm256_blendv_ps(_mm256_sub_ps(lo, hi), _mm256_set1_ps(-INFINITY), none);
+    const __m256 r = _mm256_add_ps(hi, log8(_mm256_add_ps(_mm256_set1_ps(1.0f), exp8(d))));
+    _mm256_storeu_ps(y + i, _mm256_blendv_ps(r, hi, none));
+  }
+  return i;
+}
+}  // namespace
+
+void vlogaddexp(const float* a, const float* b, float* y, int64_t n) {
+  int64_t i = g_isa == Isa::kAvx2 ? logaddexp_avx2(a, b, y, n) : 0;
+  for (; i < n; ++i) y[i] = logaddexp_scalar(a[i], b[i]);
 }
 
 }  // namespace attend::kernels

@@ -3,7 +3,8 @@
 // An AVX2+FMA implementation (8 floats at a time) chosen at run time when the CPU has it, and a
 // scalar reference that computes the same approximation one value at a time (the test oracle;
 // `set_vec_math_isa(Isa::kScalar)` forces it). Accuracy against libm: exp within 2 ulp over
-// [-87, 88]; tanh within 3e-7 absolute and 1e-6 relative; sigmoid within 3e-7 absolute.
+// [-87, 88]; tanh within 3e-7 absolute and 1e-6 relative; sigmoid within 3e-7 absolute; log
+// within 2 ulp (denormals included); logaddexp within 3e-7 absolute + 2 ulp.
 #pragma once
 
 #include <cstdint>
@@ -24,5 +25,9 @@ float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n);
 // max of x[0, n) (-inf when n = 0); NaN-free input assumed.
 float vmax(const float* x, int64_t n);
 void vsigmoid(const float* x, float* y, int64_t n);
+// Natural log: -inf at 0, NaN below 0, +inf at +inf.
+void vlog(const float* x, float* y, int64_t n);
+// y[i] = log(exp(a[i]) + exp(b[i])) for finite or -inf a, b (-inf when both are); y may be a or b.
+void vlogaddexp(const float* a, const float* b, float* y, int64_t n);
 
 }  // namespace attend::kernels

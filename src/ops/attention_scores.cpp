@@ -173,29 +173,28 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
   if (u.defined() && u.shape() != Shape{B, 1})
     throw std::invalid_argument("forward_alignment_log: u " + u.shape().str() + " must be [" + std::to_string(B) + ", 1]");
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  auto logaddexp = [](float a, float b) {  // one exp and one log1p
-    const float hi = std::max(a, b), lo = std::min(a, b);
-    return hi == -std::numeric_limits<float>::infinity() ? hi : hi + std::log1p(std::exp(lo - hi));
-  };
   Tensor out = Tensor::empty(log_prev.shape());
   Tensor mix = Tensor::empty(log_prev.shape());  // saved for backward: m_n
-  std::vector<float> row(S);                      // exp(la_n - max), for the normaliser
+  // The whole batch at once (vector kernels over B*S, not S, values): A_n, B_n, then m_n.
+  const float* lp = log_prev.value().data();
+  const float* ly = log_y.value().data();
+  float* m = mix.data();
+  float* la = out.data();
+  std::vector<float> from_prev(B * S), row(S);
   for (int64_t b = 0; b < B; ++b) {
     const float ub = u.defined() ? u.value().data()[b] : 0.5f;
     const float stay = std::log(1.0f - ub), move = std::log(ub);
-    const float* lp = log_prev.value().data() + b * S;
-    const float* ly = log_y.value().data() + b * S;
-    float* m = mix.data() + b * S;
-    float* la = out.data() + b * S;
-    float mx = kNegInf;
-    for (int64_t n = 0; n < S; ++n) {
-      m[n] = logaddexp(stay + lp[n], n > 0 ? move + lp[n - 1] : kNegInf);
-      la[n] = m[n] + ly[n];
-      mx = std::max(mx, la[n]);
-    }
+    for (int64_t n = 0; n < S; ++n)
+      m[b * S + n] = stay + lp[b * S + n], from_prev[b * S + n] = n > 0 ? move + lp[b * S + n - 1] : kNegInf;
+  }
+  kernels::vlogaddexp(m, from_prev.data(), m, B * S);
+  for (int64_t i = 0; i < B * S; ++i) la[i] = m[i] + ly[i];
+  for (int64_t b = 0; b < B; ++b) {  // la -= logsumexp over the row
+    float* r = la + b * S;
+    const float mx = kernels::vmax(r, S);
     if (mx == kNegInf) continue;  // nowhere to go: every entry stays -inf
-    const float lse = mx + std::log(kernels::vexp_shifted_sum(la, mx, row.data(), S));
-    for (int64_t n = 0; n < S; ++n) la[n] -= lse;
+    const float lse = mx + std::log(kernels::vexp_shifted_sum(r, mx, row.data(), S));
+    for (int64_t n = 0; n < S; ++n) r[n] -= lse;
   }
   return make_result(std::move(out), needs_grad({&log_prev, &log_y, &u}), [log_prev, log_y, u, mix, B, S](Node& node) {
     // forward: x_n = m_n + ly_n, la_n = x_n - logsumexp(x), m_n = logaddexp(A_n, B_n) with
@@ -206,34 +205,47 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
     float* dlp = log_prev.requires_grad() ? log_prev.grad_ref().data() : nullptr;
     float* dly = log_y.requires_grad() ? log_y.grad_ref().data() : nullptr;
     float* du = u.defined() && u.requires_grad() ? u.grad_ref().data() : nullptr;
-    std::vector<float> alpha(S);
+    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+    const float* la = node.value.data();
+    const float* lp = log_prev.value().data();
+    const float* m = mix.data();
+    // alpha_n, and the mix's weights w_stay = e^{A_n - m_n}, w_move = e^{B_n - m_n} (0 where
+    // m_n = -inf), for the whole batch at once.
+    std::vector<float> alpha(B * S), w_stay(B * S), w_move(B * S), log_stay(B), log_move(B);
     for (int64_t b = 0; b < B; ++b) {
-      const float* la = node.value.data() + b * S;
-      if (*std::max_element(la, la + S) == -std::numeric_limits<float>::infinity()) continue;
-      kernels::vexp(la, alpha.data(), S);  // exactly 0 where la = -inf
       const float ub = u.defined() ? u.value().data()[b] : 0.5f;
-      const float stay = std::log(1.0f - ub), move = std::log(ub);
+      log_stay[b] = std::log(1.0f - ub), log_move[b] = std::log(ub);
+      for (int64_t n = 0; n < S; ++n) {
+        const int64_t i = b * S + n;
+        const bool none = m[i] == kNegInf;
+        w_stay[i] = none ? kNegInf : log_stay[b] + lp[i] - m[i];
+        w_move[i] = none || n == 0 ? kNegInf : log_move[b] + lp[i - 1] - m[i];
+      }
+    }
+    kernels::vexp(la, alpha.data(), B * S);  // exactly 0 where la = -inf
+    kernels::vexp(w_stay.data(), w_stay.data(), B * S);
+    kernels::vexp(w_move.data(), w_move.data(), B * S);
+    for (int64_t b = 0; b < B; ++b) {
+      if (kernels::vmax(la + b * S, S) == kNegInf) continue;
+      const float ub = u.defined() ? u.value().data()[b] : 0.5f;
       // e^{lp_n - m_n} = w_stay / (1 - u) and e^{lp_{n-1} - m_n} = w_move / u, unless u is 0 or 1
       const bool divide = ub > 0.0f && ub < 1.0f;
-      const float* lp = log_prev.value().data() + b * S;
-      const float* m = mix.data() + b * S;
       const float* g = node.grad.data() + b * S;
       double total = 0.0;
       for (int64_t n = 0; n < S; ++n) total += g[n];
       float du_acc = 0.0f;
       for (int64_t n = 0; n < S; ++n) {
-        const float dx = la[n] == -std::numeric_limits<float>::infinity() ? 0.0f : g[n] - alpha[n] * float(total);
-        if (dly) dly[b * S + n] += dx;
-        if (m[n] == -std::numeric_limits<float>::infinity() || dx == 0.0f) continue;
-        const float w_stay = std::exp(stay + lp[n] - m[n]);
-        const float w_move = n > 0 ? std::exp(move + lp[n - 1] - m[n]) : 0.0f;
+        const int64_t i = b * S + n;
+        const float dx = la[i] == kNegInf ? 0.0f : g[n] - alpha[i] * float(total);
+        if (dly) dly[i] += dx;
+        if (m[i] == kNegInf || dx == 0.0f) continue;
         if (dlp) {
-          dlp[b * S + n] += dx * w_stay;
-          if (n > 0) dlp[b * S + n - 1] += dx * w_move;
+          dlp[i] += dx * w_stay[i];
+          if (n > 0) dlp[i - 1] += dx * w_move[i];
         }
         if (du) {
-          const float from_prev = n == 0 ? 0.0f : divide ? w_move / ub : std::exp(lp[n - 1] - m[n]);
-          const float from_here = divide ? w_stay / (1.0f - ub) : std::exp(lp[n] - m[n]);
+          const float from_prev = n == 0 ? 0.0f : divide ? w_move[i] / ub : std::exp(lp[i - 1] - m[i]);
+          const float from_here = divide ? w_stay[i] / (1.0f - ub) : std::exp(lp[i] - m[i]);
           du_acc += dx * (from_prev - from_here);
         }
       }
