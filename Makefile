@@ -64,7 +64,8 @@ fuzz:
 # Speed, side by side with PyTorch (docs/benchmarks.md).
 bench: deps-test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_BENCH=ON"
-	$(BUILD)/bench/gemm_blocking
+	$(BUILD)/bench/gemm_blocking --benchmark_color=false
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/mechanism_step_bench --benchmark_color=false
 	$(PYTHON) bench/seq2seq.py --attend $(BUILD)/bench/seq2seq_bench
 	$(PYTHON) bench/sdpa.py --attend $(BUILD)/bench/sdpa_bench
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/sdpa_decode_bench 1
