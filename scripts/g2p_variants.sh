@@ -17,6 +17,7 @@ data=${1:?usage: scripts/g2p_variants.sh DATA_DIR [BUDGET [VARIANT...]]}
 budget=${2:-150}
 shift $(( $# < 2 ? $# : 2 ))
 attend=${ATTEND:-build/attend}
+lock=${TMPDIR:-/tmp}/attend-g2p-variants.lock  # two copies (one per core) write one file: one at a time
 word=PHOTOGRAPHER
 # The same names and flags as the dates gallery (scripts/attention_gallery.sh).
 declare -A flags=(
@@ -44,6 +45,8 @@ if [[ $budget =~ ^([0-9]+)u$ ]]; then
   out=docs/attention_results.md marker="<!-- table: g2p_variants.sh updates -->"
   runs=runs/g2p-variants-${BASH_REMATCH[1]}u img=img/g2p-${BASH_REMATCH[1]}u
   defaults=("${all[@]}")
+  exec 9> "$lock"
+  flock 9
   if ! grep -qx -- "$marker" "$out"; then
     {
       echo
@@ -61,6 +64,7 @@ if [[ $budget =~ ^([0-9]+)u$ ]]; then
       echo "<!-- end -->"
     } >> "$out"
   fi
+  flock -u 9
 elif [[ $budget =~ ^[0-9]+$ ]]; then
   limit=(--max-minutes "$budget")
   out=docs/g2p.md marker="<!-- table: g2p_variants.sh -->" runs=runs/g2p-variants img=img/g2p
@@ -93,6 +97,6 @@ j = json.loads(sys.argv[1]); print("%.2f %.2f" % (100 * j["sentence_error_rate"]
   else
     row="| $v | \`${flags[$v]}\` | $wer | $per | $best | $time | $updates | ![$v]($img/$v.png) |"
   fi
-  scripts/table_row.py "$out" "$marker" "$v" "$row"
+  flock "$lock" scripts/table_row.py "$out" "$marker" "$v" "$row"
   echo "$v: WER $wer% PER $per% in $time ($updates updates)"
 done
