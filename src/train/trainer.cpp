@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <map>
 #include <cmath>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -411,7 +412,9 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
         result.stop_reason = "step budget of " + std::to_string(opt.max_steps) + " updates used";
         stop = true;
       } else if (opt.max_minutes > 0 && elapsed() > opt.max_minutes * 60.0) {
-        result.stop_reason = "time budget of " + std::to_string(opt.max_minutes) + " minutes used";
+        std::ostringstream minutes;  // 45, not 45.000000
+        minutes << opt.max_minutes;
+        result.stop_reason = "time budget of " + minutes.str() + " minutes used";
         stop = true;
       }
     }
