@@ -62,6 +62,34 @@ TEST_F(Cli, InvalidFlagValuesNameTheValue) {
   EXPECT_NE(r.output.find("cosine"), std::string::npos) << r.output;
 }
 
+// local-m's --position-rate auto is measured on the training data and kept in config.json;
+// the mechanisms' own settings are checked and belong to the RNN model only.
+TEST_F(Cli, MechanismSettingsReachTheModel) {
+  const std::string data = "--task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv --hidden 16 --embedding 8 "
+                           "--attention-dim 8 --epochs 1 --batch 8 ";
+  CliRun r = run("train " + data + "--attention local-m --window 1 --position-rate auto --out " + dir_ + "/localm");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // sources of 2-3 letters, targets twice as long: sum(S - 1) / sum(T) = 17 / 54
+  EXPECT_NE(r.output.find("local-m: position rate 0.314815 from the training data"), std::string::npos) << r.output;
+  EXPECT_NE(attend::read_file(dir_ + "/localm/config.json").find("\"position_rate\": 0.3148148"), std::string::npos)
+      << attend::read_file(dir_ + "/localm/config.json");
+  r = run("train " + data + "--attention location --location-filters 3 --location-width 5 --out " + dir_ + "/loc");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string config = attend::read_file(dir_ + "/loc/config.json");
+  EXPECT_NE(config.find("\"location_filters\": 3"), std::string::npos) << config;
+  EXPECT_NE(config.find("\"location_width\": 5"), std::string::npos) << config;
+  EXPECT_EQ(run("translate --model " + dir_ + "/loc abc").code, 0);
+  r = run("train " + data + "--attention local-m --position-rate fast --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--position-rate must be a number > 0 or auto, got 'fast'"), std::string::npos) << r.output;
+  r = run("train " + data + "--attention location --location-width 4 --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("of width 4"), std::string::npos) << r.output;
+  r = run("train --model transformer --sigma 2 --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--sigma"), std::string::npos) << r.output;
+}
+
 TEST_F(Cli, MissingAndMalformedDataNameFileAndLine) {
   CliRun r = run("train --task tsv --train " + dir_ + "/missing.tsv --dev " + dir_ + "/dev.tsv --out " + dir_ + "/m2");
   EXPECT_NE(r.code, 0);

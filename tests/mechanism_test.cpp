@@ -1,6 +1,8 @@
 // Attention mechanisms: gradients through every one, and the property that defines each.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "attend/attention/mechanism.h"
 #include <map>
 #include "attend/ops/reduce.h"
@@ -89,6 +91,81 @@ TEST(Mechanisms, LocalWindowsPutNoWeightOutside) {
       }
     }
   }
+}
+
+// local-m with a position rate r: the window follows p_t = r t (clipped to the sentence).
+TEST(Mechanisms, LocalMWindowFollowsThePositionRate) {
+  const Tensor mask = mask_with_lengths();
+  Rng rng(57);
+  const int W = 1;
+  AttentionConfig c{MechanismKind::kLocalM, ScoreKind::kDot, Normalizer::kSoftmax, 5, W};
+  c.position_rate = 1.5f;
+  auto mech = make_attention(c, D, D, rng);
+  Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({7, B, D}, rng, 1, false);
+  AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
+  AttentionState st;
+  for (int t = 0; t < 7; ++t) {
+    AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+    for (int b = 0; b < B; ++b) {
+      const float centre = std::min(1.5f * t, float((b == 0 ? 9 : 6) - 1));
+      for (int s = 0; s < S; ++s) {
+        const bool inside = s >= std::floor(centre) - W && s <= std::ceil(centre) + W && s < (b == 0 ? 9 : 6);
+        if (!inside) {
+          EXPECT_EQ(r.weights.value().data()[b * S + s], 0.0f) << "step " << t << " row " << b << " position " << s;
+        }
+      }
+    }
+  }
+  c.position_rate = 0.0f;  // "auto", not yet measured: a model cannot be built with it
+  EXPECT_THROW(make_attention(c, D, D, rng), std::invalid_argument);
+  c.position_rate = -1.0f;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+}
+
+// local-p's --sigma: the weights are the window's soft weights times exp(-(s - p_t)^2 / (2 sigma^2)),
+// so two sigmas give weight ratios exp((s - p)^2 (1/(2 s1^2) - 1/(2 s2^2))) at every position.
+TEST(Mechanisms, LocalPSigmaSetsTheGaussian) {
+  const Tensor mask = mask_with_lengths();
+  Var keys, queries;
+  std::vector<std::vector<float>> w;
+  for (float sigma : {0.0f, 3.0f}) {
+    Rng rng(58);
+    AttentionConfig c{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 4};
+    c.sigma = sigma;
+    auto mech = make_attention(c, D, D, rng);
+    if (!keys.defined()) keys = random_var({B, S, D}, rng, 1, false), queries = random_var({1, B, D}, rng, 1, false);
+    AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
+    w.push_back(run(*mech, mem, queries, 1, 0).weights.value().to_vector());
+    if (sigma > 0.0f) {
+      gradcheck(
+          [&](const std::vector<Var>& x) {
+            AttentionMemory m2 = mech->prepare(x[0], x[0], mask, Var());
+            return reshape(run(*mech, m2, x[1], 1, 0).weights, Shape{B, S});
+          },
+          params(*mech, {random_var({B, S, D}, rng), random_var({1, B, D}, rng)}), {.eps = 1e-3f});
+    }
+  }
+  // Same seed, same predicted centre: the log-ratio of the two is quadratic in s - p, with
+  // curvature 1/(2 * 2^2) - 1/(2 * 3^2) (default sigma = D/2 = 2).
+  const float k = 1.0f / 8.0f - 1.0f / 18.0f;
+  int compared = 0;
+  for (int b = 0; b < B; ++b) {
+    std::vector<int> inside;
+    for (int s = 0; s < S; ++s)
+      if (w[0][b * S + s] > 0.0f) inside.push_back(s);
+    ASSERT_GE(inside.size(), 3u);
+    // log(w1/w0) = k (s - p)^2 + c: its second difference over s is 2k.
+    for (size_t i = 0; i + 2 < inside.size(); ++i) {
+      auto lr = [&](int s) { return std::log(w[1][b * S + s] / w[0][b * S + s]); };
+      if (inside[i + 2] - inside[i] != 2) continue;
+      EXPECT_NEAR(lr(inside[i + 2]) - 2 * lr(inside[i + 1]) + lr(inside[i]), 2 * k, 1e-3) << "row " << b;
+      ++compared;
+    }
+  }
+  EXPECT_GT(compared, 0);
+  AttentionConfig bad{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 4};
+  bad.sigma = -1.0f;
+  EXPECT_THROW(bad.validate(), std::invalid_argument);
 }
 
 TEST(Mechanisms, StaticWeightsAreTheSameAtEveryStep) {

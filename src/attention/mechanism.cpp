@@ -67,7 +67,10 @@ void AttentionConfig::validate() const {
   if (!(hard_mix >= 0.0f && hard_mix <= 1.0f)) throw std::invalid_argument("attention: --hard-mix must be in [0, 1], got " + std::to_string(hard_mix));
   if (!(entropy_bonus >= 0.0f)) throw std::invalid_argument("attention: --entropy-bonus must be >= 0, got " + std::to_string(entropy_bonus));
   if (!(gumbel_temperature > 0.0f)) throw std::invalid_argument("attention: --gumbel-temperature must be > 0, got " + std::to_string(gumbel_temperature));
-  if (kind == MechanismKind::kLocalP && window < 1)
+  if (!(sigma >= 0.0f)) throw std::invalid_argument("attention: --sigma must be >= 0 (0 = window / 2), got " + std::to_string(sigma));
+  if (!(position_rate >= 0.0f && position_rate <= 1000.0f))
+    throw std::invalid_argument("attention: --position-rate must be in (0, 1000] or auto, got " + std::to_string(position_rate));
+  if (kind == MechanismKind::kLocalP && window < 1 && sigma == 0.0f)
     throw std::invalid_argument("attention: local-p needs --window >= 1 (sigma = window / 2), got " + std::to_string(window));
 }
 
@@ -142,14 +145,20 @@ class Static final : public AttentionMechanism {
 };
 
 // local-m (Luong et al. 2015, sec. 3.2): p_t = t, attend only within [p_t - D, p_t + D]
-// (clipped to the sentence).
+// (clipped to the sentence). With a rate r, p_t = r t: sources longer or shorter than their
+// outputs (r = source / output length, which `attend train --position-rate auto` measures).
 class LocalM final : public AttentionMechanism {
  public:
-  LocalM(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  LocalM(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {
+    if (!(c.position_rate > 0.0f))
+      throw std::invalid_argument("local-m: position_rate must be > 0, got " + std::to_string(c.position_rate) +
+                                  " (auto is resolved from the training data by attend train)");
+  }
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0);
     std::vector<float> centre(B);
-    for (int64_t b = 0; b < B; ++b) centre[b] = static_cast<float>(std::min(st.step, std::max(0, m.lengths[b] - 1)));
+    for (int64_t b = 0; b < B; ++b)
+      centre[b] = std::min(config_.position_rate * static_cast<float>(st.step), static_cast<float>(std::max(0, m.lengths[b] - 1)));
     ++st.step;
     return scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, config_.window));
   }
@@ -157,7 +166,7 @@ class LocalM final : public AttentionMechanism {
 
 // local-p (Luong et al. 2015, eqs. 9-10): p_t = (S_b - 1) sigmoid(v_p^T tanh(W_p h_t)) predicted
 // from the decoder state (0-based positions of a source of length S_b), the weights of the window
-// [p_t - D, p_t + D] multiplied by exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D/2. Gradients reach
+// [p_t - D, p_t + D] multiplied by exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D/2 (or --sigma). Gradients reach
 // W_p and v_p through the Gaussian; the window's edges are not differentiable.
 class LocalP final : public AttentionMechanism {
  public:
@@ -175,7 +184,8 @@ class LocalP final : public AttentionMechanism {
     ++st.step;
     AttentionResult a = scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer,
                                       window_mask(m.scorer.mask, centre, config_.window));
-    Var w = mul(a.weights, gaussian_around(p, static_cast<int>(S), config_.window / 2.0f));  // [B,1,S]
+    const float sigma = config_.sigma > 0.0f ? config_.sigma : config_.window / 2.0f;
+    Var w = mul(a.weights, gaussian_around(p, static_cast<int>(S), sigma));  // [B,1,S]
     return {bmm(w, m.scorer.values), w};
   }
 

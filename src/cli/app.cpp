@@ -78,7 +78,7 @@ struct TrainArgs {
   TrainOptions opt;
   std::string resume;
   std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
-              schedule = "constant", hard_estimator = "reinforce", architecture = "rnn";
+              schedule = "constant", hard_estimator = "reinforce", architecture = "rnn", position_rate = "1";
   bool no_input_feeding = false, lowercase = false, post_norm = false;
   int encoder_layers = 1, layers = 2, decoder_layers = 2;  // --encoder-layers serves both models
   float dropout = 0.1f;
@@ -87,7 +87,7 @@ struct TrainArgs {
 // Flags that only one architecture has; giving one to the other is an error, not a silent no-op.
 const std::vector<const char*> kRnnFlags = {
     "--attention", "--hard-estimator", "--hard-mix", "--entropy-bonus", "--gumbel-temperature", "--coverage-loss",
-    "--window", "--score", "--normalizer", "--cell", "--hidden", "--encoder-hidden", "--embedding", "--attention-dim",
+    "--window", "--sigma", "--position-rate", "--location-filters", "--location-width", "--score", "--normalizer", "--cell", "--hidden", "--encoder-hidden", "--embedding", "--attention-dim",
     "--no-input-feeding"};
 const std::vector<const char*> kTransformerFlags = {"--dim", "--heads", "--ffn", "--layers", "--decoder-layers",
                                                     "--post-norm", "--tie-embeddings", "--max-positions"};
@@ -203,6 +203,20 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
   }
   o.model.rnn.attention = parse_mechanism(a.attention);
   o.model.rnn.hard_estimator = parse_hard_estimator(a.hard_estimator);
+  if (a.position_rate == "auto") {
+    o.model.rnn.position_rate = 0.0f;  // attend train measures it on the training data
+  } else {
+    size_t used = 0;
+    float rate = -1.0f;
+    try {
+      rate = std::stof(a.position_rate, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != a.position_rate.size() || !(rate > 0.0f))
+      throw std::invalid_argument("--position-rate must be a number > 0 or auto, got '" + a.position_rate + "'");
+    o.model.rnn.position_rate = rate;
+  }
   o.model.rnn.score = parse_score(a.score);
   o.model.rnn.normalizer = parse_normalizer(a.normalizer);
   o.model.rnn.cell = parse_cell(a.cell);
@@ -489,8 +503,19 @@ int run(int argc, const char* const* argv, Mode mode) {
       ->check(number(0, false))->capture_default_str();
   train_cmd->add_option("--coverage-loss", o.model.rnn.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
       ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--window", o.model.rnn.window, "local-m, local-p: half-width D of the window (local-p: sigma = D/2)")
+  train_cmd->add_option("--window", o.model.rnn.window, "local-m, local-p: half-width D of the window")
       ->check(at_least(0))->capture_default_str();
+  train_cmd->add_option("--sigma", o.model.rnn.sigma, "local-p: width of the Gaussian around p_t (0 = D/2, Luong et al.)")
+      ->check(number(0, true))->capture_default_str();
+  train_cmd->add_option("--position-rate", ta.position_rate,
+                        "local-m: p_t = rate * t (1 = Luong et al.'s p_t = t; auto = source / output length of the "
+                        "training data)")
+      ->capture_default_str();
+  train_cmd->add_option("--location-filters", o.model.rnn.location_filters,
+                        "location: convolution filters over the previous weights (Chorowski et al.)")
+      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--location-width", o.model.rnn.location_width, "location: width of those filters (odd)")
+      ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
       ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
   train_cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")

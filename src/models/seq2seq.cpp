@@ -53,6 +53,8 @@ void Seq2SeqConfig::validate() const {
   at_most("hidden", hidden, kMaxWidth);
   at_most("encoder_hidden", encoder_hidden, kMaxWidth);
   at_most("attention_dim", attention_dim, kMaxWidth);
+  at_most("location_filters", location_filters, kMaxWidth);
+  at_most("location_width", location_width, kMaxWidth);
   at_most("encoder_layers", encoder_layers, kMaxLayers);
   at_most("src_vocab", src_vocab, kMaxVocab);
   at_most("tgt_vocab", tgt_vocab, kMaxVocab);
@@ -69,6 +71,10 @@ void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
        {"attention_dim", c.attention_dim},
        {"input_feeding", c.input_feeding},  {"dropout", json_float(c.dropout)},
        {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
+  // A mechanism's own settings are written only for it (older files lack them: the defaults).
+  if (c.attention == MechanismKind::kLocalP) j["sigma"] = json_float(c.sigma);
+  if (c.attention == MechanismKind::kLocalM) j["position_rate"] = json_float(c.position_rate);
+  if (c.attention == MechanismKind::kLocation) j["location_filters"] = c.location_filters, j["location_width"] = c.location_width;
   if (c.attention == MechanismKind::kHard) {
     j["hard_estimator"] = to_string(c.hard_estimator), j["hard_mix"] = json_float(c.hard_mix);
     j["entropy_bonus"] = json_float(c.entropy_bonus), j["gumbel_temperature"] = json_float(c.gumbel_temperature);
@@ -101,6 +107,10 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
   c.hard_mix = field<float>(j, "hard_mix", 0.5f);
   c.entropy_bonus = field<float>(j, "entropy_bonus", 0.01f);
   c.gumbel_temperature = field<float>(j, "gumbel_temperature", 1.0f);
+  c.sigma = field<float>(j, "sigma", 0.0f);
+  c.position_rate = field<float>(j, "position_rate", 1.0f);
+  c.location_filters = field<int>(j, "location_filters", 8);
+  c.location_width = field<int>(j, "location_width", 11);
   c.src_vocab = field<int>(j, "src_vocab");
   c.tgt_vocab = field<int>(j, "tgt_vocab");
   c.validate();

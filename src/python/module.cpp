@@ -83,8 +83,8 @@ struct Inputs {
 
 Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
                    const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-                   float coverage_loss, const std::optional<FloatArray>& summary, const py::kwargs& arrays,
-                   bool requires_grad) {
+                   float coverage_loss, float sigma, float position_rate, const std::optional<FloatArray>& summary,
+                   const py::kwargs& arrays, bool requires_grad) {
   Inputs in;
   in.query = Var(to_tensor(query, "query"), requires_grad);
   in.keys = Var(to_tensor(keys, "keys"), requires_grad);
@@ -110,6 +110,7 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
   c.normalizer = parse_normalizer(normalizer);
   c.window = window;
   c.coverage_loss = coverage_loss;
+  c.sigma = sigma, c.position_rate = position_rate;
   for (const char* k : {"Wq", "Wp", "U", "wc"})  // the attention size A, from whichever array has it
     if (given.count(k)) c.attention_dim = static_cast<int>(given[k].size(-1));
   if (given.count("F")) c.location_filters = static_cast<int>(given["F"].size(0)), c.location_width = static_cast<int>(given["F"].size(1));
@@ -186,8 +187,9 @@ the sparse ones can give positions exactly zero weight.
 attention (the T query rows are T decoder steps, t = 0 .. T-1):
   "soft" (= "global" = "dynamic"): every source position at every step;
   "static": one distribution from summary [B, Dq] (the encoder summary), the same at every step;
-  "local-m": only positions within window D of t (Luong et al. 2015);
-  "local-p": within D of p_t = (S_b - 1) sigmoid(vp . tanh(q Wp)), times exp(-(s - p_t)^2 / (D^2 / 2));
+  "local-m": only positions within window D of p_t = position_rate * t (Luong et al. 2015: rate 1);
+  "local-p": within D of p_t = (S_b - 1) sigmoid(vp . tanh(q Wp)), times exp(-(s - p_t)^2 / (2 sigma^2)),
+      sigma = D / 2 unless given;
       Wp [Dq, A], vp [A] (Luong et al. 2015, eqs. 9-10);
   "location": additive score plus U (F * a_{t-1}); F [K, R] filters (R odd), U [K, A] (Chorowski et al. 2015);
   "coverage": additive score plus wc * sum of past weights; wc [A]; coverage_loss adds
@@ -328,10 +330,10 @@ PYBIND11_MODULE(attend, m) {
       "attention",
       [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
          const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-         float coverage_loss, const std::optional<FloatArray>& summary, bool hard, bool return_weights,
-         const py::kwargs& params) -> py::object {
-        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, summary,
-                                params, false);
+         float coverage_loss, float sigma, float position_rate, const std::optional<FloatArray>& summary, bool hard,
+         bool return_weights, const py::kwargs& params) -> py::object {
+        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, sigma,
+                                position_rate, summary, params, false);
         NoGradScope no_grad;
         Outputs out = run_mechanism(in, hard);
         if (!return_weights) return to_numpy(out.context.value());
@@ -339,17 +341,17 @@ PYBIND11_MODULE(attend, m) {
       },
       kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("attention") = "soft",
       py::arg("score") = "dot", py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
-      py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none(), py::arg("hard") = false,
-      py::arg("return_weights") = true);
+      py::arg("coverage_loss") = 0.0f, py::arg("sigma") = 0.0f, py::arg("position_rate") = 1.0f,
+      py::arg("summary") = py::none(), py::arg("hard") = false, py::arg("return_weights") = true);
 
   m.def(
       "attention_backward",
       [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const FloatArray& grad_context,
          const std::optional<FloatArray>& grad_weights, const std::string& attention, const std::string& score,
-         const std::string& normalizer, const py::object& mask, int window, float coverage_loss,
-         const std::optional<FloatArray>& summary, const py::kwargs& params) {
-        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, summary,
-                                params, true);
+         const std::string& normalizer, const py::object& mask, int window, float coverage_loss, float sigma,
+         float position_rate, const std::optional<FloatArray>& summary, const py::kwargs& params) {
+        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, sigma,
+                                position_rate, summary, params, true);
         Tape tape;
         {
           TapeScope scope(tape);
@@ -376,7 +378,8 @@ PYBIND11_MODULE(attend, m) {
       kBackwardDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::arg("grad_context"), py::kw_only(),
       py::arg("grad_weights") = py::none(), py::arg("attention") = "soft", py::arg("score") = "dot",
       py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
-      py::arg("coverage_loss") = 0.0f, py::arg("summary") = py::none());
+      py::arg("coverage_loss") = 0.0f, py::arg("sigma") = 0.0f, py::arg("position_rate") = 1.0f,
+      py::arg("summary") = py::none());
 
   // Multi-head scaled-dot-product attention (the fused kernel of ops/sdpa.h).
   auto sdpa_options = [](float scale, const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,

@@ -1,5 +1,6 @@
 #include "attend/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -209,6 +210,16 @@ TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
 
   ModelConfig mc = opt.model;
   mc.set_vocabularies(src_vocab.size(), tgt_vocab.size());
+  if (mc.architecture == Architecture::kRnn && mc.rnn.attention == MechanismKind::kLocalM && mc.rnn.position_rate == 0.0f) {
+    // local-m's "auto" rate: the output's last token (</s>, step T) should look at the source's
+    // last position (S - 1), on average over the training data.
+    double positions = 0.0, steps = 0.0;
+    for (const EncodedExample& e : train_set) positions += double(e.src.size()) - 1.0, steps += double(e.tgt.size());
+    mc.rnn.position_rate = static_cast<float>(std::clamp(positions / std::max(steps, 1.0), 0.01, 1000.0));
+    std::ostringstream m;
+    m << "local-m: position rate " << mc.rnn.position_rate << " from the training data (p_t = rate * t)";
+    message(m.str());
+  }
   Rng rng(opt.seed);
   nlohmann::json extra = {{"task", opt.task},
                           {"training", {{"seed", opt.seed}, {"batch", opt.batch}, {"lr", json_float(opt.lr)},

@@ -6,6 +6,7 @@ torch.autograd. Tolerances (fp32): forward max |error| <= 1e-5 x the output's sc
 <= 1e-4 x the gradient's scale (scale = max(1, max |reference|)).
 """
 import itertools
+import zlib
 
 import numpy as np
 import pytest
@@ -117,7 +118,7 @@ CASES = list(itertools.product(SCORES, SHAPES, [False, True], ["softmax"])) + \
 
 @pytest.mark.parametrize("score,shape,masked,normalizer", CASES)
 def test_forward_and_gradients_match_pytorch(score, shape, masked, normalizer):
-    rng = np.random.default_rng(abs(hash((score, shape, masked, normalizer))) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(repr((score, shape, masked, normalizer)).encode()))  # same data every run
     arrays, params, mask = make_case(rng, *shape, score, masked)
     context, weights = attend.attention(arrays["query"], arrays["keys"], arrays["values"], score=score, mask=mask,
                                         normalizer=normalizer, **params)

@@ -50,6 +50,9 @@ struct AttentionConfig {
   Normalizer normalizer = Normalizer::kSoftmax;
   int attention_dim = 128;  // additive score, and local-p's position predictor
   int window = 5;           // local-m, local-p: D, the half-width of the window
+  float sigma = 0.0f;       // local-p: width of the Gaussian; 0 = D/2 (Luong et al.)
+  float position_rate = 1.0f;  // local-m: p_t = rate * t (1 = Luong et al.'s p_t = t; 0 = not yet
+                               // chosen: attend train sets it from the training data, "auto")
   int location_filters = 8;   // location: K convolution filters
   int location_width = 11;    // location: their width R (odd)
   float coverage_loss = 0.0f; // coverage: weight of See et al.'s loss sum_t sum_s min(a_t, c_t); 0 = off

@@ -34,6 +34,10 @@ struct Seq2SeqConfig {
   ScoreKind score = ScoreKind::kAdditive;
   Normalizer normalizer = Normalizer::kSoftmax;
   int window = 5;              // local-m, local-p: half-width D of the window
+  float sigma = 0.0f;          // local-p: Gaussian width (0 = D/2)
+  float position_rate = 1.0f;  // local-m: p_t = rate * t (0 = from the training data, set by attend train)
+  int location_filters = 8;    // location: K convolution filters over the previous weights
+  int location_width = 11;     // location: their width (odd)
   float coverage_loss = 0.0f;  // coverage: weight of See et al.'s coverage loss (0 = off)
   HardEstimator hard_estimator = HardEstimator::kReinforce;  // hard: how it is trained
   float hard_mix = 0.5f;          // hard, REINFORCE: share of sentences using the expected context
@@ -44,6 +48,8 @@ struct Seq2SeqConfig {
     a.coverage_loss = coverage_loss;
     a.hard_estimator = hard_estimator, a.hard_mix = hard_mix, a.entropy_bonus = entropy_bonus;
     a.gumbel_temperature = gumbel_temperature;
+    a.sigma = sigma, a.position_rate = position_rate;
+    a.location_filters = location_filters, a.location_width = location_width;
     return a;
   }
   int attention_dim = 128;     // additive score only
