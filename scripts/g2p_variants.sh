@@ -29,6 +29,7 @@ declare -A flags=(
   [soft-entmax15]="--attention soft --score additive --normalizer entmax15"
   [static]="--attention static --score additive"
   [local-m]="--attention local-m --score additive --window 3"
+  [local-m-auto]="--attention local-m --score additive --window 3 --position-rate auto"
   [local-p]="--attention local-p --score additive --window 3"
   [location]="--attention location --score additive"
   [coverage]="--attention coverage --score additive --coverage-loss 1"
@@ -38,7 +39,7 @@ declare -A flags=(
   [hard-reinforce]="--attention hard --score additive --hard-estimator reinforce"
   [hard-gumbel]="--attention hard --score additive --hard-estimator gumbel"
 )
-all=(soft-additive soft-general soft-dot soft-scaled-dot soft-sparsemax soft-entmax15 static local-m local-p
+all=(soft-additive soft-general soft-dot soft-scaled-dot soft-sparsemax soft-entmax15 static local-m local-m-auto local-p
      location coverage monotonic forward forward-ta hard-reinforce hard-gumbel)
 if [[ $budget =~ ^([0-9]+)u$ ]]; then
   limit=(--max-steps "${BASH_REMATCH[1]}")
