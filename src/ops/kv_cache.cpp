@@ -6,6 +6,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "sdpa_options.h"
 #include "../kernels/flash_attention.h"
 #include "../kernels/parallel.h"
 
@@ -78,17 +79,9 @@ Tensor sdpa_decode(const Tensor& q, const KvCache& cache, const SdpaOptions& o, 
   kernels::SdpaProblem p;
   p.B = static_cast<int>(s[0]), p.H = static_cast<int>(s[1]), p.Hkv = static_cast<int>(ks[1]);
   p.T = 1, p.S = static_cast<int>(ks[2]), p.D = static_cast<int>(s[3]);
-  p.scale = o.scale != 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(p.D));
   p.key_lengths = cache.lengths().data();
   p.bottom_right = true, p.causal = true;
-  if (o.window_left < -1) bad("window_left must be >= -1, got " + std::to_string(o.window_left));
-  p.window_left = o.window_left;
-  if (!o.alibi_slopes.empty()) {
-    if (static_cast<int>(o.alibi_slopes.size()) != p.H) bad(std::to_string(o.alibi_slopes.size()) + " ALiBi slopes for " + std::to_string(p.H) + " heads");
-    p.alibi_slopes = o.alibi_slopes.data();
-  }
-  if (!(o.softcap >= 0.0f)) bad("softcap must be >= 0, got " + std::to_string(o.softcap));
-  p.softcap = o.softcap;
+  detail::set_shared_options(p, o, "sdpa_decode");
   // Chunks of 1024 keys (512 KiB of K and V at D = 64): long caches spread over the threads,
   // short ones stay one item per kv head.
   const int chunk = 1024;

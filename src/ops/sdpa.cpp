@@ -6,6 +6,7 @@
 
 #include "../kernels/flash_attention.h"
 #include "../kernels/parallel.h"
+#include "sdpa_options.h"
 
 namespace attend {
 
@@ -27,8 +28,6 @@ kernels::SdpaProblem problem(const Tensor& q, const Tensor& k, const Tensor& v, 
     bad("q " + q.shape().str() + " and k " + k.shape().str() + " need the same batch and head dim");
   if (p.D < 1 || p.H < 1 || p.Hkv < 1) bad("empty heads or head dim in q " + q.shape().str() + ", k " + k.shape().str());
   if (p.H % p.Hkv != 0) bad(std::to_string(p.H) + " query heads are not a multiple of " + std::to_string(p.Hkv) + " key/value heads");
-  p.scale = o.scale != 0.0f ? o.scale : 1.0f / std::sqrt(static_cast<float>(p.D));
-  if (!std::isfinite(p.scale)) bad("scale must be finite, got " + std::to_string(o.scale));
   if (!o.key_lengths.empty()) {
     if (static_cast<int>(o.key_lengths.size()) != p.B)
       bad(std::to_string(o.key_lengths.size()) + " key lengths for a batch of " + std::to_string(p.B));
@@ -37,16 +36,9 @@ kernels::SdpaProblem problem(const Tensor& q, const Tensor& k, const Tensor& v, 
     p.key_lengths = o.key_lengths.data();
   }
   p.causal = o.causal, p.bottom_right = o.bottom_right;
-  if (o.window_left < -1 || o.window_right < -1)
-    bad("window sizes must be >= 0 or -1 (unbounded), got " + std::to_string(o.window_left) + ", " + std::to_string(o.window_right));
-  p.window_left = o.window_left, p.window_right = o.window_right;
-  if (!o.alibi_slopes.empty()) {
-    if (static_cast<int>(o.alibi_slopes.size()) != p.H)
-      bad(std::to_string(o.alibi_slopes.size()) + " ALiBi slopes for " + std::to_string(p.H) + " heads");
-    p.alibi_slopes = o.alibi_slopes.data();
-  }
-  if (!(o.softcap >= 0.0f) || !std::isfinite(o.softcap)) bad("softcap must be >= 0, got " + std::to_string(o.softcap));
-  p.softcap = o.softcap;
+  detail::set_shared_options(p, o, "sdpa");
+  if (o.window_right < -1) bad("window_right must be >= 0 or -1 (unbounded), got " + std::to_string(o.window_right));
+  p.window_right = o.window_right;
   if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) bad("dropout must be in [0, 1), got " + std::to_string(o.dropout));
   p.dropout = o.dropout, p.seed = o.seed;
   if (bias.defined()) {
