@@ -55,9 +55,11 @@ if [[ $budget =~ ^([0-9]+)u$ ]]; then
       echo
       echo "<!-- written by scripts/g2p_variants.sh runs/g2p-data ${budget}; rerun it to refresh -->"
       echo "CMUdict (the g014b2b split, 106,837 training words), the G2P recipe of \`attend train --task g2p\`"
-      echo "stopped after ${BASH_REMATCH[1]} updates (batch 64; about $(( BASH_REMATCH[1] * 64 / 1000 ))k words,"
-      echo "an early snapshot: the recipe's best model in docs/g2p.md came after about 34,000), one thread, seed 1;"
-      echo "beam 5 on the 12,000 test words; the alignment of $word."
+      echo "each variant stopped after ${BASH_REMATCH[1]} updates (\`--max-steps\`, batch 64), one thread, seed 1;"
+      echo "beam 5 on the 12,000 test words; \"dev exact match\" is greedy on the dev words; the alignment of"
+      echo "$word. An early snapshot (the recipe's best model in \`docs/g2p.md\` came after ~34,000 updates):"
+      echo "it ranks how fast each variant learns. \"training\" is wall-clock time on whatever else the"
+      echo "machine was doing; the models do not depend on the load."
       echo
       echo "$marker"
       echo "| variant | flags | test WER % | test PER % | dev exact match | training | alignment |"
