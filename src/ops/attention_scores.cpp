@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "../kernels/attention_scores.h"
+#include "../kernels/blas.h"
 #include "../kernels/vec_math.h"
 
 namespace attend {
@@ -32,41 +33,51 @@ Var additive_scores(const Var& qp, const Var& kp, const Var& v) {
   });
 }
 
+namespace {
+// alpha [B,S] -> [B*S, R]: row (b,s) holds alpha[b, s + j - R/2] for j < R, 0 past the edges.
+Tensor position_taps(const Tensor& alpha, int64_t R) {
+  const int64_t B = alpha.size(0), S = alpha.size(1), half = R / 2;
+  Tensor cols(Shape{B * S, R});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < S; ++s) {
+      float* row = cols.data() + (b * S + s) * R;
+      const int64_t lo = std::max<int64_t>(0, half - s), hi = std::min<int64_t>(R, S - s + half);
+      for (int64_t j = lo; j < hi; ++j) row[j] = alpha.data()[b * S + s + j - half];
+    }
+  return cols;
+}
+}  // namespace
+
 Var position_conv(const Var& alpha, const Var& filters) {
   if (alpha.ndim() != 2 || filters.ndim() != 2 || filters.size(1) % 2 == 0) {
     throw std::invalid_argument("position_conv: alpha " + alpha.shape().str() + " ([B,S]) and filters " +
                                 filters.shape().str() + " ([K,R], R odd) do not fit");
   }
-  const int64_t B = alpha.size(0), S = alpha.size(1), K = filters.size(0), R = filters.size(1), half = R / 2;
-  Tensor out(Shape{B, S, K});
-  const float* a = alpha.value().data();
-  const float* F = filters.value().data();
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t s = 0; s < S; ++s)
-      for (int64_t j = 0; j < R; ++j) {
-        const int64_t src = s + j - half;
-        if (src < 0 || src >= S) continue;
-        const float x = a[b * S + src];
-        for (int64_t k = 0; k < K; ++k) out.data()[(b * S + s) * K + k] += F[k * R + j] * x;
-      }
-  return make_result(std::move(out), needs_grad({&alpha, &filters}), [alpha, filters, B, S, K, R, half](Node& node) {
-    // forward: out[b,s,k] = sum_j F[k,j] alpha[b, s+j-half]
+  const int64_t B = alpha.size(0), S = alpha.size(1), K = filters.size(0), R = filters.size(1);
+  // As a matrix product: the R taps of every position side by side (im2col), times F^T.
+  Tensor cols = position_taps(alpha.value(), R);  // [B*S, R]
+  Tensor out = Tensor::empty(Shape{B, S, K});
+  kernels::gemm(false, true, B * S, K, R, 1.0f, cols.data(), R, filters.value().data(), R, 0.0f, out.data(), K);
+  return make_result(std::move(out), needs_grad({&alpha, &filters}), [alpha, filters, B, S, K, R](Node& node) {
+    // forward: out = cols F^T with cols[(b,s), j] = alpha[b, s + j - R/2] (0 outside)
+    //   dF += dy^T cols;  dcols = dy F, and alpha[b, s + j - R/2] collects dcols[(b,s), j]
     const float* dy = node.grad.data();
-    const float* a = alpha.value().data();
-    const float* F = filters.value().data();
-    float* da = alpha.requires_grad() ? alpha.grad_ref().data() : nullptr;
-    float* dF = filters.requires_grad() ? filters.grad_ref().data() : nullptr;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t s = 0; s < S; ++s)
-        for (int64_t j = 0; j < R; ++j) {
-          const int64_t src = s + j - half;
-          if (src < 0 || src >= S) continue;
-          for (int64_t k = 0; k < K; ++k) {
-            const float g = dy[(b * S + s) * K + k];
-            if (da) da[b * S + src] += g * F[k * R + j];
-            if (dF) dF[k * R + j] += g * a[b * S + src];
-          }
+    if (filters.requires_grad()) {
+      const Tensor cols = position_taps(alpha.value(), R);
+      kernels::gemm(true, false, K, R, B * S, 1.0f, dy, K, cols.data(), R, 1.0f, filters.grad_ref().data(), R);
+    }
+    if (alpha.requires_grad()) {
+      Tensor dcols = Tensor::empty(Shape{B * S, R});
+      kernels::gemm(false, false, B * S, R, K, 1.0f, dy, K, filters.value().data(), R, 0.0f, dcols.data(), R);
+      float* da = alpha.grad_ref().data();
+      const int64_t half = R / 2;
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t s = 0; s < S; ++s) {
+          const float* row = dcols.data() + (b * S + s) * R;
+          const int64_t lo = std::max<int64_t>(0, half - s), hi = std::min<int64_t>(R, S - s + half);
+          for (int64_t j = lo; j < hi; ++j) da[b * S + s + j - half] += row[j];
         }
+    }
   });
 }
 
