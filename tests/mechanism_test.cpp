@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "attend/attention/mechanism.h"
 #include <map>
@@ -26,15 +27,18 @@ Tensor mask_with_lengths() {
   return m;
 }
 
-// Runs `steps` decoder steps with the given queries and returns the weights of step `at`.
-AttentionResult run(const AttentionMechanism& mech, const AttentionMemory& mem, const Var& queries, int steps, int at) {
+// Runs `steps` decoder steps with the given queries [steps,B,D]; every step's result.
+std::vector<AttentionResult> run_steps(const AttentionMechanism& mech, const AttentionMemory& mem, const Var& queries,
+                                       int steps) {
   AttentionState st;
-  AttentionResult r;
-  for (int t = 0; t < steps; ++t) {
-    AttentionResult a = mech.step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
-    if (t == at) r = a;
-  }
-  return r;
+  std::vector<AttentionResult> out;
+  for (int t = 0; t < steps; ++t) out.push_back(mech.step(reshape(select(queries, t), Shape{B, 1, D}), mem, st));
+  return out;
+}
+
+// The result of step `at` of `steps`.
+AttentionResult run(const AttentionMechanism& mech, const AttentionMemory& mem, const Var& queries, int steps, int at) {
+  return run_steps(mech, mem, queries, steps)[at];
 }
 
 std::vector<Var> params(const Module& m, std::vector<Var> extra) {
@@ -71,10 +75,9 @@ TEST(Mechanisms, LocalWindowsPutNoWeightOutside) {
     const int W = 1;
     auto mech = make_attention({kind, ScoreKind::kDot, Normalizer::kSoftmax, 5, W}, D, D, rng);
     Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({7, B, D}, rng, 1, false);
-    AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
-    AttentionState st;
+    const std::vector<AttentionResult> results = run_steps(*mech, mech->prepare(keys, keys, mask, Var()), queries, 7);
     for (int t = 0; t < 7; ++t) {
-      AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+      const AttentionResult& r = results[t];
       for (int b = 0; b < B; ++b) {
         const float* w = r.weights.value().data() + b * S;
         int first = S, last = -1;
@@ -102,10 +105,9 @@ TEST(Mechanisms, LocalMWindowFollowsThePositionRate) {
   c.position_rate = 1.5f;
   auto mech = make_attention(c, D, D, rng);
   Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({7, B, D}, rng, 1, false);
-  AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
-  AttentionState st;
+  const std::vector<AttentionResult> results = run_steps(*mech, mech->prepare(keys, keys, mask, Var()), queries, 7);
   for (int t = 0; t < 7; ++t) {
-    AttentionResult r = mech->step(reshape(select(queries, t), Shape{B, 1, D}), mem, st);
+    const AttentionResult& r = results[t];
     for (int b = 0; b < B; ++b) {
       const float centre = std::min(1.5f * t, float((b == 0 ? 9 : 6) - 1));
       for (int s = 0; s < S; ++s) {
