@@ -92,6 +92,7 @@ void bench_greedy(int B, double min_seconds) {
   // Never predict </s>, so every sentence decodes exactly kT steps, as the PyTorch loop does.
   for (auto& p : model.parameters())
     if (p.name == "output.bias") p.var.value().data()[Vocab::kEos] = -1e4f;
+  model.freeze();  // as Translator::load does: attend translate/eval decode a frozen model
   std::vector<Batch> batches;
   for (int i = 0; i < 8; ++i) batches.push_back(random_batch(B, rng, false));
   const DecodeOptions opt{.beam = 1, .length_penalty = 0.0f, .max_length = kT};

@@ -120,6 +120,90 @@ TEST(Seq2Seq, VocabularyTableProjectionEqualsPerTokenProjection) {
   for (size_t i = 0; i < table.size(); ++i) EXPECT_NEAR(table[i], per_token[i], 1e-5f) << "element " << i;
 }
 
+TEST(Seq2Seq, PrecomputedMemoryCombinedGivesTheSameSteps) {
+  // Decoding multiplies the weights by h W_c[:M] (precomputed) instead of forming c_t and
+  // multiplying by W_c[:M]: the same numbers up to rounding, for every mechanism, since each
+  // one's context is its weights times the memory.
+  std::vector<EncodedExample> ex = {{{4, 5, 6, 5, 4}, {}}, {{6, 4}, {}}};
+  Batch batch = make_batch(ex, {0, 1});
+  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
+                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic,
+                             MechanismKind::kForward, MechanismKind::kForwardTA, MechanismKind::kHard})
+    for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
+      for (bool feed : {true, false}) {
+        SCOPED_TRACE(to_string(kind) + " " + to_string(cell) + (feed ? " feed" : ""));
+        Seq2SeqConfig c = tiny_config(cell, ScoreKind::kAdditive, feed);
+        c.attention = kind, c.window = 1;
+        Rng rng(40);
+        Seq2Seq model(c, rng);
+        NoGradScope no_grad;
+        Seq2Seq::Encoded plain = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+        Seq2Seq::Encoded fast = plain;
+        model.precompute_memory_combined(fast);
+        ASSERT_TRUE(fast.memory_combined.defined());
+        Seq2Seq::DecoderState a = model.initial_state(plain), b = model.initial_state(fast);
+        a.attn.hard = b.attn.hard = true;  // inference behaviour (pointer, argmax)
+        for (int t = 0; t < 4; ++t) {
+          const std::vector<int> prev = {4 + t % 2, 5};
+          Seq2Seq::Step sa = model.step(prev, a, plain, nullptr), sb = model.step(prev, b, fast, nullptr);
+          const std::vector<float> la = sa.logits.value().to_vector(), lb = sb.logits.value().to_vector();
+          const std::vector<float> wa = sa.weights.value().to_vector(), wb = sb.weights.value().to_vector();
+          for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-5f) << "step " << t << " logit " << i;
+          for (size_t i = 0; i < wa.size(); ++i) EXPECT_NEAR(wa[i], wb[i], 1e-5f) << "step " << t << " weight " << i;
+          a = std::move(sa.state), b = std::move(sb.state);
+        }
+      }
+}
+
+TEST(Seq2Seq, FrozenTablesDecodeAsBeforeAndNeverReachATape) {
+  std::vector<EncodedExample> ex = {{{4, 5, 6}, {4, 5}}, {{6, 4}, {5}}};
+  Batch batch = make_batch(ex, {0, 1});
+  Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+  Rng r1(41), r2(41);
+  Seq2Seq live(c, r1), frozen(c, r2);
+  frozen.freeze();
+  const DecodeOptions greedy{.beam = 1, .length_penalty = 0.0f, .max_length = 6};
+  const DecodeOptions beam{.beam = 3, .length_penalty = 0.0f, .max_length = 6};
+  for (const DecodeOptions& o : {greedy, beam}) {
+    auto want = decode(live, batch, o), got = decode(frozen, batch, o);
+    for (int b = 0; b < 2; ++b) {
+      EXPECT_EQ(got[b].tokens, want[b].tokens) << "row " << b << " beam " << o.beam;
+      EXPECT_NEAR(got[b].score, want[b].score, 1e-5f) << "row " << b << " beam " << o.beam;
+    }
+  }
+  // Recording a loss uses the weights themselves: gradients reach both embedding tables.
+  auto grads = [&](const Seq2Seq& m) {
+    Tape tape;
+    TapeScope scope(tape);
+    Var l = m.loss(batch, 0.0f, nullptr);
+    tape.backward(l);
+    std::vector<float> g;
+    for (auto& p : m.parameters()) {
+      for (float v : p.var.grad().to_vector()) g.push_back(v);
+      p.var.grad_ref().zero();
+    }
+    return g;
+  };
+  const std::vector<float> gl = grads(live), gf = grads(frozen);
+  ASSERT_EQ(gl.size(), gf.size());
+  for (size_t i = 0; i < gl.size(); ++i) EXPECT_NEAR(gl[i], gf[i], 1e-6f) << "gradient element " << i;
+  // freeze() again after the weights change picks the change up.
+  for (Seq2Seq* m : {&live, &frozen})
+    for (auto& p : m->parameters())
+      if (p.name == "tgt_embedding.weight") p.var.value().data()[4 * c.embedding] += 3.0f;  // token 4
+  frozen.freeze();
+  Seq2Seq::Encoded el, ef;
+  {
+    NoGradScope no_grad;
+    el = live.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+    ef = frozen.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+  }
+  ASSERT_TRUE(ef.target_gates.defined());
+  const std::vector<float> want = live.step({4, 4}, live.initial_state(el), el, nullptr).logits.value().to_vector();
+  const std::vector<float> got = frozen.step({4, 4}, frozen.initial_state(ef), ef, nullptr).logits.value().to_vector();
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5f) << "logit " << i;
+}
+
 TEST(Seq2SeqGrad, StackedEncoder) {
   std::vector<EncodedExample> ex = {{{4, 5, 6}, {4, 5}}, {{6, 4}, {5}}};
   Batch batch = make_batch(ex, {0, 1});

@@ -152,7 +152,9 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   const int B = static_cast<int>(lengths.size());
   const Rnn& first = encoder_[0];
   std::vector<Var> gi;  // per direction, [S*B, G*He]
-  if (use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {
+  if (use_frozen(dropout_rng)) {
+    for (int d = 0; d < first.directions(); ++d) gi.push_back(embedding(frozen_->source_gates[d], src));
+  } else if (use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {
     for (int d = 0; d < first.directions(); ++d) gi.push_back(embedding(first.cell(d).project_input(src_emb_.table()), src));
   } else {
     Var x = src_emb_(src);  // [S*B, E]
@@ -178,9 +180,31 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   out.bridge.h = tanh(bridge_h_(last(&RnnState::h)));  // [B,H]
   if (config_.cell == CellKind::kLstm) out.bridge.c = bridge_c_(last(&RnnState::c));
   out.memory = attention_->prepare(memory, memory, mask, out.bridge.h);
-  if (use_table(config_.tgt_vocab, int64_t(B) * (2 * S + 10), dropout_rng))  // decoding: at most 2S+10 steps
+  if (use_frozen(dropout_rng))
+    out.target_gates = frozen_->target_gates;
+  else if (use_table(config_.tgt_vocab, int64_t(B) * (2 * S + 10), dropout_rng))  // decoding: at most 2S+10 steps
     out.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
   return out;
+}
+
+void Seq2Seq::freeze() {
+  NoGradScope no_grad;
+  auto f = std::make_shared<Frozen>();
+  const Rnn& first = encoder_[0];
+  for (int d = 0; d < first.directions(); ++d) f->source_gates.push_back(first.cell(d).project_input(src_emb_.table()));
+  f->target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
+  frozen_ = std::move(f);
+}
+
+bool Seq2Seq::use_frozen(Rng* dropout_rng) const {
+  return frozen_ && dropout_rng == nullptr && !needs_grad({&src_emb_.table(), &tgt_emb_.table()});
+}
+
+void Seq2Seq::precompute_memory_combined(Encoded& enc) const {
+  const int M = config_.memory_size();
+  const Var& values = enc.memory.scorer.values;  // [B,S,M]
+  enc.memory_combined = reshape(matmul(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), narrow(combine_.weight(), 0, M)),
+                                Shape{enc.B, enc.S, config_.hidden});
 }
 
 Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
@@ -226,9 +250,15 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
       out.state.last_attended[b] = best;
     }
   }
-  Var context = reshape(a.context, Shape{B, config_.memory_size()});
   out.weights = reshape(a.weights, Shape{B, enc.S});
-  out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
+  if (enc.memory_combined.defined()) {  // a_t (h W_c[:M]) + s_t W_c[M:] + b_c, see precompute_memory_combined
+    const int M = config_.memory_size();
+    Var from_memory = reshape(bmm(reshape(a.weights, Shape{B, 1, enc.S}), enc.memory_combined), Shape{B, H});
+    out.attentional = tanh(add(from_memory, linear(out.state.rnn.h, narrow(combine_.weight(), M, H), combine_.bias())));
+  } else {
+    Var context = reshape(a.context, Shape{B, config_.memory_size()});
+    out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
+  }
   if (config_.input_feeding) out.state.feed = out.attentional;
   Var h = dropout_rng ? dropout(out.attentional, config_.dropout, *dropout_rng) : out.attentional;
   out.logits = output_(h);
@@ -292,7 +322,9 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_
   Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
   // Teacher forcing: every step's input token is known, so the embedding part of the decoder's
   // input gates is one product for all steps, [T, B, G*H].
-  if (use_table(config_.tgt_vocab, int64_t(batch.T) * B, dropout_rng))
+  if (use_frozen(dropout_rng))
+    enc.target_gates = frozen_->target_gates;
+  else if (use_table(config_.tgt_vocab, int64_t(batch.T) * B, dropout_rng))
     enc.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
   else
     enc.target_gates = Var();

@@ -39,6 +39,7 @@ Seq2Seq::Encoded repeat_rows(const Seq2Seq::Encoded& enc, const std::vector<int>
   m.scorer.mask = gather_rows(enc.memory.scorer.mask, rows);
   m.lengths.clear();
   for (int r : rows) m.lengths.push_back(enc.memory.lengths[r]);
+  if (enc.memory_combined.defined()) big.memory_combined = Var(gather_rows(enc.memory_combined.value(), rows));
   if (enc.memory.static_weights.defined()) {
     m.static_weights = Var(gather_rows(enc.memory.static_weights.value(), rows));
     m.static_context = Var(gather_rows(enc.memory.static_context.value(), rows));
@@ -50,7 +51,8 @@ class RnnStepDecoder final : public StepDecoder {
  public:
   RnnStepDecoder(const Seq2Seq& model, const Batch& batch, int K, const DecodeOptions& opt) : model_(model) {
     NoGradScope no_grad;
-    const Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+    Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+    model.precompute_memory_combined(enc);
     enc_ = enc;
     state_ = model.initial_state(enc);
     if (K > 1) {

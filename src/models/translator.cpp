@@ -80,6 +80,7 @@ Translator Translator::load(const std::string& dir) {
   std::unique_ptr<Model> model = mc.build(rng);
   const std::string weights = dir + "/model.safetensors";
   assign_parameters(model->parameters(), load_safetensors(weights), weights);
+  model->freeze();  // a loaded model is for inference
   return Translator(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
 }
 

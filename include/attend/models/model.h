@@ -34,6 +34,11 @@ class Model : public Module {
   // std::invalid_argument for options the model cannot honour.
   virtual std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
                                                const DecodeOptions& options) const = 0;
+  // Inference from here on: the model may compute once what its weights alone determine (such
+  // as per-vocabulary input tables) and reuse it in every later encode and decode. Call it again
+  // after changing the weights. Recording on a tape ignores what freeze computed, so gradients
+  // stay exact.
+  virtual void freeze() {}
   // Labels of the G attention maps of a step: {"attention"} for one, "layer 1 head 1", ... for more.
   virtual std::vector<std::string> attention_maps() const { return {"attention"}; }
 };
