@@ -152,18 +152,22 @@ def main():
         raise SystemExit(f"models differ: attend has {info['parameters']} parameters, PyTorch {theirs_params}")
 
     rows = []
+    def mine(task, B):
+        return next((r for r in ours if r["task"] == task and r["batch"] == B), None)
+
     for B in (64, 8):
-        rows.append(("train", B, next(r for r in ours if r["task"] == "train" and r["batch"] == B), torch_train(B, args.seconds)))
+        rows.append(("train", B, mine("train", B), None, torch_train(B, args.seconds)))
     for B in (64, 8, 1):
-        rows.append(("greedy", B, next(r for r in ours if r["task"] == "greedy" and r["batch"] == B), torch_greedy(B, args.seconds)))
+        rows.append(("greedy", B, mine("greedy", B), mine("greedy-general", B), torch_greedy(B, args.seconds)))
 
     print(f"seq2seq, {theirs_params:,} parameters, S={S}, T={T}, one thread; torch {torch.__version__}")
     print()
-    print("| task | batch | attend | PyTorch | attend / PyTorch | attend GFLOP/s | PyTorch GFLOP/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for task, B, a, p in rows:
+    print("| task | batch | attend | attend, general step | PyTorch | attend / PyTorch | attend GFLOP/s | PyTorch GFLOP/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for task, B, a, g, p in rows:
         key, unit = ("tokens_per_second", "tok/s") if task == "train" else ("sentences_per_second", "sent/s")
-        print(f"| {task} | {B} | {a[key]:,.0f} {unit} | {p[key]:,.0f} {unit} | {a[key] / p[key]:.2f}x "
+        general = f"{g[key]:,.0f} {unit}" if g else "-"
+        print(f"| {task} | {B} | {a[key]:,.0f} {unit} | {general} | {p[key]:,.0f} {unit} | {a[key] / p[key]:.2f}x "
               f"| {a['gflops']:.1f} | {p['gflops']:.1f} |")
 
 

@@ -86,7 +86,8 @@ void bench_train(int B, double min_seconds) {
               B, steps, s, tokens / s, 3.0 * forward_flops(model.config(), B) * steps / s / 1e9);
 }
 
-void bench_greedy(int B, double min_seconds) {
+// reference: decode with the general step (DecodeOptions::reference_step), the fused step's reference path.
+void bench_greedy(int B, double min_seconds, bool reference) {
   Rng rng(2);
   Seq2Seq model(bench_config(), rng);
   // Never predict </s>, so every sentence decodes exactly kT steps, as the PyTorch loop does.
@@ -95,7 +96,7 @@ void bench_greedy(int B, double min_seconds) {
   model.freeze();  // as Translator::load does: attend translate/eval decode a frozen model
   std::vector<Batch> batches;
   for (int i = 0; i < 8; ++i) batches.push_back(random_batch(B, rng, false));
-  const DecodeOptions opt{.beam = 1, .length_penalty = 0.0f, .max_length = kT};
+  const DecodeOptions opt{.beam = 1, .length_penalty = 0.0f, .max_length = kT, .reference_step = reference};
   for (int i = 0; i < 3; ++i) decode(model, batches[i], opt);
   int runs = 0;
   const auto t0 = Clock::now();
@@ -107,20 +108,20 @@ void bench_greedy(int B, double min_seconds) {
     }
   }
   const double s = seconds(t0);
-  std::printf("{\"impl\": \"attend\", \"task\": \"greedy\", \"batch\": %d, \"runs\": %d, \"seconds\": %.4f, "
+  std::printf("{\"impl\": \"attend\", \"task\": \"%s\", \"batch\": %d, \"runs\": %d, \"seconds\": %.4f, "
               "\"sentences_per_second\": %.1f, \"gflops\": %.2f}\n",
-              B, runs, s, double(runs) * B / s, forward_flops(model.config(), B) * runs / s / 1e9);
+              reference ? "greedy-general" : "greedy", B, runs, s, double(runs) * B / s, forward_flops(model.config(), B) * runs / s / 1e9);
 }
 }  // namespace
 
-// Usage: seq2seq_bench [seconds per measurement] [train|greedy BATCH]  (default: the whole sweep)
+// Usage: seq2seq_bench [seconds per measurement] [train|greedy|greedy-general BATCH]  (default: the whole sweep)
 int main(int argc, char** argv) {
   const double min_seconds = argc > 1 ? std::atof(argv[1]) : 3.0;
   if (argc > 3) {
     const std::string task = argv[2];
     const int B = std::atoi(argv[3]);
     if (task == "train") bench_train(B, min_seconds);
-    else bench_greedy(B, min_seconds);
+    else bench_greedy(B, min_seconds, task == "greedy-general");
     return 0;
   }
   kernels::set_blas_threads(1);
@@ -130,6 +131,9 @@ int main(int argc, char** argv) {
   for (const auto& p : probe.parameters()) params += p.var.value().numel();
   std::printf("{\"impl\": \"attend\", \"task\": \"info\", \"parameters\": %lld}\n", static_cast<long long>(params));
   for (int B : {64, 8}) bench_train(B, min_seconds);
-  for (int B : {64, 8, 1}) bench_greedy(B, min_seconds);
+  for (int B : {64, 8, 1}) {
+    bench_greedy(B, min_seconds, false);
+    bench_greedy(B, min_seconds, true);
+  }
   return 0;
 }

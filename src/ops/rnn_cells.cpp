@@ -4,6 +4,7 @@
 
 #include "../kernels/vec_math.h"
 #include "../kernels/blas.h"
+#include "../kernels/rnn_gates.h"
 
 namespace attend {
 
@@ -69,15 +70,7 @@ Var gru_cell(const Var& gi, const Var& h, const Var& w_hh, const Var& b_hh, cons
       std::copy(hp, hp + H, y);
       continue;
     }
-    // r, z = σ(gi + gh) over the first 2H gates at once; n = tanh(gi_n + r ⊙ gh_n)
-    for (int k = 0; k < 2 * H; ++k) s[k] = x[k] + g[k];
-    kernels::vsigmoid(s, s, 2 * H);
-    for (int k = 0; k < H; ++k) s[2 * H + k] = x[2 * H + k] + s[k] * g[2 * H + k];
-    kernels::vtanh(s + 2 * H, s + 2 * H, H);
-    for (int k = 0; k < H; ++k) {
-      s[3 * H + k] = g[2 * H + k];
-      y[k] = (1.0f - s[H + k]) * s[2 * H + k] + s[H + k] * hp[k];
-    }
+    kernels::gru_gates(x, g, hp, H, s, y);
   }
   return make_result(std::move(out), needs_grad({&gi, &h, &w_hh, &b_hh}),
                      [gi, h, w_hh, b_hh, valid, saved, B, H](Node& node) {
@@ -135,15 +128,7 @@ Var lstm_cell(const Var& gi, const Var& h, const Var& c, const Var& w_hh, const 
       std::copy(cp, cp + H, co + int64_t(b) * H);
       continue;
     }
-    for (int k = 0; k < 4 * H; ++k) g[k] += x[k];
-    kernels::vsigmoid(g, g, 2 * H);                  // i, f
-    kernels::vtanh(g + 2 * H, g + 2 * H, H);         // g
-    kernels::vsigmoid(g + 3 * H, g + 3 * H, H);      // o
-    float* cn = co + int64_t(b) * H;
-    float* tc = tanh_c.data() + int64_t(b) * H;
-    for (int k = 0; k < H; ++k) cn[k] = g[H + k] * cp[k] + g[k] * g[2 * H + k];  // c' = f c + i g
-    kernels::vtanh(cn, tc, H);
-    for (int k = 0; k < H; ++k) ho[int64_t(b) * H + k] = g[3 * H + k] * tc[k];     // h' = o tanh(c')
+    kernels::lstm_gates(x, g, cp, H, co + int64_t(b) * H, tanh_c.data() + int64_t(b) * H, ho + int64_t(b) * H);
   }
   return make_result(std::move(out), needs_grad({&gi, &h, &c, &w_hh, &b_hh}),
                      [gi, h, c, w_hh, b_hh, valid, gates, tanh_c, B, H](Node& node) {

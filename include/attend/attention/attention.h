@@ -65,6 +65,8 @@ class SoftAttention : public Module {
   Var additive_scores_with(const Var& query, const Memory& memory, const Var& extra) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   ScoreKind score() const { return score_; }
+  Normalizer normalizer() const { return normalizer_; }
+  const ScoreParams& params() const { return params_; }
 
  private:
   ScoreKind score_ = ScoreKind::kDot;

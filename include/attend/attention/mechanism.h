@@ -95,6 +95,7 @@ class AttentionMechanism : public Module {
   // query [B,1,Dq] at step state.step -> context [B,1,Dv], weights [B,1,S]; advances the state.
   virtual AttentionResult step(const Var& query, const AttentionMemory& memory, AttentionState& state) const = 0;
   const AttentionConfig& config() const { return config_; }
+  const SoftAttention& scorer() const { return scorer_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
  protected:

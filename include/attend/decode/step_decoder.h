@@ -16,6 +16,9 @@ struct DecodeOptions {
   // Window constraint: attend only within [last - window_back, last + window_forward] of the
   // position attended (argmax) at the previous step; -1 = no constraint. RNN models, any mechanism.
   int window_back = -1, window_forward = -1;
+  // RNN models: decode with the general step (one op per product, any mechanism) even where the
+  // fused step applies. For tests and benchmarks: both give the same logits up to rounding.
+  bool reference_step = false;
 };
 
 // The searches' step limit: options.max_length, or 2 x the longest source + 10 when it is 0.

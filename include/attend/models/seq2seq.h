@@ -119,6 +119,9 @@ class Seq2Seq : public Model {
   // (hard attention's argmax, monotonic attention's hard pointer) and the options' window constraint.
   std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
                                        const DecodeOptions& options) const override;
+  // Whether decoder() runs the fused step (soft attention, additive score, softmax, no window
+  // constraint, not options.reference_step) instead of the general one.
+  bool fused_step_applies(const DecodeOptions& options) const;
   Architecture architecture() const override { return Architecture::kRnn; }
   nlohmann::json config_json() const override;
   // Computes the input tables of every source and target token once (see use_frozen below).
