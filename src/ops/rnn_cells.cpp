@@ -58,7 +58,7 @@ Var gru_cell(const Var& gi, const Var& h, const Var& w_hh, const Var& b_hh, cons
   check_cell("gru_cell", gi, h, w_hh, b_hh, 3, valid);
   const int B = h.size(0), H = h.size(1);
   Tensor gh = recurrent_projection(h, w_hh, b_hh);
-  Tensor saved(Shape{B, 4 * H});  // r, z, n, gh_n per row
+  Tensor saved = Tensor::empty(Shape{B, 4 * H});  // r, z, n, gh_n per row (rows kept by valid: unused)
   Tensor out = Tensor::empty(Shape{B, H});
   for (int b = 0; b < B; ++b) {
     const float* x = gi.value().data() + int64_t(b) * 3 * H;
