@@ -3,6 +3,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -333,6 +334,93 @@ TEST(Training, LearnsToReverseAndIsByteForByteDeterministic) {
   EXPECT_EQ(out[0].attention[0].size(), 4u);
   std::vector<Translation> beam = t.translate({"abcd", "ee"}, DecodeOptions{.beam = 4});
   EXPECT_EQ(beam[0].text, "dcba");
+}
+
+// A model whose decoders forward to `inner`'s, counting the rows dropped or refusing to drop.
+class KeepProbe : public Model {
+ public:
+  KeepProbe(const Model& inner, bool allow) : inner_(inner), allow_(allow) {}
+  Architecture architecture() const override { return inner_.architecture(); }
+  nlohmann::json config_json() const override { return inner_.config_json(); }
+  Var logits(const Batch& b, Rng* r) const override { return inner_.logits(b, r); }
+  Var loss(const Batch& b, float ls, Rng* r) const override { return inner_.loss(b, ls, r); }
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override { inner_.collect(prefix, out); }
+  std::unique_ptr<StepDecoder> decoder(const Batch& batch, int K, const DecodeOptions& o) const override {
+    struct Forward : StepDecoder {
+      std::unique_ptr<StepDecoder> d;
+      const KeepProbe* probe;
+      DecoderStep step(const std::vector<int>& prev) override { return d->step(prev); }
+      void reorder(const std::vector<int>& parents) override { d->reorder(parents); }
+      bool keep(const std::vector<int>& rows) override {
+        if (!probe->allow_) return false;
+        probe->dropped_ += static_cast<int>(probe->rows_before_) - static_cast<int>(rows.size());
+        probe->rows_before_ = rows.size();
+        return d->keep(rows);
+      }
+    };
+    auto f = std::make_unique<Forward>();
+    f->d = inner_.decoder(batch, K, o), f->probe = this;
+    rows_before_ = size_t(batch.B) * K, dropped_ = 0;
+    return f;
+  }
+  int dropped() const { return dropped_; }
+
+ private:
+  const Model& inner_;
+  bool allow_;
+  mutable size_t rows_before_ = 0;
+  mutable int dropped_ = 0;
+};
+
+TEST(Decode, GreedyDropsFinishedSentencesWithoutChangingAnyOutput) {
+  std::vector<EncodedExample> ex;
+  Rng data(45);
+  for (int i = 0; i < 24; ++i) {
+    EncodedExample e;
+    const int n = 1 + static_cast<int>(data.below(6));
+    for (int k = 0; k < n; ++k) e.src.push_back(4 + static_cast<int>(data.below(3)));
+    ex.push_back(e);
+  }
+  std::vector<int> idx(ex.size());
+  for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
+  const Batch batch = make_batch(ex, idx);
+  for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
+    for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kMonotonic})
+      for (bool reference : {false, true}) {
+        SCOPED_TRACE(to_string(cell) + " " + to_string(kind) + (reference ? " reference step" : ""));
+        Seq2SeqConfig c = tiny_config(cell, ScoreKind::kAdditive, true);
+        c.attention = kind, c.hidden = 16, c.embedding = 8, c.encoder_hidden = 8;
+        Rng rng(46);
+        Seq2Seq model(c, rng);
+        float* eos_bias = nullptr;
+        for (auto& p : model.parameters()) {  // large random weights
+          for (int64_t i = 0; i < p.var.value().numel(); ++i) p.var.value().data()[i] = 2.0f * rng.uniform() - 1.0f;
+          if (p.name == "output.bias") eos_bias = p.var.value().data() + Vocab::kEos;
+        }
+        const DecodeOptions o{.beam = 1, .length_penalty = 0.0f, .max_length = 12, .reference_step = reference};
+        KeepProbe dropping(model, true), stepping_all(model, false);
+        // The </s> bias at which the sentences end at the most different steps.
+        size_t most = 0;
+        float best = 0.0f;
+        for (float bias = -8.0f; bias <= 8.0f; bias += 0.5f) {
+          *eos_bias = bias;
+          std::set<size_t> lengths;
+          for (const Hypothesis& h : decode(stepping_all, batch, o)) lengths.insert(h.tokens.size());
+          if (lengths.size() > most) most = lengths.size(), best = bias;
+        }
+        ASSERT_GE(most, 3u) << "outputs of too few lengths to exercise the dropping";
+        *eos_bias = best;
+        const std::vector<Hypothesis> a = decode(dropping, batch, o), b = decode(stepping_all, batch, o);
+        EXPECT_GT(dropping.dropped(), 0) << "no sentence was dropped: the test checks nothing";
+        for (int r = 0; r < batch.B; ++r) {
+          EXPECT_EQ(a[r].tokens, b[r].tokens) << "row " << r;
+          EXPECT_NEAR(a[r].score, b[r].score, 1e-5f) << "row " << r;
+          ASSERT_EQ(a[r].attention.size(), b[r].attention.size()) << "row " << r;
+          for (size_t t = 0; t < a[r].attention.size(); ++t)
+            for (size_t s = 0; s < a[r].attention[t].size(); ++s)
+              EXPECT_NEAR(a[r].attention[t][s], b[r].attention[t][s], 1e-6f) << "row " << r << " step " << t;
+        }
+      }
 }
 
 TEST(Decode, BeamSearchNeverScoresBelowGreedy) {

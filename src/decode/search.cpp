@@ -51,27 +51,44 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
   const int B = batch.B;
   std::vector<Hypothesis> out(B);
   std::vector<std::vector<std::vector<float>>> rows(B);
+  std::vector<int> alive(B);  // the sentence of each of the decoder's rows
+  for (int b = 0; b < B; ++b) alive[b] = b;
   std::vector<int> prev(B, Vocab::kBos);
   std::vector<bool> done(B, false);
-  int remaining = B, G = 1;
+  int remaining = B, finished_rows = 0, G = 1;
   for (int t = 0; t < max_steps(batch, opt, dec) && remaining > 0; ++t) {
     const DecoderStep s = dec.step(prev);
     G = static_cast<int>(s.weights.size(1));
     const int V = static_cast<int>(s.logits.size(1));
     const Tensor logp = log_probs(s.logits);
-    for (int b = 0; b < B; ++b) {
+    for (size_t r = 0; r < alive.size(); ++r) {
+      const int b = alive[r];
       if (done[b]) continue;
-      const float* lp = logp.data() + int64_t(b) * V;
+      const float* lp = logp.data() + int64_t(r) * V;
       const int best = static_cast<int>(std::max_element(lp + Vocab::kEos, lp + V) - lp);  // never <pad>/<unk>/<s>
       out[b].score += lp[best];
-      rows[b].push_back(weights_row(s.weights, b, batch.src_lengths[b]));
+      rows[b].push_back(weights_row(s.weights, static_cast<int>(r), batch.src_lengths[b]));
       if (best == Vocab::kEos) {
         done[b] = true;
         --remaining;
+        ++finished_rows;
       } else {
         out[b].tokens.push_back(best);
       }
-      prev[b] = best;
+      prev[r] = best;
+    }
+    // Drop finished sentences from the decoder once they are an eighth of its rows (each drop
+    // copies the remaining rows' state and memory).
+    if (remaining > 0 && finished_rows > 0 && finished_rows * 8 >= static_cast<int>(alive.size())) {
+      std::vector<int> keep;
+      for (size_t r = 0; r < alive.size(); ++r)
+        if (!done[alive[r]]) keep.push_back(static_cast<int>(r));
+      if (dec.keep(keep)) {
+        std::vector<int> next_alive, next_prev;
+        for (int r : keep) next_alive.push_back(alive[r]), next_prev.push_back(prev[r]);
+        alive = std::move(next_alive), prev = std::move(next_prev);
+        finished_rows = 0;
+      }
     }
   }
   for (int b = 0; b < B; ++b) set_attention(out[b], rows[b], G, batch.src_lengths[b]);

@@ -83,6 +83,12 @@ class RnnStepDecoder final : public StepDecoder {
 
   void reorder(const std::vector<int>& parents) override { state_ = gather(state_, parents); }
 
+  bool keep(const std::vector<int>& rows) override {
+    enc_ = repeat_rows(enc_, rows);
+    state_ = gather(state_, rows);
+    return true;
+  }
+
  private:
   const Seq2Seq& model_;
   Seq2Seq::Encoded enc_;
@@ -116,14 +122,11 @@ class FusedSoftDecoder final : public StepDecoder {
  public:
   FusedSoftDecoder(const FusedWeights& w, const Seq2Seq::Encoded& enc, const Seq2Seq::DecoderState& state)
       : w_(w), enc_(enc), N_(enc.B), S_(enc.S), G_(w.cell == CellKind::kGru ? 3 : 4) {
-    const int H = w.H, GH = G_ * H;
     h_ = state.rnn.h.value().clone();
     if (w.cell == CellKind::kLstm) c_ = state.rnn.c.value().clone();
-    feed_ = Tensor(Shape{N_, H});  // h̃_0 = 0
-    gi_ = Tensor::empty(Shape{N_, GH}), gh_ = Tensor::empty(Shape{N_, GH});
-    h_next_ = Tensor::empty(Shape{N_, H}), c_next_ = Tensor::empty(Shape{N_, H});
-    scratch_ = Tensor::empty(Shape{4 * H});
-    q_ = Tensor::empty(Shape{N_, w.A}), scores_ = Tensor::empty(Shape{N_, S_}), pre_ = Tensor::empty(Shape{N_, H});
+    feed_ = Tensor(Shape{N_, w.H});  // h̃_0 = 0
+    scratch_ = Tensor::empty(Shape{4 * w.H});
+    allocate_rows();
   }
 
   DecoderStep step(const std::vector<int>& prev) override {
@@ -195,7 +198,22 @@ class FusedSoftDecoder final : public StepDecoder {
     feed_ = gather_rows(feed_, parents);
   }
 
+  bool keep(const std::vector<int>& rows) override {
+    reorder(rows);
+    enc_ = repeat_rows(enc_, rows);
+    N_ = static_cast<int>(rows.size());
+    allocate_rows();
+    return true;
+  }
+
  private:
+  void allocate_rows() {  // the per-step buffers of N_ rows
+    const int H = w_.H, GH = G_ * H;
+    gi_ = Tensor::empty(Shape{N_, GH}), gh_ = Tensor::empty(Shape{N_, GH});
+    h_next_ = Tensor::empty(Shape{N_, H}), c_next_ = Tensor::empty(Shape{N_, H});
+    q_ = Tensor::empty(Shape{N_, w_.A}), scores_ = Tensor::empty(Shape{N_, S_}), pre_ = Tensor::empty(Shape{N_, H});
+  }
+
   FusedWeights w_;
   Seq2Seq::Encoded enc_;
   int N_, S_, G_;
