@@ -72,16 +72,19 @@ class Seq2Seq(torch.nn.Module):
         self.decoder.bias_ih.data = w["decoder.b_ih"]
         self.decoder.bias_hh.data = w["decoder.b_hh"]
 
-    def score(self, s, keys):  # s [B, H], keys [B, S, M] -> [B, S]
+    def prepare_keys(self, mem):  # what the score reads of the memory [B, S, M], once per batch
+        return mem @ self.w["attention.Wk"] if self.cfg["score"] == "additive" else mem
+
+    def score(self, s, keys):  # s [B, H], prepared keys -> [B, S]
         w, kind = self.w, self.cfg["score"]
         if kind in ("dot", "scaled-dot"):
             sc = torch.einsum("bh,bsh->bs", s, keys)
             return sc / keys.shape[2] ** 0.5 if kind == "scaled-dot" else sc
         if kind == "general":  # s^T W k
             return torch.einsum("bq,qk,bsk->bs", s, w["attention.W"], keys)
-        return torch.tanh((s @ w["attention.Wq"]).unsqueeze(1) + keys @ w["attention.Wk"]) @ w["attention.va"]
+        return torch.tanh((s @ w["attention.Wq"]).unsqueeze(1) + keys) @ w["attention.va"]
 
-    def forward(self, src, lengths, tgt_in):  # src [S, B], tgt_in [T, B] -> logits [T, B, V]
+    def encode(self, src, lengths):  # src [S, B] -> memory [B, S, M], mask [B, S], decoder state (s, c)
         w, cfg = self.w, self.cfg
         x = F.embedding(src, w["src_embedding.weight"])
         packed = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False)
@@ -93,20 +96,30 @@ class Seq2Seq(torch.nn.Module):
         s = torch.tanh(cat(h_n) @ w["bridge_h.weight"] + w["bridge_h.bias"])
         c = cat(last[1]) @ w["bridge_c.weight"] + w["bridge_c.bias"] if cfg["cell"] == "lstm" else None
         mask = torch.arange(src.shape[0]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, S]
-        feed = torch.zeros(src.shape[1], cfg["hidden"])
+        return mem, mask, s, c
+
+    def step(self, prev, s, c, feed, mem, keys, mask):  # prev [B] tokens -> s, c, feed (h~_t), logits [B, V]
+        w, cfg = self.w, self.cfg
+        inp = F.embedding(prev, w["tgt_embedding.weight"])
+        if cfg["input_feeding"]:
+            inp = torch.cat([inp, feed], dim=1)
+        if cfg["cell"] == "lstm":
+            s, c = self.decoder(inp, (s, c))
+        else:
+            s = self.decoder(inp, s)
+        a = torch.softmax(self.score(s, keys).masked_fill(~mask, float("-inf")), dim=1)
+        ctx = torch.einsum("bs,bsm->bm", a, mem)
+        feed = torch.tanh(torch.cat([ctx, s], dim=1) @ w["combine.weight"])
+        return s, c, feed, feed @ w["output.weight"] + w["output.bias"]
+
+    def forward(self, src, lengths, tgt_in):  # src [S, B], tgt_in [T, B] -> logits [T, B, V]
+        mem, mask, s, c = self.encode(src, lengths)
+        keys = self.prepare_keys(mem)
+        feed = torch.zeros(src.shape[1], self.cfg["hidden"])
         logits = []
         for t in range(tgt_in.shape[0]):
-            inp = F.embedding(tgt_in[t], w["tgt_embedding.weight"])
-            if cfg["input_feeding"]:
-                inp = torch.cat([inp, feed], dim=1)
-            if cfg["cell"] == "lstm":
-                s, c = self.decoder(inp, (s, c))
-            else:
-                s = self.decoder(inp, s)
-            a = torch.softmax(self.score(s, mem).masked_fill(~mask, float("-inf")), dim=1)
-            ctx = torch.einsum("bs,bsm->bm", a, mem)
-            feed = torch.tanh(torch.cat([ctx, s], dim=1) @ w["combine.weight"])
-            logits.append(feed @ w["output.weight"] + w["output.bias"])
+            s, c, feed, out = self.step(tgt_in[t], s, c, feed, mem, keys, mask)
+            logits.append(out)
         return torch.stack(logits)
 
 

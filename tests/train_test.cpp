@@ -25,6 +25,23 @@ TEST(Init, OrthogonalBlocksAreOrthonormal) {
   EXPECT_THROW(init::orthogonal_blocks(w = Tensor(Shape{16, 40}), rng), std::invalid_argument);
 }
 
+TEST(Init, SkipScopeLeavesWeightsAndTheGeneratorAlone) {
+  Rng rng(7), untouched(7);
+  Tensor a = Tensor::full(Shape{4, 12}, 0.25f), b = Tensor::full(Shape{4, 4}, 0.25f);
+  {
+    init::SkipScope skip;
+    init::orthogonal_blocks(a, rng);
+    init::glorot_uniform(b, rng);
+    init::uniform(b, 1.0f, rng);
+    init::normal(b, 1.0f, rng);
+    EXPECT_THROW(init::orthogonal_blocks(a = Tensor(Shape{4, 10}), rng), std::invalid_argument);  // still checked
+  }
+  for (float v : b.to_vector()) EXPECT_EQ(v, 0.25f);
+  EXPECT_EQ(rng.uniform(), untouched.uniform()) << "the scope drew random numbers";
+  init::glorot_uniform(b, rng);  // after the scope: initialised again
+  EXPECT_NE(b.to_vector()[0], 0.25f);
+}
+
 TEST(Init, GlorotBound) {
   Rng rng(4);
   Tensor w(Shape{30, 70});

@@ -6,6 +6,7 @@
 
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
+#include "attend/nn/init.h"
 
 namespace attend {
 
@@ -78,7 +79,11 @@ Translator Translator::load(const std::string& dir) {
                              std::to_string(sv.size()) + "/" + std::to_string(tv.size()) + ")");
   }
   Rng rng(0);
-  std::unique_ptr<Model> model = mc.build(rng);
+  std::unique_ptr<Model> model;
+  {
+    init::SkipScope skip;  // every weight comes from the file (assign_parameters checks)
+    model = mc.build(rng);
+  }
   const std::string weights = dir + "/model.safetensors";
   assign_parameters(model->parameters(), load_safetensors(weights), weights);
   model->freeze();  // a loaded model is for inference

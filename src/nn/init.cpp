@@ -6,17 +6,27 @@
 
 namespace attend::init {
 
+namespace {
+thread_local bool g_skip = false;
+}  // namespace
+
+SkipScope::SkipScope() : previous_(g_skip) { g_skip = true; }
+SkipScope::~SkipScope() { g_skip = previous_; }
+
 void glorot_uniform(Tensor& w, Rng& rng) {
   if (w.ndim() != 2) throw std::invalid_argument("glorot_uniform: expected a 2-D weight, got " + w.shape().str());
+  if (g_skip) return;
   uniform(w, std::sqrt(6.0f / static_cast<float>(w.size(0) + w.size(1))), rng);
 }
 
 void uniform(Tensor& w, float a, Rng& rng) {
+  if (g_skip) return;
   float* p = w.data();
   for (int64_t i = 0, n = w.numel(); i < n; ++i) p[i] = (2.0f * rng.uniform() - 1.0f) * a;
 }
 
 void normal(Tensor& w, float std, Rng& rng) {
+  if (g_skip) return;
   float* p = w.data();
   for (int64_t i = 0, n = w.numel(); i < n; ++i) p[i] = rng.normal() * std;
 }
@@ -25,6 +35,7 @@ void orthogonal_blocks(Tensor& w, Rng& rng) {
   if (w.ndim() != 2 || w.size(0) == 0 || w.size(1) % w.size(0) != 0) {
     throw std::invalid_argument("orthogonal_blocks: expected [H, G*H], got " + w.shape().str());
   }
+  if (g_skip) return;
   const int64_t H = w.size(0), G = w.size(1) / H, ld = w.size(1);
   std::vector<double> q(H * H);
   for (int64_t g = 0; g < G; ++g) {

@@ -227,11 +227,12 @@ class PyModel {
   explicit PyModel(Translator t) : t_(std::move(t)) {}
   static PyModel load(const std::string& dir) { return PyModel(Translator::load(dir)); }
 
-  std::vector<std::string> translate(const std::vector<std::string>& texts, int beam) const {
+  std::vector<std::string> translate(const std::vector<std::string>& texts, int beam, int batch) const {
+    if (batch < 1) throw std::invalid_argument("translate: batch must be >= 1, got " + std::to_string(batch));
     std::vector<Translation> out;
     {
       py::gil_scoped_release release;
-      out = t_.translate(texts, DecodeOptions{.beam = beam});
+      out = t_.translate(texts, DecodeOptions{.beam = beam}, batch);
     }
     std::vector<std::string> text;
     for (auto& t : out) text.push_back(t.text);
@@ -444,8 +445,9 @@ PYBIND11_MODULE(attend, m) {
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
       .def_static("load", &PyModel::load, py::arg("dir"),
                   "Loads and validates a model directory.\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
-      .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5,
-           "Outputs for a list of inputs.\n\n>>> model.translate(['the 3rd of march, 1999'])  # doctest: +SKIP\n"
+      .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5, py::arg("batch") = 64,
+           "Outputs for a list of inputs, decoded `batch` inputs at a time (of similar lengths).\n\n"
+           ">>> model.translate(['the 3rd of march, 1999'])  # doctest: +SKIP\n"
            "['1999-03-03']")
       .def("align", &PyModel::align, py::arg("text"), py::arg("beam") = 1,
            "Attention weights for one input: rows = output tokens and </s>, columns = source tokens.\n\n"

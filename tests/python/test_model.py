@@ -74,3 +74,15 @@ def test_model_translate_align_and_errors(dates_model):
     attend.set_threads(1)
     with pytest.raises(ValueError, match="got 0"):
         attend.set_threads(0)
+
+
+def test_translate_batches_and_input_order(dates_model):
+    """Outputs come back in input order whatever the batch size (inputs are batched by length)."""
+    model = attend.Model.load(dates_model)
+    texts = ["25 November 2026", "11/25/26", "the 3rd of march, 1999", "2026-11-25", "Nov 25 2026", "1.2.03"]
+    one = model.translate(texts, beam=1, batch=1)
+    assert model.translate(texts, beam=1, batch=64) == one
+    assert model.translate(texts, beam=1, batch=4) == one
+    assert [model.translate([t], beam=1)[0] for t in texts] == one
+    with pytest.raises(ValueError, match="batch must be >= 1, got 0"):
+        model.translate(texts, batch=0)

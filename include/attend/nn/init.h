@@ -16,4 +16,19 @@ void normal(Tensor& w, float std, Rng& rng);
 // matrix (Saxe et al. 2014), by modified Gram-Schmidt on a Gaussian matrix.
 void orthogonal_blocks(Tensor& w, Rng& rng);
 
+// While one exists (on this thread), the initialisers above leave the weights as they are and
+// draw nothing: for a model about to receive every weight from a file (Translator::load), whose
+// random initialisation would be thrown away. It took half of `attend translate`'s time for
+// one input (the orthogonal recurrent weights).
+class SkipScope {
+ public:
+  SkipScope();
+  ~SkipScope();
+  SkipScope(const SkipScope&) = delete;
+  SkipScope& operator=(const SkipScope&) = delete;
+
+ private:
+  bool previous_;
+};
+
 }  // namespace attend::init
