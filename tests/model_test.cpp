@@ -372,7 +372,7 @@ class KeepProbe : public Model {
   mutable int dropped_ = 0;
 };
 
-TEST(Decode, GreedyDropsFinishedSentencesWithoutChangingAnyOutput) {
+TEST(Decode, SearchesDropFinishedSentencesWithoutChangingAnyOutput) {
   std::vector<EncodedExample> ex;
   Rng data(45);
   for (int i = 0; i < 24; ++i) {
@@ -410,15 +410,20 @@ TEST(Decode, GreedyDropsFinishedSentencesWithoutChangingAnyOutput) {
         }
         ASSERT_GE(most, 3u) << "outputs of too few lengths to exercise the dropping";
         *eos_bias = best;
-        const std::vector<Hypothesis> a = decode(dropping, batch, o), b = decode(stepping_all, batch, o);
-        EXPECT_GT(dropping.dropped(), 0) << "no sentence was dropped: the test checks nothing";
-        for (int r = 0; r < batch.B; ++r) {
-          EXPECT_EQ(a[r].tokens, b[r].tokens) << "row " << r;
-          EXPECT_NEAR(a[r].score, b[r].score, 1e-5f) << "row " << r;
-          ASSERT_EQ(a[r].attention.size(), b[r].attention.size()) << "row " << r;
-          for (size_t t = 0; t < a[r].attention.size(); ++t)
-            for (size_t s = 0; s < a[r].attention[t].size(); ++s)
-              EXPECT_NEAR(a[r].attention[t][s], b[r].attention[t][s], 1e-6f) << "row " << r << " step " << t;
+        for (int beam : {1, 3}) {
+          SCOPED_TRACE("beam " + std::to_string(beam));
+          DecodeOptions ob = o;
+          ob.beam = beam;
+          const std::vector<Hypothesis> a = decode(dropping, batch, ob), b = decode(stepping_all, batch, ob);
+          EXPECT_GT(dropping.dropped(), 0) << "no sentence was dropped: the test checks nothing";
+          for (int r = 0; r < batch.B; ++r) {
+            EXPECT_EQ(a[r].tokens, b[r].tokens) << "row " << r;
+            EXPECT_NEAR(a[r].score, b[r].score, 1e-5f) << "row " << r;
+            ASSERT_EQ(a[r].attention.size(), b[r].attention.size()) << "row " << r;
+            for (size_t t = 0; t < a[r].attention.size(); ++t)
+              for (size_t s = 0; s < a[r].attention[t].size(); ++s)
+                EXPECT_NEAR(a[r].attention[t][s], b[r].attention[t][s], 1e-6f) << "row " << r << " step " << t;
+          }
         }
       }
 }

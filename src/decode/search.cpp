@@ -112,7 +112,11 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
   auto normalised = [&](float logp, size_t len) {
     return opt.length_penalty > 0.0f ? logp / std::pow(static_cast<float>(len), opt.length_penalty) : logp;
   };
-  std::vector<int> prev(B * K, Vocab::kBos);
+  // The decoder's rows: K per source still in it, source b's from first_row[b] (-1 once dropped).
+  std::vector<int> first_row(B);
+  for (int b = 0; b < B; ++b) first_row[b] = b * K;
+  int rows_now = B * K, closed_in_decoder = 0;
+  std::vector<int> prev(rows_now, Vocab::kBos);
   int G = 1;
   const int steps = max_steps(batch, opt, dec);
   for (int t = 0; t < steps; ++t) {
@@ -120,17 +124,19 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
     G = static_cast<int>(s.weights.size(1));
     const int V = static_cast<int>(s.logits.size(1));
     const Tensor logp = log_probs(s.logits);
-    std::vector<int> parents(B * K, 0);
+    std::vector<int> parents(rows_now, 0);
     bool any_open = false;
     for (int b = 0; b < B; ++b) {
+      const int r0 = first_row[b];
+      if (r0 < 0) continue;
       if (closed[b]) {
-        for (int k = 0; k < K; ++k) parents[b * K + k] = b * K;  // keep the rows busy; results ignored
+        for (int k = 0; k < K; ++k) parents[r0 + k] = r0;  // keep the rows busy; results ignored
         continue;
       }
       // Candidates (score, row, token); at t = 0 all K rows are the same, so only row 0 expands.
       std::vector<std::tuple<float, int, int>> cand;
       for (int k = 0; k < (t == 0 ? 1 : K); ++k) {
-        const float* lp = logp.data() + int64_t(b * K + k) * V;
+        const float* lp = logp.data() + int64_t(r0 + k) * V;
         for (int v = Vocab::kEos; v < V; ++v) cand.emplace_back(live[b][k].logp + lp[v], k, v);
       }
       const size_t keep = std::min(cand.size(), size_t(2 * K));
@@ -140,7 +146,7 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
       for (size_t i = 0; i < keep && static_cast<int>(next.size()) < K; ++i) {
         const auto [score, k, v] = cand[i];
         Live h = live[b][k];
-        h.rows.push_back(weights_row(s.weights, b * K + k, batch.src_lengths[b]));
+        h.rows.push_back(weights_row(s.weights, r0 + k, batch.src_lengths[b]));
         h.logp = score;
         if (v == Vocab::kEos) {  // keep the K best finished hypotheses
           Done d{std::move(h), normalised(score, live[b][k].tokens.size() + 1)};
@@ -154,15 +160,15 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
           continue;
         }
         h.tokens.push_back(v);
-        parents[b * K + static_cast<int>(next.size())] = b * K + k;
-        prev[b * K + static_cast<int>(next.size())] = v;
+        parents[r0 + static_cast<int>(next.size())] = r0 + k;
+        prev[r0 + static_cast<int>(next.size())] = v;
         next.push_back(std::move(h));
       }
       while (static_cast<int>(next.size()) < K) {  // (tiny vocabularies) pad with a dead copy
         Live dead = next.empty() ? live[b][0] : next.back();
         dead.logp = -INFINITY;
-        parents[b * K + static_cast<int>(next.size())] = b * K;
-        prev[b * K + static_cast<int>(next.size())] = Vocab::kEos;
+        parents[r0 + static_cast<int>(next.size())] = r0;
+        prev[r0 + static_cast<int>(next.size())] = Vocab::kEos;
         next.push_back(std::move(dead));
       }
       live[b] = std::move(next);
@@ -171,12 +177,28 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
       if (static_cast<int>(finished[b].size()) >= K) {
         float best_finished = -INFINITY;
         for (const auto& f : finished[b]) best_finished = std::max(best_finished, f.score);
-        if (normalised(live[b][0].logp, live[b][0].tokens.size() + 1) <= best_finished) closed[b] = true;
+        if (normalised(live[b][0].logp, live[b][0].tokens.size() + 1) <= best_finished) {
+          closed[b] = true;
+          ++closed_in_decoder;
+        }
       }
       any_open = any_open || !closed[b];
     }
     if (!any_open) break;
     dec.reorder(parents);
+    // Drop closed sources' rows once they are an eighth of the decoder's rows, as greedy does.
+    if (closed_in_decoder > 0 && closed_in_decoder * K * 8 >= rows_now) {
+      std::vector<int> rows, next_first(B, -1), next_prev;
+      for (int b = 0; b < B; ++b) {
+        if (first_row[b] < 0 || closed[b]) continue;
+        next_first[b] = static_cast<int>(rows.size());
+        for (int k = 0; k < K; ++k) rows.push_back(first_row[b] + k), next_prev.push_back(prev[first_row[b] + k]);
+      }
+      if (dec.keep(rows)) {
+        first_row = std::move(next_first), prev = std::move(next_prev);
+        rows_now = static_cast<int>(rows.size()), closed_in_decoder = 0;
+      }
+    }
   }
   std::vector<Hypothesis> out(B);
   for (int b = 0; b < B; ++b) {
