@@ -1,4 +1,5 @@
 // Incremental decoding of the RNN encoder-decoder (seq2seq.h) for the searches of search.h.
+#include <cmath>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -100,20 +101,21 @@ class RnnStepDecoder final : public StepDecoder {
 // The weights the fused step reads, all [In, Out] row-major as the layers keep them.
 struct FusedWeights {
   CellKind cell;
-  int E, H, M, A, V;      // embedding, decoder state, memory, attention, target vocabulary
+  ScoreKind score;
+  int E, H, M, A, V;      // embedding, decoder state, memory, attention (additive), target vocabulary
   bool input_feeding;
   const float* w_feed;    // W_ih rows [E, E+H): [H, G*H] (input feeding only)
   const float* w_hh;      // [H, G*H]
   const float* b_hh;      // [G*H]
-  const float* w_q;       // additive score: [H, A]
-  const float* v_a;       // [A]
+  const float* w_q;       // additive score: [H, A] (null for the others)
+  const float* v_a;       // additive score: [A]
   const float* w_cs;      // combine rows [M, M+H): [H, H]
   const float* b_c;       // [H], or null (Luong's layer has no bias)
   const float* w_out;     // [H, V]
   const float* b_out;     // [V]
 };
 
-// Seq2Seq::step for the default mechanism (soft attention, additive score, softmax), GRU or
+// Seq2Seq::step for soft attention with softmax (the default mechanism; any score), GRU or
 // LSTM, with or without input feeding, as products and kernels on buffers allocated once per
 // batch: the same arithmetic in the same order of operations per product, without an op's
 // validation and allocations. At batch 1 the general step spent about a quarter of its time
@@ -163,14 +165,29 @@ class FusedSoftDecoder final : public StepDecoder {
     }
     std::swap(h_, h_next_);  // s_t
     if (w_.cell == CellKind::kLstm) std::swap(c_, c_next_);
-    // a_t = softmax(v_a^T tanh(s_t W_q + k_s W_k)) over the unmasked positions
+    // a_t = softmax(score(s_t, k_s)) over the unmasked positions; the keys as prepared for the
+    // score: k_s W_k (additive), W k_s (general), k_s (dot, scaled dot)
+    const float* keys = enc_.memory.scorer.keys.value().data();
     float* pre = pre_.data();  // s_t W_c[M:], then + a_t (h W_c[:M]) + b_c below
+    const bool additive = w_.score == ScoreKind::kAdditive;
     for (int i = 0; i < 2; ++i) {
-      if ((i == 0) == reverse) kernels::gemm(false, false, N, A, H, 1.0f, h_.data(), H, w_.w_q, A, 0.0f, q_.data(), A);
-      else kernels::gemm(false, false, N, H, H, 1.0f, h_.data(), H, w_.w_cs, H, 0.0f, pre, H);
+      if ((i == 0) != reverse) kernels::gemm(false, false, N, H, H, 1.0f, h_.data(), H, w_.w_cs, H, 0.0f, pre, H);
+      else if (additive) kernels::gemm(false, false, N, A, H, 1.0f, h_.data(), H, w_.w_q, A, 0.0f, q_.data(), A);
     }
-    kernels::additive_scores_forward(q_.data(), enc_.memory.scorer.keys.value().data(), w_.v_a, N, 1, S, A,
-                                     scores_.data(), nullptr);
+    if (additive) {  // v_a^T tanh(s_t W_q + k_s W_k)
+      kernels::additive_scores_forward(q_.data(), keys, w_.v_a, N, 1, S, A, scores_.data(), nullptr);
+    } else {  // s_t . k_s, scaled by 1/sqrt(H) for scaled dot
+      const float scale = w_.score == ScoreKind::kScaledDot ? 1.0f / std::sqrt(static_cast<float>(H)) : 1.0f;
+      for (int n = 0; n < N; ++n) {
+        const float* q = h_.data() + int64_t(n) * H;
+        for (int s = 0; s < S; ++s) {
+          const float* k = keys + (int64_t(n) * S + s) * H;
+          float dot = 0.0f;
+          for (int j = 0; j < H; ++j) dot += q[j] * k[j];
+          scores_.data()[int64_t(n) * S + s] = dot * scale;
+        }
+      }
+    }
     Tensor weights = Tensor::empty(Shape{N, 1, S});
     kernels::softmax_rows(scores_.data(), enc_.memory.scorer.mask.data(), N, 1, S, weights.data(), false);
     // h̃_t = tanh(a_t (h W_c[:M]) + s_t W_c[M:] + b_c)
@@ -227,8 +244,8 @@ class FusedSoftDecoder final : public StepDecoder {
 
 bool Seq2Seq::fused_step_applies(const DecodeOptions& options) const {
   const SoftAttention& scorer = attention_->scorer();
-  return !options.reference_step && config_.attention == MechanismKind::kSoft && scorer.score() == ScoreKind::kAdditive &&
-         scorer.normalizer() == Normalizer::kSoftmax && options.window_back < 0 && options.window_forward < 0;
+  return !options.reference_step && config_.attention == MechanismKind::kSoft && scorer.normalizer() == Normalizer::kSoftmax &&
+         options.window_back < 0 && options.window_forward < 0;
 }
 
 std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_source, const DecodeOptions& options) const {
@@ -247,11 +264,14 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
     state = gather(state, rows);
   }
   const int E = config_.embedding, H = config_.hidden, M = config_.memory_size();
-  const ScoreParams& p = attention_->scorer().params();
-  const FusedWeights w{config_.cell, E, H, M, static_cast<int>(p.va.size(0)), config_.tgt_vocab, config_.input_feeding,
+  const SoftAttention& scorer = attention_->scorer();
+  const bool additive = scorer.score() == ScoreKind::kAdditive;
+  const ScoreParams& p = scorer.params();
+  const FusedWeights w{config_.cell, scorer.score(), E, H, M, additive ? static_cast<int>(p.va.size(0)) : 0,
+                       config_.tgt_vocab, config_.input_feeding,
                        decoder_.w_ih().value().data() + int64_t(E) * decoder_.gates() * H,
                        decoder_.w_hh().value().data(), decoder_.b_hh().value().data(),
-                       p.Wq.value().data(), p.va.value().data(),
+                       additive ? p.Wq.value().data() : nullptr, additive ? p.va.value().data() : nullptr,
                        combine_.weight().value().data() + int64_t(M) * H,
                        combine_.bias().defined() ? combine_.bias().value().data() : nullptr,
                        output_.weight().value().data(), output_.bias().value().data()};

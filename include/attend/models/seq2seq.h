@@ -119,7 +119,7 @@ class Seq2Seq : public Model {
   // (hard attention's argmax, monotonic attention's hard pointer) and the options' window constraint.
   std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
                                        const DecodeOptions& options) const override;
-  // Whether decoder() runs the fused step (soft attention, additive score, softmax, no window
+  // Whether decoder() runs the fused step (soft attention with softmax, any score, no window
   // constraint, not options.reference_step) instead of the general one.
   bool fused_step_applies(const DecodeOptions& options) const;
   Architecture architecture() const override { return Architecture::kRnn; }
