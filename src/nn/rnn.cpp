@@ -1,11 +1,14 @@
 #include "attend/nn/rnn.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 #include "attend/nn/init.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/rnn_cells.h"
 #include "attend/ops/shape.h"
+#include "../kernels/blas.h"
+#include "../kernels/rnn_gates.h"
 
 namespace attend {
 
@@ -82,6 +85,9 @@ Rnn::Output Rnn::forward_projected(const std::vector<Var>& gi_tm, const std::vec
   }
   for (int len : lengths)
     if (len < 1 || len > S) throw std::invalid_argument("Rnn::forward: length " + std::to_string(len) + " outside [1, " + std::to_string(S) + "]");
+  bool recording = false;
+  for (int d = 0; d < directions(); ++d) recording = recording || needs_grad({&gi_tm[d], &cell(d).w_hh(), &cell(d).b_hh()});
+  if (!recording) return forward_inference(gi_tm, lengths, S);
   // valid[t][b] = 1 while sequence b still has a token at step t.
   std::vector<Tensor> valid(S);
   for (int t = 0; t < S; ++t) {
@@ -106,6 +112,52 @@ Rnn::Output Rnn::forward_projected(const std::vector<Var>& gi_tm, const std::vec
   out.last.resize(directions());
   Var f = run(0, out.last[0]);
   out.outputs = bidirectional_ ? concat({f, run(1, out.last[1])}, 2) : f;
+  return out;
+}
+
+// The cell ops' arithmetic (the same products with the same shapes, the same gate kernels), on
+// buffers allocated once and written straight into the outputs: with nothing to record, the
+// per-step ops' allocations, views and final stack/concat copies are pure overhead.
+Rnn::Output Rnn::forward_inference(const std::vector<Var>& gi_tm, const std::vector<int>& lengths, int S) const {
+  const int B = static_cast<int>(lengths.size()), D = directions(), H = fwd_.hidden(), GH = fwd_.gates() * H;
+  const bool lstm = fwd_.kind() == CellKind::kLstm;
+  Tensor outputs = Tensor::empty(Shape{S, B, D * H});
+  Output out;
+  for (int d = 0; d < D; ++d) {
+    const RnnCell& c = cell(d);
+    const float* gi = gi_tm[d].value().data();  // [S*B, G*H]
+    const float* w_hh = c.w_hh().value().data();
+    const float* b_hh = c.b_hh().value().data();
+    Tensor h(Shape{B, H}), h_next = Tensor::empty(Shape{B, H}), gh = Tensor::empty(Shape{B, GH});
+    Tensor cs = lstm ? Tensor(Shape{B, H}) : Tensor(), c_next = lstm ? Tensor::empty(Shape{B, H}) : Tensor();
+    std::vector<float> scratch(size_t(4) * H);
+    for (int i = 0; i < S; ++i) {
+      const int t = d == 1 ? S - 1 - i : i;
+      for (int b = 0; b < B; ++b) std::copy_n(b_hh, GH, gh.data() + int64_t(b) * GH);
+      kernels::gemm(false, false, B, GH, H, 1.0f, h.data(), H, w_hh, GH, 1.0f, gh.data(), GH);
+      for (int b = 0; b < B; ++b) {
+        const int64_t r = int64_t(b) * H;
+        if (t >= lengths[b]) {  // past the end: the state stays
+          std::copy_n(h.data() + r, H, h_next.data() + r);
+          if (lstm) std::copy_n(cs.data() + r, H, c_next.data() + r);
+          continue;
+        }
+        const float* x = gi + (int64_t(t) * B + b) * GH;
+        if (lstm) {
+          kernels::lstm_gates(x, gh.data() + int64_t(b) * GH, cs.data() + r, H, c_next.data() + r, scratch.data(),
+                              h_next.data() + r);
+        } else {
+          kernels::gru_gates(x, gh.data() + int64_t(b) * GH, h.data() + r, H, scratch.data(), h_next.data() + r);
+        }
+      }
+      std::swap(h, h_next);
+      if (lstm) std::swap(cs, c_next);
+      for (int b = 0; b < B; ++b)
+        std::copy_n(h.data() + int64_t(b) * H, H, outputs.data() + (int64_t(t) * B + b) * D * H + int64_t(d) * H);
+    }
+    out.last.push_back({Var(h), lstm ? Var(cs) : Var()});
+  }
+  out.outputs = Var(outputs);
   return out;
 }
 

@@ -66,6 +66,8 @@ class Rnn : public Module {
   int output_dim() const { return fwd_.hidden() * (bidirectional_ ? 2 : 1); }
 
  private:
+  // forward_projected when nothing is recorded (decoding, evaluation).
+  Output forward_inference(const std::vector<Var>& gi_tm, const std::vector<int>& lengths, int S) const;
   RnnCell fwd_, bwd_;
   bool bidirectional_ = false;
 };
