@@ -150,7 +150,7 @@ class FusedSoftDecoder final : public StepDecoder {
     for (int i = 0; i < 2; ++i) {
       if ((i == 0) != reverse) {  // gh = s_{t-1} W_hh + b_hh
         kernels::gemm(false, false, N, GH, H, 1.0f, h_.data(), H, w_.w_hh, GH, 1.0f, gh, GH);
-      } else if (w_.input_feeding) {  // gi += h̃_{t-1} W_ih[E:]
+      } else if (w_.input_feeding && t_ > 1) {  // gi += h̃_{t-1} W_ih[E:] (h̃_0 = 0: nothing to add)
         kernels::gemm(false, false, N, GH, H, 1.0f, feed_.data(), H, w_.w_feed, GH, 1.0f, gi, GH);
       }
     }
