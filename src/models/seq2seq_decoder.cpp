@@ -53,19 +53,31 @@ Seq2Seq::Encoded repeat_rows(const Seq2Seq::Encoded& enc, const std::vector<int>
   return big;
 }
 
+// What both step decoders start from: the batch encoded for decoding (the memory's part of the
+// attentional layer precomputed) and the initial state, each source's repeated for its K rows.
+struct Prepared {
+  Seq2Seq::Encoded enc;
+  Seq2Seq::DecoderState state;
+};
+Prepared prepare(const Seq2Seq& model, const Batch& batch, int K) {
+  NoGradScope no_grad;
+  Prepared p;
+  p.enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
+  model.precompute_memory_combined(p.enc);
+  p.state = model.initial_state(p.enc);
+  if (K > 1) {
+    const std::vector<int> rows = beam_rows(p.enc.B, K);
+    p.enc = repeat_rows(p.enc, rows);
+    p.state = gather(p.state, rows);
+  }
+  return p;
+}
+
 class RnnStepDecoder final : public StepDecoder {
  public:
   RnnStepDecoder(const Seq2Seq& model, const Batch& batch, int K, const DecodeOptions& opt) : model_(model) {
-    NoGradScope no_grad;
-    Seq2Seq::Encoded enc = model.encode(batch.src, batch.src_lengths, batch.S, nullptr);
-    model.precompute_memory_combined(enc);
-    enc_ = enc;
-    state_ = model.initial_state(enc);
-    if (K > 1) {
-      const std::vector<int> rows = beam_rows(enc.B, K);
-      enc_ = repeat_rows(enc, rows);
-      state_ = gather(state_, rows);
-    }
+    Prepared p = prepare(model, batch, K);
+    enc_ = std::move(p.enc), state_ = std::move(p.state);
     state_.attn.hard = true;  // inference: hard attention's argmax, monotonic attention's pointer
     if (opt.window_back >= 0 || opt.window_forward >= 0) {
       window_.back = opt.window_back < 0 ? 1 << 20 : opt.window_back;
@@ -252,16 +264,10 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
   if (rows_per_source < 1)
     throw std::invalid_argument("Seq2Seq::decoder: rows per source must be >= 1, got " + std::to_string(rows_per_source));
   if (!fused_step_applies(options)) return std::make_unique<RnnStepDecoder>(*this, batch, rows_per_source, options);
-  NoGradScope no_grad;
-  Encoded enc = encode(batch.src, batch.src_lengths, batch.S, nullptr);
-  if (!enc.target_gates.defined())
-    enc.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
-  precompute_memory_combined(enc);
-  DecoderState state = initial_state(enc);
-  if (rows_per_source > 1) {
-    const std::vector<int> rows = beam_rows(enc.B, rows_per_source);
-    enc = repeat_rows(enc, rows);
-    state = gather(state, rows);
+  Prepared ready = prepare(*this, batch, rows_per_source);
+  if (!ready.enc.target_gates.defined()) {  // the fused step looks its input gates up
+    NoGradScope no_grad;
+    ready.enc.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
   }
   const int E = config_.embedding, H = config_.hidden, M = config_.memory_size();
   const SoftAttention& scorer = attention_->scorer();
@@ -275,7 +281,7 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
                        combine_.weight().value().data() + int64_t(M) * H,
                        combine_.bias().defined() ? combine_.bias().value().data() : nullptr,
                        output_.weight().value().data(), output_.bias().value().data()};
-  return std::make_unique<FusedSoftDecoder>(w, enc, state);
+  return std::make_unique<FusedSoftDecoder>(w, ready.enc, ready.state);
 }
 
 }  // namespace attend
