@@ -80,6 +80,13 @@ TEST(KvCache, ReorderFollowsBeamsAndCapacityIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("sequence 2 would hold 5 positions, capacity is 4"), std::string::npos) << e.what();
   }
   EXPECT_THROW(cache.reorder({0, 3, 1}), std::invalid_argument);
+  EXPECT_THROW(cache.reorder({}), std::invalid_argument);
+  cache.reorder({2});  // dropping finished sequences: a smaller batch
+  EXPECT_EQ(cache.batch(), 1);
+  EXPECT_EQ(cache.lengths(), (std::vector<int>{2}));
+  EXPECT_EQ(cache.keys().data()[0], 0.0f);
+  EXPECT_EQ(cache.keys().data()[2], 0.0f);
+  EXPECT_EQ(cache.values().data()[0], 5.0f);
   EXPECT_THROW(cache.append(random_tensor({3, 2, 1, 2}, rng), random_tensor({3, 2, 1, 2}, rng)), std::invalid_argument);
 }
 

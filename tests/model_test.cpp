@@ -10,6 +10,7 @@
 #include "attend/decode/search.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
+#include "attend/models/transformer.h"
 #include "attend/models/translator.h"
 #include "attend/nn/rnn.h"
 #include "attend/ops/shape.h"
@@ -408,6 +409,48 @@ class KeepProbe : public Model {
   mutable int dropped_ = 0;
 };
 
+// Decodes `batch` greedily and with beam 3, dropping finished sentences and not: the same tokens,
+// scores and attention. `model`'s weights are random; the </s> bias is set where the sentences
+// end at the most different steps, so that there is something to drop.
+void expect_dropping_changes_nothing(const Model& model, float* eos_bias, const Batch& batch, const DecodeOptions& o) {
+  KeepProbe dropping(model, true), stepping_all(model, false);
+  size_t most = 0;
+  float best = 0.0f;
+  for (float bias = -8.0f; bias <= 8.0f; bias += 0.5f) {
+    *eos_bias = bias;
+    std::set<size_t> lengths;
+    for (const Hypothesis& h : decode(stepping_all, batch, o)) lengths.insert(h.tokens.size());
+    if (lengths.size() > most) most = lengths.size(), best = bias;
+  }
+  ASSERT_GE(most, 3u) << "outputs of too few lengths to exercise the dropping";
+  *eos_bias = best;
+  for (int beam : {1, 3}) {
+    SCOPED_TRACE("beam " + std::to_string(beam));
+    DecodeOptions ob = o;
+    ob.beam = beam;
+    const std::vector<Hypothesis> a = decode(dropping, batch, ob), b = decode(stepping_all, batch, ob);
+    EXPECT_GT(dropping.dropped(), 0) << "no sentence was dropped: the test checks nothing";
+    for (int r = 0; r < batch.B; ++r) {
+      EXPECT_EQ(a[r].tokens, b[r].tokens) << "row " << r;
+      EXPECT_NEAR(a[r].score, b[r].score, 1e-5f) << "row " << r;
+      ASSERT_EQ(a[r].attention.size(), b[r].attention.size()) << "row " << r;
+      for (size_t t = 0; t < a[r].attention.size(); ++t)
+        for (size_t s = 0; s < a[r].attention[t].size(); ++s)
+          EXPECT_NEAR(a[r].attention[t][s], b[r].attention[t][s], 1e-6f) << "row " << r << " step " << t;
+    }
+  }
+}
+
+// Every weight uniform in [-1, 1]; returns the output layer's </s> bias.
+float* randomise(const Model& model, Rng& rng) {
+  float* eos_bias = nullptr;
+  for (auto& p : model.parameters()) {
+    for (int64_t i = 0; i < p.var.value().numel(); ++i) p.var.value().data()[i] = 2.0f * rng.uniform() - 1.0f;
+    if (p.name == "output.bias") eos_bias = p.var.value().data() + Vocab::kEos;
+  }
+  return eos_bias;
+}
+
 TEST(Decode, SearchesDropFinishedSentencesWithoutChangingAnyOutput) {
   std::vector<EncodedExample> ex;
   Rng data(45);
@@ -428,40 +471,17 @@ TEST(Decode, SearchesDropFinishedSentencesWithoutChangingAnyOutput) {
         c.attention = kind, c.hidden = 16, c.embedding = 8, c.encoder_hidden = 8;
         Rng rng(46);
         Seq2Seq model(c, rng);
-        float* eos_bias = nullptr;
-        for (auto& p : model.parameters()) {  // large random weights
-          for (int64_t i = 0; i < p.var.value().numel(); ++i) p.var.value().data()[i] = 2.0f * rng.uniform() - 1.0f;
-          if (p.name == "output.bias") eos_bias = p.var.value().data() + Vocab::kEos;
-        }
-        const DecodeOptions o{.beam = 1, .length_penalty = 0.0f, .max_length = 12, .reference_step = reference};
-        KeepProbe dropping(model, true), stepping_all(model, false);
-        // The </s> bias at which the sentences end at the most different steps.
-        size_t most = 0;
-        float best = 0.0f;
-        for (float bias = -8.0f; bias <= 8.0f; bias += 0.5f) {
-          *eos_bias = bias;
-          std::set<size_t> lengths;
-          for (const Hypothesis& h : decode(stepping_all, batch, o)) lengths.insert(h.tokens.size());
-          if (lengths.size() > most) most = lengths.size(), best = bias;
-        }
-        ASSERT_GE(most, 3u) << "outputs of too few lengths to exercise the dropping";
-        *eos_bias = best;
-        for (int beam : {1, 3}) {
-          SCOPED_TRACE("beam " + std::to_string(beam));
-          DecodeOptions ob = o;
-          ob.beam = beam;
-          const std::vector<Hypothesis> a = decode(dropping, batch, ob), b = decode(stepping_all, batch, ob);
-          EXPECT_GT(dropping.dropped(), 0) << "no sentence was dropped: the test checks nothing";
-          for (int r = 0; r < batch.B; ++r) {
-            EXPECT_EQ(a[r].tokens, b[r].tokens) << "row " << r;
-            EXPECT_NEAR(a[r].score, b[r].score, 1e-5f) << "row " << r;
-            ASSERT_EQ(a[r].attention.size(), b[r].attention.size()) << "row " << r;
-            for (size_t t = 0; t < a[r].attention.size(); ++t)
-              for (size_t s = 0; s < a[r].attention[t].size(); ++s)
-                EXPECT_NEAR(a[r].attention[t][s], b[r].attention[t][s], 1e-6f) << "row " << r << " step " << t;
-          }
-        }
+        expect_dropping_changes_nothing(model, randomise(model, rng), batch,
+                                        {.beam = 1, .length_penalty = 0.0f, .max_length = 12, .reference_step = reference});
       }
+  SCOPED_TRACE("transformer");
+  TransformerConfig tc;
+  tc.dim = 16, tc.heads = 2, tc.ffn = 24, tc.encoder_layers = 1, tc.decoder_layers = 2, tc.dropout = 0.0f;
+  tc.max_length = 32, tc.src_vocab = 7, tc.tgt_vocab = 6;
+  Rng rng(48);  // (with some seeds every sentence ends at one of two steps: nothing to test)
+  Transformer transformer(tc, rng);
+  expect_dropping_changes_nothing(transformer, randomise(transformer, rng), batch,
+                                  {.beam = 1, .length_penalty = 0.0f, .max_length = 12});
 }
 
 TEST(Decode, BeamSearchNeverScoresBelowGreedy) {

@@ -159,7 +159,14 @@ class TransformerStepDecoder final : public StepDecoder {
   }
 
   void reorder(const std::vector<int>& parents) override {
-    for (auto& c : self_) c.reorder(parents);
+    for (auto& c : self_) c.reorder(parents);  // (a source's rows share their cross-attention cache)
+  }
+
+  bool keep(const std::vector<int>& rows) override {
+    for (auto& c : self_) c.reorder(rows);
+    for (auto& c : cross_) c.reorder(rows);
+    N_ = static_cast<int>(rows.size());
+    return true;
   }
   int max_steps() const override { return max_steps_; }
 

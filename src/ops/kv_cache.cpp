@@ -50,19 +50,19 @@ void KvCache::append(const Tensor& k, const Tensor& v, const std::vector<int>& c
 }
 
 void KvCache::reorder(const std::vector<int>& from) {
-  if (static_cast<int>(from.size()) != B_)
-    throw std::invalid_argument("KvCache::reorder: " + std::to_string(from.size()) + " sources for a batch of " + std::to_string(B_));
+  if (from.empty()) throw std::invalid_argument("KvCache::reorder: no sequences to keep (batch of " + std::to_string(B_) + ")");
   for (int f : from)
     if (f < 0 || f >= B_) throw std::invalid_argument("KvCache::reorder: source " + std::to_string(f) + " outside [0, " + std::to_string(B_) + ")");
-  Tensor k(k_.shape()), v(v_.shape());
-  std::vector<int> lengths(B_);
+  const int B = static_cast<int>(from.size());
+  Tensor k = Tensor::empty(Shape{B, Hkv_, capacity_, D_}), v = Tensor::empty(Shape{B, Hkv_, capacity_, D_});
+  std::vector<int> lengths(B);
   const int64_t per = int64_t(Hkv_) * capacity_ * D_;
-  for (int b = 0; b < B_; ++b) {
+  for (int b = 0; b < B; ++b) {
     std::memcpy(k.data() + b * per, k_.data() + from[b] * per, sizeof(float) * per);
     std::memcpy(v.data() + b * per, v_.data() + from[b] * per, sizeof(float) * per);
     lengths[b] = lengths_[from[b]];
   }
-  k_ = k, v_ = v, lengths_ = lengths;
+  k_ = k, v_ = v, lengths_ = lengths, B_ = B;
 }
 
 void KvCache::clear() { std::fill(lengths_.begin(), lengths_.end(), 0); }

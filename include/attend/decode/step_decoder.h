@@ -46,9 +46,9 @@ class StepDecoder {
   virtual DecoderStep step(const std::vector<int>& prev) = 0;
   // Beam search: row i continues the hypothesis of row parents[i] (always of the same source).
   virtual void reorder(const std::vector<int>& parents) = 0;
-  // Greedy search, when sentences finish: continue with rows `rows` only (increasing), which
+  // The searches, when sentences finish: continue with rows `rows` only (increasing), which
   // become rows 0..n-1, so that finished sentences cost nothing. Returns false when the decoder
-  // cannot drop rows (the search then keeps stepping every row).
+  // cannot drop rows (the search then keeps stepping every row); attend's decoders all can.
   virtual bool keep(const std::vector<int>& rows) {
     (void)rows;
     return false;

@@ -21,7 +21,8 @@ class KvCache {
   // many of the n new positions of sequence b are real (empty: all n); the rest are ignored.
   // Throws std::invalid_argument (shapes) or std::length_error (capacity) naming the values.
   void append(const Tensor& k, const Tensor& v, const std::vector<int>& counts = {});
-  // Beam search: sequence b continues from what sequence from[b] held (from.size() == B).
+  // Sequence b continues from what sequence from[b] held; from.size() becomes the batch (beam
+  // search keeps it, dropping finished sequences shrinks it).
   void reorder(const std::vector<int>& from);
   void clear();
 
