@@ -129,8 +129,8 @@ struct FusedWeights {
 
 // Seq2Seq::step for soft attention with softmax (the default mechanism; any score), GRU or
 // LSTM, with or without input feeding, as products and kernels on buffers allocated once per
-// batch: the same arithmetic in the same order of operations per product, without an op's
-// validation and allocations. At batch 1 the general step spent about a quarter of its time
+// batch: the same products and kernels (a few sums in another order: the logits agree within
+// 1e-5), without an op's validation and allocations. At batch 1 the general step spent about a quarter of its time
 // outside the matrix products; this one does not. Tests compare it with the general step.
 class FusedSoftDecoder final : public StepDecoder {
  public:
@@ -146,11 +146,14 @@ class FusedSoftDecoder final : public StepDecoder {
   DecoderStep step(const std::vector<int>& prev) override {
     const int N = N_, S = S_, H = w_.H, GH = G_ * H, A = w_.A, V = w_.V;
     if (static_cast<int>(prev.size()) != N)
-      throw std::invalid_argument("decoder step: " + std::to_string(prev.size()) + " tokens for " + std::to_string(N) + " rows");
+      throw std::invalid_argument("decoder step: " + std::to_string(prev.size()) + " tokens for " + std::to_string(N) +
+                                  " rows");
     const Tensor& table = enc_.target_gates.value();  // [V, G*H]: emb(v) W_ih[:E] + b_ih
     float* gi = gi_.data();
     for (int n = 0; n < N; ++n) {
-      if (prev[n] < 0 || prev[n] >= V) throw std::invalid_argument("decoder step: token " + std::to_string(prev[n]) + " outside the vocabulary of " + std::to_string(V));
+      if (prev[n] < 0 || prev[n] >= V)
+        throw std::invalid_argument("decoder step: token " + std::to_string(prev[n]) + " outside the vocabulary of " +
+                                    std::to_string(V));
       std::copy_n(table.data() + int64_t(prev[n]) * GH, GH, gi + int64_t(n) * GH);
     }
     float* gh = gh_.data();
@@ -169,7 +172,8 @@ class FusedSoftDecoder final : public StepDecoder {
     for (int n = 0; n < N; ++n) {
       const int64_t r = int64_t(n) * H;
       if (w_.cell == CellKind::kGru) {
-        kernels::gru_gates(gi + n * int64_t(GH), gh + n * int64_t(GH), h_.data() + r, H, scratch_.data(), h_next_.data() + r);
+        kernels::gru_gates(gi + n * int64_t(GH), gh + n * int64_t(GH), h_.data() + r, H, scratch_.data(),
+                           h_next_.data() + r);
       } else {
         kernels::lstm_gates(gi + n * int64_t(GH), gh + n * int64_t(GH), c_.data() + r, H, c_next_.data() + r,
                             scratch_.data(), h_next_.data() + r);
@@ -256,8 +260,8 @@ class FusedSoftDecoder final : public StepDecoder {
 
 bool Seq2Seq::fused_step_applies(const DecodeOptions& options) const {
   const SoftAttention& scorer = attention_->scorer();
-  return !options.reference_step && config_.attention == MechanismKind::kSoft && scorer.normalizer() == Normalizer::kSoftmax &&
-         options.window_back < 0 && options.window_forward < 0;
+  return !options.reference_step && config_.attention == MechanismKind::kSoft &&
+         scorer.normalizer() == Normalizer::kSoftmax && options.window_back < 0 && options.window_forward < 0;
 }
 
 std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_source, const DecodeOptions& options) const {
