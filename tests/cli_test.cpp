@@ -178,9 +178,12 @@ TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
   EXPECT_NE(attend::read_file(dir_ + "/t.svg").find("layer 2 head 2"), std::string::npos);
   r = run("align --model " + model + " --format pharaoh --map 1:2 abc");
   EXPECT_EQ(r.code, 0) << r.output;
-  r = run("align --model " + model + " --map 3:1 --out " + dir_ + "/t.png abc");
-  EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("layer 1 head 1 to layer 2 head 2"), std::string::npos) << r.output;
+  for (const char* bad : {"3:1", "1:x", "1:2:3", ":1"}) {
+    r = run("align --model " + model + " --map " + bad + " --out " + dir_ + "/t.png abc");
+    EXPECT_EQ(r.code, 2) << bad;
+    EXPECT_NE(r.output.find("got '" + std::string(bad) + "'; this model has layer 1 head 1 to layer 2 head 2"),
+              std::string::npos) << r.output;
+  }
   r = run("translate --model " + model + " --window-back 1 abc");
   EXPECT_NE(r.code, 0);
   EXPECT_NE(r.output.find("window"), std::string::npos) << r.output;

@@ -172,7 +172,9 @@ TEST(TransformerModel, KvCacheDecodingEqualsDecodingWithoutIt) {
     const Batch batch = make_batch(ex, {0, 1, 2, 3});
     const auto cached = decode(model, batch, {.beam = 1, .max_length = 12});
     ASSERT_EQ(model.attention_maps().size(), 8u);
-    EXPECT_EQ(model.attention_maps()[5], "layer 2 head 2");
+    EXPECT_EQ(model.attention_maps()[5].name, "layer 2 head 2");
+    EXPECT_EQ(model.attention_maps()[5].layer, 2);
+    EXPECT_EQ(model.attention_maps()[5].head, 2);
     for (int b = 0; b < batch.B; ++b) {
       const std::vector<int>& src = ex[batch.index[b]].src;
       EXPECT_EQ(cached[b].tokens, greedy_without_cache(model, src, 12)) << "row " << b;

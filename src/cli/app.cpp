@@ -336,22 +336,30 @@ int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bo
 }
 
 // Which attention a picture or export shows for a model with several maps (a Transformer's
-// cross-attention per layer and head, named "layer L head H"): "all" (pictures: the mean, then
-// a row per layer with a panel per head; exports: the mean), "mean", or "L:H".
+// cross-attention per layer and head): "all" (pictures: the mean, then a row per layer with a
+// panel per head; exports: the mean), "mean", or "L:H".
 struct MapChoice {
   std::string which = "all";
   int index = -1;  // the map of "L:H"
 };
 
-MapChoice choose_map(const std::string& which, const std::vector<std::string>& names) {
+MapChoice choose_map(const std::string& which, const std::vector<AttentionMap>& maps) {
   MapChoice c{which};
   if (which == "all" || which == "mean") return c;
   const size_t colon = which.find(':');
-  const std::string name = colon == std::string::npos ? "" : "layer " + which.substr(0, colon) + " head " + which.substr(colon + 1);
-  for (size_t i = 0; i < names.size() && names.size() > 1; ++i)
-    if (names[i] == name) c.index = static_cast<int>(i);
+  int layer = 0, head = 0;
+  if (colon != std::string::npos) {
+    const std::string l = which.substr(0, colon), h = which.substr(colon + 1);
+    auto number = [](const std::string& x) {
+      return !x.empty() && x.size() < 6 && x.find_first_not_of("0123456789") == std::string::npos ? std::stoi(x) : 0;
+    };
+    layer = number(l), head = number(h);
+  }
+  for (size_t i = 0; i < maps.size() && layer > 0 && head > 0; ++i)
+    if (maps[i].layer == layer && maps[i].head == head) c.index = static_cast<int>(i);
   if (c.index < 0) {
-    const std::string range = names.size() > 1 ? "; this model has " + names.front() + " to " + names.back() : "; this model has one attention map";
+    const std::string range = maps.size() > 1 ? "; this model has " + maps.front().name + " to " + maps.back().name
+                                              : "; this model has one attention map";
     throw std::invalid_argument("align: --map must be all, mean or LAYER:HEAD, got '" + which + "'" + range);
   }
   return c;
@@ -363,18 +371,16 @@ Translation with_map(Translation t, const MapChoice& c) {
   return t;
 }
 
-std::vector<std::vector<Alignment>> panels(const Translation& t, const std::vector<std::string>& names,
+std::vector<std::vector<Alignment>> panels(const Translation& t, const std::vector<AttentionMap>& maps,
                                            const MapChoice& c, const std::string& title) {
   if (t.maps.empty() || c.which == "mean") return {{to_alignment(t, title + (t.maps.empty() ? "" : "  (mean of all heads)"))}};
-  if (c.index >= 0) return {{to_alignment(with_map(t, c), title + "  (" + names[c.index] + ")")}};
+  if (c.index >= 0) return {{to_alignment(with_map(t, c), title + "  (" + maps[c.index].name + ")")}};
   std::vector<std::vector<Alignment>> rows{{to_alignment(t, title + "  (mean of all layers and heads)")}};
-  std::string layer;
   for (size_t i = 0; i < t.maps.size(); ++i) {
-    const std::string name = names[i], this_layer = name.substr(0, name.find(" head"));
-    if (this_layer != layer) rows.emplace_back(), layer = this_layer;
+    if (i == 0 || maps[i].layer != maps[i - 1].layer) rows.emplace_back();  // a row per layer
     Translation one = t;
     one.attention = t.maps[i];
-    rows.back().push_back(to_alignment(one, name));
+    rows.back().push_back(to_alignment(one, maps[i].name));
   }
   return rows;
 }
@@ -391,8 +397,8 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
   }
   set_threads(d.threads);
   Translator tr = Translator::load(d.model);
-  const std::vector<std::string> names = tr.model().attention_maps();
-  const MapChoice choice = choose_map(map, names);
+  const std::vector<AttentionMap> maps = tr.model().attention_maps();
+  const MapChoice choice = choose_map(map, maps);
   std::vector<std::string> inputs = texts;
   if (inputs.empty()) {
     if (format != "pharaoh") throw std::invalid_argument("align: give the input as an argument");
@@ -413,7 +419,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
   if (inputs.size() != 1) throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
   warn_unknown(out[0], inputs[0]);
   if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
-  write_alignment_grid(out_path, panels(out[0], names, choice, inputs[0] + "  \u2192  " + out[0].text));
+  write_alignment_grid(out_path, panels(out[0], maps, choice, inputs[0] + "  \u2192  " + out[0].text));
   std::printf("%s\nalignment written to %s\n", out[0].text.c_str(), out_path.c_str());
   return 0;
 }

@@ -185,11 +185,12 @@ std::unique_ptr<StepDecoder> Transformer::decoder(const Batch& batch, int rows_p
   return std::make_unique<TransformerStepDecoder>(*this, batch, rows_per_source, options);
 }
 
-std::vector<std::string> Transformer::attention_maps() const {
-  std::vector<std::string> names;
+std::vector<AttentionMap> Transformer::attention_maps() const {
+  std::vector<AttentionMap> maps;
   for (int l = 1; l <= config_.decoder_layers; ++l)
-    for (int h = 1; h <= config_.heads; ++h) names.push_back("layer " + std::to_string(l) + " head " + std::to_string(h));
-  return names;
+    for (int h = 1; h <= config_.heads; ++h)
+      maps.push_back({"layer " + std::to_string(l) + " head " + std::to_string(h), l, h});
+  return maps;
 }
 
 void Transformer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {

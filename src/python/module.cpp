@@ -273,7 +273,9 @@ class PyModel {
         for (py::ssize_t r = 0; r < R; ++r)
           std::copy(t.maps[g][r].begin(), t.maps[g][r].end(), maps.mutable_data() + (g * R + r) * S);
       d["maps"] = maps;
-      d["map_names"] = t_.model().attention_maps();
+      std::vector<std::string> names;
+      for (const AttentionMap& m : t_.model().attention_maps()) names.push_back(m.name);
+      d["map_names"] = names;
     }
     return d;
   }

@@ -19,6 +19,12 @@ enum class Architecture { kRnn, kTransformer };
 Architecture parse_architecture(const std::string& name);  // "rnn" | "transformer"
 std::string to_string(Architecture a);
 
+// One of the attention maps a decoding step returns: its label and where it comes from.
+struct AttentionMap {
+  std::string name;         // "attention" for a model's only map, "layer L head H" for a Transformer's
+  int layer = 0, head = 0;  // a Transformer's decoder layer and cross-attention head, from 1; 0 for the only map
+};
+
 class Model : public Module {
  public:
   virtual Architecture architecture() const = 0;
@@ -39,8 +45,9 @@ class Model : public Module {
   // after changing the weights. Recording on a tape ignores what freeze computed, so gradients
   // stay exact.
   virtual void freeze() {}
-  // Labels of the G attention maps of a step: {"attention"} for one, "layer 1 head 1", ... for more.
-  virtual std::vector<std::string> attention_maps() const { return {"attention"}; }
+  // The G attention maps of a step, in the order of DecoderStep::weights: {"attention"} for one;
+  // a Transformer's cross-attention layer by layer, head by head.
+  virtual std::vector<AttentionMap> attention_maps() const { return {{"attention", 0, 0}}; }
 };
 
 }  // namespace attend

@@ -55,7 +55,7 @@ class Transformer : public Model {
   // weights are every layer's and head's cross-attention, [N, layers*heads, S], map l*H + h.
   std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
                                        const DecodeOptions& options) const override;
-  std::vector<std::string> attention_maps() const override;  // "layer 1 head 1", ...
+  std::vector<AttentionMap> attention_maps() const override;  // layer 1 head 1, layer 1 head 2, ...
   Architecture architecture() const override { return Architecture::kTransformer; }
   nlohmann::json config_json() const override;
 
