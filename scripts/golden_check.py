@@ -162,6 +162,9 @@ class Transformer(torch.nn.Module):
         C = self.cfg["dim"]
         return F.embedding(ids.t(), self.w[table]) * C ** 0.5 + self.pe[: ids.shape[0]]
 
+    def residual(self, x, ln, f):  # a sub-layer f with its residual connection and layer norm `ln`
+        return x + f(self.norm(x, ln)) if self.cfg["pre_norm"] else self.norm(x + f(x), ln)
+
     def forward(self, src, lengths, tgt_in):  # src [S, B], tgt_in [T, B] -> logits [T, B, V]
         cfg, pre = self.cfg, self.cfg["pre_norm"]
         src_mask = torch.arange(src.shape[0]).unsqueeze(0) < torch.tensor(lengths).unsqueeze(1)  # [B, S]
@@ -169,26 +172,15 @@ class Transformer(torch.nn.Module):
         x = self.embed(src, "src_embedding.weight")
         for l in range(cfg["encoder_layers"]):
             p = f"encoder.{l}."
-            if pre:
-                n = self.norm(x, p + "ln1")
-                x = x + self.attention(n, n, p + "self_attn", src_mask, False)
-                x = x + self.ffn(self.norm(x, p + "ln2"), p + "ffn")
-            else:
-                x = self.norm(x + self.attention(x, x, p + "self_attn", src_mask, False), p + "ln1")
-                x = self.norm(x + self.ffn(x, p + "ffn"), p + "ln2")
+            x = self.residual(x, p + "ln1", lambda n: self.attention(n, n, p + "self_attn", src_mask, False))
+            x = self.residual(x, p + "ln2", lambda n: self.ffn(n, p + "ffn"))
         memory = self.norm(x, "encoder_norm") if pre else x
         y = self.embed(tgt_in, "tgt_embedding.weight")
         for l in range(cfg["decoder_layers"]):
             p = f"decoder.{l}."
-            if pre:
-                n = self.norm(y, p + "ln1")
-                y = y + self.attention(n, n, p + "self_attn", tgt_mask, True)
-                y = y + self.attention(self.norm(y, p + "ln2"), memory, p + "cross_attn", src_mask, False)
-                y = y + self.ffn(self.norm(y, p + "ln3"), p + "ffn")
-            else:
-                y = self.norm(y + self.attention(y, y, p + "self_attn", tgt_mask, True), p + "ln1")
-                y = self.norm(y + self.attention(y, memory, p + "cross_attn", src_mask, False), p + "ln2")
-                y = self.norm(y + self.ffn(y, p + "ffn"), p + "ln3")
+            y = self.residual(y, p + "ln1", lambda n: self.attention(n, n, p + "self_attn", tgt_mask, True))
+            y = self.residual(y, p + "ln2", lambda n: self.attention(n, memory, p + "cross_attn", src_mask, False))
+            y = self.residual(y, p + "ln3", lambda n: self.ffn(n, p + "ffn"))
         if pre:
             y = self.norm(y, "decoder_norm")
         out = y @ self.w["tgt_embedding.weight"].t() if cfg["tie_embeddings"] else self.linear(y, "output")
