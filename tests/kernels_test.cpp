@@ -1,6 +1,7 @@
 // Vectorised math kernels against libm, for every instruction set this CPU has.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -150,6 +151,33 @@ TEST(Gemm, EveryPathMatchesAReferenceProduct) {
 
 INSTANTIATE_TEST_SUITE_P(Isas, VecMath, ::testing::Values(Isa::kScalar, Isa::kAvx2),
                          [](const auto& info) { return info.param == Isa::kScalar ? "Scalar" : "Avx2"; });
+
+TEST(Gemm, AffineAddsTheBiasToEveryRowAndHandlesMissingParts) {
+  const int M = 3, N = 5, K = 4;
+  std::vector<float> x(M * K), w(K * N), b(N), y(M * N);
+  for (int i = 0; i < M * K; ++i) x[i] = 0.25f * static_cast<float>(i % 7) - 0.5f;
+  for (int i = 0; i < K * N; ++i) w[i] = 0.125f * static_cast<float>(i % 5) - 0.25f;
+  for (int j = 0; j < N; ++j) b[j] = static_cast<float>(j) - 2.0f;
+  auto expect = [&](bool with_x, bool with_b) {
+    for (int m = 0; m < M; ++m)
+      for (int n = 0; n < N; ++n) {
+        double want = with_b ? b[n] : 0.0;
+        for (int k = 0; with_x && k < K; ++k) want += double(x[m * K + k]) * w[k * N + n];
+        EXPECT_NEAR(y[m * N + n], want, 1e-5) << "row " << m << " column " << n << (with_x ? "" : ", no x")
+                                              << (with_b ? "" : ", no bias");
+      }
+  };
+  affine(M, N, K, x.data(), w.data(), b.data(), y.data());
+  expect(true, true);
+  std::fill(y.begin(), y.end(), 9.0f);  // without a bias nothing of y's old values remains
+  affine(M, N, K, x.data(), w.data(), nullptr, y.data());
+  expect(true, false);
+  affine(M, N, K, nullptr, w.data(), b.data(), y.data());  // a zero input: the bias alone
+  expect(false, true);
+  std::fill(y.begin(), y.end(), 9.0f);
+  affine(M, N, K, nullptr, w.data(), nullptr, y.data());
+  expect(false, false);
+}
 
 }  // namespace
 }  // namespace attend::kernels

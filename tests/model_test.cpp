@@ -241,11 +241,43 @@ TEST(Seq2Seq, FrozenTablesDecodeAsBeforeAndNeverReachATape) {
   for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(got[i], want[i], 1e-5f) << "logit " << i;
 }
 
+// Steps the fused and the general decoder of `model` side by side for 5 steps with the same
+// tokens and beam reorders: logits and weights agree.
+void expect_fused_step_matches_general(const Seq2Seq& model, const Batch& batch, int K) {
+  ASSERT_TRUE(model.fused_step_applies(DecodeOptions{}));
+  auto fused = model.decoder(batch, K, DecodeOptions{});
+  auto general = model.decoder(batch, K, DecodeOptions{.reference_step = true});
+  const int N = batch.B * K;
+  std::vector<int> prev(N, Vocab::kBos);
+  for (int t = 0; t < 5; ++t) {
+    DecoderStep a = general->step(prev), b = fused->step(prev);
+    ASSERT_EQ(a.logits.shape(), b.logits.shape());
+    ASSERT_EQ(a.weights.shape(), b.weights.shape());
+    const std::vector<float> la = a.logits.to_vector(), lb = b.logits.to_vector();
+    const std::vector<float> wa = a.weights.to_vector(), wb = b.weights.to_vector();
+    for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], lb[i], 1e-5f) << "step " << t << " logit " << i;
+    for (size_t i = 0; i < wa.size(); ++i) ASSERT_NEAR(wa[i], wb[i], 1e-6f) << "step " << t << " weight " << i;
+    for (int n = 0; n < N; ++n) prev[n] = 4 + (n + t) % 2;
+    if (K > 1) {  // every row continues the first row of its source, or itself
+      std::vector<int> parents(N);
+      for (int n = 0; n < N; ++n) parents[n] = (t % 2) ? n / K * K : n;
+      general->reorder(parents), fused->reorder(parents);
+    }
+  }
+}
+
 TEST(Seq2Seq, FusedDecodingStepMatchesTheGeneralStep) {
   // The fused step (soft attention, every score) against the general one, step by step with
   // the same tokens and beam reorders, over padded sources: logits and weights.
   std::vector<EncodedExample> ex = {{{4, 5, 6, 5, 4}, {}}, {{6, 4}, {}}, {{5, 5, 6}, {}}};
   Batch batch = make_batch(ex, {0, 1, 2});
+  auto randomised = [](const Seq2SeqConfig& c) {
+    Rng rng(42);
+    auto model = std::make_unique<Seq2Seq>(c, rng);
+    for (auto& p : model->parameters())  // biases start at zero: make every weight matter
+      for (int64_t i = 0; i < p.var.value().numel(); ++i) p.var.value().data()[i] = 1.6f * rng.uniform() - 0.8f;
+    return model;
+  };
   for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
     for (ScoreKind score : {ScoreKind::kAdditive, ScoreKind::kDot, ScoreKind::kScaledDot, ScoreKind::kGeneral})
       for (bool feed : {true, false})
@@ -255,31 +287,14 @@ TEST(Seq2Seq, FusedDecodingStepMatchesTheGeneralStep) {
                          std::to_string(layers) + " K " + std::to_string(K));
             Seq2SeqConfig c = tiny_config(cell, score, feed);
             c.encoder_layers = layers;
-            Rng rng(42);
-            Seq2Seq model(c, rng);
-            for (auto& p : model.parameters())  // biases start at zero: make every weight matter
-              for (int64_t i = 0; i < p.var.value().numel(); ++i) p.var.value().data()[i] = 1.6f * rng.uniform() - 0.8f;
-            ASSERT_TRUE(model.fused_step_applies(DecodeOptions{}));
-            auto fused = model.decoder(batch, K, DecodeOptions{});
-            auto general = model.decoder(batch, K, DecodeOptions{.reference_step = true});
-            const int N = 3 * K;
-            std::vector<int> prev(N, Vocab::kBos);
-            for (int t = 0; t < 5; ++t) {
-              DecoderStep a = general->step(prev), b = fused->step(prev);
-              ASSERT_EQ(a.logits.shape(), b.logits.shape());
-              ASSERT_EQ(a.weights.shape(), b.weights.shape());
-              const std::vector<float> la = a.logits.to_vector(), lb = b.logits.to_vector();
-              const std::vector<float> wa = a.weights.to_vector(), wb = b.weights.to_vector();
-              for (size_t i = 0; i < la.size(); ++i) ASSERT_NEAR(la[i], lb[i], 1e-5f) << "step " << t << " logit " << i;
-              for (size_t i = 0; i < wa.size(); ++i) ASSERT_NEAR(wa[i], wb[i], 1e-6f) << "step " << t << " weight " << i;
-              for (int n = 0; n < N; ++n) prev[n] = 4 + (n + t) % 2;
-              if (K > 1) {  // every row continues the first row of its source, or itself
-                std::vector<int> parents(N);
-                for (int n = 0; n < N; ++n) parents[n] = (t % 2) ? n / K * K : n;
-                general->reorder(parents), fused->reorder(parents);
-              }
-            }
+            expect_fused_step_matches_general(*randomised(c), batch, K);
           }
+  {  // a vocabulary larger than the tokens to decode: the input gates are products, not table rows
+    SCOPED_TRACE("no target table");
+    Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+    c.tgt_vocab = 200;
+    expect_fused_step_matches_general(*randomised(c), batch, 1);
+  }
   // Where it does not apply, decoder() runs the general step.
   Seq2SeqConfig local = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
   local.attention = MechanismKind::kLocalM;

@@ -26,6 +26,10 @@ std::vector<float> weights_row(const Tensor& w, int r, int n) {
   return out;
 }
 
+// The searches drop finished sentences from the decoder once they are an eighth of its rows:
+// each drop copies the remaining rows' state and memory, so not at every finished sentence.
+bool worth_dropping(int finished_rows, int rows) { return finished_rows > 0 && finished_rows * 8 >= rows; }
+
 // Log-probabilities [N,V] from a step's logits.
 Tensor log_probs(const Tensor& logits) {
   Tensor lp = Tensor::empty(logits.shape());
@@ -77,9 +81,7 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
       }
       prev[r] = best;
     }
-    // Drop finished sentences from the decoder once they are an eighth of its rows (each drop
-    // copies the remaining rows' state and memory).
-    if (remaining > 0 && finished_rows > 0 && finished_rows * 8 >= static_cast<int>(alive.size())) {
+    if (remaining > 0 && worth_dropping(finished_rows, static_cast<int>(alive.size()))) {
       std::vector<int> keep;
       for (size_t r = 0; r < alive.size(); ++r)
         if (!done[alive[r]]) keep.push_back(static_cast<int>(r));
@@ -186,8 +188,7 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
     }
     if (!any_open) break;
     dec.reorder(parents);
-    // Drop closed sources' rows once they are an eighth of the decoder's rows, as greedy does.
-    if (closed_in_decoder > 0 && closed_in_decoder * K * 8 >= rows_now) {
+    if (worth_dropping(closed_in_decoder * K, rows_now)) {
       std::vector<int> rows, next_first(B, -1), next_prev;
       for (int b = 0; b < B; ++b) {
         if (first_row[b] < 0 || closed[b]) continue;

@@ -71,6 +71,15 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 
 void set_gemm_path(GemmPath path) { g_path = path; }
 
+void affine(int M, int N, int K, const float* x, const float* w, const float* bias, float* y) {
+  if (bias) {
+    for (int m = 0; m < M; ++m) std::copy_n(bias, N, y + int64_t(m) * N);
+  } else if (!x) {
+    std::fill_n(y, int64_t(M) * N, 0.0f);
+  }
+  if (x) gemm(false, false, M, N, K, 1.0f, x, K, w, N, bias ? 1.0f : 0.0f, y, N);
+}
+
 void set_blas_threads(int n) { openblas_set_num_threads(n); }
 int blas_threads() { return openblas_get_num_threads(); }
 

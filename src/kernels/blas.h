@@ -8,6 +8,11 @@ namespace attend::kernels {
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
           const float* B, int ldb, float beta, float* C, int ldc);
 
+// y[M,N] = x[M,K] w[K,N] + bias[N] on every row, as bias rows then gemm with beta 1 (every
+// affine layer and recurrent projection computes it this way, so that fused paths give the ops'
+// numbers). bias may be null (no bias); x may be null (a zero input: y = bias, no product).
+void affine(int M, int N, int K, const float* x, const float* w, const float* bias, float* y);
+
 // Which product strategy gemm uses: kAuto decides from the OpenBLAS core; the others force one
 // path (for tests: every path must give the same result).
 enum class GemmPath { kAuto, kPlain, kSmallKernels };

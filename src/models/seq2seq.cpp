@@ -152,10 +152,10 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   const int B = static_cast<int>(lengths.size());
   const Rnn& first = encoder_[0];
   std::vector<Var> gi;  // per direction, [S*B, G*He]
-  if (use_frozen(dropout_rng)) {
-    for (int d = 0; d < first.directions(); ++d) gi.push_back(embedding(frozen_->source_gates[d], src));
-  } else if (use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {
-    for (int d = 0; d < first.directions(); ++d) gi.push_back(embedding(first.cell(d).project_input(src_emb_.table()), src));
+  const bool frozen = use_frozen(dropout_rng);
+  if (frozen || use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {  // a row per vocabulary entry, looked up
+    for (int d = 0; d < first.directions(); ++d)
+      gi.push_back(embedding(frozen ? frozen_->source_gates[d] : first.cell(d).project_input(src_emb_.table()), src));
   } else {
     Var x = src_emb_(src);  // [S*B, E]
     if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
@@ -180,11 +180,17 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   out.bridge.h = tanh(bridge_h_(last(&RnnState::h)));  // [B,H]
   if (config_.cell == CellKind::kLstm) out.bridge.c = bridge_c_(last(&RnnState::c));
   out.memory = attention_->prepare(memory, memory, mask, out.bridge.h);
-  if (use_frozen(dropout_rng))
-    out.target_gates = frozen_->target_gates;
-  else if (use_table(config_.tgt_vocab, int64_t(B) * (2 * S + 10), dropout_rng))  // decoding: at most 2S+10 steps
-    out.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
+  out.target_gates = target_gates_for(int64_t(B) * (2 * S + 10), dropout_rng);  // decoding: at most 2S+10 steps
   return out;
+}
+
+Var Seq2Seq::target_gate_table() const {
+  return decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
+}
+
+Var Seq2Seq::target_gates_for(int64_t tokens, Rng* dropout_rng) const {
+  if (use_frozen(dropout_rng)) return frozen_->target_gates;
+  return use_table(config_.tgt_vocab, tokens, dropout_rng) ? target_gate_table() : Var();
 }
 
 void Seq2Seq::freeze() {
@@ -192,7 +198,7 @@ void Seq2Seq::freeze() {
   auto f = std::make_shared<Frozen>();
   const Rnn& first = encoder_[0];
   for (int d = 0; d < first.directions(); ++d) f->source_gates.push_back(first.cell(d).project_input(src_emb_.table()));
-  f->target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
+  f->target_gates = target_gate_table();
   frozen_ = std::move(f);
 }
 
@@ -322,12 +328,7 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_
   Encoded enc = encode(batch.src, batch.src_lengths, batch.S, dropout_rng);
   // Teacher forcing: every step's input token is known, so the embedding part of the decoder's
   // input gates is one product for all steps, [T, B, G*H].
-  if (use_frozen(dropout_rng))
-    enc.target_gates = frozen_->target_gates;
-  else if (use_table(config_.tgt_vocab, int64_t(batch.T) * B, dropout_rng))
-    enc.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
-  else
-    enc.target_gates = Var();
+  enc.target_gates = target_gates_for(int64_t(batch.T) * B, dropout_rng);
   Var gates_all = reshape(embedding_gates(batch.tgt_in, enc, dropout_rng),
                           Shape{batch.T, B, decoder_.gates() * H});
   DecoderState state = initial_state(enc);

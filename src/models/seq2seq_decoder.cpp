@@ -116,6 +116,9 @@ struct FusedWeights {
   ScoreKind score;
   int E, H, M, A, V;      // embedding, decoder state, memory, attention (additive), target vocabulary
   bool input_feeding;
+  const float* emb;       // target embeddings [V, E]
+  const float* w_emb;     // W_ih rows [0, E): [E, G*H]
+  const float* b_ih;      // [G*H]
   const float* w_feed;    // W_ih rows [E, E+H): [H, G*H] (input feeding only)
   const float* w_hh;      // [H, G*H]
   const float* b_hh;      // [G*H]
@@ -148,23 +151,29 @@ class FusedSoftDecoder final : public StepDecoder {
     if (static_cast<int>(prev.size()) != N)
       throw std::invalid_argument("decoder step: " + std::to_string(prev.size()) + " tokens for " + std::to_string(N) +
                                   " rows");
-    const Tensor& table = enc_.target_gates.value();  // [V, G*H]: emb(v) W_ih[:E] + b_ih
-    float* gi = gi_.data();
-    for (int n = 0; n < N; ++n) {
-      if (prev[n] < 0 || prev[n] >= V)
-        throw std::invalid_argument("decoder step: token " + std::to_string(prev[n]) + " outside the vocabulary of " +
+    for (int y : prev)
+      if (y < 0 || y >= V)
+        throw std::invalid_argument("decoder step: token " + std::to_string(y) + " outside the vocabulary of " +
                                     std::to_string(V));
-      std::copy_n(table.data() + int64_t(prev[n]) * GH, GH, gi + int64_t(n) * GH);
+    // gi = emb(y_{t-1}) W_ih[:E] + b_ih: a row of the per-vocabulary table when the encoding has
+    // one (frozen model, or more tokens to decode than vocabulary entries), else the product
+    float* gi = gi_.data();
+    if (enc_.target_gates.defined()) {
+      const float* table = enc_.target_gates.value().data();  // [V, G*H]
+      for (int n = 0; n < N; ++n) std::copy_n(table + int64_t(prev[n]) * GH, GH, gi + int64_t(n) * GH);
+    } else {
+      const int E = w_.E;
+      for (int n = 0; n < N; ++n) std::copy_n(w_.emb + int64_t(prev[n]) * E, E, emb_rows_.data() + int64_t(n) * E);
+      kernels::affine(N, GH, E, emb_rows_.data(), w_.w_emb, w_.b_ih, gi);
     }
     float* gh = gh_.data();
-    for (int n = 0; n < N; ++n) std::copy_n(w_.b_hh, GH, gh + int64_t(n) * GH);
     // The step's weights (2.1 MB for the default model) barely exceed a 2 MB L2, so every other
     // step takes the products in reverse order: the weights used last come first and are still
     // in cache.
     const bool reverse = (t_++ & 1) != 0;
     for (int i = 0; i < 2; ++i) {
       if ((i == 0) != reverse) {  // gh = s_{t-1} W_hh + b_hh
-        kernels::gemm(false, false, N, GH, H, 1.0f, h_.data(), H, w_.w_hh, GH, 1.0f, gh, GH);
+        kernels::affine(N, GH, H, h_.data(), w_.w_hh, w_.b_hh, gh);
       } else if (w_.input_feeding && t_ > 1) {  // gi += h̃_{t-1} W_ih[E:] (h̃_0 = 0: nothing to add)
         kernels::gemm(false, false, N, GH, H, 1.0f, feed_.data(), H, w_.w_feed, GH, 1.0f, gi, GH);
       }
@@ -187,8 +196,8 @@ class FusedSoftDecoder final : public StepDecoder {
     float* pre = pre_.data();  // s_t W_c[M:], then + a_t (h W_c[:M]) + b_c below
     const bool additive = w_.score == ScoreKind::kAdditive;
     for (int i = 0; i < 2; ++i) {
-      if ((i == 0) != reverse) kernels::gemm(false, false, N, H, H, 1.0f, h_.data(), H, w_.w_cs, H, 0.0f, pre, H);
-      else if (additive) kernels::gemm(false, false, N, A, H, 1.0f, h_.data(), H, w_.w_q, A, 0.0f, q_.data(), A);
+      if ((i == 0) != reverse) kernels::affine(N, H, H, h_.data(), w_.w_cs, nullptr, pre);
+      else if (additive) kernels::affine(N, A, H, h_.data(), w_.w_q, nullptr, q_.data());
     }
     if (additive) {  // v_a^T tanh(s_t W_q + k_s W_k)
       kernels::additive_scores_forward(q_.data(), keys, w_.v_a, N, 1, S, A, scores_.data(), nullptr);
@@ -220,8 +229,7 @@ class FusedSoftDecoder final : public StepDecoder {
     }
     kernels::vtanh(pre, feed_.data(), int64_t(N) * H);
     Tensor logits = Tensor::empty(Shape{N, V});
-    for (int n = 0; n < N; ++n) std::copy_n(w_.b_out, V, logits.data() + int64_t(n) * V);
-    kernels::gemm(false, false, N, V, H, 1.0f, feed_.data(), H, w_.w_out, V, 1.0f, logits.data(), V);
+    kernels::affine(N, V, H, feed_.data(), w_.w_out, w_.b_out, logits.data());
     return {std::move(logits), std::move(weights)};
   }
 
@@ -242,7 +250,7 @@ class FusedSoftDecoder final : public StepDecoder {
  private:
   void allocate_rows() {  // the per-step buffers of N_ rows
     const int H = w_.H, GH = G_ * H;
-    gi_ = Tensor::empty(Shape{N_, GH}), gh_ = Tensor::empty(Shape{N_, GH});
+    gi_ = Tensor::empty(Shape{N_, GH}), gh_ = Tensor::empty(Shape{N_, GH}), emb_rows_ = Tensor::empty(Shape{N_, w_.E});
     h_next_ = Tensor::empty(Shape{N_, H}), c_next_ = Tensor::empty(Shape{N_, H});
     q_ = Tensor::empty(Shape{N_, w_.A}), scores_ = Tensor::empty(Shape{N_, S_}), pre_ = Tensor::empty(Shape{N_, H});
   }
@@ -252,7 +260,7 @@ class FusedSoftDecoder final : public StepDecoder {
   int N_, S_, G_;
   int64_t t_ = 0;                                // steps taken
   Tensor h_, c_, feed_;                          // s_{t-1}, LSTM cell, h̃_{t-1}: [N,H]
-  Tensor gi_, gh_, h_next_, c_next_, scratch_;   // per-step buffers
+  Tensor gi_, gh_, emb_rows_, h_next_, c_next_, scratch_;  // per-step buffers
   Tensor q_, scores_, pre_;
 };
 
@@ -269,16 +277,13 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
     throw std::invalid_argument("Seq2Seq::decoder: rows per source must be >= 1, got " + std::to_string(rows_per_source));
   if (!fused_step_applies(options)) return std::make_unique<RnnStepDecoder>(*this, batch, rows_per_source, options);
   Prepared ready = prepare(*this, batch, rows_per_source);
-  if (!ready.enc.target_gates.defined()) {  // the fused step looks its input gates up
-    NoGradScope no_grad;
-    ready.enc.target_gates = decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
-  }
   const int E = config_.embedding, H = config_.hidden, M = config_.memory_size();
   const SoftAttention& scorer = attention_->scorer();
   const bool additive = scorer.score() == ScoreKind::kAdditive;
   const ScoreParams& p = scorer.params();
   const FusedWeights w{config_.cell, scorer.score(), E, H, M, additive ? static_cast<int>(p.va.size(0)) : 0,
-                       config_.tgt_vocab, config_.input_feeding,
+                       config_.tgt_vocab, config_.input_feeding, tgt_emb_.table().value().data(),
+                       decoder_.w_ih().value().data(), decoder_.b_ih().value().data(),
                        decoder_.w_ih().value().data() + int64_t(E) * decoder_.gates() * H,
                        decoder_.w_hh().value().data(), decoder_.b_hh().value().data(),
                        additive ? p.Wq.value().data() : nullptr, additive ? p.va.value().data() : nullptr,

@@ -134,9 +134,8 @@ Rnn::Output Rnn::forward_inference(const std::vector<Var>& gi_tm, const std::vec
     std::vector<float> scratch(size_t(4) * H);
     for (int i = 0; i < S; ++i) {
       const int t = d == 1 ? S - 1 - i : i;
-      for (int b = 0; b < B; ++b) std::copy_n(b_hh, GH, gh.data() + int64_t(b) * GH);
-      if (i > 0)  // the state starts at zero: h W_hh = 0 at the first step
-        kernels::gemm(false, false, B, GH, H, 1.0f, h.data(), H, w_hh, GH, 1.0f, gh.data(), GH);
+      // gh = h W_hh + b_hh; the state starts at zero, so the first step's is b_hh alone
+      kernels::affine(B, GH, H, i > 0 ? h.data() : nullptr, w_hh, b_hh, gh.data());
       for (int b = 0; b < B; ++b) {
         const int64_t r = int64_t(b) * H;
         if (t >= lengths[b]) {  // past the end: the state stays

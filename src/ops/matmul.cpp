@@ -87,12 +87,8 @@ Var linear(const Var& x, const Var& w, const Var& bias) {
   dims.back() = Out;
   Tensor y = Tensor::empty(Shape(dims));
   // y = x W (+ b broadcast over rows)
-  if (bias.defined()) {
-    const float* b = bias.value().data();
-    for (int n = 0; n < N; ++n) std::copy(b, b + Out, y.data() + int64_t(n) * Out);
-  }
-  kernels::gemm(false, false, N, Out, In, 1.0f, x.value().data(), In, w.value().data(), Out,
-                bias.defined() ? 1.0f : 0.0f, y.data(), Out);
+  kernels::affine(N, Out, In, x.value().data(), w.value().data(), bias.defined() ? bias.value().data() : nullptr,
+                  y.data());
   return make_result(std::move(y), needs_grad({&x, &w, &bias}), [x, w, bias, N, In, Out](Node& out) {
     const float* dy = out.grad.data();
     if (x.requires_grad())  // dx = dy W^T

@@ -29,8 +29,7 @@ void check_cell(const char* op, const Var& gi, const Var& h, const Var& w_hh, co
 Tensor recurrent_projection(const Var& h, const Var& w_hh, const Var& b_hh) {
   const int B = h.size(0), H = h.size(1), GH = w_hh.size(1);
   Tensor gh = Tensor::empty(Shape{B, GH});
-  for (int b = 0; b < B; ++b) std::copy(b_hh.value().data(), b_hh.value().data() + GH, gh.data() + int64_t(b) * GH);
-  kernels::gemm(false, false, B, GH, H, 1.0f, h.value().data(), H, w_hh.value().data(), GH, 1.0f, gh.data(), GH);
+  kernels::affine(B, GH, H, h.value().data(), w_hh.value().data(), b_hh.value().data(), gh.data());
   return gh;
 }
 

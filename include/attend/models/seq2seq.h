@@ -146,6 +146,11 @@ class Seq2Seq : public Model {
     Var target_gates;
   };
   bool use_frozen(Rng* dropout_rng) const;
+  // The decoder's embedding-part input gates of every target token, emb(v) W_ih[:E] + b_ih, [V, G*H].
+  Var target_gate_table() const;
+  // What enc.target_gates holds for `tokens` target tokens: freeze()'s table, a fresh one when
+  // the vocabulary is smaller than the tokens (and no dropout), else nothing (per-token products).
+  Var target_gates_for(int64_t tokens, Rng* dropout_rng) const;
   std::shared_ptr<const Frozen> frozen_;
   Seq2SeqConfig config_;
   Embedding src_emb_, tgt_emb_;

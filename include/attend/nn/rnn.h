@@ -37,6 +37,7 @@ class RnnCell : public Module {
   int hidden() const { return hidden_; }
   int gates() const { return kind_ == CellKind::kGru ? 3 : 4; }
   const Var& w_ih() const { return w_ih_; }
+  const Var& b_ih() const { return b_ih_; }
   const Var& w_hh() const { return w_hh_; }
   const Var& b_hh() const { return b_hh_; }
 
