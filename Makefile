@@ -35,7 +35,7 @@ build: configure
 # built-in dates task, report held-out exact match, and draw one alignment.
 demo: deps
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_TESTS=OFF"
-	$(BUILD)/attend train --task dates --out runs/dates --max-minutes 6
+	$(BUILD)/attend train --task dates --out runs/dates --max-minutes 6 --overwrite
 	$(BUILD)/attend eval --model runs/dates --test runs/dates/test.tsv
 	$(BUILD)/attend translate --model runs/dates "the 3rd of march, 1999" "Wednesday, November 25, 2026" "11/25/26"
 	$(BUILD)/attend align --model runs/dates --out runs/dates/alignment.png "the 25th of november, 2026"

@@ -623,6 +623,7 @@ TEST(Checkpoint, TransformerModelDirectoryRoundTrips) {
   // A mistyped architecture is an error naming the file and the value.
   nlohmann::json bad = config;
   bad["model"]["architecture"] = "lstm";
+  std::filesystem::remove(dir + "/checkpoint.json");  // else the manifest refuses the edited file first
   write_file_atomic(dir + "/config.json", bad.dump());
   try {
     Translator::load(dir);

@@ -176,7 +176,7 @@ TEST(NonFinite, DivergingRunStopsNamingTheStepAndKeepsTheGoodCheckpoint) {
   const std::string before = attend::read_file(dir + "/model.safetensors");
   // A learning rate of 1e38 overflows the weights on the first updates: every later loss is NaN.
   CliRun bad = run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --epochs 1 "
-                   "--batch 16 --lr 1e38 --clip 0 --max-nonfinite 3 --out " + dir);
+                   "--batch 16 --lr 1e38 --clip 0 --max-nonfinite 3 --overwrite --out " + dir);
   EXPECT_EQ(bad.code, 1) << bad.output;
   EXPECT_NE(bad.output.find("non-finite loss; update skipped, learning rate halved"), std::string::npos) << bad.output;
   EXPECT_NE(bad.output.find("training diverged: 3 consecutive non-finite steps, the last at step"), std::string::npos)

@@ -5,7 +5,10 @@
 
 namespace attend {
 
-// n >= 1; throws std::invalid_argument otherwise. One thread is the default.
+// 1 <= n <= max_threads(); throws std::invalid_argument naming the range otherwise. One thread
+// is the default.
 void set_threads(int n);
+// 4 x the hardware threads, at most 1,024: more only costs memory and start-up time.
+int max_threads();
 
 }  // namespace attend

@@ -87,7 +87,9 @@ AttentionResult combine(const Var& sc, const Var& values, const Tensor& mask, No
   return {bmm(w, values), w};  // [B,T,Dv]
 }
 
-void check_inputs(const Var& query, const Var& keys, const Var& values, const Tensor& mask) {
+}  // namespace
+
+void check_attention_inputs(const Var& query, const Var& keys, const Var& values, const Tensor& mask) {
   const bool ok = query.ndim() == 3 && keys.ndim() == 3 && values.ndim() == 3 && query.size(0) == keys.size(0) &&
                   keys.size(0) == values.size(0) && keys.size(1) == values.size(1);
   if (!ok) {
@@ -95,17 +97,27 @@ void check_inputs(const Var& query, const Var& keys, const Var& values, const Te
                                 " ([B,S,Dk]), values " + values.shape().str() + " ([B,S,Dv]) do not fit");
   }
   if (mask.defined() && (mask.ndim() != 2 || mask.size(0) != keys.size(0) || mask.size(1) != keys.size(1))) {
-    throw std::invalid_argument("attention: mask " + mask.shape().str() + " is not [B,S] = [" +
+    throw std::invalid_argument("attention: mask has shape " + mask.shape().str() + ", expected [B, S] = [" +
                                 std::to_string(keys.size(0)) + ", " + std::to_string(keys.size(1)) + "]");
   }
+  // Zero sizes: B = 0 or T = 0 is an empty result (see attend()); the others have no meaning.
+  auto empty = [&](const char* what, int64_t n) {
+    if (n == 0) throw std::invalid_argument(std::string("attention: ") + what + " is 0 (query " + query.shape().str() +
+                                            ", keys " + keys.shape().str() + ", values " + values.shape().str() + ")");
+  };
+  empty("S (source positions: nothing to attend to)", keys.size(1));
+  empty("Dq (the query's feature size)", query.size(2));
+  empty("Dk (the keys' feature size)", keys.size(2));
+  empty("Dv (the values' feature size)", values.size(2));
 }
-
-}  // namespace
 
 AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
                        const ScoreParams& params, Normalizer normalizer) {
-  check_inputs(query, keys, values, mask);
+  check_attention_inputs(query, keys, values, mask);
   check_params(score, query.size(2), keys.size(2), params);
+  const int64_t B = query.size(0), T = query.size(1);
+  if (B == 0 || T == 0)  // no queries: an empty context and empty weights
+    return {Var(Tensor(Shape{B, T, values.size(2)})), Var(Tensor(Shape{B, T, keys.size(1)}))};
   return combine(scores(score, query, prepare_keys(score, keys, params), params), values, mask, normalizer);
 }
 

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <nlohmann/json.hpp>
 
@@ -22,25 +23,29 @@
 #include "attend/threads.h"
 #include "attend/train/trainer.h"
 #include "attend/viz/heatmap.h"
+#include "output.h"
 #include "progress.h"
 
 namespace attend::cli {
 namespace {
 
-// "--threads: must be a whole number >= 1, got '0'" rather than CLI11's range message.
-CLI::Validator at_least(long min) {
+// "--threads: must be a whole number in [1, 8], got '0'" rather than CLI11's range message. Every
+// integer from the command line is bounded here, before any arithmetic is done with it.
+CLI::Validator whole(long min, long max = INT32_MAX) {
   return CLI::Validator(
-      [min](std::string& v) -> std::string {
+      [min, max](std::string& v) -> std::string {
         try {
           size_t used = 0;
           const long x = std::stol(v, &used);
-          if (used == v.size() && x >= min) return "";
+          if (used == v.size() && x >= min && x <= max) return "";
         } catch (const std::exception&) {
         }
-        return "must be a whole number >= " + std::to_string(min) + ", got '" + v + "'";
+        if (max == INT32_MAX) return "must be a whole number >= " + std::to_string(min) + ", got '" + v + "'";
+        return "must be a whole number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" + v + "'";
       },
-      ">=" + std::to_string(min));
+      max == INT32_MAX ? ">=" + std::to_string(min) : "[" + std::to_string(min) + ", " + std::to_string(max) + "]");
 }
+CLI::Validator at_least(long min) { return whole(min); }
 
 // Floats: "--lr: must be a number > 0, got '-1'".
 CLI::Validator number(double min, bool inclusive, double max = 1e300) {
@@ -104,7 +109,7 @@ struct DecodeArgs {
 
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
   app->add_option("--model", a.model, "Model directory (written by attend train)")->required()->check(CLI::ExistingDirectory);
-  app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(at_least(1))->capture_default_str();
+  app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(whole(1, kMaxBeam))->capture_default_str();
   app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
       ->check(number(0, true))->capture_default_str();
   app->add_option("--window-back", a.window_back,
@@ -114,9 +119,9 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
                   "Window constraint: attend at most this many positions after the previous argmax (-1 = off)")
       ->check(at_least(-1))->capture_default_str();
   app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
-      ->check(at_least(0))->capture_default_str();
+      ->check(whole(0, kMaxDecodeLength))->capture_default_str();
   app->add_option("--threads", a.threads, "Threads for matrix products and attention kernels")
-      ->check(at_least(1))->capture_default_str();
+      ->check(whole(1, max_threads()))->capture_default_str();
 }
 
 Alignment to_alignment(const Translation& t, const std::string& title) {
@@ -270,6 +275,10 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
   const std::vector<std::string>& sources = set.sources;
   const std::vector<std::vector<Tokens>>& refs = set.references;
   std::vector<Translation> out = tr.translate(sources, d.options());
+  for (size_t i = 0; i < out.size(); ++i)  // a wrong score would be worse than none
+    if (!out[i].error.empty())
+      throw std::runtime_error(test + ": source '" + sources[i].substr(0, 60) + "': " + out[i].error +
+                               "; no score was computed");
   std::vector<Tokens> hyps;
   size_t unknown = 0;
   for (const auto& t : out) {
@@ -315,23 +324,68 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
   return 0;
 }
 
+// One output line per input line, in order: an input that cannot be translated gets an empty
+// line on stdout and its reason on stderr, and the command exits 1 at the end.
+struct TranslateOutput {
+  bool show_attention = false, color = false;
+  size_t failed = 0, done = 0;
+  void put(const Translation& t, const std::string& input, const std::string& where) {
+    ++done;
+    if (!t.error.empty()) {
+      ++failed;
+      std::fprintf(stderr, "attend: error: %s: %s; not translated\n", where.c_str(), t.error.c_str());
+      write_stdout("\n");
+      return;
+    }
+    warn_unknown(t, input);
+    write_stdout(t.text + "\n");
+    if (show_attention && !t.source_tokens.empty()) write_stdout(alignment_terminal(to_alignment(t, ""), color) + "\n");
+  }
+};
+
+constexpr size_t kMaxInputBytes = 1 << 20;  // one line of stdin
+
+// Reads stdin as it arrives: each group of lines already there is translated and written
+// before more is read, so translate works interactively and in pipes, in bounded memory.
+void translate_stdin(const Translator& tr, const DecodeOptions& options, TranslateOutput& out) {
+  StdinLines lines(kMaxInputBytes);
+  size_t lineno = 0;
+  for (std::optional<StdinLines::Line> first = lines.next(/*wait=*/true); first; first = lines.next(true)) {
+    std::vector<StdinLines::Line> group{std::move(*first)};
+    size_t bytes = group[0].text.size();
+    while (group.size() < 1024 && bytes < (4u << 20)) {
+      std::optional<StdinLines::Line> more = lines.next(/*wait=*/false);
+      if (!more) break;
+      bytes += more->text.size();
+      group.push_back(std::move(*more));
+    }
+    std::vector<std::string> inputs;
+    for (const auto& l : group) inputs.push_back(l.text);
+    std::vector<Translation> done = tr.translate(inputs, options);
+    for (size_t i = 0; i < group.size(); ++i) {
+      if (group[i].too_long)
+        done[i].error = "line of " + std::to_string(group[i].bytes) + " bytes is longer than the limit of " +
+                        std::to_string(kMaxInputBytes);
+      out.put(done[i], inputs[i], "stdin:" + std::to_string(++lineno));
+    }
+    check_stdout();  // a pipe sees these lines now; a full disk stops the run here
+  }
+}
+
 int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bool show_attention) {
   set_threads(d.threads);
   Translator tr = Translator::load(d.model);
-  std::vector<std::string> inputs = texts;
-  const bool from_stdin = inputs.empty();
-  if (from_stdin) {
-    std::string line;
-    while (std::getline(std::cin, line)) inputs.push_back(line);
+  TranslateOutput out{show_attention, ::isatty(1) != 0};
+  if (texts.empty()) {
+    translate_stdin(tr, d.options(), out);
+  } else {
+    std::vector<Translation> done = tr.translate(texts, d.options());
+    for (size_t i = 0; i < done.size(); ++i) out.put(done[i], texts[i], "argument " + std::to_string(i + 1));
   }
-  const bool color = ::isatty(1);
-  std::vector<Translation> out = tr.translate(inputs, d.options());
-  for (size_t i = 0; i < out.size(); ++i) {
-    warn_unknown(out[i], inputs[i]);
-    std::printf("%s\n", out[i].text.c_str());
-    if (show_attention && !out[i].source_tokens.empty())
-      std::printf("%s\n", alignment_terminal(to_alignment(out[i], ""), color).c_str());
-  }
+  check_stdout();
+  if (out.failed)
+    throw std::runtime_error(std::to_string(out.failed) + " of " + std::to_string(out.done) +
+                             " inputs could not be translated (see above)");
   return 0;
 }
 
@@ -409,17 +463,20 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
   if (format == "pharaoh") {  // one line per input: i-j pairs, 0-based, source-target
     std::string text;
     for (size_t i = 0; i < out.size(); ++i) {
+      if (!out[i].error.empty())
+        throw std::runtime_error("align: input " + std::to_string(i + 1) + ": " + out[i].error + "; nothing was written");
       warn_unknown(out[i], inputs[i]);
       text += pharaoh(with_map(out[i], choice).attention, out[i].target_tokens.size()) + "\n";
     }
-    if (out_path.empty()) std::fputs(text.c_str(), stdout);
+    if (out_path.empty()) write_stdout(text);
     else write_file_atomic(out_path, text);
     return 0;
   }
   if (inputs.size() != 1) throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
+  if (!out[0].error.empty()) throw std::runtime_error("align: " + out[0].error);
   warn_unknown(out[0], inputs[0]);
   if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
-  write_alignment_grid(out_path, panels(out[0], maps, choice, inputs[0] + "  \u2192  " + out[0].text));
+  write_alignment_grid(out_path, panels(out[0], maps, choice, inputs[0] + "  \u2192  " + out[0].text), format);
   std::printf("%s\nalignment written to %s\n", out[0].text.c_str(), out_path.c_str());
   return 0;
 }
@@ -553,15 +610,15 @@ int run(int argc, const char* const* argv, Mode mode) {
                       "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
   train_cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
       ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
+  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(whole(1, 1 << 20))->capture_default_str();
   train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
       ->check(number(0, true))->capture_default_str();
   train_cmd->add_option("--max-steps", o.max_steps,
                         "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
       ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
-  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(whole(1, max_threads()))->capture_default_str();
   train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
   train_cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
       ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
@@ -577,7 +634,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   train_cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
       ->check(at_least(0))->capture_default_str();
   train_cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
-      ->check(at_least(1))->capture_default_str();
+      ->check(whole(1, 10000000))->capture_default_str();
   train_cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
       ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
   train_cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
@@ -588,6 +645,9 @@ int run(int argc, const char* const* argv, Mode mode) {
                         "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
       ->check(at_least(1))->capture_default_str();
   auto* out_opt = train_cmd->add_option("--out", o.out, "Model directory to write");
+  train_cmd->add_flag("--overwrite", o.overwrite,
+                      "Train into --out even though it holds another model or run (replaced when the new run saves "
+                      "its first model)");
   train_cmd->add_option("--resume", ta.resume,
                         "Continue the interrupted run in this directory exactly where its training state left it")
       ->check(CLI::ExistingDirectory)->excludes(out_opt);

@@ -1,5 +1,7 @@
 #include "attend/data/vocab.h"
 
+#include "../io/json_field.h"
+
 #include <cctype>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -105,9 +107,10 @@ void to_json(nlohmann::json& j, const Tokenizer& t) {
 }
 
 void from_json(const nlohmann::json& j, Tokenizer& t) {
-  t.kind = parse_tokenizer(j.at("kind").get<std::string>());
-  t.lowercase = j.at("lowercase").get<bool>();
-  t.collapse_spaces = j.at("collapse_spaces").get<bool>();
+  reject_unknown_fields(j, {"kind", "lowercase", "collapse_spaces"}, "tokenizer");
+  t.kind = parse_tokenizer(json_field<std::string>(j, "kind", "tokenizer"));
+  t.lowercase = json_field<bool>(j, "lowercase", "tokenizer");
+  t.collapse_spaces = json_field<bool>(j, "collapse_spaces", "tokenizer");
 }
 
 }  // namespace attend

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <string>
 #include <stdexcept>
 #include <tuple>
 
@@ -218,8 +220,22 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
 
 }  // namespace
 
+void DecodeOptions::validate() const {
+  auto check = [](const char* name, int64_t v, int64_t lo, int64_t hi) {
+    if (v < lo || v > hi)
+      throw std::invalid_argument(std::string("decode: ") + name + " must be in [" + std::to_string(lo) + ", " +
+                                  std::to_string(hi) + "], got " + std::to_string(v));
+  };
+  check("beam", beam, 1, kMaxBeam);
+  check("max_length", max_length, 0, kMaxDecodeLength);
+  check("window_back", window_back, -1, INT32_MAX);
+  check("window_forward", window_forward, -1, INT32_MAX);
+  if (!(length_penalty >= 0.0f && length_penalty <= 100.0f))
+    throw std::invalid_argument("decode: length_penalty must be in [0, 100], got " + std::to_string(length_penalty));
+}
+
 std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const DecodeOptions& opt) {
-  if (opt.beam < 1) throw std::invalid_argument("decode: beam must be >= 1, got " + std::to_string(opt.beam));
+  opt.validate();
   NoGradScope no_grad;
   std::unique_ptr<StepDecoder> dec = model.decoder(batch, opt.beam, opt);
   return opt.beam == 1 ? greedy(*dec, batch, opt) : beam_search(*dec, batch, opt);

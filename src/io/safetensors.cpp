@@ -1,5 +1,7 @@
 #include "attend/io/safetensors.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -16,7 +18,7 @@ constexpr uint64_t kMaxHeaderBytes = 100ull << 20;  // the reference implementat
 void put_u64(std::string& s, uint64_t v) {
   for (int i = 0; i < 8; ++i) s += static_cast<char>((v >> (8 * i)) & 0xff);
 }
-uint64_t get_u64(const std::string& s) {
+uint64_t get_u64(std::string_view s) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<unsigned char>(s[i]);
   return v;
@@ -50,7 +52,7 @@ void save_safetensors(const std::string& path, const std::vector<NamedParameter>
   write_file_atomic(path, safetensors_bytes(tensors, metadata));
 }
 
-std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const std::string& origin,
+std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const std::string& origin,
                                                 std::map<std::string, std::string>* metadata) {
   auto fail = [&](const std::string& what) { throw std::runtime_error(origin + ": invalid safetensors file: " + what); };
   if (bytes.size() < 8) fail("only " + std::to_string(bytes.size()) + " bytes (truncated?)");
@@ -108,13 +110,35 @@ std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const 
     if (numel) std::memcpy(t.data(), bytes.data() + 8 + n + begin, numel * sizeof(float));
     out.emplace(name, std::move(t));
   }
+  // As the format's own reader does: the tensors tile the data exactly, no overlap, no gap, no
+  // trailing bytes (which would be data that nothing reads, e.g. a file appended to).
   std::sort(ranges.begin(), ranges.end());
-  for (size_t i = 1; i < ranges.size(); ++i)
-    if (ranges[i].first < ranges[i - 1].second) fail("two tensors overlap at byte " + std::to_string(ranges[i].first));
+  uint64_t covered = 0;
+  for (const auto& [begin, end] : ranges) {
+    if (begin < covered) fail("two tensors overlap at byte " + std::to_string(begin));
+    if (begin > covered) fail("bytes " + std::to_string(covered) + " to " + std::to_string(begin) + " belong to no tensor");
+    covered = end;
+  }
+  if (covered != data_size)
+    fail(std::to_string(data_size - covered) + " trailing bytes after the last tensor (the data is " +
+         std::to_string(data_size) + " bytes, the tensors end at " + std::to_string(covered) + ")");
   return out;
 }
 
-std::map<std::string, Tensor> load_safetensors(const std::string& path) { return parse_safetensors(read_file(path), path); }
+std::map<std::string, Tensor> load_safetensors(const std::string& path) {
+  const MappedFile file(path);  // the tensors are copied out once; the file's pages are not
+  return parse_safetensors(file.bytes(), path);
+}
+
+void require_finite(const std::map<std::string, Tensor>& tensors, const std::string& origin) {
+  for (const auto& [name, t] : tensors) {
+    const float* x = t.data();
+    for (int64_t i = 0, n = t.numel(); i < n; ++i)
+      if (!std::isfinite(x[i]))
+        throw std::runtime_error(origin + ": tensor '" + name + "' element " + std::to_string(i) + " is " +
+                                 std::to_string(x[i]) + ": the weights are damaged (saved from a diverged run?)");
+  }
+}
 
 void assign_parameters(const std::vector<NamedParameter>& params, const std::map<std::string, Tensor>& tensors,
                        const std::string& origin) {

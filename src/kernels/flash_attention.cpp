@@ -118,7 +118,8 @@ void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, co
       for (int i = 0; i < r; ++i) {
         float* x = X + i * Bc;
         finish_scores(p, b, h, t0 + i, s0, c, rows.lo[i], rows.hi[i], x);
-        const float m_new = std::max(m[i], vmax(x, c));
+        const float tile_max = vmax(x, c);  // NaN if a score is NaN: it must reach the output
+        const float m_new = std::isnan(tile_max) || std::isnan(m[i]) ? NAN : std::max(m[i], tile_max);
         if (m_new == -INFINITY) {  // nothing allowed yet in this row
           std::fill(x, x + c, 0.0f);
           continue;
@@ -139,7 +140,7 @@ void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, co
     float* L = lse + (int64_t(b) * p.H + h) * p.T + t0;
     for (int i = 0; i < r; ++i) {
       float* o = O + int64_t(i) * p.D;
-      if (l[i] > 0.0f) {
+      if (l[i] != 0.0f) {  // (NaN too: a NaN input gives a NaN output, not the zeros below)
         const float inv = 1.0f / l[i];
         for (int d = 0; d < p.D; ++d) o[d] *= inv;
         L[i] = m[i] + std::log(l[i]);
@@ -176,7 +177,7 @@ void sdpa_forward_reference(const SdpaProblem& p, const float* q, const float* k
         int lo, hi;
         sdpa_key_range(p, b, t, lo, hi);
         finish_scores(p, b, h, t, 0, p.S, lo, hi, x.data());
-        const float mx = *std::max_element(x.begin(), x.end());
+        const float mx = vmax(x.data(), p.S);  // NaN if any score is NaN
         float* o = out + q_offset(p, b, h, t);
         float& L = lse[(int64_t(b) * p.H + h) * p.T + t];
         if (mx == -INFINITY) {
@@ -401,7 +402,7 @@ void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const flo
   for (int b = 0; b < p.B; ++b)
     for (int h = 0; h < p.H; ++h) {
       float M = -INFINITY;
-      for (int c = 0; c < chunks; ++c) M = std::max(M, part(b, h, c)[p.D]);
+      for (int c = 0; c < chunks; ++c) M = std::isnan(part(b, h, c)[p.D]) ? NAN : std::max(M, part(b, h, c)[p.D]);
       float* o = out + q_offset(p, b, h, 0);
       float& L = lse[int64_t(b) * p.H + h];
       std::fill(o, o + p.D, 0.0f);

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <exception>
 #include <memory>
+#include <algorithm>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -150,7 +151,16 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn) {
 
 namespace attend {
 
+int max_threads() {
+  const unsigned hw = std::thread::hardware_concurrency();
+  return static_cast<int>(std::min<unsigned>(1024, 4 * std::max(1u, hw)));
+}
+
 void set_threads(int n) {
+  if (n < 1 || n > max_threads())
+    throw std::invalid_argument("threads must be between 1 and " + std::to_string(max_threads()) + " (4 x the " +
+                                std::to_string(std::thread::hardware_concurrency()) + " hardware threads), got " +
+                                std::to_string(n));
   kernels::set_num_threads(n);
   kernels::set_blas_threads(n);
 }

@@ -1,5 +1,6 @@
 #include "softmax.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "vec_math.h"
@@ -13,8 +14,13 @@ void softmax_rows(const float* x, const float* mask, int64_t rows, int64_t rows_
     const float* mr = mask ? mask + (r / rows_per_mask) * S : nullptr;
     float* yr = y + r * S;
     float m = -INFINITY;
+    bool nan = false;
     for (int64_t s = 0; s < S; ++s)
-      if (!mr || mr[s] != 0.0f) m = std::fmax(m, xr[s]);
+      if (!mr || mr[s] != 0.0f) m = std::fmax(m, xr[s]), nan |= std::isnan(xr[s]);
+    if (nan) {  // a NaN score: the row is NaN, never the zeros of a fully masked row
+      std::fill(yr, yr + S, NAN);
+      continue;
+    }
     if (m == -INFINITY) {  // every position masked (or all -inf): defined as zero weight
       for (int64_t s = 0; s < S; ++s) yr[s] = log_output ? -INFINITY : 0.0f;
       continue;

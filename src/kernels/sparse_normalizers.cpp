@@ -26,6 +26,12 @@ void sparse_rows(const float* x, const float* mask, int64_t rows, int64_t rows_p
     const float* xr = x + r * S;
     const float* mr = mask ? mask + (r / rows_per_mask) * S : nullptr;
     float* yr = y + r * S;
+    bool nan = false;  // a NaN score makes the row NaN (sorting and max() would hide it)
+    for (int64_t s = 0; s < S; ++s) nan |= (!mr || mr[s] != 0.0f) && std::isnan(xr[s]);
+    if (nan) {
+      std::fill(yr, yr + S, NAN);
+      continue;
+    }
     const int64_t n = sorted_unmasked(xr, mr, S, scale, scratch);
     if (n == 0) {
       std::fill(yr, yr + S, 0.0f);

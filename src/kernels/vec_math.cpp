@@ -179,10 +179,15 @@ __attribute__((target("avx2,fma"))) float exp_shifted_sum_avx2(const float* x, f
 }
 
 __attribute__((target("avx2,fma"))) float max_avx2(const float* x, int64_t n, int64_t& done) {
-  __m256 m = _mm256_set1_ps(-INFINITY);
+  __m256 m = _mm256_set1_ps(-INFINITY), nan = _mm256_setzero_ps();
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(x + i));
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    m = _mm256_max_ps(m, v);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+  }
   done = i;
+  if (_mm256_movemask_ps(nan)) return NAN;
   __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
   m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
   m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
@@ -232,7 +237,7 @@ float vmax(const float* x, int64_t n) {
   int64_t i = 0;
   float m = -INFINITY;
   if (g_isa == Isa::kAvx2) m = max_avx2(x, n, i);
-  for (; i < n; ++i) m = std::max(m, x[i]);
+  for (; i < n; ++i) m = std::isnan(x[i]) ? x[i] : std::max(m, x[i]);  // NaN wins: it must not vanish
   return m;
 }
 

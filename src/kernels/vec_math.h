@@ -23,7 +23,7 @@ void vtanh(const float* x, float* y, int64_t n);
 // softmax's inner step). `shift` must be finite.
 float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n);
 // max of x[0, n) (-inf when n = 0); NaN-free input assumed.
-float vmax(const float* x, int64_t n);
+float vmax(const float* x, int64_t n);  // -inf for n = 0; NaN if any x is NaN
 void vsigmoid(const float* x, float* y, int64_t n);
 // Natural log: -inf at 0, NaN below 0, +inf at +inf.
 void vlog(const float* x, float* y, int64_t n);

@@ -89,6 +89,12 @@ T field(const nlohmann::json& j, const char* name, std::optional<T> fallback = s
 }  // namespace
 
 void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
+  reject_unknown_fields(j, {"architecture", "cell", "embedding", "hidden", "encoder_hidden", "encoder_layers",
+                            "bidirectional", "score", "normalizer", "attention", "window", "coverage_loss",
+                            "attention_dim", "input_feeding", "dropout", "hard_estimator", "hard_mix", "entropy_bonus",
+                            "gumbel_temperature", "sigma", "position_rate", "location_filters", "location_width",
+                            "src_vocab", "tgt_vocab"},
+                        "model config");
   c.cell = parse_cell(field<std::string>(j, "cell"));
   c.embedding = field<int>(j, "embedding");
   c.hidden = field<int>(j, "hidden");

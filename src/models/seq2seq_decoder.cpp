@@ -1,4 +1,5 @@
 // Incremental decoding of the RNN encoder-decoder (seq2seq.h) for the searches of search.h.
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <stdexcept>
@@ -80,8 +81,9 @@ class RnnStepDecoder final : public StepDecoder {
     enc_ = std::move(p.enc), state_ = std::move(p.state);
     state_.attn.hard = true;  // inference: hard attention's argmax, monotonic attention's pointer
     if (opt.window_back >= 0 || opt.window_forward >= 0) {
-      window_.back = opt.window_back < 0 ? 1 << 20 : opt.window_back;
-      window_.forward = opt.window_forward < 0 ? 1 << 20 : opt.window_forward;
+      // Saturated at 2^20 (longer than any source): last + forward cannot overflow.
+      window_.back = opt.window_back < 0 ? 1 << 20 : std::min(opt.window_back, 1 << 20);
+      window_.forward = opt.window_forward < 0 ? 1 << 20 : std::min(opt.window_forward, 1 << 20);
       use_window_ = true;
     }
   }

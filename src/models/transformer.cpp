@@ -41,6 +41,8 @@ void to_json(nlohmann::json& j, const TransformerConfig& c) {
 
 void from_json(const nlohmann::json& j, TransformerConfig& c) {
   const char* w = "transformer config";
+  reject_unknown_fields(j, {"architecture", "dim", "heads", "ffn", "encoder_layers", "decoder_layers", "pre_norm",
+                            "tie_embeddings", "dropout", "max_length", "src_vocab", "tgt_vocab"}, w);
   c.dim = json_field<int>(j, "dim", w), c.heads = json_field<int>(j, "heads", w), c.ffn = json_field<int>(j, "ffn", w);
   c.encoder_layers = json_field<int>(j, "encoder_layers", w), c.decoder_layers = json_field<int>(j, "decoder_layers", w);
   c.pre_norm = json_field<bool>(j, "pre_norm", w, true), c.tie_embeddings = json_field<bool>(j, "tie_embeddings", w, false);

@@ -4,7 +4,9 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "attend/io/checkpoint.h"
 #include "attend/io/files.h"
+#include "../io/json_field.h"
 #include "attend/io/safetensors.h"
 #include "attend/nn/init.h"
 
@@ -45,6 +47,10 @@ ModelFileConfig parse_model_config(const std::string& text, const std::string& p
   try {
     if (!config.is_object() || config.value("format", "") != kFormat)
       throw std::invalid_argument(std::string("format is not '") + kFormat + "'");
+    reject_unknown_fields(config, {"format", "version", "model", "source", "target", "extra"}, "config.json");
+    if (config.contains("version") && config["version"] != 1)
+      throw std::invalid_argument("version " + config["version"].dump().substr(0, 40) +
+                                  " is not supported (this attend reads version 1; a newer attend wrote it?)");
     c.model = config.at("model").get<ModelConfig>();
     c.source = config.at("source").get<Tokenizer>();
     c.target = config.at("target").get<Tokenizer>();
@@ -67,12 +73,18 @@ Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenize
 }
 
 Translator Translator::load(const std::string& dir) {
-  const std::string config_path = dir + "/config.json";
-  if (!std::filesystem::is_directory(dir)) throw std::runtime_error(dir + ": no such model directory");
-  ModelFileConfig c = parse_model_config(read_file(config_path), config_path);
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) {
+    if (std::filesystem::exists(dir, ec)) throw std::runtime_error(dir + ": not a directory (a model is a directory)");
+    throw std::runtime_error(dir + ": no such model directory");
+  }
+  // Every file from one checkpoint, checked against its manifest before anything is parsed.
+  const CheckpointReader files(dir, {"config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"});
+  const std::string config_path = files.path("config.json");
+  ModelFileConfig c = parse_model_config(std::string(files.bytes("config.json")), config_path);
   const ModelConfig& mc = c.model;
-  Vocab sv = parse_vocab(read_file(dir + "/src_vocab.json"), dir + "/src_vocab.json");
-  Vocab tv = parse_vocab(read_file(dir + "/tgt_vocab.json"), dir + "/tgt_vocab.json");
+  Vocab sv = parse_vocab(std::string(files.bytes("src_vocab.json")), files.path("src_vocab.json"));
+  Vocab tv = parse_vocab(std::string(files.bytes("tgt_vocab.json")), files.path("tgt_vocab.json"));
   if (sv.size() != mc.src_vocab() || tv.size() != mc.tgt_vocab()) {
     throw std::runtime_error(config_path + ": vocabulary sizes " + std::to_string(mc.src_vocab()) + "/" +
                              std::to_string(mc.tgt_vocab()) + " do not match the vocabulary files (" +
@@ -84,24 +96,27 @@ Translator Translator::load(const std::string& dir) {
     init::SkipScope skip;  // every weight comes from the file (assign_parameters checks)
     model = mc.build(rng);
   }
-  const std::string weights = dir + "/model.safetensors";
-  assign_parameters(model->parameters(), load_safetensors(weights), weights);
+  const std::string weights = files.path("model.safetensors");
+  const std::map<std::string, Tensor> tensors = parse_safetensors(files.bytes("model.safetensors"), weights);
+  require_finite(tensors, weights);
+  assign_parameters(model->parameters(), tensors, weights);
   model->freeze();  // a loaded model is for inference
   return Translator(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
 }
 
 void Translator::save(const std::string& dir) const {
-  make_directories(dir);
   nlohmann::json config = {{"format", kFormat},   {"version", 1},       {"model", model_->config_json()},
                            {"source", src_tok_}, {"target", tgt_tok_}, {"extra", extra_}};
-  write_file_atomic(dir + "/src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n");
-  write_file_atomic(dir + "/tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n");
-  save_safetensors(dir + "/model.safetensors", model_->parameters(), {{"format", kFormat}});
-  write_file_atomic(dir + "/config.json", config.dump(2) + "\n");  // last: a directory with config.json is complete
+  save_checkpoint(dir, {{"src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n"},
+                        {"tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n"},
+                        {"model.safetensors", safetensors_bytes(model_->parameters(), {{"format", kFormat}})},
+                        {"config.json", config.dump(2) + "\n"}});
 }
 
 std::vector<Translation> Translator::translate(const std::vector<std::string>& sources, const DecodeOptions& options,
                                                int batch_size) const {
+  options.validate();
+  if (batch_size < 1) throw std::invalid_argument("translate: batch size must be >= 1, got " + std::to_string(batch_size));
   std::vector<Translation> out(sources.size());
   std::vector<EncodedExample> enc;
   std::vector<int> real;  // inputs with at least one token
@@ -111,6 +126,12 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
     for (const auto& t : out[i].source_tokens) {
       e.src.push_back(src_vocab_.id(t));
       out[i].unknown += e.src.back() == Vocab::kUnk;
+    }
+    const int limit = model_->max_source_length();
+    if (e.src.size() > size_t(limit)) {
+      out[i].error = "input of " + std::to_string(e.src.size()) + " tokens is longer than the model's limit of " +
+                     std::to_string(limit);
+      e.src.clear();
     }
     enc.push_back(std::move(e));
     if (!enc.back().src.empty()) real.push_back(static_cast<int>(i));

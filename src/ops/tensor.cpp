@@ -85,7 +85,7 @@ class StoragePool {
       }
     }
     void* p = std::aligned_alloc(kAlign, bytes);
-    if (!p) throw std::runtime_error("Tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
+    if (!p) throw std::bad_alloc();  // (Python: MemoryError; the CLI names it)
     return p;
   }
 

@@ -30,7 +30,7 @@ Tensor to_tensor(const FloatArray& a, const char* name) {
     throw std::invalid_argument(std::string(name) + ": at most 4 dimensions, got " + std::to_string(a.ndim()));
   }
   std::vector<int64_t> dims(a.shape(), a.shape() + a.ndim());
-  Tensor t = Tensor::empty(Shape(dims));
+  Tensor t = Tensor::empty(Shape(dims));  // std::bad_alloc reaches Python as MemoryError
   std::copy(a.data(), a.data() + a.size(), t.data());
   return t;
 }
@@ -43,13 +43,26 @@ py::array_t<float> to_numpy(const Tensor& t) {
   return out;
 }
 
+// A path from Python: str or os.PathLike (pathlib.Path); bytes paths and NUL characters are
+// ValueErrors (a NUL would cut the path short where the operating system reads it).
+std::string to_path(const py::object& path, const char* what) {
+  const py::object s = py::module_::import("os").attr("fspath")(path);
+  if (!py::isinstance<py::str>(s))
+    throw std::invalid_argument(std::string(what) + ": the path must be str or os.PathLike of str");
+  const std::string out = s.cast<std::string>();
+  if (out.find('\0') != std::string::npos)
+    throw std::invalid_argument(std::string(what) + ": the path contains a NUL character");
+  return out;
+}
+
 Tensor to_mask(const py::object& mask, const Var& keys) {
   if (mask.is_none()) return Tensor();
   auto m = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(mask);
   if (!m) throw std::invalid_argument("mask: expected a boolean array of shape [B, S]");
   if (m.ndim() != 2 || m.shape(0) != keys.size(0) || m.shape(1) != keys.size(1)) {
-    throw std::invalid_argument("mask: expected shape [" + std::to_string(keys.size(0)) + ", " +
-                                std::to_string(keys.size(1)) + "] ([B, S]), got " + std::to_string(m.ndim()) + " dims");
+    std::vector<int64_t> dims(m.shape(), m.shape() + m.ndim());
+    throw std::invalid_argument("mask has shape " + Shape(dims).str() + ", expected [" + std::to_string(keys.size(0)) + ", " +
+                                std::to_string(keys.size(1)) + "] ([B, S])");
   }
   Tensor t = Tensor::empty(Shape{keys.size(0), keys.size(1)});
   for (py::ssize_t i = 0; i < m.size(); ++i) t.data()[i] = m.data()[i] ? 1.0f : 0.0f;
@@ -95,6 +108,7 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
                                 in.keys.shape().str());
   }
   in.mask = to_mask(mask, in.keys);
+  check_attention_inputs(in.query, in.keys, in.values, in.mask);
   if (!in.mask.defined()) in.mask = Tensor::full(Shape{in.keys.size(0), in.keys.size(1)}, 1.0f);
   std::map<std::string, Tensor> given;
   for (const auto& [k, v] : arrays) {
@@ -225,7 +239,7 @@ returns a dict of d(loss)/d(input) for query, keys, values and every score param
 class PyModel {
  public:
   explicit PyModel(Translator t) : t_(std::move(t)) {}
-  static PyModel load(const std::string& dir) { return PyModel(Translator::load(dir)); }
+  static PyModel load(const py::object& dir) { return PyModel(Translator::load(to_path(dir, "Model.load"))); }
 
   std::vector<std::string> translate(const std::vector<std::string>& texts, int beam, int batch) const {
     if (batch < 1) throw std::invalid_argument("translate: batch must be >= 1, got " + std::to_string(batch));
@@ -235,7 +249,10 @@ class PyModel {
       out = t_.translate(texts, DecodeOptions{.beam = beam}, batch);
     }
     std::vector<std::string> text;
-    for (auto& t : out) text.push_back(t.text);
+    for (size_t i = 0; i < out.size(); ++i) {
+      if (!out[i].error.empty()) throw std::invalid_argument("translate: input " + std::to_string(i) + ": " + out[i].error);
+      text.push_back(out[i].text);
+    }
     return text;
   }
 
@@ -245,6 +262,7 @@ class PyModel {
       py::gil_scoped_release release;
       out = t_.translate({text}, DecodeOptions{.beam = beam});
     }
+    if (!out[0].error.empty()) throw std::invalid_argument(out[0].error);
     return out[0];
   }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <cmath>
+#include <iomanip>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,6 +15,7 @@
 #include "attend/data/dates.h"
 #include "attend/data/tsv.h"
 #include "attend/eval/metrics.h"
+#include "attend/io/checkpoint.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/translator.h"
@@ -41,6 +43,7 @@ void TrainOptions::validate() const {
   if (out.empty()) bad("--out must name a directory");
   if (save_every < 0) bad("--save-every must be >= 0, got " + std::to_string(save_every));
   if (max_nonfinite < 1) bad("--max-nonfinite must be >= 1, got " + std::to_string(max_nonfinite));
+  if (threads > max_threads()) bad("--threads must be at most " + std::to_string(max_threads()) + " on this machine, got " + std::to_string(threads));
   parse_schedule(schedule);
 }
 
@@ -74,35 +77,81 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
 
+// ---- the training state -----------------------------------------------------------------
+
+void to_json(nlohmann::json& j, const EvalRecord& r) {
+  j = {{"step", r.step}, {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"dev_exact_match", r.dev_exact_match},
+       {"dev_error_rate", r.dev_error_rate}, {"lr", r.lr}, {"elapsed_seconds", r.elapsed_seconds}, {"best", r.best}};
+}
+
+void from_json(const nlohmann::json& j, EvalRecord& r) {
+  const char* w = "evaluation record";
+  r.step = json_field<int64_t>(j, "step", w), r.epoch = json_field<int>(j, "epoch", w);
+  r.train_loss = json_field<double>(j, "train_loss", w), r.dev_exact_match = json_field<double>(j, "dev_exact_match", w);
+  r.dev_error_rate = json_field<double>(j, "dev_error_rate", w), r.lr = json_field<double>(j, "lr", w);
+  r.elapsed_seconds = json_field<double>(j, "elapsed_seconds", w), r.best = json_field<bool>(j, "best", w);
+}
+
+void to_json(nlohmann::json& j, const TrainState& s) {
+  j = {{"step", s.step}, {"epoch", s.epoch}, {"next_batch", s.next_batch}, {"epoch_rng", s.epoch_rng},
+       {"rng", s.rng}, {"adam_steps", s.adam_steps}, {"lr_scale", s.lr_scale}, {"stale", s.stale},
+       {"nonfinite", s.nonfinite}, {"epoch_loss", s.epoch_loss}, {"epoch_steps", s.epoch_steps},
+       {"last_eval_step", s.last_eval_step}, {"elapsed_seconds", s.elapsed_seconds}, {"best", s.best},
+       {"metrics", s.metrics}, {"finished", s.finished}, {"stopped_on_budget", s.stopped_on_budget},
+       {"stop_reason", s.stop_reason}, {"src_vocab_sha256", s.src_vocab_sha256},
+       {"tgt_vocab_sha256", s.tgt_vocab_sha256}, {"data_files", s.data_files}};
+}
+
+void from_json(const nlohmann::json& j, TrainState& s) {
+  const char* w = "training state";
+  s.step = json_field<int64_t>(j, "step", w), s.epoch = json_field<int>(j, "epoch", w);
+  s.next_batch = json_field<uint64_t>(j, "next_batch", w);
+  s.epoch_rng = json_field<std::array<uint64_t, 4>>(j, "epoch_rng", w);
+  s.rng = json_field<std::array<uint64_t, 4>>(j, "rng", w);
+  s.adam_steps = json_field<int64_t>(j, "adam_steps", w), s.lr_scale = json_field<float>(j, "lr_scale", w);
+  s.stale = json_field<int>(j, "stale", w), s.nonfinite = json_field<int>(j, "nonfinite", w);
+  s.epoch_loss = json_field<double>(j, "epoch_loss", w), s.epoch_steps = json_field<int64_t>(j, "epoch_steps", w);
+  s.last_eval_step = json_field<int64_t>(j, "last_eval_step", w);
+  s.elapsed_seconds = json_field<double>(j, "elapsed_seconds", w);
+  s.best = json_field<EvalRecord>(j, "best", w), s.metrics = json_field<std::string>(j, "metrics", w);
+  s.finished = json_field<bool>(j, "finished", w);
+  s.stopped_on_budget = json_field<bool>(j, "stopped_on_budget", w, false);
+  s.stop_reason = json_field<std::string>(j, "stop_reason", w);
+  // States written before the data was fingerprinted have none of these: nothing to compare.
+  s.src_vocab_sha256 = json_field<std::string>(j, "src_vocab_sha256", w, std::string());
+  s.tgt_vocab_sha256 = json_field<std::string>(j, "tgt_vocab_sha256", w, std::string());
+  s.data_files = j.value("data_files", nlohmann::json::array());
+}
+
+void TrainState::validate(int64_t batches_per_epoch) const {
+  auto bad = [](const std::string& what) { throw std::invalid_argument("training state: " + what); };
+  if (step < 0) bad("step is " + std::to_string(step));
+  if (epoch < 1) bad("epoch is " + std::to_string(epoch));
+  if (next_batch > uint64_t(batches_per_epoch))
+    bad("next_batch " + std::to_string(next_batch) + " is past the epoch's " + std::to_string(batches_per_epoch) + " batches");
+  if (adam_steps < 0 || adam_steps > step) bad("adam_steps " + std::to_string(adam_steps) + " with step " + std::to_string(step));
+  if (!(lr_scale > 0.0f) || !std::isfinite(lr_scale)) bad("lr_scale must be finite and > 0, got " + std::to_string(lr_scale));
+  if (stale < 0 || nonfinite < 0) bad("negative counters (stale " + std::to_string(stale) + ", nonfinite " + std::to_string(nonfinite) + ")");
+  if (!std::isfinite(epoch_loss) || epoch_steps < 0 || epoch_steps > step) bad("epoch_loss/epoch_steps out of range");
+  if (last_eval_step < -1 || last_eval_step > step) bad("last_eval_step " + std::to_string(last_eval_step));
+  if (!std::isfinite(elapsed_seconds) || elapsed_seconds < 0) bad("elapsed_seconds " + std::to_string(elapsed_seconds));
+  if (!std::isfinite(best.dev_exact_match) || !std::isfinite(best.dev_error_rate)) bad("the best score is not finite");
+  auto zero = [](const std::array<uint64_t, 4>& r) { return r[0] == 0 && r[1] == 0 && r[2] == 0 && r[3] == 0; };
+  if (zero(rng) || zero(epoch_rng)) bad("a random generator state is all zeros (it would only ever give zeros)");
+}
+
 namespace {
 
 constexpr const char* kStateKey = "attend.train_state";
 
-using Clock = std::chrono::steady_clock;
+std::string format_minutes(double seconds) {  // "45 minutes", not "45.000000"
+  std::ostringstream m;
+  m << std::setprecision(4) << seconds / 60.0 << (seconds == 60.0 ? " minute" : " minutes");
+  return m.str();
+}
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-struct Data {
-  std::vector<Example> train, dev;
-};
-
-Data load_data(const TrainOptions& opt) {
-  Data d;
-  if (opt.task == "dates") {
-    dates::Splits s = dates::make_splits(opt.dates_train, opt.dates_dev, opt.dates_test, /*seed=*/20261125);
-    d.train = std::move(s.train);
-    d.dev = std::move(s.dev);
-    make_directories(opt.out);
-    write_tsv(opt.out + "/dev.tsv", d.dev);
-    write_tsv(opt.out + "/test.tsv", s.test);  // held out: never seen in training or model selection
-  } else if (opt.task == "g2p" && !opt.data_dir.empty()) {
-    d.train = read_tsv(opt.data_dir + "/train.tsv");
-    d.dev = read_tsv(opt.data_dir + "/dev.tsv");
-  } else {
-    d.train = read_tsv(opt.train_path);
-    d.dev = read_tsv(opt.dev_path);
-  }
-  return d;
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Data paths as absolute paths, so a run can be resumed from another working directory.
@@ -110,30 +159,6 @@ TrainOptions with_absolute_paths(TrainOptions o) {
   for (std::string* p : {&o.train_path, &o.dev_path, &o.data_dir})
     if (!p->empty()) *p = std::filesystem::absolute(*p).lexically_normal().string();
   return o;
-}
-
-// The JSON part of a training state file, and its tensors.
-struct SavedState {
-  nlohmann::json meta;
-  std::map<std::string, Tensor> tensors;
-};
-
-SavedState read_state(const std::string& dir) {
-  const std::string path = dir + "/" + kTrainStateFile;
-  if (!std::filesystem::exists(path))
-    throw std::runtime_error(path + ": no training state to resume (runs save one every --save-every steps and at each evaluation)");
-  SavedState s;
-  std::map<std::string, std::string> metadata;
-  s.tensors = parse_safetensors(read_file(path), path, &metadata);
-  try {
-    if (!metadata.count(kStateKey)) throw std::runtime_error(std::string("no '") + kStateKey + "' metadata");
-    s.meta = nlohmann::json::parse(metadata.at(kStateKey));
-    if (s.meta.at("version").get<int>() != 1)
-      throw std::runtime_error("version " + s.meta.at("version").dump() + " (this attend reads version 1)");
-  } catch (const std::exception& e) {
-    throw std::runtime_error(path + ": not an attend training state: " + e.what());
-  }
-  return s;
 }
 
 // The last line of defence before anything is written: weights that have overflowed are never
@@ -156,6 +181,57 @@ Vocab build_vocab(const std::vector<Example>& examples, const Tokenizer& tok, bo
   return v;
 }
 
+std::string vocab_sha256(const Vocab& v) { return sha256_hex(nlohmann::json(v.tokens()).dump()); }
+
+nlohmann::json fingerprint(const std::string& path) {
+  const MappedFile f(path);
+  return {{"path", path}, {"bytes", f.bytes().size()}, {"sha256", sha256_hex(f.bytes())}};
+}
+
+// A checksum over every tensor (by name, in name order), kept in the state's JSON.
+std::string tensors_sha256(const std::map<std::string, const Tensor*>& tensors) {
+  std::string all;
+  for (const auto& [name, t] : tensors) {
+    all += name;
+    all.push_back('\0');
+    all.append(reinterpret_cast<const char*>(t->data()), t->numel() * sizeof(float));
+  }
+  return sha256_hex(all);
+}
+
+// The JSON part of a training state file, and its tensors, checked against the checksum.
+struct SavedState {
+  nlohmann::json meta;
+  std::map<std::string, Tensor> tensors;
+};
+
+SavedState read_state(const std::string& dir) {
+  const std::string path = dir + "/" + kTrainStateFile;
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw std::runtime_error(path + ": no training state to resume (runs save one when they start, every "
+                             "--save-every steps and at each evaluation)");
+  SavedState s;
+  std::map<std::string, std::string> metadata;
+  const MappedFile file(path);
+  s.tensors = parse_safetensors(file.bytes(), path, &metadata);
+  try {
+    if (!metadata.count(kStateKey)) throw std::runtime_error(std::string("no '") + kStateKey + "' metadata");
+    s.meta = nlohmann::json::parse(metadata.at(kStateKey));
+    if (!s.meta.is_object() || s.meta.value("version", 0) != 1)
+      throw std::runtime_error("version " + s.meta.value("version", nlohmann::json()).dump() + " (this attend reads version 1)");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(path + ": not an attend training state: " + e.what());
+  }
+  if (s.meta.contains("tensors_sha256")) {
+    std::map<std::string, const Tensor*> view;
+    for (const auto& [name, t] : s.tensors) view[name] = &t;
+    if (s.meta["tensors_sha256"] != tensors_sha256(view))
+      throw std::runtime_error(path + ": the tensors do not match the state's checksum (the file is damaged)");
+  }
+  return s;
+}
+
 }  // namespace
 
 TrainOptions load_train_options(const std::string& dir) {
@@ -163,289 +239,350 @@ TrainOptions load_train_options(const std::string& dir) {
   try {
     TrainOptions o = s.meta.at("options").get<TrainOptions>();
     o.out = dir;
+    o.validate();
     return o;
   } catch (const std::exception& e) {
     throw std::runtime_error(dir + "/" + kTrainStateFile + ": bad options in the training state: " + e.what());
   }
 }
 
-TrainResult train(const TrainOptions& options, const TrainCallbacks& cb) {
+// ---- the trainer ------------------------------------------------------------------------
+
+Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
+    : opt_(with_absolute_paths(options)), cb_(callbacks) {
   options.validate();
-  const TrainOptions opt = with_absolute_paths(options);
-  const auto t0 = Clock::now();
-  auto message = [&](const std::string& m) {
-    if (cb.on_message) cb.on_message(m);
-  };
-  // A resumed run must be the run that was interrupted: same data, model and optimisation.
-  std::optional<SavedState> saved;
-  if (opt.resume) {
-    saved = read_state(opt.out);
-    const std::string origin = opt.out + "/" + kTrainStateFile;
-    if (saved->meta.value("finished", false))
-      throw std::runtime_error(origin + ": this run has finished (" + saved->meta.value("stop_reason", "") +
-                               "); there is nothing to resume");
-    nlohmann::json was = saved->meta.at("options"), now = opt;
-    for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"}) was.erase(free), now.erase(free);
-    if (was != now) {
-      std::string diff;
-      for (const auto& [k, v] : now.items())
-        if (!was.contains(k) || was[k] != v) diff += " " + k + " (was " + (was.contains(k) ? was[k].dump() : "unset") + ", now " + v.dump() + ")";
-      throw std::invalid_argument(origin + ": cannot resume with different settings:" + diff);
-    }
-    if (saved->meta.at("options").at("threads").get<int>() != opt.threads)
-      message("resuming with " + std::to_string(opt.threads) + " threads instead of " +
-              saved->meta.at("options").at("threads").dump() + ": the result will not be bit-identical to an uninterrupted run");
+  load_data();  // first: bad data is found before anything is written
+  lock_ = std::make_unique<DirectoryLock>(opt_.out);
+  check_directory();
+  set_threads(opt_.threads);
+  build_model();
+  if (opt_.resume) restore();
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::load_data() {
+  if (opt_.task == "dates") {
+    dates::Splits s = dates::make_splits(opt_.dates_train, opt_.dates_dev, opt_.dates_test, /*seed=*/20261125);
+    train_examples_ = std::move(s.train);
+    dev_examples_ = std::move(s.dev);
+    test_examples_ = std::move(s.test);
+    return;
   }
-  set_threads(opt.threads);
-  Data data = load_data(opt);
-  Vocab src_vocab = build_vocab(data.train, opt.source, true);
-  Vocab tgt_vocab = build_vocab(data.train, opt.target, false);
+  const std::string train = opt_.data_dir.empty() ? opt_.train_path : opt_.data_dir + "/train.tsv";
+  const std::string dev = opt_.data_dir.empty() ? opt_.dev_path : opt_.data_dir + "/dev.tsv";
+  train_examples_ = read_tsv(train);
+  dev_examples_ = read_tsv(dev);
+  state_.data_files = nlohmann::json::array({fingerprint(train), fingerprint(dev)});
+}
+
+// What a new run may find in its directory, and what a killed one left there.
+void Trainer::check_directory() {
+  recover_checkpoint(opt_.out);
+  remove_stale_temporaries(opt_.out);
+  if (opt_.resume || opt_.overwrite) return;
+  for (const char* f : {"config.json", kTrainStateFile, kManifestFile}) {
+    std::error_code ec;
+    if (std::filesystem::exists(opt_.out + "/" + f, ec))
+      throw std::runtime_error(opt_.out + ": already holds a model or a run (" + f +
+                               "); give --overwrite to train a new model there (the old one stays until the new "
+                               "run saves its first), or --resume " + opt_.out + " to continue its run");
+  }
+}
+
+void Trainer::build_model() {
+  if (opt_.task == "dates") {  // the generated splits, for attend eval; the held-out test never trains
+    write_tsv(opt_.out + "/dev.tsv", dev_examples_);
+    write_tsv(opt_.out + "/test.tsv", test_examples_);
+  }
+  Vocab src_vocab = build_vocab(train_examples_, opt_.source, true);
+  Vocab tgt_vocab = build_vocab(train_examples_, opt_.target, false);
+  state_.src_vocab_sha256 = vocab_sha256(src_vocab), state_.tgt_vocab_sha256 = vocab_sha256(tgt_vocab);
   size_t unknown = 0;
-  std::vector<EncodedExample> train_set = encode(data.train, opt.source, src_vocab, opt.target, tgt_vocab);
-  std::vector<EncodedExample> dev_set = encode(data.dev, opt.source, src_vocab, opt.target, tgt_vocab, &unknown);
-  for (size_t i = 0; i < train_set.size(); ++i)
-    if (train_set[i].src.empty() || train_set[i].tgt.empty())
+  train_set_ = encode(train_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab);
+  encode(dev_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab, &unknown);
+  for (size_t i = 0; i < train_set_.size(); ++i)
+    if (train_set_[i].src.empty() || train_set_[i].tgt.empty())
       throw std::runtime_error("training example " + std::to_string(i + 1) + " has no tokens on one side");
   if (unknown) message("dev set: " + std::to_string(unknown) + " source tokens are not in the training vocabulary");
 
-  ModelConfig mc = opt.model;
+  ModelConfig mc = opt_.model;
   mc.set_vocabularies(src_vocab.size(), tgt_vocab.size());
   if (mc.architecture == Architecture::kRnn && mc.rnn.attention == MechanismKind::kLocalM && mc.rnn.position_rate == 0.0f) {
     // local-m's "auto" rate: the output's last token (</s>, step T) should look at the source's
     // last position (S - 1), on average over the training data.
     double positions = 0.0, steps = 0.0;
-    for (const EncodedExample& e : train_set) positions += double(e.src.size()) - 1.0, steps += double(e.tgt.size());
+    for (const EncodedExample& e : train_set_) positions += double(e.src.size()) - 1.0, steps += double(e.tgt.size());
     mc.rnn.position_rate = static_cast<float>(std::clamp(positions / std::max(steps, 1.0), 0.01, 1000.0));
     std::ostringstream m;
     m << "local-m: position rate " << mc.rnn.position_rate << " from the training data (p_t = rate * t)";
     message(m.str());
   }
-  Rng rng(opt.seed);
-  nlohmann::json extra = {{"task", opt.task},
-                          {"training", {{"seed", opt.seed}, {"batch", opt.batch}, {"lr", json_float(opt.lr)},
-                                        {"label_smoothing", json_float(opt.label_smoothing)}, {"threads", opt.threads}}}};
-  Translator bundle(mc.build(rng), opt.source, opt.target, src_vocab, tgt_vocab, extra);
-  const Model& model = bundle.model();
-  std::vector<NamedParameter> params = model.parameters();
+  rng_ = Rng(opt_.seed);
+  state_.rng = state_.epoch_rng = rng_.state();
+  nlohmann::json extra = {{"task", opt_.task},
+                          {"training", {{"seed", opt_.seed}, {"batch", opt_.batch}, {"lr", json_float(opt_.lr)},
+                                        {"label_smoothing", json_float(opt_.label_smoothing)}, {"threads", opt_.threads}}}};
+  bundle_ = std::make_unique<Translator>(mc.build(rng_), opt_.source, opt_.target, src_vocab, tgt_vocab, extra);
+  params_ = bundle_->model().parameters();
   int64_t n_params = 0;
-  for (const auto& p : params) n_params += p.var.value().numel();
+  for (const auto& p : params_) n_params += p.var.value().numel();
   message("model: " + std::to_string(n_params) + " parameters; vocabularies " + std::to_string(src_vocab.size()) +
-          " (source) and " + std::to_string(tgt_vocab.size()) + " (target); " + std::to_string(train_set.size()) +
-          " training and " + std::to_string(dev_set.size()) + " dev examples");
-
-  Adam adam(params, {.lr = opt.lr, .weight_decay = opt.weight_decay, .clip_norm = opt.clip_norm});
-  LrSchedule schedule{parse_schedule(opt.schedule), opt.lr, opt.warmup};
-
-  // Everything below, with the weights, Adam's moments and the RNG, is the training state.
-  float lr_scale = 1.0f;  // halved whenever the dev score stalls or a step is not finite
-  TrainResult result;
-  result.best.dev_exact_match = -1.0;
-  std::string metrics_text;
-  int stale = 0, nonfinite = 0;
-  int64_t step = 0, last_eval_step = -1;
-  int epoch = 1;
-  size_t next_batch = 0;                  // position in this epoch's batch order
-  std::array<uint64_t, 4> epoch_rng{};    // the RNG before this epoch's shuffle
-  double epoch_loss = 0.0, elapsed_before = 0.0;
-  int64_t epoch_steps = 0;
-  bool stop = false;
-
-  auto elapsed = [&] { return elapsed_before + seconds_since(t0); };
-  auto save_state = [&](bool finished) {
-    auto to_json_record = [](const EvalRecord& r) {
-      return nlohmann::json{{"step", r.step}, {"epoch", r.epoch}, {"train_loss", r.train_loss},
-                            {"dev_exact_match", r.dev_exact_match}, {"dev_error_rate", r.dev_error_rate},
-                            {"lr", r.lr}, {"elapsed_seconds", r.elapsed_seconds}, {"best", r.best}};
-    };
-    const nlohmann::json meta = {{"version", 1}, {"options", opt}, {"finished", finished},
-                                 {"stop_reason", result.stop_reason}, {"step", step}, {"epoch", epoch},
-                                 {"next_batch", next_batch}, {"epoch_rng", epoch_rng}, {"rng", rng.state()},
-                                 {"adam_steps", adam.steps()}, {"lr_scale", lr_scale}, {"stale", stale},
-                                 {"nonfinite", nonfinite}, {"best", to_json_record(result.best)},
-                                 {"epoch_loss", epoch_loss}, {"epoch_steps", epoch_steps},
-                                 {"last_eval_step", last_eval_step}, {"metrics", metrics_text},
-                                 {"elapsed_seconds", elapsed()}};
-    require_finite(params, step, opt.out);
-    std::vector<NamedParameter> tensors;
-    for (const auto& p : params) tensors.push_back({"param." + p.name, p.var});
-    for (auto& m : adam.state()) tensors.push_back({"adam." + m.name, m.var});
-    save_safetensors(opt.out + "/" + kTrainStateFile, tensors, {{kStateKey, meta.dump()}});
-  };
-
-  if (saved) {
-    const std::string origin = opt.out + "/" + kTrainStateFile;
-    std::map<std::string, Tensor> weights, moments;
-    for (auto& [name, t] : saved->tensors) {
-      if (name.rfind("param.", 0) == 0) weights.emplace(name.substr(6), t);
-      else if (name.rfind("adam.", 0) == 0) moments.emplace(name.substr(5), t);
-      else throw std::runtime_error(origin + ": unexpected tensor '" + name + "'");
-    }
-    assign_parameters(params, weights, origin);
-    const nlohmann::json& m = saved->meta;
-    try {
-      adam.load_state(m.at("adam_steps").get<int64_t>(), moments, origin);
-      step = m.at("step"), last_eval_step = m.at("last_eval_step"), epoch = m.at("epoch");
-      next_batch = m.at("next_batch"), epoch_rng = m.at("epoch_rng"), lr_scale = m.at("lr_scale");
-      stale = m.at("stale"), nonfinite = m.at("nonfinite"), epoch_loss = m.at("epoch_loss");
-      epoch_steps = m.at("epoch_steps"), metrics_text = m.at("metrics"), elapsed_before = m.at("elapsed_seconds");
-      const nlohmann::json& b = m.at("best");
-      EvalRecord& r = result.best;
-      r.step = b.at("step"), r.epoch = b.at("epoch"), r.train_loss = b.at("train_loss");
-      r.dev_exact_match = b.at("dev_exact_match"), r.dev_error_rate = b.at("dev_error_rate");
-      r.lr = b.at("lr"), r.elapsed_seconds = b.at("elapsed_seconds"), r.best = b.at("best");
-      rng.set_state(m.at("rng").get<std::array<uint64_t, 4>>());
-    } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error(origin + ": damaged training state: " + e.what());
-    }
-    message("resuming at step " + std::to_string(step) + " (epoch " + std::to_string(epoch) + ", batch " +
-            std::to_string(next_batch) + ")");
-  }
-
-  // Dev evaluation: greedy decoding, exact match against any of a source's references.
-  const ReferenceSet dev_refs = group_references(data.dev, [&](const std::string& t) { return opt.target.split(t); });
-  auto evaluate = [&]() {
-    std::vector<Translation> out = bundle.translate(dev_refs.sources, DecodeOptions{});
-    std::vector<Tokens> hyps;
-    for (auto& t : out) hyps.push_back(t.target_tokens);
-    return score(hyps, dev_refs.references);
-  };
-  const int64_t steps_per_epoch = (static_cast<int64_t>(train_set.size()) + opt.batch - 1) / opt.batch;
-
-  auto run_eval = [&]() {
-    last_eval_step = step;
-    Scores s = evaluate();
-    EvalRecord r;
-    r.step = step, r.epoch = epoch, r.train_loss = epoch_steps ? epoch_loss / epoch_steps : 0.0;
-    r.dev_exact_match = s.exact_match, r.dev_error_rate = s.error_rate;
-    r.lr = schedule.at(step) * lr_scale, r.elapsed_seconds = elapsed();
-    r.best = s.exact_match > result.best.dev_exact_match ||
-             (s.exact_match == result.best.dev_exact_match && s.error_rate < result.best.dev_error_rate);
-    if (r.best) {
-      result.best = r;
-      stale = 0;
-      require_finite(params, step, opt.out);
-      bundle.save(opt.out);  // atomic, file by file; only ever replaced by a better model
-    } else {
-      ++stale;
-      lr_scale *= 0.5f;
-    }
-    metrics_text += nlohmann::json{{"step", r.step}, {"epoch", r.epoch}, {"train_loss", r.train_loss},
-                                   {"dev_exact_match", r.dev_exact_match}, {"dev_error_rate", r.dev_error_rate},
-                                   {"lr", r.lr}, {"elapsed_seconds", r.elapsed_seconds}, {"best", r.best}}
-                        .dump() +
-                    "\n";
-    write_file_atomic(opt.out + "/metrics.jsonl", metrics_text);
-    if (cb.on_eval) cb.on_eval(r);
-    if (s.exact_match >= 1.0) {
-      result.stop_reason = "dev exact match reached 100%";
-      stop = true;
-    } else if (stale >= opt.patience) {
-      result.stop_reason = "no dev improvement in " + std::to_string(opt.patience) + " evaluations";
-      stop = true;
-    }
-  };
-
-  make_directories(opt.out);
-  double tokens = 0.0;
-  const int64_t first_step = step;
-  auto tok_t0 = Clock::now();
-  for (; epoch <= opt.epochs && !stop; ++epoch, next_batch = 0) {
-    if (next_batch == 0) {
-      epoch_loss = 0.0;
-      epoch_steps = 0;
-      epoch_rng = rng.state();
-    }
-    // The epoch's batch order comes from the RNG as it was when the epoch began; a resumed run
-    // replays that shuffle and then takes up the RNG where the interrupted run left it.
-    const std::array<uint64_t, 4> now = rng.state();
-    rng.set_state(epoch_rng);
-    const std::vector<std::vector<int>> batches = make_batches(train_set, opt.batch, &rng);
-    if (next_batch > 0) rng.set_state(now);
-    while (next_batch < batches.size() && !stop) {
-      Batch batch = make_batch(train_set, batches[next_batch++]);
-      float loss_value, norm;
-      {
-        Tape tape;
-        TapeScope scope(tape);
-        Var loss = model.loss(batch, opt.label_smoothing, &rng);
-        loss_value = loss.value().item();
-        if (std::isfinite(loss_value)) tape.backward(loss);
-      }
-      ++step;
-      norm = std::isfinite(loss_value) ? adam.step(schedule.at(step) * lr_scale) : NAN;
-      adam.zero_grad();
-      if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
-        ++nonfinite;
-        lr_scale *= 0.5f;
-        message("step " + std::to_string(step) + ": non-finite " + (std::isfinite(loss_value) ? "gradient norm" : "loss") +
-                "; update skipped, learning rate halved");
-        if (nonfinite >= opt.max_nonfinite) {
-          throw std::runtime_error("training diverged: " + std::to_string(nonfinite) +
-                                   " consecutive non-finite steps, the last at step " + std::to_string(step) +
-                                   " (the best checkpoint in " + opt.out + " is intact)");
-        }
-      } else {
-        nonfinite = 0;
-        epoch_loss += loss_value;
-        ++epoch_steps;
-        tokens += batch.target_tokens();
-        if (cb.on_step) {
-          TrainProgress p;
-          p.epoch = epoch, p.epochs = opt.epochs, p.step = step, p.steps_per_epoch = steps_per_epoch;
-          p.step_in_epoch = static_cast<int64_t>(next_batch);
-          p.loss = epoch_loss / epoch_steps;
-          p.elapsed_seconds = elapsed();
-          p.tokens_per_second = tokens / std::max(1e-9, seconds_since(tok_t0));
-          const double per_step = seconds_since(tok_t0) / std::max<int64_t>(step - first_step, 1);
-          p.eta_seconds = per_step * (steps_per_epoch - p.step_in_epoch);
-          cb.on_step(p);
-        }
-      }
-      bool saved_now = false;
-      if (opt.eval_every > 0 && step % opt.eval_every == 0) {
-        run_eval();
-        save_state(false);
-        saved_now = true;
-      }
-      if (!saved_now && opt.save_every > 0 && step % opt.save_every == 0) {
-        save_state(false);
-        saved_now = true;
-      }
-      if (cb.should_stop && cb.should_stop()) {
-        if (!saved_now) save_state(false);
-        result.stop_reason = "interrupted at step " + std::to_string(step);
-        result.interrupted = true;
-        result.steps = step;
-        result.seconds = elapsed();
-        return result;
-      }
-      if (opt.max_steps > 0 && step >= opt.max_steps) {
-        result.stop_reason = "step budget of " + std::to_string(opt.max_steps) + " updates used";
-        stop = true;
-      } else if (opt.max_minutes > 0 && elapsed() > opt.max_minutes * 60.0) {
-        std::ostringstream minutes;  // 45, not 45.000000
-        minutes << opt.max_minutes;
-        result.stop_reason = "time budget of " + minutes.str() + " minutes used";
-        stop = true;
-      }
-    }
-    if (opt.eval_every == 0 && next_batch == batches.size()) {
-      run_eval();
-      if (!stop) {  // the next epoch starts from here
-        const int e = epoch;
-        epoch += 1, next_batch = 0, epoch_rng = rng.state(), epoch_loss = 0.0, epoch_steps = 0;
-        save_state(false);
-        epoch = e, next_batch = batches.size();
-      }
-    }
-    if (stop) break;  // not ++epoch: a run stopped mid-epoch reports the epoch it was in
-  }
-  if (last_eval_step != step) run_eval();  // the steps since the last evaluation count too
-  if (result.stop_reason.empty()) result.stop_reason = "ran " + std::to_string(opt.epochs) + " epochs";
-  save_state(true);
-  result.steps = step;
-  result.seconds = elapsed();
-  return result;
+          " (source) and " + std::to_string(tgt_vocab.size()) + " (target); " + std::to_string(train_set_.size()) +
+          " training and " + std::to_string(dev_examples_.size()) + " dev examples");
+  adam_ = std::make_unique<Adam>(params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm});
+  schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
 }
+
+void Trainer::message(const std::string& m) const {
+  if (cb_.on_message) cb_.on_message(m);
+}
+
+double Trainer::elapsed() const { return state_.elapsed_seconds + seconds_since(t0_); }
+
+void Trainer::save_state() {
+  require_finite(params_, state_.step, opt_.out);
+  TrainState s = state_;
+  s.elapsed_seconds = elapsed();
+  s.rng = rng_.state();
+  s.adam_steps = adam_->steps();
+  std::vector<NamedParameter> tensors;
+  std::map<std::string, const Tensor*> view;
+  for (const auto& p : params_) tensors.push_back({"param." + p.name, p.var});
+  for (auto& m : adam_->state()) tensors.push_back({"adam." + m.name, m.var});
+  for (const auto& t : tensors) view[t.name] = &t.var.value();
+  nlohmann::json meta = s;
+  meta["version"] = 1, meta["options"] = opt_, meta["tensors_sha256"] = tensors_sha256(view);
+  save_safetensors(opt_.out + "/" + kTrainStateFile, tensors, {{kStateKey, meta.dump()}});
+}
+
+// A resumed run must be the run that was interrupted: same data, model and optimisation.
+void Trainer::restore() {
+  const std::string origin = opt_.out + "/" + kTrainStateFile;
+  SavedState saved = read_state(opt_.out);
+  TrainState s;
+  try {
+    s = saved.meta.get<TrainState>();
+    s.validate((static_cast<int64_t>(train_set_.size()) + opt_.batch - 1) / opt_.batch);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(origin + ": damaged: " + e.what());
+  }
+  nlohmann::json was = saved.meta.at("options"), now = opt_;
+  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"}) was.erase(free), now.erase(free);
+  if (was != now) {
+    std::string diff;
+    for (const auto& [k, v] : now.items())
+      if (!was.contains(k) || was[k] != v) diff += " " + k + " (was " + (was.contains(k) ? was[k].dump() : "unset") + ", now " + v.dump() + ")";
+    throw std::invalid_argument(origin + ": cannot resume with different settings:" + diff);
+  }
+  for (size_t i = 0; i < s.data_files.size() && i < state_.data_files.size(); ++i)
+    if (s.data_files[i] != state_.data_files[i])
+      throw std::runtime_error(state_.data_files[i].value("path", "") + ": changed since the run started (" +
+                               s.data_files[i].dump() + ", now " + state_.data_files[i].dump() +
+                               "); a resumed run must train on the same data. Start a new run with --overwrite");
+  if ((!s.src_vocab_sha256.empty() && s.src_vocab_sha256 != state_.src_vocab_sha256) ||
+      (!s.tgt_vocab_sha256.empty() && s.tgt_vocab_sha256 != state_.tgt_vocab_sha256))
+    throw std::runtime_error(origin + ": the vocabularies built from the data differ from the run's");
+  if (s.finished) resume_finished(s, origin);
+  const int old_threads = saved.meta.at("options").value("threads", 0);
+  if (old_threads != opt_.threads)
+    message("resuming with " + std::to_string(opt_.threads) + " threads instead of " + std::to_string(old_threads) +
+            ": the result will not be bit-identical to an uninterrupted run");
+
+  std::map<std::string, Tensor> weights, moments;
+  for (auto& [name, t] : saved.tensors) {
+    if (name.rfind("param.", 0) == 0) weights.emplace(name.substr(6), t);
+    else if (name.rfind("adam.", 0) == 0) moments.emplace(name.substr(5), t);
+    else throw std::runtime_error(origin + ": unexpected tensor '" + name + "'");
+  }
+  require_finite(saved.tensors, origin);
+  assign_parameters(params_, weights, origin);
+  adam_->load_state(s.adam_steps, moments, origin);
+  rng_.set_state(s.rng);
+  state_ = std::move(s);
+  result_.best = state_.best;
+  message("resuming at step " + std::to_string(state_.step) + " (epoch " + std::to_string(state_.epoch) + ", batch " +
+          std::to_string(state_.next_batch) + ")");
+}
+
+// A run that ended on its budget continues with a larger one; one that ended for any other
+// reason (epochs, early stopping, a perfect dev score) has nothing left to do.
+void Trainer::resume_finished(TrainState& s, const std::string& origin) const {
+  if (!s.stopped_on_budget)
+    throw std::runtime_error(origin + ": this run has finished (" + s.stop_reason + "); there is nothing to resume");
+  const bool steps_left = opt_.max_steps == 0 || opt_.max_steps > s.step;
+  const bool time_left = opt_.max_minutes == 0 || opt_.max_minutes * 60.0 > s.elapsed_seconds;
+  if (!steps_left || !time_left)
+    throw std::runtime_error(origin + ": this run stopped on its budget (" + s.stop_reason + ", at step " +
+                             std::to_string(s.step) + " after " + format_minutes(s.elapsed_seconds) +
+                             "); give a larger --max-steps or --max-minutes (0 = no limit) to continue it");
+  s.finished = s.stopped_on_budget = false;
+  s.stop_reason.clear();
+}
+
+// Dev evaluation: greedy decoding, exact match against any of a source's references. A better
+// model replaces the saved one as one unit; a stall halves the learning rate.
+void Trainer::evaluate() {
+  const ReferenceSet refs = group_references(dev_examples_, [&](const std::string& t) { return opt_.target.split(t); });
+  std::vector<Tokens> hyps;
+  for (auto& t : bundle_->translate(refs.sources, DecodeOptions{})) hyps.push_back(std::move(t.target_tokens));
+  const Scores s = score(hyps, refs.references);
+  TrainState& st = state_;
+  st.last_eval_step = st.step;
+  EvalRecord r;
+  r.step = st.step, r.epoch = st.epoch, r.train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0.0;
+  r.dev_exact_match = s.exact_match, r.dev_error_rate = s.error_rate;
+  r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
+  r.best = s.exact_match > st.best.dev_exact_match ||
+           (s.exact_match == st.best.dev_exact_match && s.error_rate < st.best.dev_error_rate);
+  if (r.best) {
+    st.best = result_.best = r;
+    st.stale = 0;
+    require_finite(params_, st.step, opt_.out);
+    bundle_->save(opt_.out);  // one unit; only ever replaced by a better model
+  } else {
+    ++st.stale;
+    st.lr_scale *= 0.5f;
+  }
+  st.metrics += nlohmann::json(r).dump() + "\n";
+  write_file_atomic(opt_.out + "/metrics.jsonl", st.metrics);
+  if (cb_.on_eval) cb_.on_eval(r);
+  if (s.exact_match >= 1.0) {
+    st.stop_reason = "dev exact match reached 100%";
+    stop_ = true;
+  } else if (st.stale >= opt_.patience) {
+    st.stop_reason = "no dev improvement in " + std::to_string(opt_.patience) + " evaluations";
+    stop_ = true;
+  }
+}
+
+// The epoch's batch order comes from the RNG as it was when the epoch began; a resumed run
+// replays that shuffle and then takes up the RNG where the interrupted run left it.
+void Trainer::begin_epoch() {
+  if (state_.next_batch == 0) {
+    state_.epoch_loss = 0.0;
+    state_.epoch_steps = 0;
+    state_.epoch_rng = rng_.state();
+  }
+  const std::array<uint64_t, 4> now = rng_.state();
+  rng_.set_state(state_.epoch_rng);
+  batches_ = make_batches(train_set_, opt_.batch, &rng_);
+  if (state_.next_batch > 0) rng_.set_state(now);
+}
+
+bool Trainer::step() {
+  TrainState& st = state_;
+  if (st.next_batch >= batches_.size()) return false;
+  Batch batch = make_batch(train_set_, batches_[st.next_batch++]);
+  float loss_value;
+  {
+    Tape tape;
+    TapeScope scope(tape);
+    Var loss = bundle_->model().loss(batch, opt_.label_smoothing, &rng_);
+    loss_value = loss.value().item();
+    if (std::isfinite(loss_value)) tape.backward(loss);
+  }
+  ++st.step;
+  const float norm = std::isfinite(loss_value) ? adam_->step(schedule_.at(st.step) * st.lr_scale) : NAN;
+  adam_->zero_grad();
+  if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
+    ++st.nonfinite;
+    st.lr_scale *= 0.5f;
+    message("step " + std::to_string(st.step) + ": non-finite " + (std::isfinite(loss_value) ? "gradient norm" : "loss") +
+            "; update skipped, learning rate halved");
+    if (st.nonfinite >= opt_.max_nonfinite)
+      throw std::runtime_error("training diverged: " + std::to_string(st.nonfinite) +
+                               " consecutive non-finite steps, the last at step " + std::to_string(st.step) +
+                               " (the best checkpoint in " + opt_.out + " is intact)");
+    return true;
+  }
+  st.nonfinite = 0;
+  st.epoch_loss += loss_value;
+  ++st.epoch_steps;
+  tokens_ += batch.target_tokens();
+  if (cb_.on_step) {
+    const int64_t per_epoch = static_cast<int64_t>(batches_.size());
+    TrainProgress p;
+    p.epoch = st.epoch, p.epochs = opt_.epochs, p.step = st.step, p.steps_per_epoch = per_epoch;
+    p.step_in_epoch = static_cast<int64_t>(st.next_batch);
+    p.loss = st.epoch_loss / st.epoch_steps;
+    p.elapsed_seconds = elapsed();
+    p.tokens_per_second = tokens_ / std::max(1e-9, seconds_since(tok_t0_));
+    const double per_step = seconds_since(tok_t0_) / std::max<int64_t>(st.step - first_step_, 1);
+    p.eta_seconds = per_step * (per_epoch - p.step_in_epoch);
+    cb_.on_step(p);
+  }
+  return true;
+}
+
+bool Trainer::after_step() {
+  TrainState& st = state_;
+  bool saved = false;
+  if (opt_.eval_every > 0 && st.step % opt_.eval_every == 0) {
+    evaluate();
+    save_state();
+    saved = true;
+  }
+  if (!saved && opt_.save_every > 0 && st.step % opt_.save_every == 0) {
+    save_state();
+    saved = true;
+  }
+  if (cb_.should_stop && cb_.should_stop()) {
+    if (!saved) save_state();
+    st.stop_reason = "interrupted at step " + std::to_string(st.step);
+    result_.interrupted = true;
+    return true;
+  }
+  if (opt_.max_steps > 0 && st.step >= opt_.max_steps) {
+    st.stop_reason = "step budget of " + std::to_string(opt_.max_steps) + " updates used";
+    st.stopped_on_budget = stop_ = true;
+  } else if (opt_.max_minutes > 0 && elapsed() > opt_.max_minutes * 60.0) {
+    st.stop_reason = "time budget of " + format_minutes(opt_.max_minutes * 60.0) + " used";
+    st.stopped_on_budget = stop_ = true;
+  }
+  return false;
+}
+
+// Per-epoch evaluation, then the state as the next epoch will start (what a kill here resumes).
+void Trainer::end_epoch() {
+  if (opt_.eval_every != 0 || state_.next_batch != batches_.size() || state_.last_eval_step == state_.step) return;
+  evaluate();
+  if (stop_) return;
+  const TrainState here = state_;
+  state_.epoch += 1, state_.next_batch = 0, state_.epoch_rng = rng_.state(), state_.epoch_loss = 0.0, state_.epoch_steps = 0;
+  save_state();
+  state_ = here;
+}
+
+TrainResult Trainer::run() {
+  TrainState& st = state_;
+  first_step_ = st.step;
+  tok_t0_ = std::chrono::steady_clock::now();
+  if (!opt_.resume) save_state();  // resumable from the first moment
+  for (; st.epoch <= opt_.epochs && !stop_; ++st.epoch, st.next_batch = 0) {
+    begin_epoch();
+    while (!stop_ && step()) {
+      if (after_step()) {
+        result_.stop_reason = st.stop_reason;
+        result_.steps = st.step;
+        result_.seconds = elapsed();
+        return result_;
+      }
+    }
+    end_epoch();
+    if (stop_) break;  // not ++epoch: a run stopped mid-epoch reports the epoch it was in
+  }
+  if (st.last_eval_step != st.step) evaluate();  // the steps since the last evaluation count too
+  if (st.stop_reason.empty()) st.stop_reason = "ran " + std::to_string(opt_.epochs) + " epochs";
+  st.finished = true;
+  save_state();
+  result_.best = st.best;
+  result_.stop_reason = st.stop_reason;
+  result_.steps = st.step;
+  result_.seconds = elapsed();
+  return result_;
+}
+
+TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks) { return Trainer(options, callbacks).run(); }
 
 }  // namespace attend

@@ -255,6 +255,16 @@ GridLayout grid_layout(const std::vector<std::vector<Alignment>>& rows, Size siz
   return g;
 }
 
+// An image beyond a sane size is an error before its pixels are allocated (a 10,000-token input
+// would otherwise ask for gigabytes).
+void check_image_size(int64_t width, int64_t height, const std::string& path) {
+  constexpr int64_t kMaxSide = 16384;
+  if (width > kMaxSide || height > kMaxSide)
+    throw std::invalid_argument(path + ": the picture would be " + std::to_string(width) + " x " + std::to_string(height) +
+                                " pixels, more than the limit of " + std::to_string(kMaxSide) +
+                                " a side (too many tokens to draw; use --format pharaoh for long inputs)");
+}
+
 void check_grid(const std::vector<std::vector<Alignment>>& rows) {
   size_t n = 0;
   for (const auto& r : rows) n += r.size();
@@ -271,6 +281,7 @@ std::string grid_png(const std::vector<std::vector<Alignment>>& rows, const std:
     const Panel p(a, text);
     return std::pair{p.width(), p.height()};
   });
+  check_image_size(g.width, g.height, path);
   Canvas c(g.width, g.height);
   for (size_t i = 0; i < rows.size(); ++i)
     for (size_t j = 0; j < rows[i].size(); ++j) Panel(rows[i][j], text).draw(c, g.x[j], g.y[i]);
@@ -344,12 +355,18 @@ std::string alignment_grid_svg(const std::vector<std::vector<Alignment>>& rows) 
   return o.str();
 }
 
-void write_alignment_grid(const std::string& path, const std::vector<std::vector<Alignment>>& rows) {
-  const std::string ext = std::filesystem::path(path).extension().string();
-  if (ext == ".png") return write_file_atomic(path, grid_png(rows, path));
-  if (ext == ".svg") return write_file_atomic(path, rows.size() == 1 && rows[0].size() == 1 ? alignment_svg(rows[0][0])
-                                                                                            : alignment_grid_svg(rows));
-  throw std::invalid_argument(path + ": unknown image type '" + ext + "' (use .png or .svg)");
+void write_alignment_grid(const std::string& path, const std::vector<std::vector<Alignment>>& rows,
+                          std::string format) {
+  if (format.empty()) format = std::filesystem::path(path).extension().string();
+  if (!format.empty() && format[0] == '.') format.erase(0, 1);
+  if (format == "png") return write_file_atomic(path, grid_png(rows, path));
+  if (format == "svg") {
+    check_grid(rows);
+    const GridLayout g = grid_layout(rows, svg_size);
+    check_image_size(g.width, g.height, path);
+    return write_file_atomic(path, rows.size() == 1 && rows[0].size() == 1 ? alignment_svg(rows[0][0]) : alignment_grid_svg(rows));
+  }
+  throw std::invalid_argument(path + ": unknown image type '" + format + "' (use .png or .svg)");
 }
 
 void write_alignment_image(const std::string& path, const Alignment& a) { write_alignment_grid(path, {{a}}); }

@@ -35,6 +35,11 @@ struct AttentionResult {
   Var weights;  // [B, T, S]
 };
 
+// Throws std::invalid_argument naming what does not fit: ranks, batch/length mismatches, the
+// mask's shape, and zero sizes that have no meaning (S, Dq, Dk or Dv = 0). B = 0 or T = 0 is
+// valid: the result is empty.
+void check_attention_inputs(const Var& query, const Var& keys, const Var& values, const Tensor& mask);
+
 // The general definition, in one call. query [B,T,Dq], keys [B,S,Dk], values [B,S,Dv],
 // mask [B,S] (1 = may attend; undefined = all) -> context [B,T,Dv], weights [B,T,S].
 AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,

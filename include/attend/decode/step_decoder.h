@@ -9,6 +9,8 @@
 
 namespace attend {
 
+inline constexpr int kMaxBeam = 1024, kMaxDecodeLength = 1 << 16;
+
 struct DecodeOptions {
   int beam = 1;                 // 1 = greedy
   float length_penalty = 1.0f;  // beam scores are log p / length^alpha (0 = raw log-probability)
@@ -19,6 +21,9 @@ struct DecodeOptions {
   // RNN models: decode with the general step (one op per product, any mechanism) even where the
   // fused step applies. For tests and benchmarks: both give the same logits up to rounding.
   bool reference_step = false;
+  // Throws std::invalid_argument naming the field and its range (beam 1..kMaxBeam, max_length
+  // 0..kMaxDecodeLength, windows >= -1, length_penalty 0..100). decode() calls it.
+  void validate() const;
 };
 
 // The searches' step limit: options.max_length, or 2 x the longest source + 10 when it is 0.

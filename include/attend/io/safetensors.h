@@ -4,6 +4,7 @@
 
 #include <map>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "attend/nn/module.h"
@@ -18,9 +19,12 @@ void save_safetensors(const std::string& path, const std::vector<NamedParameter>
 
 // Parses and validates everything (header size bound, JSON, dtypes, shapes, offsets inside the
 // file, no overlap, no overflow); any defect is a std::runtime_error naming `origin`.
-std::map<std::string, Tensor> parse_safetensors(const std::string& bytes, const std::string& origin,
+std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const std::string& origin,
                                                 std::map<std::string, std::string>* metadata = nullptr);
 std::map<std::string, Tensor> load_safetensors(const std::string& path);
+
+// Throws naming `origin`, the tensor and the element when a value is NaN or infinite.
+void require_finite(const std::map<std::string, Tensor>& tensors, const std::string& origin);
 
 // Copies loaded tensors into a module's parameters; missing, extra or mis-shaped tensors throw.
 void assign_parameters(const std::vector<NamedParameter>& params, const std::map<std::string, Tensor>& tensors,

@@ -56,6 +56,7 @@ class Transformer : public Model {
   std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,
                                        const DecodeOptions& options) const override;
   std::vector<AttentionMap> attention_maps() const override;  // layer 1 head 1, layer 1 head 2, ...
+  int max_source_length() const override { return config_.max_length; }
   Architecture architecture() const override { return Architecture::kTransformer; }
   nlohmann::json config_json() const override;
 

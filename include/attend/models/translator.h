@@ -3,6 +3,7 @@
 //   config.json        model settings, tokenizers, task and training settings
 //   model.safetensors  weights
 //   src_vocab.json, tgt_vocab.json   token lists (ids are positions)
+//   checkpoint.json    the manifest: each file's size and SHA-256, checked when loading
 //   metrics.jsonl      one line per evaluation during training
 #pragma once
 
@@ -31,6 +32,7 @@ struct Translation {
   std::vector<std::vector<std::vector<float>>> maps;
   float score = 0.0f;
   size_t unknown = 0;                         // source tokens not in the vocabulary (mapped to <unk>)
+  std::string error;                          // why this input was not translated (e.g. too long); else empty
 };
 
 // What a model directory's config.json holds; parse_model_config validates every field and
@@ -48,11 +50,17 @@ class Translator {
  public:
   Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
              nlohmann::json extra = nlohmann::json::object());
-  // Loads and validates a model directory; errors name the file and what is wrong.
+  // Loads and validates a model directory (every file against its manifest, every weight
+  // finite); errors name the file and what is wrong.
   static Translator load(const std::string& dir);
-  // Writes config.json, vocabularies and model.safetensors, each atomically.
+  // Writes config.json, the vocabularies and model.safetensors as one unit (io/checkpoint.h):
+  // after any failure or kill the directory holds the old model or the new one, whole. With
+  // another possible writer, hold the directory's lock (DirectoryLock) around it.
   void save(const std::string& dir) const;
 
+  // One Translation per source, in order. An input the model cannot take (longer than
+  // model().max_source_length() tokens) is not translated and says why in its `error`; the
+  // others are translated all the same.
   std::vector<Translation> translate(const std::vector<std::string>& sources, const DecodeOptions& options,
                                      int batch_size = 64) const;
 

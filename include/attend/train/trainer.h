@@ -8,18 +8,27 @@
 //                                         "adam.v.*") and, as JSON in the header's metadata, the
 //                                         options, step, data-order position, RNG states,
 //                                         learning-rate scale and early-stopping bookkeeping.
-// Both are replaced atomically, so a run killed at any moment (even SIGKILL) resumes from the
-// last saved state, and the resumed run ends with the same bytes as an uninterrupted one
-// (same seed and thread count).
+// The model is replaced as one unit (io/checkpoint.h) and the state atomically, so a run killed at
+// any moment (even SIGKILL) resumes from the last saved state, and the resumed run ends with the
+// same bytes as an uninterrupted one (same seed and thread count). A run holds DIR/.lock while it
+// works: a second run into the same directory fails at once.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
+#include "attend/data/batch.h"
+#include "attend/data/tsv.h"
 #include "attend/data/vocab.h"
 #include "attend/models/model_config.h"
+#include "attend/random.h"
+#include "attend/train/optimizer.h"
+#include "attend/train/train_state.h"
 
 namespace attend {
 
@@ -47,6 +56,7 @@ struct TrainOptions {
   int max_nonfinite = 5; // consecutive non-finite losses/gradients before giving up
   int save_every = 500;  // steps between training-state saves (0 = only at evaluations)
   bool resume = false;   // continue the run whose training state is in `out`
+  bool overwrite = false; // train into `out` even though it holds another run's model or state
   std::string out;       // model directory
   void validate() const; // throws std::invalid_argument naming the option and value
 };
@@ -67,16 +77,6 @@ struct TrainProgress {
   double eta_seconds = 0.0;    // to the end of the epoch budget (or the time budget, if sooner)
 };
 
-struct EvalRecord {
-  int64_t step = 0;
-  int epoch = 0;
-  double train_loss = 0.0;
-  double dev_exact_match = 0.0, dev_error_rate = 0.0;
-  double lr = 0.0;
-  double elapsed_seconds = 0.0;
-  bool best = false;
-};
-
 struct TrainCallbacks {
   std::function<void(const TrainProgress&)> on_step;
   std::function<void(const EvalRecord&)> on_eval;
@@ -94,6 +94,59 @@ struct TrainResult {
   bool interrupted = false;  // stopped by should_stop; resume with TrainOptions::resume
 };
 
+class Translator;
+class DirectoryLock;
+
+// One training run in `options.out`. The constructor takes the directory's lock, finishes or
+// discards what a killed run left there, reads and checks the data (before anything is written),
+// and builds the model, optimizer and state, or restores them with `options.resume`; run() trains
+// until a stopping rule (epochs, budget, early stopping, should_stop) and saves as it goes.
+class Trainer {
+ public:
+  explicit Trainer(const TrainOptions& options, const TrainCallbacks& callbacks = {});
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
+  TrainResult run();
+  // The pieces of run():
+  bool step();         // trains on the epoch's next batch; false when the epoch has none left
+  void evaluate();     // the dev set; keeps the best model; may end the run (stop_reason)
+  void save_state();   // DIR/train_state.safetensors, atomically
+  void restore();      // from DIR/train_state.safetensors (the constructor does this for resume)
+  const TrainState& state() const { return state_; }
+
+ private:
+  void check_directory();
+  void load_data();
+  void build_model();
+  void resume_finished(TrainState& saved, const std::string& origin) const;
+  void begin_epoch();
+  void end_epoch();
+  bool after_step();  // evaluations, saves, budgets; true when the run must return now
+  double elapsed() const;
+  void message(const std::string& m) const;
+
+  TrainOptions opt_;
+  TrainCallbacks cb_;
+  std::unique_ptr<DirectoryLock> lock_;
+  std::vector<Example> train_examples_, dev_examples_, test_examples_;
+  std::vector<EncodedExample> train_set_;
+  std::unique_ptr<Translator> bundle_;
+  std::vector<NamedParameter> params_;
+  std::unique_ptr<Adam> adam_;
+  LrSchedule schedule_;
+  Rng rng_{1};
+  TrainState state_;
+  TrainResult result_;
+  std::vector<std::vector<int>> batches_;  // this epoch's batch order
+  bool stop_ = false;
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now(), tok_t0_ = t0_;
+  double tokens_ = 0.0;
+  int64_t first_step_ = 0;
+};
+
+// Trainer(options, callbacks).run().
 TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks = {});
 
 }  // namespace attend

@@ -23,8 +23,10 @@ std::string alignment_svg(const Alignment& a);
 // PNG or SVG by the extension of `path` (.png | .svg); anything else throws.
 void write_alignment_image(const std::string& path, const Alignment& a);
 // Several alignments of one input in one picture: rows of panels, each with its own title (a
-// Transformer's: the mean, then a row per layer with a panel per head). PNG or SVG by extension.
-void write_alignment_grid(const std::string& path, const std::vector<std::vector<Alignment>>& rows);
+// Transformer's: the mean, then a row per layer with a panel per head). `format` "png" or "svg",
+// or by the extension of `path` when empty. Over 16,384 pixels a side is an error.
+void write_alignment_grid(const std::string& path, const std::vector<std::vector<Alignment>>& rows,
+                          std::string format = "");
 std::string alignment_grid_svg(const std::vector<std::vector<Alignment>>& rows);
 // A Unicode block heatmap for the terminal (" ░▒▓█" shades; 256-colour background when color).
 std::string alignment_terminal(const Alignment& a, bool color);
