@@ -108,7 +108,7 @@ struct DecodeArgs {
 };
 
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
-  app->add_option("--model", a.model, "Model directory (written by attend train)")->required()->check(CLI::ExistingDirectory);
+  app->add_option("--model", a.model, "Model directory (written by attend train)")->required();  // load() says what is wrong
   app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(whole(1, kMaxBeam))->capture_default_str();
   app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
       ->check(number(0, true))->capture_default_str();

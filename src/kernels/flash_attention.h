@@ -47,9 +47,10 @@ inline void sdpa_key_range(const SdpaProblem& p, int b, int t, int& lo, int& hi)
   const int diag = t + (p.bottom_right ? L - p.T : 0);
   hi = L;
   if (p.causal && diag + 1 < hi) hi = diag + 1;
-  if (p.window_right >= 0 && diag + p.window_right + 1 < hi) hi = diag + p.window_right + 1;
+  // In 64 bits: a window of up to INT_MAX positions must not overflow (it means "all of them").
+  if (p.window_right >= 0 && int64_t(diag) + p.window_right + 1 < hi) hi = static_cast<int>(int64_t(diag) + p.window_right + 1);
   lo = 0;
-  if (p.window_left >= 0 && diag - p.window_left > lo) lo = diag - p.window_left;
+  if (p.window_left >= 0 && int64_t(diag) - p.window_left > lo) lo = static_cast<int>(int64_t(diag) - p.window_left);
 }
 
 // The dropout decision for one weight: true = kept (then scaled by 1 / (1 - p)).

@@ -1,9 +1,13 @@
 #include "attend/models/translator.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <filesystem>
 #include <stdexcept>
 
+#include "attend/data/utf8.h"
 #include "attend/io/checkpoint.h"
 #include "attend/io/files.h"
 #include "../io/json_field.h"
@@ -73,11 +77,12 @@ Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenize
 }
 
 Translator Translator::load(const std::string& dir) {
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec)) {
-    if (std::filesystem::exists(dir, ec)) throw std::runtime_error(dir + ": not a directory (a model is a directory)");
-    throw std::runtime_error(dir + ": no such model directory");
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) {
+    if (errno == ENOENT) throw std::runtime_error(dir + ": no such model directory");
+    throw_errno(dir, "cannot open the model directory", errno);  // permission, symlink loop, I/O error
   }
+  if (!S_ISDIR(st.st_mode)) throw std::runtime_error(dir + ": not a directory (a model is a directory)");
   // Every file from one checkpoint, checked against its manifest before anything is parsed.
   const CheckpointReader files(dir, {"config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"});
   const std::string config_path = files.path("config.json");
@@ -122,6 +127,11 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
   std::vector<int> real;  // inputs with at least one token
   for (size_t i = 0; i < sources.size(); ++i) {
     EncodedExample e;
+    if (const std::string bad = describe_utf8_error(sources[i]); !bad.empty()) {
+      out[i].error = bad;
+      enc.push_back(std::move(e));
+      continue;
+    }
     out[i].source_tokens = src_tok_.split(sources[i]);
     for (const auto& t : out[i].source_tokens) {
       e.src.push_back(src_vocab_.id(t));

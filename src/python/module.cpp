@@ -21,11 +21,32 @@
 namespace py = pybind11;
 using namespace attend;
 
-namespace {
-
 using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-Tensor to_tensor(const FloatArray& a, const char* name) {
+// An array argument, converted to contiguous float32 by NumPy itself, so that an array too large
+// to copy raises NumPy's MemoryError (pybind11's own conversion would turn it into a TypeError
+// about the signature) and a value that is no number its ValueError.
+struct FloatArg {
+  FloatArray array;
+};
+
+namespace pybind11::detail {
+template <>
+struct type_caster<FloatArg> {
+  PYBIND11_TYPE_CASTER(FloatArg, const_name("numpy.ndarray[numpy.float32]"));
+  bool load(handle src, bool /*convert*/) {
+    if (src.is_none()) return false;
+    const object a = module_::import("numpy").attr("ascontiguousarray")(src, "float32");  // may raise
+    value.array = a.cast<FloatArray>();
+    return true;
+  }
+};
+}  // namespace pybind11::detail
+
+namespace {
+
+Tensor to_tensor(const FloatArg& arg, const char* name) {
+  const FloatArray& a = arg.array;
   if (a.ndim() > Shape::kMaxDims) {
     throw std::invalid_argument(std::string(name) + ": at most 4 dimensions, got " + std::to_string(a.ndim()));
   }
@@ -94,9 +115,9 @@ struct Inputs {
   std::vector<std::pair<std::string, Var>> named;  // everything that gets a gradient
 };
 
-Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
+Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& values, const std::string& attention,
                    const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-                   float coverage_loss, float sigma, float position_rate, const std::optional<FloatArray>& summary,
+                   float coverage_loss, float sigma, float position_rate, const std::optional<FloatArg>& summary,
                    const py::kwargs& arrays, bool requires_grad) {
   Inputs in;
   in.query = Var(to_tensor(query, "query"), requires_grad);
@@ -116,7 +137,7 @@ Inputs make_inputs(const FloatArray& query, const FloatArray& keys, const FloatA
     bool known = false;
     for (const auto& p : kParams) known = known || key == p.kwarg;
     if (!known) throw std::invalid_argument("unknown keyword argument '" + key + "'");
-    given[key] = to_tensor(v.cast<FloatArray>(), key.c_str());
+    given[key] = to_tensor(v.cast<FloatArg>(), key.c_str());
   }
   AttentionConfig c;
   c.kind = parse_mechanism(attention);
@@ -171,6 +192,8 @@ struct Outputs {
 };
 Outputs run_mechanism(const Inputs& in, bool hard) {
   const int64_t B = in.query.size(0), T = in.query.size(1), Dq = in.query.size(2);
+  if (B == 0 || T == 0)  // no queries: empty results, as attend() gives (attention.h)
+    return {Var(Tensor(Shape{B, T, in.values.size(2)})), Var(Tensor(Shape{B, T, in.keys.size(1)})), Var()};
   AttentionMemory mem = in.mechanism->prepare(in.keys, in.values, in.mask, in.summary);
   AttentionState st;
   st.hard = hard;
@@ -349,9 +372,9 @@ PYBIND11_MODULE(attend, m) {
 
   m.def(
       "attention",
-      [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const std::string& attention,
+      [](const FloatArg& query, const FloatArg& keys, const FloatArg& values, const std::string& attention,
          const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-         float coverage_loss, float sigma, float position_rate, const std::optional<FloatArray>& summary, bool hard,
+         float coverage_loss, float sigma, float position_rate, const std::optional<FloatArg>& summary, bool hard,
          bool return_weights, const py::kwargs& params) -> py::object {
         Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, sigma,
                                 position_rate, summary, params, false);
@@ -367,10 +390,10 @@ PYBIND11_MODULE(attend, m) {
 
   m.def(
       "attention_backward",
-      [](const FloatArray& query, const FloatArray& keys, const FloatArray& values, const FloatArray& grad_context,
-         const std::optional<FloatArray>& grad_weights, const std::string& attention, const std::string& score,
+      [](const FloatArg& query, const FloatArg& keys, const FloatArg& values, const FloatArg& grad_context,
+         const std::optional<FloatArg>& grad_weights, const std::string& attention, const std::string& score,
          const std::string& normalizer, const py::object& mask, int window, float coverage_loss, float sigma,
-         float position_rate, const std::optional<FloatArray>& summary, const py::kwargs& params) {
+         float position_rate, const std::optional<FloatArg>& summary, const py::kwargs& params) {
         Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, sigma,
                                 position_rate, summary, params, true);
         Tape tape;
@@ -386,7 +409,7 @@ PYBIND11_MODULE(attend, m) {
             total = add(total, sum(mul(out.weights, Var(gw))));
           }
           if (out.penalty.defined()) total = add(total, scale(out.penalty, coverage_loss));  // + lambda * coverage loss
-          tape.backward(total);
+          if (out.context.requires_grad()) tape.backward(total);  // else no queries (B or T = 0): zero gradients
         }
         py::dict grads;
         for (const auto& [name, v] : in.named) {
@@ -416,7 +439,7 @@ PYBIND11_MODULE(attend, m) {
   };
   m.def(
       "sdpa",
-      [sdpa_options](const FloatArray& q, const FloatArray& k, const FloatArray& v, const std::optional<FloatArray>& bias,
+      [sdpa_options](const FloatArg& q, const FloatArg& k, const FloatArg& v, const std::optional<FloatArg>& bias,
                      float scale, const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,
                      int window_left, int window_right, const std::optional<std::vector<float>>& alibi_slopes,
                      float softcap, float dropout, uint64_t seed, bool reference) {
@@ -439,8 +462,8 @@ PYBIND11_MODULE(attend, m) {
       py::arg("softcap") = 0.0f, py::arg("dropout") = 0.0f, py::arg("seed") = 0, py::arg("reference") = false);
   m.def(
       "sdpa_backward",
-      [sdpa_options](const FloatArray& q, const FloatArray& k, const FloatArray& v, const FloatArray& grad_out,
-                     const std::optional<FloatArray>& bias, float scale, const std::optional<std::vector<int>>& key_lengths,
+      [sdpa_options](const FloatArg& q, const FloatArg& k, const FloatArg& v, const FloatArg& grad_out,
+                     const std::optional<FloatArg>& bias, float scale, const std::optional<std::vector<int>>& key_lengths,
                      bool causal, bool bottom_right, int window_left, int window_right,
                      const std::optional<std::vector<float>>& alibi_slopes, float softcap, float dropout, uint64_t seed,
                      bool reference) {
