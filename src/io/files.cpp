@@ -94,6 +94,12 @@ void file_step(const char* what, const std::string& path) {
   if (n == p.fail_at) throw_errno(path, std::string(what) + " failed (injected fault)", EIO);
 }
 
+void set_file_faults(long kill_at, long fail_at) {
+  FaultPlan& p = fault_plan();
+  std::lock_guard<std::mutex> lock(p.mu);
+  p.kill_at = kill_at, p.fail_at = fail_at, p.steps = 0;
+}
+
 std::string read_file(const std::string& path, uint64_t max_bytes) {
   uint64_t size = 0;
   const int fd = open_regular(path, max_bytes, &size);

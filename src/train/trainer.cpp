@@ -430,7 +430,7 @@ void Trainer::evaluate() {
   TrainState& st = state_;
   st.last_eval_step = st.step;
   EvalRecord r;
-  r.step = st.step, r.epoch = st.epoch, r.train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0.0;
+  r.step = st.step, r.epoch = std::min(st.epoch, opt_.epochs), r.train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0.0;
   r.dev_exact_match = s.exact_match, r.dev_error_rate = s.error_rate;
   r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
   r.best = s.exact_match > st.best.dev_exact_match ||

@@ -45,6 +45,8 @@ void make_directories(const std::string& path);
 // killed (SIGKILL) just before the N-th step, or ATTEND_FAULT_FAIL_AT=N to make it fail with
 // EIO; ATTEND_FAULT_COUNT=FILE appends each step's name to FILE.
 void file_step(const char* what, const std::string& path);
+// The same for tests in one process: steps are counted from here; 0 = never.
+void set_file_faults(long kill_at, long fail_at);
 // Internal helpers shared by the io files (they call file_step themselves).
 void fsync_directory(const std::string& dir);
 void rename_file(const std::string& from, const std::string& to);
