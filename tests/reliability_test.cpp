@@ -231,6 +231,31 @@ TEST(TrainKill, KilledAtEveryStepTheModelLoadsAndTheRunResumes) {
   fs::remove_all(dir);
 }
 
+// A fresh run killed during its first saves leaves a directory that either resumes or starts
+// again with the same command (no --overwrite needed: there is no model in it yet).
+TEST(TrainKill, AFreshRunKilledEarlyResumesOrRestartsCleanly) {
+  const std::string dir = temp_dir("freshkill");
+  const std::string args = "train " + tiny_data(dir) + "--epochs 1 --batch 8 ";
+  ASSERT_EQ(run(args + "--out " + dir + "/full").code, 0);
+  const std::string want = read_file(dir + "/full/model.safetensors");
+  for (long step = 1; step <= 12; ++step) {
+    const std::string d = dir + "/k";
+    fs::remove_all(d);
+    const CliRun r = shell("ATTEND_FAULT_KILL_AT=" + std::to_string(step) + " " + std::string(ATTEND_CLI) + " " + args +
+                           "--out " + d + "; echo EXIT=$?");
+    ASSERT_TRUE(contains(r.output, "EXIT=137")) << "step " << step << ": " << r.output;
+    CliRun again = run("train --resume " + d);
+    if (again.code != 0) {
+      EXPECT_TRUE(contains(again.output, "no training state to resume") || contains(again.output, "Directory does not exist"))
+          << "step " << step << ": " << again.output;
+      again = run(args + "--out " + d);
+    }
+    EXPECT_EQ(again.code, 0) << "step " << step << ": " << again.output;
+    EXPECT_TRUE(read_file(d + "/model.safetensors") == want) << "step " << step;
+  }
+  fs::remove_all(dir);
+}
+
 // ---- 2. One run per directory --------------------------------------------------------------
 
 TEST(Lock, ASecondWriterFailsAtOnceNamingTheHolder) {
@@ -542,6 +567,13 @@ TEST(ResumeChecks, ChangedDataDamagedStateAndBudgets) {
   EXPECT_EQ(r.code, 1);
   EXPECT_TRUE(contains(r.output, "do not match the state's checksum")) << r.output;
   write_text(state, good);
+  // The best model so far, which the resumed run keeps unless it finds a better one, is checked too.
+  const std::string model = read_file(dir + "/m/model.safetensors");
+  write_text(dir + "/m/model.safetensors", model.substr(0, model.size() - 8));
+  r = run("train --resume " + dir + "/m --max-steps 8");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_TRUE(contains(r.output, "model.safetensors: does not match checkpoint.json")) << r.output;
+  write_text(dir + "/m/model.safetensors", model);
   EXPECT_EQ(run("train --resume " + dir + "/m --max-steps 8").code, 0);
   fs::remove_all(dir);
 }

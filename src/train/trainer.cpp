@@ -384,6 +384,9 @@ void Trainer::restore() {
       (!s.tgt_vocab_sha256.empty() && s.tgt_vocab_sha256 != state_.tgt_vocab_sha256))
     throw std::runtime_error(origin + ": the vocabularies built from the data differ from the run's");
   if (s.finished) resume_finished(s, origin);
+  std::error_code ec;
+  if (std::filesystem::exists(opt_.out + "/config.json", ec))  // the best model so far, which the run may keep
+    CheckpointReader(opt_.out, {"config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"});
   const int old_threads = saved.meta.at("options").value("threads", 0);
   if (old_threads != opt_.threads)
     message("resuming with " + std::to_string(opt_.threads) + " threads instead of " + std::to_string(old_threads) +
