@@ -192,6 +192,58 @@ TEST(Seq2Seq, PrecomputedMemoryCombinedGivesTheSameSteps) {
       }
 }
 
+// Beam search carries every mechanism's state through its reorders: the score and attention of
+// each hypothesis it returns equal those of the same tokens decoded again on their own, step by
+// step, without any reordering (a state field left out of the gather would change them). Greedy
+// decoding (beam 1) is held to the same.
+TEST(Seq2Seq, EveryMechanismsStateSurvivesBeamSearch) {
+  std::vector<EncodedExample> ex = {{{4, 5, 6, 5, 4, 6}, {}}, {{6, 4, 5}, {}}};
+  const Batch batch = make_batch(ex, {0, 1});
+  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
+                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic,
+                             MechanismKind::kForward, MechanismKind::kForwardTA, MechanismKind::kHard})
+    for (int beam : {1, 3})
+    for (uint64_t seed : {77, 78, 79})
+    for (float gain : {1.0f, 3.0f}) {
+      SCOPED_TRACE(to_string(kind) + " beam " + std::to_string(beam) + " seed " + std::to_string(seed) + " gain " + std::to_string(gain));
+      Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+      c.attention = kind, c.window = 1;
+      Rng rng(seed);
+      Seq2Seq model(c, rng);
+      for (auto& p : model.parameters()) {  // gain 3: peaked distributions, decisive pointers
+        float* w = p.var.value().data();
+        for (int64_t i = 0, n = p.var.value().numel(); i < n; ++i) w[i] *= gain;
+        if (p.name == "output.bias") w[Vocab::kEos] = -30.0f;  // no early </s>: every step reorders the beams
+        if (p.name == "attention.monotonic.r") w[0] = 0.2f;    // stop probabilities near 1/2: a moving pointer
+      }
+      const DecodeOptions o{.beam = beam, .length_penalty = 0.0f, .max_length = 7};
+      const std::vector<Hypothesis> hyps = decode(model, batch, o);
+      for (int b = 0; b < batch.B; ++b) {
+        const Batch one = make_batch(ex, {b});
+        std::unique_ptr<StepDecoder> dec = model.decoder(one, 1, o);
+        std::vector<int> fed = {Vocab::kBos};
+        std::vector<int> want = hyps[b].tokens;
+        const bool closed = hyps[b].attention.size() > want.size();
+        if (closed) want.push_back(Vocab::kEos);
+        double score = 0.0;
+        for (size_t t = 0; t < want.size(); ++t) {
+          const DecoderStep s = dec->step({fed.back()});
+          const int64_t V = s.logits.size(1);
+          const float* z = s.logits.data();
+          const float mx = *std::max_element(z, z + V);
+          double se = 0.0;
+          for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v]) - mx);
+          score += z[want[t]] - mx - std::log(se);
+          for (int64_t sp = 0; sp < one.S; ++sp)
+            EXPECT_NEAR(s.weights.data()[sp], hyps[b].attention[t][sp], 1e-5f) << "row " << b << " step " << t << " position " << sp;
+          fed.push_back(want[t]);
+        }
+        EXPECT_NEAR(hyps[b].score, score, 1e-4) << "row " << b;
+        EXPECT_EQ(hyps[b].tokens.size(), 7u) << "row " << b << ": the test needs long hypotheses";
+      }
+    }
+}
+
 TEST(Seq2Seq, FrozenTablesDecodeAsBeforeAndNeverReachATape) {
   std::vector<EncodedExample> ex = {{{4, 5, 6}, {4, 5}}, {{6, 4}, {5}}};
   Batch batch = make_batch(ex, {0, 1});

@@ -205,10 +205,10 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
   }
   std::vector<Hypothesis> out(B);
   for (int b = 0; b < B; ++b) {
-    if (finished[b].empty()) {  // ran out of steps: take the best live hypothesis
-      const Live& h = live[b][0];
-      finished[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
-    }
+    if (!closed[b])  // out of steps: the live hypotheses, cut at the limit, compete with the finished ones
+      for (const Live& h : live[b])
+        if (std::isfinite(h.logp)) finished[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
+    if (finished[b].empty()) finished[b].push_back({live[b][0], -INFINITY});
     const Done& best = *std::max_element(finished[b].begin(), finished[b].end(),
                                          [](const Done& x, const Done& y) { return x.score < y.score; });
     out[b].tokens = best.hyp.tokens;
