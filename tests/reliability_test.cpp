@@ -325,7 +325,7 @@ std::string Written::dir_;
 
 TEST_F(Written, AFullStdoutIsAnErrorForEveryCommand) {
   const std::string m = " --model " + dir_ + "/m";
-  for (const std::string cmd : {"translate" + m + " 'the 3rd of march, 1999'", "eval" + m + " --test " + dir_ + "/m/test.tsv",
+  for (const std::string& cmd : std::vector<std::string>{"translate" + m + " 'the 3rd of march, 1999'", "eval" + m + " --test " + dir_ + "/m/test.tsv",
                                 "eval" + m + " --json --test " + dir_ + "/m/test.tsv",
                                 "align" + m + " --format pharaoh 'the 3rd of march, 1999'"}) {
     const CliRun r = shell(std::string(ATTEND_CLI) + " " + cmd + " > /dev/full");
@@ -597,7 +597,7 @@ bool all_nan(const float* x, int64_t n) {
 TEST(NonFiniteInputs, NanReachesTheOutputOfEverySdpaPath) {
   Rng rng(11);
   const int B = 1, H = 2, T = 3, S = 40, D = 8;
-  for (const std::string where : {"q", "k", "bias", "alibi"}) {
+  for (const std::string& where : std::vector<std::string>{"q", "k", "bias", "alibi"}) {
     Tensor q = random_tensor(Shape{B, H, T, D}, rng), k = random_tensor(Shape{B, H, S, D}, rng);
     Tensor v = random_tensor(Shape{B, H, S, D}, rng), bias = random_tensor(Shape{1, H, T, S}, rng);
     SdpaOptions o;
