@@ -25,15 +25,15 @@ constexpr int kSrcVocab = 30, kTgtVocab = 42, kS = 10, kT = 9;
 Seq2SeqConfig bench_config() {
   Seq2SeqConfig c;
   c.cell = CellKind::kGru;
-  c.embedding = 128, c.hidden = 256, c.encoder_hidden = 256, c.attention_dim = 256;
-  c.score = ScoreKind::kAdditive, c.input_feeding = true, c.dropout = 0.0f;
+  c.embedding = 128, c.hidden = 256, c.encoder_hidden = 256, c.attention.attention_dim = 256;
+  c.attention.score = ScoreKind::kAdditive, c.input_feeding = true, c.dropout = 0.0f;
   c.src_vocab = kSrcVocab, c.tgt_vocab = kTgtVocab;
   return c;
 }
 
 // Matrix-product FLOPs of one forward pass over a batch (what GFLOP/s is reported against).
 double forward_flops(const Seq2SeqConfig& c, int B) {
-  const double E = c.embedding, H = c.hidden, He = c.encoder_size(), M = c.memory_size(), A = c.attention_dim,
+  const double E = c.embedding, H = c.hidden, He = c.encoder_size(), M = c.memory_size(), A = c.attention.attention_dim,
                V = c.tgt_vocab;
   const double enc = 2.0 * B * kS * (2 * E * 3 * He + 2 * He * 3 * He);  // two directions
   const double once = 2.0 * B * (kS * M * A + M * H);                      // key projection, bridge

@@ -81,7 +81,7 @@ TEST_F(Cli, MechanismSettingsReachTheModel) {
   EXPECT_EQ(run("translate --model " + dir_ + "/loc abc").code, 0);
   r = run("train " + data + "--attention local-m --position-rate fast --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("--position-rate must be a number > 0 or auto, got 'fast'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--position-rate: must be a number in (0, 1000] or auto, got 'fast'"), std::string::npos) << r.output;
   r = run("train " + data + "--attention location --location-width 4 --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("of width 4"), std::string::npos) << r.output;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "attend/attention/mechanism.h"
+#include "attend/attention/registry.h"
 #include <map>
 #include "attend/ops/reduce.h"
 #include "attend/ops/elementwise.h"
@@ -14,6 +15,14 @@
 
 namespace attend {
 namespace {
+
+// A mechanism's config; the window only for the mechanisms that have one.
+AttentionConfig cfg(const std::string& kind, ScoreKind score, Normalizer n, int attention_dim, int window) {
+  AttentionConfig c;
+  c.mechanism = kind, c.score = score, c.normalizer = n, c.attention_dim = attention_dim;
+  if (find_mechanism(kind).option("window")) c.options["window"] = window;
+  return c;
+}
 
 using testing::gradcheck;
 using testing::random_var;
@@ -48,16 +57,16 @@ std::vector<Var> params(const Module& m, std::vector<Var> extra) {
 
 TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
   const Tensor mask = mask_with_lengths();
-  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
-                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic,
-                             MechanismKind::kForward, MechanismKind::kForwardTA})
+  for (const std::string kind : {"soft", "static", "local-m", "local-p",
+                             "location", "coverage", "monotonic",
+                             "forward", "forward-ta"})
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
-      if ((kind == MechanismKind::kLocation || kind == MechanismKind::kCoverage) && score != ScoreKind::kAdditive) continue;
-      SCOPED_TRACE(to_string(kind) + " / " + to_string(score));
+      if ((kind == "location" || kind == "coverage") && score != ScoreKind::kAdditive) continue;
+      SCOPED_TRACE(kind + " / " + to_string(score));
       Rng rng(51);
-      auto mech = make_attention({kind, score, Normalizer::kSoftmax, 5, /*window=*/2}, D, D, rng);
+      auto mech = make_attention(cfg(kind, score, Normalizer::kSoftmax, 5, /*window=*/2), D, D, rng);
       Var keys = random_var({B, S, D}, rng), queries = random_var({3, B, D}, rng);
-      Var summary = random_var({B, D}, rng, 1.0f, /*requires_grad=*/kind == MechanismKind::kStatic);  // only static reads it
+      Var summary = random_var({B, D}, rng, 1.0f, /*requires_grad=*/kind == "static");  // only static reads it
       gradcheck(
           [&](const std::vector<Var>& x) {
             AttentionMemory mem = mech->prepare(x[0], x[0], mask, x[2]);
@@ -70,10 +79,10 @@ TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
 
 TEST(Mechanisms, LocalWindowsPutNoWeightOutside) {
   const Tensor mask = mask_with_lengths();
-  for (MechanismKind kind : {MechanismKind::kLocalM, MechanismKind::kLocalP}) {
+  for (const std::string kind : {"local-m", "local-p"}) {
     Rng rng(52);
     const int W = 1;
-    auto mech = make_attention({kind, ScoreKind::kDot, Normalizer::kSoftmax, 5, W}, D, D, rng);
+    auto mech = make_attention(cfg(kind, ScoreKind::kDot, Normalizer::kSoftmax, 5, W), D, D, rng);
     Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({7, B, D}, rng, 1, false);
     const std::vector<AttentionResult> results = run_steps(*mech, mech->prepare(keys, keys, mask, Var()), queries, 7);
     for (int t = 0; t < 7; ++t) {
@@ -83,9 +92,9 @@ TEST(Mechanisms, LocalWindowsPutNoWeightOutside) {
         int first = S, last = -1;
         for (int s = 0; s < S; ++s)
           if (w[s] > 0.0f) first = std::min(first, s), last = std::max(last, s);
-        ASSERT_LE(last - first, 2 * W + 1) << to_string(kind) << " step " << t << " row " << b << ": weight spans "
+        ASSERT_LE(last - first, 2 * W + 1) << kind << " step " << t << " row " << b << ": weight spans "
                                            << first << ".." << last;
-        if (kind == MechanismKind::kLocalM) {
+        if (kind == "local-m") {
           const int centre = std::min(t, (b == 0 ? 9 : 6) - 1);
           EXPECT_GE(first, centre - W);
           EXPECT_LE(last, centre + W);
@@ -101,8 +110,8 @@ TEST(Mechanisms, LocalMWindowFollowsThePositionRate) {
   const Tensor mask = mask_with_lengths();
   Rng rng(57);
   const int W = 1;
-  AttentionConfig c{MechanismKind::kLocalM, ScoreKind::kDot, Normalizer::kSoftmax, 5, W};
-  c.position_rate = 1.5f;
+  AttentionConfig c = cfg("local-m", ScoreKind::kDot, Normalizer::kSoftmax, 5, W);
+  c.options["position_rate"] = 1.5f;
   auto mech = make_attention(c, D, D, rng);
   Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({7, B, D}, rng, 1, false);
   const std::vector<AttentionResult> results = run_steps(*mech, mech->prepare(keys, keys, mask, Var()), queries, 7);
@@ -118,9 +127,9 @@ TEST(Mechanisms, LocalMWindowFollowsThePositionRate) {
       }
     }
   }
-  c.position_rate = 0.0f;  // "auto", not yet measured: a model cannot be built with it
+  c.options["position_rate"] = 0.0f;  // "auto", not yet measured: a model cannot be built with it
   EXPECT_THROW(make_attention(c, D, D, rng), std::invalid_argument);
-  c.position_rate = -1.0f;
+  c.options["position_rate"] = -1.0f;
   EXPECT_THROW(c.validate(), std::invalid_argument);
 }
 
@@ -132,8 +141,8 @@ TEST(Mechanisms, LocalPSigmaSetsTheGaussian) {
   std::vector<std::vector<float>> w;
   for (float sigma : {0.0f, 3.0f}) {
     Rng rng(58);
-    AttentionConfig c{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 4};
-    c.sigma = sigma;
+    AttentionConfig c = cfg("local-p", ScoreKind::kDot, Normalizer::kSoftmax, 5, 4);
+    c.options["sigma"] = sigma;
     auto mech = make_attention(c, D, D, rng);
     if (!keys.defined()) keys = random_var({B, S, D}, rng, 1, false), queries = random_var({1, B, D}, rng, 1, false);
     AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
@@ -165,14 +174,14 @@ TEST(Mechanisms, LocalPSigmaSetsTheGaussian) {
     }
   }
   EXPECT_GT(compared, 0);
-  AttentionConfig bad{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 4};
-  bad.sigma = -1.0f;
+  AttentionConfig bad = cfg("local-p", ScoreKind::kDot, Normalizer::kSoftmax, 5, 4);
+  bad.options["sigma"] = -1.0f;
   EXPECT_THROW(bad.validate(), std::invalid_argument);
 }
 
 TEST(Mechanisms, StaticWeightsAreTheSameAtEveryStep) {
   Rng rng(53);
-  auto mech = make_attention({MechanismKind::kStatic, ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+  auto mech = make_attention(cfg("static", ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2), D, D, rng);
   Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({4, B, D}, rng, 1, false);
   AttentionMemory mem = mech->prepare(keys, keys, mask_with_lengths(), random_var({B, D}, rng, 1, false));
   const std::vector<float> first = run(*mech, mem, queries, 1, 0).weights.value().to_vector();
@@ -182,8 +191,8 @@ TEST(Mechanisms, StaticWeightsAreTheSameAtEveryStep) {
 TEST(Mechanisms, CoverageSumsPastWeightsAndItsLossIsDifferentiable) {
   const Tensor mask = mask_with_lengths();
   Rng rng(54);
-  AttentionConfig c{MechanismKind::kCoverage, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2};
-  c.coverage_loss = 1.0f;
+  AttentionConfig c = cfg("coverage", ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2);
+  c.options["coverage_loss"] = 1.0f;
   auto mech = make_attention(c, D, D, rng);
   Var keys = random_var({B, S, D}, rng), queries = random_var({4, B, D}, rng);
   {
@@ -199,16 +208,16 @@ TEST(Mechanisms, CoverageSumsPastWeightsAndItsLossIsDifferentiable) {
         if (t > 0) penalty += std::min(r.weights.value().data()[i], before[i]);
         total[i] += r.weights.value().data()[i];
       }
-      for (int i = 0; i < B * S; ++i) EXPECT_NEAR(st.coverage.value().data()[i], total[i], 1e-6f);
+      for (int i = 0; i < B * S; ++i) EXPECT_NEAR(st.row(0).value()  /* coverage: c_t, its slot 0 */.data()[i], total[i], 1e-6f);
     }
-    EXPECT_NEAR(st.penalty.value().item(), penalty, 1e-5);
+    EXPECT_NEAR(st.sum(0) /* coverage: the loss */.value().item(), penalty, 1e-5);
   }
   gradcheck(
       [&](const std::vector<Var>& x) {
         AttentionMemory mem = mech->prepare(x[0], x[0], mask, Var());
         AttentionState st;
         for (int t = 0; t < 3; ++t) mech->step(reshape(select(x[1], t), Shape{B, 1, D}), mem, st);
-        return reshape(st.penalty, Shape{1});
+        return reshape(st.sum(0) /* coverage: the loss */, Shape{1});
       },
       params(*mech, {keys, queries}), {.eps = 1e-3f});
 }
@@ -216,8 +225,8 @@ TEST(Mechanisms, CoverageSumsPastWeightsAndItsLossIsDifferentiable) {
 TEST(Mechanisms, LocationStartsAsSoftAndThenSeesThePreviousAlignment) {
   const Tensor mask = mask_with_lengths();
   Rng rng(55), rng2(55);
-  auto location = make_attention({MechanismKind::kLocation, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng);
-  auto soft = make_attention({MechanismKind::kSoft, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng2);
+  auto location = make_attention(cfg("location", ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2), D, D, rng);
+  auto soft = make_attention(cfg("soft", ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2), D, D, rng2);
   Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({2, B, D}, rng, 1, false);
   AttentionMemory ml = location->prepare(keys, keys, mask, Var()), ms = soft->prepare(keys, keys, mask, Var());
   AttentionState sl, ss;
@@ -228,7 +237,7 @@ TEST(Mechanisms, LocationStartsAsSoftAndThenSeesThePreviousAlignment) {
   auto l1 = location->step(reshape(select(queries, 1), Shape{B, 1, D}), ml, sl).weights.value().to_vector();
   auto s1 = soft->step(reshape(select(queries, 1), Shape{B, 1, D}), ms, ss).weights.value().to_vector();
   EXPECT_NE(l1, s1);
-  EXPECT_THROW(make_attention({MechanismKind::kLocation, ScoreKind::kDot, Normalizer::kSoftmax, 5, 2}, D, D, rng),
+  EXPECT_THROW(make_attention(cfg("location", ScoreKind::kDot, Normalizer::kSoftmax, 5, 2), D, D, rng),
                std::invalid_argument);
 }
 
@@ -236,7 +245,7 @@ TEST(Mechanisms, MonotonicNeverMovesBackwardsAtInference) {
   const Tensor mask = mask_with_lengths();
   for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
     Rng rng(56);
-    auto mech = make_attention({MechanismKind::kMonotonic, score, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+    auto mech = make_attention(cfg("monotonic", score, Normalizer::kSoftmax, 5, 2), D, D, rng);
     for (auto& p : mech->parameters())
       if (p.name == "monotonic.r") p.var.value().data()[0] = 1.0f;  // stop often enough to see the pointer move
     Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({12, B, D}, rng, 2, false);
@@ -268,9 +277,9 @@ TEST(Mechanisms, MonotonicNeverMovesBackwardsAtInference) {
 
 TEST(Mechanisms, ForwardMassMovesAtMostOnePositionPerStep) {
   const Tensor mask = mask_with_lengths();
-  for (MechanismKind kind : {MechanismKind::kForward, MechanismKind::kForwardTA}) {
+  for (const std::string kind : {"forward", "forward-ta"}) {
     Rng rng(57);
-    auto mech = make_attention({kind, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+    auto mech = make_attention(cfg(kind, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2), D, D, rng);
     Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({6, B, D}, rng, 1, false);
     AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
     AttentionState st;
@@ -282,7 +291,7 @@ TEST(Mechanisms, ForwardMassMovesAtMostOnePositionPerStep) {
         for (int s = 0; s < S; ++s) {
           total += w[s];
           if (s > t + 1) {  // starts at 0 before step 0; one position per step
-            EXPECT_EQ(w[s], 0.0f) << to_string(kind) << ": step " << t << " reached position " << s;
+            EXPECT_EQ(w[s], 0.0f) << kind << ": step " << t << " reached position " << s;
           }
         }
         EXPECT_NEAR(total, 1.0, 1e-5);
@@ -297,8 +306,8 @@ TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {
   EXPECT_FLOAT_EQ(g[3], 1.0f);
   EXPECT_NEAR(g[4], std::exp(-0.5f), 1e-6f);
   EXPECT_NEAR(g[1], std::exp(-2.0f), 1e-6f);
-  EXPECT_THROW(parse_mechanism("hard-local"), std::invalid_argument);
-  EXPECT_THROW((AttentionConfig{MechanismKind::kLocalP, ScoreKind::kDot, Normalizer::kSoftmax, 5, 0}.validate()),
+  EXPECT_THROW(find_mechanism("hard-local"), std::invalid_argument);
+  EXPECT_THROW((cfg("local-p", ScoreKind::kDot, Normalizer::kSoftmax, 5, 0).validate()),
                std::invalid_argument);
 }
 
@@ -306,10 +315,10 @@ TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {
 TEST(Mechanisms, HardIsOneHotOnTheSoftArgmaxAtInference) {
   const Tensor mask = mask_with_lengths();
   Rng rng(61);
-  AttentionConfig c{MechanismKind::kHard, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2};
+  AttentionConfig c = cfg("hard", ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2);
   auto hard = make_attention(c, D, D, rng);
   Rng rng2(61);
-  auto soft = make_attention({MechanismKind::kSoft, ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2}, D, D, rng2);
+  auto soft = make_attention(cfg("soft", ScoreKind::kAdditive, Normalizer::kSoftmax, 5, 2), D, D, rng2);
   Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({5, B, D}, rng, 1, false);
   AttentionMemory mh = hard->prepare(keys, keys, mask, Var()), ms = soft->prepare(keys, keys, mask, Var());
   AttentionState sh, ss;
@@ -334,8 +343,8 @@ TEST(Mechanisms, HardIsOneHotOnTheSoftArgmaxAtInference) {
 TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
   const Tensor mask = mask_with_lengths();
   Rng rng(62);
-  AttentionConfig c{MechanismKind::kHard, ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2};
-  c.hard_mix = 0.0f;
+  AttentionConfig c = cfg("hard", ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2);
+  c.options["hard_mix"] = 0.0f;
   auto hard = make_attention(c, D, D, rng);
   Var keys = random_var({B, S, D}, rng, 0.5f, false), query = random_var({B, 1, D}, rng, 0.5f, false);
   AttentionMemory mem = hard->prepare(keys, keys, mask, Var());
@@ -351,14 +360,15 @@ TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
     AttentionResult r = hard->step(query, mem, st);
     for (int64_t j = 0; j < B * S; ++j) counts[j] += r.weights.value().data()[j];
     if (i == 0) {
-      ASSERT_TRUE(st.sampled_log_prob.defined() && st.entropy.defined());
+      ASSERT_TRUE(st.sum(0) /* hard: sum log a(s~) */.defined() && st.sum(1) /* hard: entropy */.defined());
     }
   }
   {
-    auto soft_mech = make_attention({MechanismKind::kSoft, ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2}, D, D, rng);
+    auto soft_mech = make_attention(cfg("soft", ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2), D, D, rng);
     assign_parameters(soft_mech->parameters(), [&] {
       std::map<std::string, Tensor> m;
-      for (const auto& p : hard->parameters()) m.emplace(p.name, p.var.value());
+      for (const auto& p : hard->parameters())
+        if (p.var.requires_grad()) m.emplace(p.name, p.var.value());  // not REINFORCE's baseline (a buffer)
       return m;
     }(), "test");
     AttentionState st;
@@ -375,12 +385,12 @@ TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
         st.sampler = &fixed;
         AttentionMemory m = hard->prepare(keys, keys, mask, Var());
         hard->step(x[0], m, st);
-        return concat({st.sampled_log_prob, reshape(st.entropy, Shape{1})}, 0);
+        return concat({st.sum(0) /* hard: sum log a(s~) */, reshape(st.sum(1) /* hard: entropy */, Shape{1})}, 0);
       },
       params(*hard, {random_var({B, 1, D}, rng, 0.5f)}), {.eps = 1e-3f});
 
   // hard_mix = 1: every sentence takes the expectation, i.e. soft attention, with its gradients.
-  c.hard_mix = 1.0f;
+  c.options["hard_mix"] = 1.0f;
   Rng rng3(63);
   auto mixed = make_attention(c, D, D, rng3);
   gradcheck(
@@ -398,9 +408,9 @@ TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
 TEST(Mechanisms, HardGumbelIsOneHotForwardWithTheRelaxedGradient) {
   const Tensor mask = mask_with_lengths();
   Rng rng(64);
-  AttentionConfig c{MechanismKind::kHard, ScoreKind::kDot, Normalizer::kSoftmax, 5, 2};
-  c.hard_estimator = HardEstimator::kGumbel;
-  c.gumbel_temperature = 0.7f;
+  AttentionConfig c = cfg("hard", ScoreKind::kDot, Normalizer::kSoftmax, 5, 2);
+  c.options["hard_estimator"] = 1;  // gumbel
+  c.options["gumbel_temperature"] = 0.7f;
   auto hard = make_attention(c, D, D, rng);
   Var keys = random_var({B, S, D}, rng, 1, false);
   Var query = random_var({B, 1, D}, rng);

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "attend/attention/registry.h"
 #include "attend/decode/search.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
@@ -103,11 +104,17 @@ TEST(Rnn, PaddingDoesNotChangeAShortSequence) {
   }
 }
 
+// The mechanism `kind`, with `window` where it has a window.
+void set_mechanism(Seq2SeqConfig& c, const std::string& kind, int window) {
+  c.attention.mechanism = kind;
+  if (find_mechanism(kind).option("window")) c.attention.options["window"] = window;
+}
+
 Seq2SeqConfig tiny_config(CellKind cell, ScoreKind score, bool feed) {
   Seq2SeqConfig c;
-  c.cell = cell, c.score = score, c.input_feeding = feed;
+  c.cell = cell, c.attention.score = score, c.input_feeding = feed;
   if (score == ScoreKind::kGeneral || score == ScoreKind::kAdditive) c.encoder_hidden = 3;  // memory 6 != decoder 4
-  c.embedding = 3, c.hidden = 4, c.attention_dim = 3, c.dropout = 0.0f;
+  c.embedding = 3, c.hidden = 4, c.attention.attention_dim = 3, c.dropout = 0.0f;
   c.src_vocab = 7, c.tgt_vocab = 6;
   return c;
 }
@@ -163,14 +170,14 @@ TEST(Seq2Seq, PrecomputedMemoryCombinedGivesTheSameSteps) {
   // one's context is its weights times the memory.
   std::vector<EncodedExample> ex = {{{4, 5, 6, 5, 4}, {}}, {{6, 4}, {}}};
   Batch batch = make_batch(ex, {0, 1});
-  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
-                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic,
-                             MechanismKind::kForward, MechanismKind::kForwardTA, MechanismKind::kHard})
+  for (const std::string kind : {"soft", "static", "local-m", "local-p",
+                             "location", "coverage", "monotonic",
+                             "forward", "forward-ta", "hard"})
     for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
       for (bool feed : {true, false}) {
-        SCOPED_TRACE(to_string(kind) + " " + to_string(cell) + (feed ? " feed" : ""));
+        SCOPED_TRACE(kind + " " + to_string(cell) + (feed ? " feed" : ""));
         Seq2SeqConfig c = tiny_config(cell, ScoreKind::kAdditive, feed);
-        c.attention = kind, c.window = 1;
+        set_mechanism(c, kind, /*window=*/1);
         Rng rng(40);
         Seq2Seq model(c, rng);
         NoGradScope no_grad;
@@ -199,15 +206,15 @@ TEST(Seq2Seq, PrecomputedMemoryCombinedGivesTheSameSteps) {
 TEST(Seq2Seq, EveryMechanismsStateSurvivesBeamSearch) {
   std::vector<EncodedExample> ex = {{{4, 5, 6, 5, 4, 6}, {}}, {{6, 4, 5}, {}}};
   const Batch batch = make_batch(ex, {0, 1});
-  for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kStatic, MechanismKind::kLocalM, MechanismKind::kLocalP,
-                             MechanismKind::kLocation, MechanismKind::kCoverage, MechanismKind::kMonotonic,
-                             MechanismKind::kForward, MechanismKind::kForwardTA, MechanismKind::kHard})
+  ASSERT_GE(mechanisms().size(), 10u);
+  for (const MechanismInfo& info : mechanisms())  // every registered mechanism
+    for (const std::string kind : {info.name})
     for (int beam : {1, 3})
     for (uint64_t seed : {77, 78, 79})
     for (float gain : {1.0f, 3.0f}) {
-      SCOPED_TRACE(to_string(kind) + " beam " + std::to_string(beam) + " seed " + std::to_string(seed) + " gain " + std::to_string(gain));
+      SCOPED_TRACE(kind + " beam " + std::to_string(beam) + " seed " + std::to_string(seed) + " gain " + std::to_string(gain));
       Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
-      c.attention = kind, c.window = 1;
+      set_mechanism(c, kind, /*window=*/1);
       Rng rng(seed);
       Seq2Seq model(c, rng);
       for (auto& p : model.parameters()) {  // gain 3: peaked distributions, decisive pointers
@@ -349,9 +356,9 @@ TEST(Seq2Seq, FusedDecodingStepMatchesTheGeneralStep) {
   }
   // Where it does not apply, decoder() runs the general step.
   Seq2SeqConfig local = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
-  local.attention = MechanismKind::kLocalM;
+  local.attention.mechanism = "local-m";
   Seq2SeqConfig sparse = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
-  sparse.normalizer = Normalizer::kSparsemax;
+  sparse.attention.normalizer = Normalizer::kSparsemax;
   for (const Seq2SeqConfig& c : {local, sparse}) {
     Rng rng(43);
     EXPECT_FALSE(Seq2Seq(c, rng).fused_step_applies(DecodeOptions{}));
@@ -391,7 +398,7 @@ TrainOptions reverse_options(const std::string& dir) {
   write_tsv(dir + "/dev.tsv", reverse_task(60, 2));
   TrainOptions o;
   o.task = "tsv", o.train_path = dir + "/train.tsv", o.dev_path = dir + "/dev.tsv", o.out = dir + "/model";
-  o.model.rnn.hidden = 32, o.model.rnn.embedding = 16, o.model.rnn.attention_dim = 16;
+  o.model.rnn.hidden = 32, o.model.rnn.embedding = 16, o.model.rnn.attention.attention_dim = 16;
   o.batch = 16, o.epochs = 6, o.seed = 5, o.lr = 5e-3f;
   return o;
 }
@@ -531,11 +538,11 @@ TEST(Decode, SearchesDropFinishedSentencesWithoutChangingAnyOutput) {
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int>(i);
   const Batch batch = make_batch(ex, idx);
   for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
-    for (MechanismKind kind : {MechanismKind::kSoft, MechanismKind::kMonotonic})
+    for (const std::string kind : {"soft", "monotonic"})
       for (bool reference : {false, true}) {
-        SCOPED_TRACE(to_string(cell) + " " + to_string(kind) + (reference ? " reference step" : ""));
+        SCOPED_TRACE(to_string(cell) + " " + kind + (reference ? " reference step" : ""));
         Seq2SeqConfig c = tiny_config(cell, ScoreKind::kAdditive, true);
-        c.attention = kind, c.hidden = 16, c.embedding = 8, c.encoder_hidden = 8;
+        c.attention.mechanism = kind, c.hidden = 16, c.embedding = 8, c.encoder_hidden = 8;
         Rng rng(46);
         Seq2Seq model(c, rng);
         expect_dropping_changes_nothing(model, randomise(model, rng), batch,

@@ -79,7 +79,7 @@ Translator small_model(uint64_t seed) {
   Vocab sv, tv;
   for (const char* t : {"a", "b", "c"}) sv.add(t), tv.add(t);
   ModelConfig mc;
-  mc.rnn.hidden = 8, mc.rnn.embedding = 4, mc.rnn.attention_dim = 4;
+  mc.rnn.hidden = 8, mc.rnn.embedding = 4, mc.rnn.attention.attention_dim = 4;
   mc.set_vocabularies(sv.size(), tv.size());
   const Tokenizer chars{Tokenizer::Kind::kChar, false, false};
   return Translator(mc.build(rng), chars, chars, sv, tv);

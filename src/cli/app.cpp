@@ -14,6 +14,7 @@
 #include <set>
 #include <nlohmann/json.hpp>
 
+#include "attend/attention/registry.h"
 #include "attend/data/cmudict.h"
 #include "attend/eval/alignment.h"
 #include "attend/eval/metrics.h"
@@ -82,20 +83,57 @@ void install_stop_handlers() {
 struct TrainArgs {
   TrainOptions opt;
   std::string resume;
-  std::string attention = "soft", score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
-              schedule = "constant", hard_estimator = "reinforce", architecture = "rnn", position_rate = "1";
+  std::string attention = default_mechanism(), score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
+              schedule = "constant", architecture = "rnn";
+  std::map<std::string, std::string> mechanism_options;  // by option key, as given (registry.h)
   bool no_input_feeding = false, lowercase = false, post_norm = false;
   int encoder_layers = 1, layers = 2, decoder_layers = 2;  // --encoder-layers serves both models
   float dropout = 0.1f;
 };
 
 // Flags that only one architecture has; giving one to the other is an error, not a silent no-op.
-const std::vector<const char*> kRnnFlags = {
-    "--attention", "--hard-estimator", "--hard-mix", "--entropy-bonus", "--gumbel-temperature", "--coverage-loss",
-    "--window", "--sigma", "--position-rate", "--location-filters", "--location-width", "--score", "--normalizer", "--cell", "--hidden", "--encoder-hidden", "--embedding", "--attention-dim",
-    "--no-input-feeding"};
-const std::vector<const char*> kTransformerFlags = {"--dim", "--heads", "--ffn", "--layers", "--decoder-layers",
+// The RNN's include every mechanism's options (registry.h).
+std::vector<std::string> rnn_flags() {
+  std::vector<std::string> flags = {"--attention", "--score",          "--normalizer",   "--cell",
+                                    "--hidden",    "--encoder-hidden", "--embedding",    "--attention-dim",
+                                    "--no-input-feeding"};
+  for (const SharedOption& o : all_mechanism_options()) flags.push_back(o.option.flag());
+  return flags;
+}
+const std::vector<std::string> kTransformerFlags = {"--dim", "--heads", "--ffn", "--layers", "--decoder-layers",
                                                     "--post-norm", "--tie-embeddings", "--max-positions"};
+
+// The --attention choices and their one-line descriptions, from the registry.
+std::string mechanism_help() {
+  std::string h = "Attention mechanism:";
+  for (const MechanismInfo& m : mechanisms()) {
+    h += "\n  " + m.name;
+    for (size_t i = 0; i < m.aliases.size(); ++i) h += (i ? " = " : " (= ") + m.aliases[i] + (i + 1 == m.aliases.size() ? ")" : "");
+    h += ": " + m.summary + " [" + m.paper + "]";
+  }
+  return h;
+}
+
+// One flag per mechanism option (an option several mechanisms share is one flag), kept as text
+// until the mechanism is known; each checks its value's type and range as it is parsed.
+void add_mechanism_flags(CLI::App* cmd, std::map<std::string, std::string>& values) {
+  for (const SharedOption& s : all_mechanism_options()) {
+    std::string who;
+    for (const auto& m : s.mechanisms) who += (who.empty() ? "" : ", ") + m;
+    const MechanismOption o = s.option;
+    cmd->add_option(o.flag(), values[o.key], who + ": " + o.help + " (default " + o.format(o.default_value) + ")")
+        ->check(CLI::Validator(
+            [o](std::string& v) -> std::string {
+              try {
+                o.parse(v, "");
+                return "";
+              } catch (const std::invalid_argument& e) {
+                return std::string(e.what()).substr(1);  // " must be ..." without the empty origin
+              }
+            },
+            o.range()));
+  }
+}
 
 struct DecodeArgs {
   std::string model;
@@ -148,7 +186,7 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
   if (unset("--encoder-hidden")) o.model.rnn.encoder_hidden = 256;
   if (unset("--encoder-layers") && a.architecture == "rnn") a.encoder_layers = 2;
   if (unset("--embedding")) o.model.rnn.embedding = 128;
-  if (unset("--attention-dim")) o.model.rnn.attention_dim = 256;
+  if (unset("--attention-dim")) o.model.rnn.attention.attention_dim = 256;
   if (unset("--dropout")) a.dropout = a.architecture == "rnn" ? 0.3f : 0.2f;
   if (unset("--epochs")) o.epochs = 40;
   if (unset("--patience")) o.patience = 6;
@@ -189,9 +227,9 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
   auto given = [&](const char* flag) { return cmd->count(flag) > 0; };
   o.model.architecture = parse_architecture(a.architecture);
   const bool rnn = o.model.architecture == Architecture::kRnn;
-  for (const char* flag : rnn ? kTransformerFlags : kRnnFlags)
-    if (given(flag))
-      throw std::invalid_argument(std::string(flag) + " is a setting of " + (rnn ? "--model transformer" : "--model rnn") +
+  for (const std::string& flag : rnn ? kTransformerFlags : rnn_flags())
+    if (given(flag.c_str()))
+      throw std::invalid_argument(flag + " is a setting of " + (rnn ? "--model transformer" : "--model rnn") +
                                   ", not of --model " + a.architecture);
   o.model.rnn.dropout = o.model.transformer.dropout = a.dropout;
   o.model.rnn.encoder_layers = a.encoder_layers;
@@ -206,24 +244,25 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
     if (!given("--warmup")) o.warmup = 1000;
     if (!given("--lr")) o.lr = 1e-3f;
   }
-  o.model.rnn.attention = parse_mechanism(a.attention);
-  o.model.rnn.hard_estimator = parse_hard_estimator(a.hard_estimator);
-  if (a.position_rate == "auto") {
-    o.model.rnn.position_rate = 0.0f;  // attend train measures it on the training data
-  } else {
-    size_t used = 0;
-    float rate = -1.0f;
-    try {
-      rate = std::stof(a.position_rate, &used);
-    } catch (const std::exception&) {
-      used = 0;
+  AttentionConfig& att = o.model.rnn.attention;
+  const MechanismInfo& mechanism = find_mechanism(a.attention);
+  att.mechanism = mechanism.name;
+  att.score = parse_score(a.score);
+  att.normalizer = parse_normalizer(a.normalizer);
+  for (const auto& [key, text] : a.mechanism_options) {
+    const MechanismOption* option = mechanism.option(key);
+    if (!option) {
+      std::string flag = "--" + key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      if (!given(flag.c_str())) continue;
+      std::string owners;
+      for (const SharedOption& s : all_mechanism_options())
+        if (s.option.key == key)
+          for (const auto& m : s.mechanisms) owners += (owners.empty() ? "" : ", ") + m;
+      throw std::invalid_argument(flag + " is a setting of --attention " + owners + ", not of --attention " + mechanism.name);
     }
-    if (used != a.position_rate.size() || !(rate > 0.0f))
-      throw std::invalid_argument("--position-rate must be a number > 0 or auto, got '" + a.position_rate + "'");
-    o.model.rnn.position_rate = rate;
+    if (given(option->flag().c_str())) att.options[key] = option->parse(text, option->flag());
   }
-  o.model.rnn.score = parse_score(a.score);
-  o.model.rnn.normalizer = parse_normalizer(a.normalizer);
   o.model.rnn.cell = parse_cell(a.cell);
   o.model.rnn.input_feeding = !a.no_input_feeding;
   o.schedule = a.schedule;
@@ -547,38 +586,9 @@ int run(int argc, const char* const* argv, Mode mode) {
   train_cmd->add_option("--model", ta.architecture,
                         "rnn: encoder-decoder with attention (Bahdanau/Luong); transformer: Vaswani et al. 2017")
       ->check(CLI::IsMember({"rnn", "transformer"}))->capture_default_str();
-  train_cmd->add_option("--attention", ta.attention,
-                        "Attention mechanism: soft (= global), static, hard, local-m, local-p, location, coverage, "
-                        "monotonic, forward, forward-ta")
-      ->check(CLI::IsMember({"soft", "global", "static", "hard", "local-m", "local-p", "location", "coverage",
-                             "monotonic", "forward", "forward-ta"}))
-      ->capture_default_str();
-  train_cmd->add_option("--hard-estimator", ta.hard_estimator,
-                        "hard: reinforce (Xu et al. 2015: REINFORCE, moving-average baseline, entropy bonus) or gumbel "
-                        "(straight-through Gumbel-softmax)")
-      ->check(CLI::IsMember({"reinforce", "gumbel"}))->capture_default_str();
-  train_cmd->add_option("--hard-mix", o.model.rnn.hard_mix,
-                        "hard, reinforce: share of sentences that use the expected context instead of a sample (Xu et al.: 0.5)")
-      ->check(number(0, true, 1))->capture_default_str();
-  train_cmd->add_option("--entropy-bonus", o.model.rnn.entropy_bonus, "hard, reinforce: weight of the attention entropy")
-      ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--gumbel-temperature", o.model.rnn.gumbel_temperature, "hard, gumbel: softmax temperature tau")
-      ->check(number(0, false))->capture_default_str();
-  train_cmd->add_option("--coverage-loss", o.model.rnn.coverage_loss, "coverage: weight of See et al.'s coverage loss (0 = off)")
-      ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--window", o.model.rnn.window, "local-m, local-p: half-width D of the window")
-      ->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--sigma", o.model.rnn.sigma, "local-p: width of the Gaussian around p_t (0 = D/2, Luong et al.)")
-      ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--position-rate", ta.position_rate,
-                        "local-m: p_t = rate * t (1 = Luong et al.'s p_t = t; auto = source / output length of the "
-                        "training data)")
-      ->capture_default_str();
-  train_cmd->add_option("--location-filters", o.model.rnn.location_filters,
-                        "location: convolution filters over the previous weights (Chorowski et al.)")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--location-width", o.model.rnn.location_width, "location: width of those filters (odd)")
-      ->check(at_least(1))->capture_default_str();
+  train_cmd->add_option("--attention", ta.attention, mechanism_help())
+      ->check(CLI::IsMember(mechanism_names()))->capture_default_str();
+  add_mechanism_flags(train_cmd, ta.mechanism_options);
   train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
       ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
   train_cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
@@ -592,7 +602,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   train_cmd->add_option("--encoder-layers", ta.encoder_layers, "Stacked encoder layers (transformer: default --layers)")
       ->check(at_least(1))->capture_default_str();
   train_cmd->add_option("--embedding", o.model.rnn.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--attention-dim", o.model.rnn.attention_dim, "Hidden size of the additive score")
+  train_cmd->add_option("--attention-dim", o.model.rnn.attention.attention_dim, "Hidden size of the additive score")
       ->check(at_least(1))->capture_default_str();
   train_cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
   train_cmd->add_option("--dropout", ta.dropout,

@@ -56,40 +56,51 @@ inline double json_float(float f) {
   return std::strtod(buf, nullptr);
 }
 
+// Levenshtein distance between two strings (bytes).
+inline size_t edit_distance_chars(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
 // The known name closest to `name` by edit distance, for "did you mean" hints ("" if none is close).
-inline std::string closest_name(const std::string& name, std::initializer_list<const char*> known) {
+template <class Names>
+std::string closest_name(const std::string& name, const Names& known) {
   std::string best;
   size_t best_d = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const char* k : known) {
-    const std::string b = k;
-    std::vector<size_t> row(b.size() + 1);
-    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-    for (size_t i = 1; i <= name.size(); ++i) {
-      size_t diag = row[0];
-      row[0] = i;
-      for (size_t j = 1; j <= b.size(); ++j) {
-        const size_t up = row[j];
-        row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (name[i - 1] != b[j - 1])});
-        diag = up;
-      }
-    }
-    if (row[b.size()] < best_d) best_d = row[b.size()], best = b;
+  for (const auto& k : known) {
+    const size_t d = edit_distance_chars(name, k);
+    if (d < best_d) best_d = d, best = k;
   }
   return best;
 }
 
 // A field that is not one of `known` (a misspelling would otherwise be ignored and its default
 // used) throws std::invalid_argument naming it and the closest known name.
-inline void reject_unknown_fields(const nlohmann::json& j, std::initializer_list<const char*> known, const char* what) {
+template <class Names>
+void reject_unknown_fields(const nlohmann::json& j, const Names& known, const char* what) {
   if (!j.is_object()) return;
   for (const auto& [key, value] : j.items()) {
     bool ok = false;
-    for (const char* k : known) ok = ok || key == k;
+    for (const auto& k : known) ok = ok || key == k;
     if (ok) continue;
     const std::string near = closest_name(key, known);
     throw std::invalid_argument(std::string(what) + ": unknown field '" + key.substr(0, 60) + "'" +
                                 (near.empty() ? "" : " (did you mean '" + near + "'?)"));
   }
+}
+
+inline void reject_unknown_fields(const nlohmann::json& j, std::initializer_list<const char*> known, const char* what) {
+  reject_unknown_fields<std::initializer_list<const char*>>(j, known, what);
 }
 
 }  // namespace attend

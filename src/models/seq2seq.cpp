@@ -28,12 +28,12 @@ void Seq2SeqConfig::validate() const {
   };
   positive("embedding", embedding);
   positive("hidden", hidden);
-  positive("attention_dim", attention_dim);
   positive("encoder_layers", encoder_layers);
   if (encoder_hidden < 0) throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
   if (encoder_hidden == 0 && bidirectional && hidden % 2 != 0)
     throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
-  attention_config().validate();
+  attention.validate();
+  const ScoreKind score = attention.score;
   if ((score == ScoreKind::kDot || score == ScoreKind::kScaledDot) && memory_size() != hidden)
     throw std::invalid_argument("model config: the " + to_string(score) + " score needs encoder outputs (" +
                                 std::to_string(memory_size()) + ") as wide as the decoder (" + std::to_string(hidden) + ")");
@@ -52,9 +52,7 @@ void Seq2SeqConfig::validate() const {
   at_most("embedding", embedding, kMaxWidth);
   at_most("hidden", hidden, kMaxWidth);
   at_most("encoder_hidden", encoder_hidden, kMaxWidth);
-  at_most("attention_dim", attention_dim, kMaxWidth);
-  at_most("location_filters", location_filters, kMaxWidth);
-  at_most("location_width", location_width, kMaxWidth);
+  at_most("attention_dim", attention.attention_dim, kMaxWidth);
   at_most("encoder_layers", encoder_layers, kMaxLayers);
   at_most("src_vocab", src_vocab, kMaxVocab);
   at_most("tgt_vocab", tgt_vocab, kMaxVocab);
@@ -63,22 +61,12 @@ void Seq2SeqConfig::validate() const {
 }
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
-  j = {{"cell", to_string(c.cell)},         {"embedding", c.embedding},
-       {"attention", to_string(c.attention)}, {"window", c.window}, {"coverage_loss", json_float(c.coverage_loss)},
-       {"hidden", c.hidden},                {"encoder_hidden", c.encoder_size()},
-       {"bidirectional", c.bidirectional},  {"encoder_layers", c.encoder_layers},
-       {"score", to_string(c.score)},       {"normalizer", to_string(c.normalizer)},
-       {"attention_dim", c.attention_dim},
-       {"input_feeding", c.input_feeding},  {"dropout", json_float(c.dropout)},
-       {"src_vocab", c.src_vocab},          {"tgt_vocab", c.tgt_vocab}};
-  // A mechanism's own settings are written only for it (older files lack them: the defaults).
-  if (c.attention == MechanismKind::kLocalP) j["sigma"] = json_float(c.sigma);
-  if (c.attention == MechanismKind::kLocalM) j["position_rate"] = json_float(c.position_rate);
-  if (c.attention == MechanismKind::kLocation) j["location_filters"] = c.location_filters, j["location_width"] = c.location_width;
-  if (c.attention == MechanismKind::kHard) {
-    j["hard_estimator"] = to_string(c.hard_estimator), j["hard_mix"] = json_float(c.hard_mix);
-    j["entropy_bonus"] = json_float(c.entropy_bonus), j["gumbel_temperature"] = json_float(c.gumbel_temperature);
-  }
+  j = {{"cell", to_string(c.cell)},        {"embedding", c.embedding},
+       {"hidden", c.hidden},               {"encoder_hidden", c.encoder_size()},
+       {"bidirectional", c.bidirectional}, {"encoder_layers", c.encoder_layers},
+       {"input_feeding", c.input_feeding}, {"dropout", json_float(c.dropout)},
+       {"src_vocab", c.src_vocab},         {"tgt_vocab", c.tgt_vocab}};
+  j.update(nlohmann::json(c.attention));  // the attention's fields, at the same level (as files always had them)
 }
 
 namespace {
@@ -89,36 +77,23 @@ T field(const nlohmann::json& j, const char* name, std::optional<T> fallback = s
 }  // namespace
 
 void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
-  reject_unknown_fields(j, {"architecture", "cell", "embedding", "hidden", "encoder_hidden", "encoder_layers",
-                            "bidirectional", "score", "normalizer", "attention", "window", "coverage_loss",
-                            "attention_dim", "input_feeding", "dropout", "hard_estimator", "hard_mix", "entropy_bonus",
-                            "gumbel_temperature", "sigma", "position_rate", "location_filters", "location_width",
-                            "src_vocab", "tgt_vocab"},
-                        "model config");
+  if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object, got " + j.dump().substr(0, 60));
+  std::vector<std::string> known = {"architecture", "cell", "embedding", "hidden", "encoder_hidden", "encoder_layers",
+                                    "bidirectional", "input_feeding", "dropout", "src_vocab", "tgt_vocab"};
+  const std::string mechanism = j.contains("attention") && j["attention"].is_string() ? j["attention"].get<std::string>() : default_mechanism();
+  for (const std::string& k : attention_json_keys(mechanism)) known.push_back(k);
+  reject_unknown_fields(j, known, "model config");
   c.cell = parse_cell(field<std::string>(j, "cell"));
   c.embedding = field<int>(j, "embedding");
   c.hidden = field<int>(j, "hidden");
   c.encoder_hidden = field<int>(j, "encoder_hidden", 0);
   c.encoder_layers = field<int>(j, "encoder_layers", 1);
   c.bidirectional = field<bool>(j, "bidirectional");
-  c.score = parse_score(field<std::string>(j, "score"));
-  c.normalizer = parse_normalizer(field<std::string>(j, "normalizer", "softmax"));
-  c.attention = parse_mechanism(field<std::string>(j, "attention", "soft"));
-  c.window = field<int>(j, "window", 5);
-  c.coverage_loss = field<float>(j, "coverage_loss", 0.0f);
-  c.attention_dim = field<int>(j, "attention_dim");
   c.input_feeding = field<bool>(j, "input_feeding");
   c.dropout = field<float>(j, "dropout");
-  c.hard_estimator = parse_hard_estimator(field<std::string>(j, "hard_estimator", "reinforce"));
-  c.hard_mix = field<float>(j, "hard_mix", 0.5f);
-  c.entropy_bonus = field<float>(j, "entropy_bonus", 0.01f);
-  c.gumbel_temperature = field<float>(j, "gumbel_temperature", 1.0f);
-  c.sigma = field<float>(j, "sigma", 0.0f);
-  c.position_rate = field<float>(j, "position_rate", 1.0f);
-  c.location_filters = field<int>(j, "location_filters", 8);
-  c.location_width = field<int>(j, "location_width", 11);
   c.src_vocab = field<int>(j, "src_vocab");
   c.tgt_vocab = field<int>(j, "tgt_vocab");
+  c.attention = j.get<AttentionConfig>();
   c.validate();
 }
 
@@ -139,9 +114,7 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
   bridge_h_ = Linear(M, H, /*bias=*/true, rng);
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
   decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
-  attention_ = make_attention(config.attention_config(), /*query_dim=*/H, /*key_dim=*/M, rng);
-  if (config.attention == MechanismKind::kHard && config.hard_estimator == HardEstimator::kReinforce)
-    reinforce_baseline_ = Var(Tensor(Shape{2}), /*requires_grad=*/false);
+  attention_ = make_attention(config.attention, /*query_dim=*/H, /*key_dim=*/M, rng);
   combine_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
@@ -296,13 +269,12 @@ Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) c
   Var logit = logits(batch, dropout_rng, &last);  // [T*B, V]
   Var l = cross_entropy(logit, batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
   const float per_token = 1.0f / std::max(1, batch.target_tokens());
-  // See et al. 2017, eq. 13: the coverage loss, per target token like the cross-entropy.
-  if (last.penalty.defined()) l = add(l, scale(last.penalty, config_.coverage_loss * per_token));
-  if (last.sampled_log_prob.defined() && reinforce_baseline_.defined()) {
-    // Xu et al. 2015, eq. 12: the reward of sentence b is R_b = log p(y_b | s~), here the sum of
-    // its tokens' log-probabilities (a constant: no gradient flows through R).
+  // The mechanism's own terms (coverage's loss, hard attention's REINFORCE), which may need each
+  // sentence's log-likelihood: the sum of its tokens' log-probabilities.
+  std::vector<double> log_likelihood;
+  if (attention_->needs_log_likelihood()) {
     const int B = batch.B, V = config_.tgt_vocab;
-    std::vector<double> reward(B, 0.0);
+    log_likelihood.assign(B, 0.0);
     const float* z = logit.value().data();
     for (int t = 0; t < batch.T; ++t)
       for (int b = 0; b < B; ++b) {
@@ -312,19 +284,11 @@ Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) c
         const float mx = *std::max_element(row, row + V);
         double se = 0.0;
         for (int v = 0; v < V; ++v) se += std::exp(double(row[v]) - mx);
-        reward[b] += row[y] - mx - std::log(se);
+        log_likelihood[b] += row[y] - mx - std::log(se);
       }
-    Tensor baseline = reinforce_baseline_.value();  // shares the buffer's storage
-    double mean = 0.0;
-    for (double r : reward) mean += r / B;
-    if (baseline.data()[1] == 0.0f) baseline.data()[0] = static_cast<float>(mean), baseline.data()[1] = 1.0f;
-    Tensor advantage(Shape{B});
-    for (int b = 0; b < B; ++b) advantage.data()[b] = static_cast<float>(reward[b] - baseline.data()[0]);
-    baseline.data()[0] = 0.9f * baseline.data()[0] + 0.1f * static_cast<float>(mean);  // b_k = 0.9 b_{k-1} + 0.1 R
-    // -(R - b) log a(s~): its gradient is REINFORCE's; and -lambda_e H(a) rewards spread attention.
-    l = add(l, scale(sum(mul(last.sampled_log_prob, Var(advantage))), -per_token));
-    if (last.entropy.defined() && config_.entropy_bonus > 0.0f) l = add(l, scale(last.entropy, -config_.entropy_bonus * per_token));
   }
+  const Var extra = attention_->extra_loss(last, log_likelihood, per_token);
+  if (extra.defined()) l = add(l, extra);
   return l;
 }
 
@@ -364,7 +328,6 @@ void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& ou
   if (config_.cell == CellKind::kLstm) bridge_c_.collect(prefix + "bridge_c.", out);
   decoder_.collect(prefix + "decoder.", out);
   attention_->collect(prefix + "attention.", out);
-  if (reinforce_baseline_.defined()) out.push_back({prefix + "attention.reinforce_baseline", reinforce_baseline_});
   combine_.collect(prefix + "combine.", out);
   output_.collect(prefix + "output.", out);
 }

@@ -20,16 +20,9 @@ namespace {
 // The decoder state of rows `rows` (beam search: each row continues its parent's hypothesis).
 Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<int>& rows) {
   Seq2Seq::DecoderState g;
-  g.attn.step = s.attn.step;  // the same step for every row
-  g.attn.hard = s.attn.hard;
-  for (int r : rows) {
-    if (!s.attn.pointer.empty()) g.attn.pointer.push_back(s.attn.pointer[r]);
+  g.attn = s.attn.gather(rows);  // every slot of whatever the mechanism keeps
+  for (int r : rows)
     if (!s.last_attended.empty()) g.last_attended.push_back(s.last_attended[r]);
-  }
-  if (s.attn.previous.defined()) g.attn.previous = Var(gather_rows(s.attn.previous.value(), rows));
-  if (s.attn.log_alignment.defined()) g.attn.log_alignment = Var(gather_rows(s.attn.log_alignment.value(), rows));
-  if (s.attn.coverage.defined()) g.attn.coverage = Var(gather_rows(s.attn.coverage.value(), rows));
-  if (s.attn.transition.defined()) g.attn.transition = Var(gather_rows(s.attn.transition.value(), rows));
   g.rnn.h = Var(gather_rows(s.rnn.h.value(), rows));
   if (s.rnn.c.defined()) g.rnn.c = Var(gather_rows(s.rnn.c.value(), rows));
   if (s.feed.defined()) g.feed = Var(gather_rows(s.feed.value(), rows));
@@ -270,7 +263,7 @@ class FusedSoftDecoder final : public StepDecoder {
 
 bool Seq2Seq::fused_step_applies(const DecodeOptions& options) const {
   const SoftAttention& scorer = attention_->scorer();
-  return !options.reference_step && config_.attention == MechanismKind::kSoft &&
+  return !options.reference_step && attention_->is_plain_soft() &&
          scorer.normalizer() == Normalizer::kSoftmax && options.window_back < 0 && options.window_forward < 0;
 }
 

@@ -10,6 +10,7 @@
 
 #include "attend/attention/attention.h"
 #include "attend/attention/mechanism.h"
+#include "attend/attention/registry.h"
 #include "attend/ops/shape.h"
 #include "attend/models/translator.h"
 #include "attend/threads.h"
@@ -90,23 +91,12 @@ Tensor to_mask(const py::object& mask, const Var& keys) {
   return t;
 }
 
-// Keyword arrays of the Python API and the parameter names of the mechanism they fill.
-struct ParamSpec {
-  const char* kwarg;
-  const char* name;
-};
-const ParamSpec kParams[] = {{"W", "W"},
-                             {"Wq", "Wq"},
-                             {"Wk", "Wk"},
-                             {"va", "va"},
-                             {"Wp", "position.W.weight"},
-                             {"vp", "position.v.weight"},
-                             {"F", "location.filters"},
-                             {"U", "location.U.weight"},
-                             {"wc", "coverage.w"},
-                             {"r", "monotonic.r"},
-                             {"Wu", "transition.weight"},
-                             {"bu", "transition.bias"}};
+// The score's parameter arrays (every mechanism has a score); the mechanisms' own arrays and
+// options come from the registry.
+const std::vector<MechanismArray> kScoreArrays = {{"W", "W", "[Dq, Dk]", {"", ""}},
+                                                  {"Wq", "Wq", "[Dq, A]", {"", "attention_dim"}},
+                                                  {"Wk", "Wk", "[Dk, A]", {"", "attention_dim"}},
+                                                  {"va", "va", "[A]", {"attention_dim"}}};
 
 struct Inputs {
   Var query, keys, values, summary;
@@ -115,10 +105,53 @@ struct Inputs {
   std::vector<std::pair<std::string, Var>> named;  // everything that gets a gradient
 };
 
+// Who has an option: "local-m, local-p" (empty for none).
+std::string owners_of(const std::string& key) {
+  std::string who;
+  for (const SharedOption& s : all_mechanism_options())
+    if (s.option.key == key)
+      for (const auto& m : s.mechanisms) who += (who.empty() ? "" : ", ") + m;
+  return who;
+}
+
+// The keyword arguments: the mechanism's options, and parameter arrays (the score's and the
+// mechanism's). Array dimensions set the sizes they stand for (A, location's K and R).
+AttentionConfig config_from_kwargs(const MechanismInfo& info, const std::string& score, const std::string& normalizer,
+                                   const py::kwargs& kwargs, std::map<std::string, Tensor>& given) {
+  AttentionConfig c;
+  c.mechanism = info.name, c.score = parse_score(score), c.normalizer = parse_normalizer(normalizer);
+  std::vector<MechanismArray> arrays = kScoreArrays;
+  arrays.insert(arrays.end(), info.arrays.begin(), info.arrays.end());
+  for (const auto& [k, v] : kwargs) {
+    const std::string key = py::str(k);
+    if (const MechanismOption* o = info.option(key)) {
+      c.options[key] = o->parse(py::str(v), key);
+      continue;
+    }
+    const auto a = std::find_if(arrays.begin(), arrays.end(), [&](const MechanismArray& x) { return x.kwarg == key; });
+    if (a == arrays.end()) {
+      if (const std::string who = owners_of(key); !who.empty())
+        throw std::invalid_argument(key + " is an option of attention=" + who + ", not of attention='" + info.name + "'");
+      for (const MechanismInfo& other : mechanisms())
+        for (const MechanismArray& x : other.arrays)
+          if (x.kwarg == key)
+            throw std::invalid_argument("attention='" + info.name + "', score='" + score + "' does not use " + key +
+                                        " (a parameter of attention='" + other.name + "')");
+      throw std::invalid_argument("unknown keyword argument '" + key + "'");
+    }
+    const Tensor t = to_tensor(v.cast<FloatArg>(), key.c_str());
+    for (size_t d = 0; d < a->sizes.size() && d < size_t(t.ndim()); ++d) {
+      if (a->sizes[d] == "attention_dim") c.attention_dim = static_cast<int>(t.size(d));
+      else if (!a->sizes[d].empty()) c.options[a->sizes[d]] = double(t.size(d));
+    }
+    given[key] = t;
+  }
+  return c;
+}
+
 Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& values, const std::string& attention,
-                   const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-                   float coverage_loss, float sigma, float position_rate, const std::optional<FloatArg>& summary,
-                   const py::kwargs& arrays, bool requires_grad) {
+                   const std::string& score, const std::string& normalizer, const py::object& mask,
+                   const std::optional<FloatArg>& summary, const py::kwargs& kwargs, bool requires_grad) {
   Inputs in;
   in.query = Var(to_tensor(query, "query"), requires_grad);
   in.keys = Var(to_tensor(keys, "keys"), requires_grad);
@@ -131,54 +164,33 @@ Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& 
   in.mask = to_mask(mask, in.keys);
   check_attention_inputs(in.query, in.keys, in.values, in.mask);
   if (!in.mask.defined()) in.mask = Tensor::full(Shape{in.keys.size(0), in.keys.size(1)}, 1.0f);
+  const MechanismInfo& info = find_mechanism(attention);
   std::map<std::string, Tensor> given;
-  for (const auto& [k, v] : arrays) {
-    const std::string key = py::str(k);
-    bool known = false;
-    for (const auto& p : kParams) known = known || key == p.kwarg;
-    if (!known) throw std::invalid_argument("unknown keyword argument '" + key + "'");
-    given[key] = to_tensor(v.cast<FloatArg>(), key.c_str());
-  }
-  AttentionConfig c;
-  c.kind = parse_mechanism(attention);
-  c.score = parse_score(score);
-  c.normalizer = parse_normalizer(normalizer);
-  c.window = window;
-  c.coverage_loss = coverage_loss;
-  c.sigma = sigma, c.position_rate = position_rate;
-  for (const char* k : {"Wq", "Wp", "U", "wc"})  // the attention size A, from whichever array has it
-    if (given.count(k)) c.attention_dim = static_cast<int>(given[k].size(-1));
-  if (given.count("F")) c.location_filters = static_cast<int>(given["F"].size(0)), c.location_width = static_cast<int>(given["F"].size(1));
-  if (given.count("vp")) given["vp"] = given["vp"].view(Shape{given["vp"].numel(), 1});
-  if (given.count("r")) given["r"] = given["r"].view(Shape{1});
-  if (given.count("Wu")) given["Wu"] = given["Wu"].view(Shape{given["Wu"].numel(), 1});
-  if (given.count("bu")) given["bu"] = given["bu"].view(Shape{1});
+  const AttentionConfig c = config_from_kwargs(info, score, normalizer, kwargs, given);
   Rng rng(0);
   in.mechanism = make_attention(c, static_cast<int>(in.query.size(2)), static_cast<int>(in.keys.size(2)), rng);
-  // Every parameter the mechanism has must be given, with its shape.
+  // Every parameter the mechanism has must be given, with its size (a vector for a column).
+  std::vector<MechanismArray> arrays = kScoreArrays;
+  arrays.insert(arrays.end(), info.arrays.begin(), info.arrays.end());
   for (const auto& p : in.mechanism->parameters()) {
-    const ParamSpec* spec = nullptr;
-    for (const auto& s : kParams) if (p.name == s.name) spec = &s;
-    if (!spec || !given.count(spec->kwarg)) {
-      throw std::invalid_argument("attention='" + attention + "', score='" + score + "' needs " +
-                                  (spec ? spec->kwarg : p.name.c_str()) + " of shape " + p.var.shape().str());
-    }
-    const Tensor& t = given[spec->kwarg];
-    if (t.shape() != p.var.shape()) {
-      throw std::invalid_argument(std::string(spec->kwarg) + ": expected shape " + p.var.shape().str() + ", got " +
-                                  t.shape().str());
-    }
+    if (!p.var.requires_grad()) continue;  // buffers (REINFORCE's baseline)
+    const auto a = std::find_if(arrays.begin(), arrays.end(), [&](const MechanismArray& x) { return x.parameter == p.name; });
+    const std::string kwarg = a == arrays.end() ? p.name : a->kwarg;
+    if (!given.count(kwarg))
+      throw std::invalid_argument("attention='" + attention + "', score='" + score + "' needs " + kwarg + " of shape " +
+                                  p.var.shape().str());
+    const Tensor& t = given[kwarg];
+    if (t.numel() != p.var.value().numel() || (t.shape() != p.var.shape() && t.ndim() != 1))
+      throw std::invalid_argument(kwarg + ": expected shape " + p.var.shape().str() + ", got " + t.shape().str());
     Var v = p.var;
-    v.value().copy_from(t);
-    if (requires_grad) in.named.emplace_back(spec->kwarg, p.var);
-    given.erase(spec->kwarg);
+    v.value().copy_from(t.view(p.var.shape()));
+    if (requires_grad) in.named.emplace_back(kwarg, p.var);
+    given.erase(kwarg);
   }
-  if (!given.empty()) {
-    throw std::invalid_argument("attention='" + attention + "', score='" + score + "' does not use " +
-                                given.begin()->first);
-  }
-  if (c.kind == MechanismKind::kStatic) {
-    if (!summary) throw std::invalid_argument("attention='static' needs summary [B, Dq] (the encoder summary)");
+  if (!given.empty())
+    throw std::invalid_argument("attention='" + attention + "', score='" + score + "' does not use " + given.begin()->first);
+  if (info.needs_summary) {
+    if (!summary) throw std::invalid_argument("attention='" + info.name + "' needs summary [B, Dq] (the encoder summary)");
     in.summary = Var(to_tensor(*summary, "summary"), requires_grad);
     in.named.emplace_back("summary", in.summary);
   }
@@ -190,7 +202,7 @@ Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& 
 struct Outputs {
   Var context, weights, penalty;
 };
-Outputs run_mechanism(const Inputs& in, bool hard) {
+Outputs run_mechanism(const Inputs& in, bool hard) {  // penalty: the mechanism's extra loss (coverage's)
   const int64_t B = in.query.size(0), T = in.query.size(1), Dq = in.query.size(2);
   if (B == 0 || T == 0)  // no queries: empty results, as attend() gives (attention.h)
     return {Var(Tensor(Shape{B, T, in.values.size(2)})), Var(Tensor(Shape{B, T, in.keys.size(1)})), Var()};
@@ -204,10 +216,10 @@ Outputs run_mechanism(const Inputs& in, bool hard) {
     ctx.push_back(r.context);
     w.push_back(r.weights);
   }
-  return {concat(ctx, 1), concat(w, 1), st.penalty};
+  return {concat(ctx, 1), concat(w, 1), in.mechanism->extra_loss(st, {}, 1.0f)};
 }
 
-const char* kAttentionDoc = R"doc(
+const char* kAttentionDocTemplate = R"doc(
 Attention: a weight for every value from the query and its key, and the weighted sum.
 
     weights[b, t, :] = softmax(score(query[b, t], keys[b, :]) over positions where mask is True)
@@ -221,22 +233,9 @@ score: "dot" (q.k, Dq == Dk), "scaled-dot" (q.k / sqrt(Dk)), "general" (q W k, W
 "additive" (va . tanh(q Wq + k Wk), Wq [Dq, A], Wk [Dk, A], va [A]).
 normalizer: "softmax", "sparsemax" (Martins & Astudillo 2016) or "entmax15" (Peters et al. 2019);
 the sparse ones can give positions exactly zero weight.
-attention (the T query rows are T decoder steps, t = 0 .. T-1):
-  "soft" (= "global" = "dynamic"): every source position at every step;
-  "static": one distribution from summary [B, Dq] (the encoder summary), the same at every step;
-  "local-m": only positions within window D of p_t = position_rate * t (Luong et al. 2015: rate 1);
-  "local-p": within D of p_t = (S_b - 1) sigmoid(vp . tanh(q Wp)), times exp(-(s - p_t)^2 / (2 sigma^2)),
-      sigma = D / 2 unless given;
-      Wp [Dq, A], vp [A] (Luong et al. 2015, eqs. 9-10);
-  "location": additive score plus U (F * a_{t-1}); F [K, R] filters (R odd), U [K, A] (Chorowski et al. 2015);
-  "coverage": additive score plus wc * sum of past weights; wc [A]; coverage_loss adds
-      sum_t sum_s min(a_t, c_t) times coverage_loss to the gradient (See et al. 2017);
-  "monotonic": stop at j with p = sigmoid(score + r), r [1]: the expected alignment (Raffel et
-      al. 2017, eq. 9), or with hard=True the inference-time pointer (one-hot or zero rows);
-  "forward": soft weights y_t times the previous alignment and its shift by one, renormalised
-      (Zhang et al. 2018); "forward-ta" weighs the two with the transition agent
-      u = sigmoid([c; q] . Wu + bu), Wu [Dk + Dq], bu [1] (values as wide as keys).
-
+attention (the T query rows are T decoder steps, t = 0 .. T-1), with its options and parameter
+arrays as keyword arguments (attend.mechanisms() lists them):
+@MECHANISMS@
 >>> import numpy as np, attend
 >>> q = np.ones((1, 1, 2), np.float32); k = np.array([[[1, 0], [1, 2]]], np.float32)
 >>> v = np.array([[[10], [20]]], np.float32)
@@ -244,6 +243,28 @@ attention (the T query rows are T decoder steps, t = 0 .. T-1):
 >>> weights.astype(float).round(3).tolist()
 [[[0.119, 0.881]]]
 )doc";
+
+// help(attend.attention): the fixed text with the registry's mechanisms in place of @MECHANISMS@.
+const char* attention_doc() {
+  static const std::string doc = [] {
+    std::string list;
+    for (const MechanismInfo& m : mechanisms()) {
+      list += "  \"" + m.name + "\"";
+      for (const auto& a : m.aliases) list += " (= \"" + a + "\")";
+      list += ": " + m.summary + " [" + m.paper + "]";
+      for (const auto& o : m.options)
+        list += "\n      " + o.key + "=" + o.format(o.default_value) + ": " + o.help + " (" + o.range() + ")";
+      for (const auto& a : m.arrays) list += "\n      " + a.kwarg + " " + a.shape;
+      if (m.needs_summary) list += "\n      summary [B, Dq]: the encoder summary";
+      list += "\n";
+    }
+    std::string d = kAttentionDocTemplate;
+    d.replace(d.find("@MECHANISMS@"), 12, list);
+    return d;
+  }();
+  return doc.c_str();
+}
+
 
 const char* kBackwardDoc = R"doc(
 Gradients of attend.attention: given d(loss)/d(context) (and optionally d(loss)/d(weights)),
@@ -371,31 +392,49 @@ PYBIND11_MODULE(attend, m) {
         "Threads for matrix products and attention kernels (default 1); n >= 1, else ValueError.");
 
   m.def(
+      "mechanisms",
+      [] {
+        py::list out;
+        for (const MechanismInfo& info : mechanisms()) {
+          py::list options, arrays;
+          for (const auto& o : info.options) {
+            py::dict d;
+            d["key"] = o.key, d["default"] = o.format(o.default_value), d["range"] = o.range(), d["help"] = o.help;
+            options.append(d);
+          }
+          for (const auto& a : info.arrays) arrays.append(py::make_tuple(a.kwarg, a.shape));
+          py::dict d;
+          d["name"] = info.name, d["aliases"] = info.aliases, d["summary"] = info.summary, d["paper"] = info.paper;
+          d["options"] = options, d["arrays"] = arrays, d["additive_only"] = info.additive_only;
+          out.append(d);
+        }
+        return out;
+      },
+      "The attention mechanisms of this build: name, aliases, summary, paper, options (key, default, range,\n"
+      "help) and parameter arrays (keyword, shape), as attend.attention takes them.\n\n"
+      ">>> import attend\n>>> 'soft' in [m['name'] for m in attend.mechanisms()]\nTrue");
+  m.def(
       "attention",
       [](const FloatArg& query, const FloatArg& keys, const FloatArg& values, const std::string& attention,
-         const std::string& score, const std::string& normalizer, const py::object& mask, int window,
-         float coverage_loss, float sigma, float position_rate, const std::optional<FloatArg>& summary, bool hard,
-         bool return_weights, const py::kwargs& params) -> py::object {
-        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, sigma,
-                                position_rate, summary, params, false);
+         const std::string& score, const std::string& normalizer, const py::object& mask,
+         const std::optional<FloatArg>& summary, bool hard, bool return_weights, const py::kwargs& kwargs) -> py::object {
+        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, summary, kwargs, false);
         NoGradScope no_grad;
         Outputs out = run_mechanism(in, hard);
         if (!return_weights) return to_numpy(out.context.value());
         return py::make_tuple(to_numpy(out.context.value()), to_numpy(out.weights.value()));
       },
-      kAttentionDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("attention") = "soft",
-      py::arg("score") = "dot", py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
-      py::arg("coverage_loss") = 0.0f, py::arg("sigma") = 0.0f, py::arg("position_rate") = 1.0f,
+      attention_doc(), py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("attention") = default_mechanism(),
+      py::arg("score") = "dot", py::arg("normalizer") = "softmax", py::arg("mask") = py::none(),
       py::arg("summary") = py::none(), py::arg("hard") = false, py::arg("return_weights") = true);
 
   m.def(
       "attention_backward",
       [](const FloatArg& query, const FloatArg& keys, const FloatArg& values, const FloatArg& grad_context,
          const std::optional<FloatArg>& grad_weights, const std::string& attention, const std::string& score,
-         const std::string& normalizer, const py::object& mask, int window, float coverage_loss, float sigma,
-         float position_rate, const std::optional<FloatArg>& summary, const py::kwargs& params) {
-        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, window, coverage_loss, sigma,
-                                position_rate, summary, params, true);
+         const std::string& normalizer, const py::object& mask, const std::optional<FloatArg>& summary,
+         const py::kwargs& kwargs) {
+        Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, summary, kwargs, true);
         Tape tape;
         {
           TapeScope scope(tape);
@@ -408,7 +447,7 @@ PYBIND11_MODULE(attend, m) {
             check_same_shape(out.weights.shape(), gw.shape(), "grad_weights");
             total = add(total, sum(mul(out.weights, Var(gw))));
           }
-          if (out.penalty.defined()) total = add(total, scale(out.penalty, coverage_loss));  // + lambda * coverage loss
+          if (out.penalty.defined()) total = add(total, out.penalty);  // + lambda * coverage loss
           if (out.context.requires_grad()) tape.backward(total);  // else no queries (B or T = 0): zero gradients
         }
         py::dict grads;
@@ -420,10 +459,8 @@ PYBIND11_MODULE(attend, m) {
         return grads;
       },
       kBackwardDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::arg("grad_context"), py::kw_only(),
-      py::arg("grad_weights") = py::none(), py::arg("attention") = "soft", py::arg("score") = "dot",
-      py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("window") = 5,
-      py::arg("coverage_loss") = 0.0f, py::arg("sigma") = 0.0f, py::arg("position_rate") = 1.0f,
-      py::arg("summary") = py::none());
+      py::arg("grad_weights") = py::none(), py::arg("attention") = default_mechanism(), py::arg("score") = "dot",
+      py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("summary") = py::none());
 
   // Multi-head scaled-dot-product attention (the fused kernel of ops/sdpa.h).
   auto sdpa_options = [](float scale, const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,

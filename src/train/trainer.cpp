@@ -11,6 +11,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "attend/attention/registry.h"
 #include "attend/data/batch.h"
 #include "attend/data/dates.h"
 #include "attend/data/tsv.h"
@@ -308,15 +309,13 @@ void Trainer::build_model() {
 
   ModelConfig mc = opt_.model;
   mc.set_vocabularies(src_vocab.size(), tgt_vocab.size());
-  if (mc.architecture == Architecture::kRnn && mc.rnn.attention == MechanismKind::kLocalM && mc.rnn.position_rate == 0.0f) {
-    // local-m's "auto" rate: the output's last token (</s>, step T) should look at the source's
-    // last position (S - 1), on average over the training data.
-    double positions = 0.0, steps = 0.0;
-    for (const EncodedExample& e : train_set_) positions += double(e.src.size()) - 1.0, steps += double(e.tgt.size());
-    mc.rnn.position_rate = static_cast<float>(std::clamp(positions / std::max(steps, 1.0), 0.01, 1000.0));
-    std::ostringstream m;
-    m << "local-m: position rate " << mc.rnn.position_rate << " from the training data (p_t = rate * t)";
-    message(m.str());
+  if (mc.architecture == Architecture::kRnn) {  // settings a mechanism measures on the data (local-m's "auto")
+    const MechanismInfo& info = find_mechanism(mc.rnn.attention.mechanism);
+    if (info.fit_to_data) {
+      std::vector<std::pair<int, int>> lengths;
+      for (const EncodedExample& e : train_set_) lengths.emplace_back(int(e.src.size()), int(e.tgt.size()));
+      if (const std::string m = info.fit_to_data(mc.rnn.attention, lengths); !m.empty()) message(m);
+    }
   }
   rng_ = Rng(opt_.seed);
   state_.rng = state_.epoch_rng = rng_.state();
@@ -367,7 +366,14 @@ void Trainer::restore() {
   } catch (const std::exception& e) {
     throw std::runtime_error(origin + ": damaged: " + e.what());
   }
-  nlohmann::json was = saved.meta.at("options"), now = opt_;
+  // Both through TrainOptions, so that a state written by an older attend (whose model settings
+  // had other optional fields) compares by meaning, not by spelling.
+  nlohmann::json was, now = opt_;
+  try {
+    was = saved.meta.at("options").get<TrainOptions>();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(origin + ": bad options in the training state: " + e.what());
+  }
   for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"}) was.erase(free), now.erase(free);
   if (was != now) {
     std::string diff;

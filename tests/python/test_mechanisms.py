@@ -103,6 +103,12 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_r
     return torch.stack(ctxs, 1), torch.stack(ws, 1), penalty
 
 
+def own_options(kind, **candidates):
+    """The settings among `candidates` that mechanism `kind` has (attend.mechanisms())."""
+    info = next(m for m in attend.mechanisms() if m["name"] == kind)
+    return {k: v for k, v in candidates.items() if k in {o["key"] for o in info["options"]}}
+
+
 CASES = [(kind, sc, {}) for kind in ["static", "local-m", "local-p", "monotonic", "forward", "forward-ta"]
          for sc in ["dot", "additive"]] + \
         [("location", "additive", {}), ("coverage", "additive", {}),
@@ -139,7 +145,8 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, settings, shape
     lam = 0.7 if kind == "coverage" else 0.0
 
     context, weights = attend.attention(arrays["query"], arrays["keys"], arrays["values"], attention=kind, score=sc,
-                                        mask=mask, window=D, coverage_loss=lam, summary=summary, **settings, **params)
+                                        mask=mask, summary=summary, **own_options(kind, window=D, coverage_loss=lam),
+                                        **settings, **params)
     t = {k: torch.tensor(v, requires_grad=True) for k, v in {**arrays, **params}.items()}
     ts = torch.tensor(summary, requires_grad=True) if summary is not None else None
     ctx, w, penalty = reference(kind, t["query"], t["keys"], t["values"], torch.from_numpy(mask), sc, t, D, ts, **settings)
@@ -153,8 +160,8 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, settings, shape
     g_ctx, g_w = f32(*context.shape), f32(*weights.shape)
     ((ctx * torch.from_numpy(g_ctx)).sum() + (w * torch.from_numpy(g_w)).sum() + lam * penalty).backward()
     grads = attend.attention_backward(arrays["query"], arrays["keys"], arrays["values"], g_ctx, grad_weights=g_w,
-                                      attention=kind, score=sc, mask=mask, window=D, coverage_loss=lam,
-                                      summary=summary, **settings, **params)
+                                      attention=kind, score=sc, mask=mask, summary=summary,
+                                      **own_options(kind, window=D, coverage_loss=lam), **settings, **params)
     # An input a case never uses (static ignores the queries; with T = 1 location and coverage
     # never use their parameters) has no PyTorch gradient; attend reports zeros.
     grad = lambda x: (x.grad if x.grad is not None else torch.zeros_like(x)).numpy()

@@ -1,28 +1,18 @@
 // attend attention: the mechanisms a decoder attends with, step by step.
 //
 // A mechanism = a score (dot, scaled-dot, general, additive) x a normaliser (softmax,
-// sparsemax, entmax-1.5) x a constraint or alignment model:
-//   soft     (= global = dynamic) every source position, recomputed at every step
-//   static   one distribution per sequence, from the encoder summary, reused at every step
-//   local-m  Luong et al. 2015: a window [p_t - D, p_t + D] around p_t = t
-//   local-p  Luong et al. 2015: a window around a predicted p_t, times a Gaussian
-//   location Chorowski et al. 2015: the additive score also sees a convolution of the
-//            previous step's weights (where it attended last)
-//   coverage Tu et al. 2016 / See et al. 2017: the additive score also sees the weights summed
-//            over all previous steps, with See et al.'s coverage loss as an option
-//   monotonic Raffel et al. 2017: left to right, stopping at each position with probability
-//            sigmoid(score + r); expected alignments in training, a hard pointer at inference
-//   forward  Zhang et al. 2018: the alignment moves forward by at most one position per step;
-//            forward-ta adds their transition agent, which learns when to move
-//   hard     Xu et al. 2015: one source position per step, sampled from the soft distribution
-//            in training (REINFORCE with a moving-average baseline and an entropy bonus, or a
-//            straight-through Gumbel-softmax), the argmax at inference
+// sparsemax, entmax-1.5) x a constraint or alignment model. Each mechanism is one file in
+// src/attention/mechanisms/ with its entry in the registry (registry.h): `attend train --help`,
+// docs/attention.md and Python's help(attend.attention) list them with their papers and options.
 // The decoder carries an AttentionState from step to step (the mechanisms that need history
 // keep it there), so steps can be batched, gathered for beam search and checkpointed.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
+#include <vector>
 
 #include "attend/attention/attention.h"
 #include "attend/nn/linear.h"
@@ -30,54 +20,57 @@
 
 namespace attend {
 
-enum class MechanismKind {
-  kSoft, kStatic, kLocalM, kLocalP, kLocation, kCoverage, kMonotonic, kForward, kForwardTA, kHard
-};
-// "soft" | "global" | "static" | "local-m" | "local-p" | "location" | "coverage" | "monotonic" |
-// "forward" | "forward-ta" | "hard"
-MechanismKind parse_mechanism(const std::string& name);
-std::string to_string(MechanismKind kind);
-
 // How hard attention is trained: REINFORCE (Xu et al. 2015, eq. 12: the score function
 // estimator) or a straight-through Gumbel-softmax (Jang et al. 2017; Bengio et al. 2013).
+// (The values of hard attention's "hard_estimator" option.)
 enum class HardEstimator { kReinforce, kGumbel };
-HardEstimator parse_hard_estimator(const std::string& name);  // "reinforce" | "gumbel"
-std::string to_string(HardEstimator e);
 
+const std::string& default_mechanism();  // registry.h: the first mechanism by rank (soft)
+
+// What a model's attention is: the mechanism (a registered name, registry.h), the score, the
+// normaliser, and the mechanism's own options by key (absent = the registry's default).
 struct AttentionConfig {
-  MechanismKind kind = MechanismKind::kSoft;
+  std::string mechanism = default_mechanism();  // registry.h
   ScoreKind score = ScoreKind::kAdditive;
   Normalizer normalizer = Normalizer::kSoftmax;
-  int attention_dim = 128;  // additive score, and local-p's position predictor
-  int window = 5;           // local-m, local-p: D, the half-width of the window
-  float sigma = 0.0f;       // local-p: width of the Gaussian; 0 = D/2 (Luong et al.)
-  float position_rate = 1.0f;  // local-m: p_t = rate * t (1 = Luong et al.'s p_t = t; 0 = not yet
-                               // chosen: attend train sets it from the training data, "auto")
-  int location_filters = 8;   // location: K convolution filters
-  int location_width = 11;    // location: their width R (odd)
-  float coverage_loss = 0.0f; // coverage: weight of See et al.'s loss sum_t sum_s min(a_t, c_t); 0 = off
-  HardEstimator hard_estimator = HardEstimator::kReinforce;  // hard
-  float hard_mix = 0.5f;        // hard, REINFORCE: share of sentences that use the expected context
-                                // instead of a sample (Xu et al. 2015, sec. 4.1); 0 = always sample
-  float entropy_bonus = 0.01f;  // hard, REINFORCE: lambda_e, weight of the entropy of a_t
-  float gumbel_temperature = 1.0f;  // hard, Gumbel: tau
-  void validate() const;    // throws std::invalid_argument naming the field and value
+  int attention_dim = 128;  // the additive score's size A (and what mechanisms size by it)
+  std::map<std::string, double> options;
+  // The value of one of the mechanism's options (its default when unset); a key the mechanism
+  // does not have throws std::invalid_argument.
+  double option(const std::string& key) const;
+  int int_option(const std::string& key) const { return static_cast<int>(option(key)); }
+  // Throws std::invalid_argument naming the field and value: an unknown mechanism, an option it
+  // does not have or out of its range, a score it cannot use.
+  void validate() const;
+  // The registry's name for `mechanism` (aliases resolved).
+  std::string canonical_mechanism() const;
 };
+// The attention part of a model's config.json: "attention", "score", "normalizer",
+// "attention_dim" and the mechanism's options (all of them, defaults included).
+void to_json(nlohmann::json& j, const AttentionConfig& c);
+void from_json(const nlohmann::json& j, AttentionConfig& c);  // validates; errors name the field
+// The keys from_json reads, for a caller that checks a JSON object for unknown fields.
+std::vector<std::string> attention_json_keys(const std::string& mechanism);
 
+// What a mechanism carries for each batch row from one step to the next, in slots that each
+// mechanism numbers for itself (its file names them). Beam search reorders every slot at once
+// (gather), so no mechanism can keep per-row state that a search would leave behind.
 struct AttentionState {
   int step = 0;       // t, the output position being predicted
-  Var previous;       // location, monotonic, forward: a_{t-1} [B,S] (undefined at t = 0)
-  Var log_alignment;  // forward, forward-ta with softmax: log a_{t-1} [B,S], what the recursion runs on
-  Var transition;     // forward-ta: u_{t-1} [B,1], the transition agent's probability of moving
-  Var coverage;       // coverage: c_t = sum of a_tau over tau < t, [B,S] (undefined at t = 0)
-  Var penalty;        // coverage loss accumulated over the steps so far, [] (undefined = 0)
-  bool hard = false;  // inference: monotonic attention moves a hard pointer instead of expecting,
-                      // hard attention takes the argmax instead of sampling
-  std::vector<int> pointer;  // monotonic, hard: each row's attended position (-1 before the first)
-  Rng* sampler = nullptr;    // training: hard attention samples from it, monotonic draws its noise
-                             // (null: inference behaviour, argmax / no noise)
-  Var sampled_log_prob;      // hard, REINFORCE: sum over steps of log a_t(s~_t) for sampled rows, [B]
-  Var entropy;               // hard, REINFORCE: sum over steps and rows of H(a_t), []
+  bool hard = false;  // inference: hard decisions (pointers, argmax) instead of expectations
+  Rng* sampler = nullptr;  // training: what stochastic mechanisms sample from (null: inference)
+  std::vector<Var> rows;                   // slot i: [B, ...], or undefined before it is set
+  std::vector<std::vector<int>> row_ints;  // slot i: [B], or empty
+  // Training: the mechanism's loss terms summed over the steps (see extra_loss); not per row.
+  std::vector<Var> sums;
+
+  Var& row(size_t slot);
+  const Var& row(size_t slot) const;  // undefined if never set
+  std::vector<int>& ints(size_t slot);
+  Var& sum(size_t slot);
+  const Var& sum(size_t slot) const;
+  // Row r of the result is row rows[r] of this state, in every slot.
+  AttentionState gather(const std::vector<int>& rows) const;
 };
 
 struct AttentionMemory {
@@ -94,6 +87,16 @@ class AttentionMechanism : public Module {
   virtual AttentionMemory prepare(const Var& keys, const Var& values, const Tensor& mask, const Var& summary) const;
   // query [B,1,Dq] at step state.step -> context [B,1,Dv], weights [B,1,S]; advances the state.
   virtual AttentionResult step(const Var& query, const AttentionMemory& memory, AttentionState& state) const = 0;
+  // The mechanism's terms of the training loss, from the state after the last step (coverage's
+  // loss, hard attention's REINFORCE and entropy terms), already weighted, per target token:
+  // `log_likelihood` [B] is each sentence's log p(y | x) (a constant reward), `per_token`
+  // 1 / the batch's target tokens. Undefined when there are none.
+  virtual Var extra_loss(const AttentionState& final_state, const std::vector<double>& log_likelihood,
+                         float per_token) const;
+  // Whether extra_loss needs each sentence's log-likelihood (the caller computes it only then).
+  virtual bool needs_log_likelihood() const { return false; }
+  // True for plain soft attention with softmax, whose decoding step has a fused kernel.
+  virtual bool is_plain_soft() const { return false; }
   const AttentionConfig& config() const { return config_; }
   const SoftAttention& scorer() const { return scorer_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
@@ -104,11 +107,14 @@ class AttentionMechanism : public Module {
   SoftAttention scorer_;
 };
 
-// The mechanism config.kind names; query_dim is the decoder state size, key_dim the encoder's.
+// The mechanism config.mechanism names (registry.h); query_dim is the decoder state size, key_dim
+// the encoder's.
 std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& config, int query_dim, int key_dim, Rng& rng);
 
 // Luong et al. 2015, eq. 10: the Gaussian that local-p multiplies its weights with,
 // exp(-(s - p)^2 / (2 sigma^2)), sigma = D / 2. p [B,1,1] -> [B,1,S].
 Var gaussian_around(const Var& p, int S, float sigma);
+// The window [centre - D, centre + D] of each row, intersected with the padding mask: [B,S].
+Tensor window_mask(const Tensor& padding, const std::vector<float>& centre, int D);
 
 }  // namespace attend

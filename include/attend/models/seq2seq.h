@@ -30,29 +30,7 @@ struct Seq2SeqConfig {
   int encoder_hidden = 0;      // per encoder direction; 0 = hidden/2 when bidirectional, else hidden
   int encoder_layers = 1;      // stacked recurrent layers, dropout between them
   bool bidirectional = true;
-  MechanismKind attention = MechanismKind::kSoft;
-  ScoreKind score = ScoreKind::kAdditive;
-  Normalizer normalizer = Normalizer::kSoftmax;
-  int window = 5;              // local-m, local-p: half-width D of the window
-  float sigma = 0.0f;          // local-p: Gaussian width (0 = D/2)
-  float position_rate = 1.0f;  // local-m: p_t = rate * t (0 = from the training data, set by attend train)
-  int location_filters = 8;    // location: K convolution filters over the previous weights
-  int location_width = 11;     // location: their width (odd)
-  float coverage_loss = 0.0f;  // coverage: weight of See et al.'s coverage loss (0 = off)
-  HardEstimator hard_estimator = HardEstimator::kReinforce;  // hard: how it is trained
-  float hard_mix = 0.5f;          // hard, REINFORCE: share of sentences using the expected context
-  float entropy_bonus = 0.01f;    // hard, REINFORCE: weight of the attention entropy
-  float gumbel_temperature = 1.0f;  // hard, Gumbel
-  AttentionConfig attention_config() const {
-    AttentionConfig a{attention, score, normalizer, attention_dim, window};
-    a.coverage_loss = coverage_loss;
-    a.hard_estimator = hard_estimator, a.hard_mix = hard_mix, a.entropy_bonus = entropy_bonus;
-    a.gumbel_temperature = gumbel_temperature;
-    a.sigma = sigma, a.position_rate = position_rate;
-    a.location_filters = location_filters, a.location_width = location_width;
-    return a;
-  }
-  int attention_dim = 128;     // additive score only
+  AttentionConfig attention;    // mechanism, score, normaliser, attention size and the mechanism's options
   bool input_feeding = true;
   float dropout = 0.1f;
   int src_vocab = 0, tgt_vocab = 0;
@@ -158,7 +136,6 @@ class Seq2Seq : public Model {
   Linear bridge_h_, bridge_c_;
   RnnCell decoder_;
   std::shared_ptr<AttentionMechanism> attention_;
-  Var reinforce_baseline_;  // hard + REINFORCE: [2] = {b, 1 once initialised}; no gradient
   Linear combine_, output_;
 };
 
