@@ -131,6 +131,18 @@ AttentionState AttentionState::gather(const std::vector<int>& which) const {
   return g;  // sums are training's: a search has none
 }
 
+AttentionMemory AttentionMemory::gather(const std::vector<int>& which) const {
+  AttentionMemory m;
+  m.scorer.keys = Var(gather_rows(scorer.keys.value(), which));
+  m.scorer.values = Var(gather_rows(scorer.values.value(), which));
+  m.scorer.mask = gather_rows(scorer.mask, which);
+  for (int r : which) m.lengths.push_back(lengths.at(static_cast<size_t>(r)));
+  if (static_weights.defined()) m.static_weights = Var(gather_rows(static_weights.value(), which));
+  if (static_context.defined()) m.static_context = Var(gather_rows(static_context.value(), which));
+  for (const Var& v : rows) m.rows.push_back(v.defined() ? Var(gather_rows(v.value(), which)) : Var());
+  return m;
+}
+
 // ---- the base class ---------------------------------------------------------------------------
 
 AttentionMechanism::AttentionMechanism(const AttentionConfig& config, int query_dim, int key_dim, Rng& rng)

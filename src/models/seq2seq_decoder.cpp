@@ -33,17 +33,8 @@ Seq2Seq::DecoderState gather(const Seq2Seq::DecoderState& s, const std::vector<i
 Seq2Seq::Encoded repeat_rows(const Seq2Seq::Encoded& enc, const std::vector<int>& rows) {
   Seq2Seq::Encoded big = enc;
   big.B = static_cast<int>(rows.size());
-  AttentionMemory& m = big.memory;
-  m.scorer.keys = Var(gather_rows(enc.memory.scorer.keys.value(), rows));
-  m.scorer.values = Var(gather_rows(enc.memory.scorer.values.value(), rows));
-  m.scorer.mask = gather_rows(enc.memory.scorer.mask, rows);
-  m.lengths.clear();
-  for (int r : rows) m.lengths.push_back(enc.memory.lengths[r]);
+  big.memory = enc.memory.gather(rows);  // all the mechanism prepared
   if (enc.memory_combined.defined()) big.memory_combined = Var(gather_rows(enc.memory_combined.value(), rows));
-  if (enc.memory.static_weights.defined()) {
-    m.static_weights = Var(gather_rows(enc.memory.static_weights.value(), rows));
-    m.static_context = Var(gather_rows(enc.memory.static_context.value(), rows));
-  }
   return big;
 }
 

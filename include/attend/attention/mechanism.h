@@ -73,11 +73,16 @@ struct AttentionState {
   AttentionState gather(const std::vector<int>& rows) const;
 };
 
+// What a mechanism prepares once per source (prepare()), for every step of its decoding.
 struct AttentionMemory {
   SoftAttention::Memory scorer;  // keys prepared for the score, values, padding mask [B,S]
   std::vector<int> lengths;      // [B] source lengths
   Var static_weights;            // static: [B,1,S]
   Var static_context;            // static: [B,1,Dv]
+  std::vector<Var> rows;         // more per-source tensors a mechanism prepares, [B, ...] each, in
+                                 // slots it numbers (e.g. the keys of a second score)
+  // Row r of the result is source rows[r] (beam search repeats each source for its beams).
+  AttentionMemory gather(const std::vector<int>& rows) const;
 };
 
 class AttentionMechanism : public Module {
