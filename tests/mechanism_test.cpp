@@ -57,11 +57,10 @@ std::vector<Var> params(const Module& m, std::vector<Var> extra) {
 
 TEST(Mechanisms, GradientsThroughEveryMechanismAndScore) {
   const Tensor mask = mask_with_lengths();
-  for (const std::string kind : {"soft", "static", "local-m", "local-p",
-                             "location", "coverage", "monotonic",
-                             "forward", "forward-ta"})
+  for (const MechanismInfo& info : mechanisms())  // every registered one but hard (it samples; its own test)
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kAdditive}) {
-      if ((kind == "location" || kind == "coverage") && score != ScoreKind::kAdditive) continue;
+      const std::string kind = info.name;
+      if (kind == "hard" || (info.additive_only && score != ScoreKind::kAdditive)) continue;
       SCOPED_TRACE(kind + " / " + to_string(score));
       Rng rng(51);
       auto mech = make_attention(cfg(kind, score, Normalizer::kSoftmax, 5, /*window=*/2), D, D, rng);
