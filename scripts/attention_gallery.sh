@@ -32,6 +32,7 @@ variants=(
   "forward-ta|--attention forward-ta --score additive"
   "hard-reinforce|--attention hard --score additive --hard-estimator reinforce"
   "hard-gumbel|--attention hard --score additive --hard-estimator gumbel"
+  "mocha|--attention mocha --score additive --chunk 3"
 )
 
 out=docs/attention_results.md

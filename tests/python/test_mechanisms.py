@@ -40,7 +40,7 @@ def window(mask, centre, D):  # centre [B] floats -> mask & |s - centre| within 
     return mask & (s >= lo) & (s <= hi)
 
 
-def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_rate=1.0):
+def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_rate=1.0, chunk=4):
     B, T, _ = q.shape
     S = k.shape[1]
     lengths = mask.sum(dim=1)
@@ -77,6 +77,23 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_r
                 cols.append(pj[:, j] * qj)
             w = torch.stack(cols, 1)
             prev = w
+        elif kind == "mocha":  # Chiu & Raffel 2018: the monotonic head's alpha, spread over each chunk
+            pj = torch.sigmoid(score(qt, k, sc, p) + p["r"]) * mask
+            a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
+            cols, qj = [], None
+            for j in range(S):
+                qj = a_prev[:, j] if j == 0 else (1 - pj[:, j - 1]) * qj + a_prev[:, j]
+                cols.append(pj[:, j] * qj)
+            alpha = torch.stack(cols, 1)
+            prev = alpha
+            cp = {"Wq": p.get("cWq"), "Wk": p.get("cWk"), "va": p.get("cva")}
+            u = score(qt, k, sc, cp)  # chunk energies [B, S]
+            beta = torch.zeros(B, S)
+            for e in range(S):  # endpoint e: softmax of u over [e - chunk + 1, e] (its unmasked positions)
+                lo = max(0, e - chunk + 1)
+                w_chunk = masked_softmax(u[:, lo:e + 1], mask[:, lo:e + 1])
+                beta = beta + F.pad(alpha[:, e:e + 1] * w_chunk, (lo, S - e - 1))
+            w = beta
         elif kind in ("forward", "forward-ta"):  # Zhang et al. 2018, eqs. 7-13
             y = masked_softmax(score(qt, k, sc, p), mask)
             a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
@@ -111,7 +128,8 @@ def own_options(kind, **candidates):
 
 CASES = [(kind, sc, {}) for kind in ["static", "local-m", "local-p", "monotonic", "forward", "forward-ta"]
          for sc in ["dot", "additive"]] + \
-        [("location", "additive", {}), ("coverage", "additive", {}),
+        [("mocha", "dot", {"chunk": 3}), ("mocha", "additive", {"chunk": 2}), ("mocha", "additive", {"chunk": 5}),
+         ("location", "additive", {}), ("coverage", "additive", {}),
          ("local-m", "dot", {"position_rate": 1.5}), ("local-m", "additive", {"position_rate": 0.6}),
          ("local-p", "additive", {"sigma": 0.8})]
 SHAPES = [(2, 4, 7, 5, 3, 4), (3, 6, 9, 4, 2, 3), (1, 1, 1, 3, 2, 2), (2, 5, 12, 6, 4, 5)]  # B, T, S, D(q,k), Dv, A
@@ -137,6 +155,10 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, settings, shape
         params.update(wc=f32(A))
     if kind == "monotonic":
         params.update(r=np.array([-0.5], np.float32))
+    if kind == "mocha":
+        params.update(r=np.array([0.3], np.float32))
+        if sc == "additive":
+            params.update(cWq=f32(Dm, A) / np.float32(math.sqrt(Dm)), cWk=f32(Dm, A) / np.float32(math.sqrt(Dm)), cva=f32(A))
     if kind == "forward-ta":
         params.update(Wu=f32(2 * Dm), bu=f32(1))
     summary = f32(B, Dm) if kind == "static" else None
