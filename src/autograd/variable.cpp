@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "../kernels/blas.h"
+#include "kernels/blas.h"
 
 namespace attend {
 

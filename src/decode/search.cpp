@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <tuple>
 
-#include "../kernels/softmax.h"
+#include "kernels/softmax.h"
 
 namespace attend {
 

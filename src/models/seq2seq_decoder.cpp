@@ -7,11 +7,11 @@
 
 #include "attend/models/seq2seq.h"
 #include "attend/ops/shape.h"
-#include "../kernels/attention_scores.h"
-#include "../kernels/blas.h"
-#include "../kernels/rnn_gates.h"
-#include "../kernels/softmax.h"
-#include "../kernels/vec_math.h"
+#include "kernels/attention_scores.h"
+#include "kernels/blas.h"
+#include "kernels/rnn_gates.h"
+#include "kernels/softmax.h"
+#include "kernels/vec_math.h"
 
 namespace attend {
 

@@ -7,8 +7,8 @@
 #include "attend/ops/matmul.h"
 #include "attend/ops/rnn_cells.h"
 #include "attend/ops/shape.h"
-#include "../kernels/blas.h"
-#include "../kernels/rnn_gates.h"
+#include "kernels/blas.h"
+#include "kernels/rnn_gates.h"
 
 namespace attend {
 

@@ -7,9 +7,9 @@
 #include <stdexcept>
 #include <vector>
 
-#include "../kernels/attention_scores.h"
-#include "../kernels/blas.h"
-#include "../kernels/vec_math.h"
+#include "kernels/attention_scores.h"
+#include "kernels/blas.h"
+#include "kernels/vec_math.h"
 
 namespace attend {
 

@@ -5,7 +5,7 @@
 #include <type_traits>
 #include <stdexcept>
 
-#include "../kernels/vec_math.h"
+#include "kernels/vec_math.h"
 
 namespace attend {
 

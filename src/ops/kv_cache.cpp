@@ -7,8 +7,8 @@
 #include <string>
 
 #include "sdpa_options.h"
-#include "../kernels/flash_attention.h"
-#include "../kernels/parallel.h"
+#include "kernels/flash_attention.h"
+#include "kernels/parallel.h"
 
 namespace attend {
 

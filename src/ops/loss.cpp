@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "../kernels/softmax.h"
+#include "kernels/softmax.h"
 
 namespace attend {
 

@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-#include "../kernels/blas.h"
+#include "kernels/blas.h"
 
 namespace attend {
 

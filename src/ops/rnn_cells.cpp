@@ -2,9 +2,9 @@
 
 #include <stdexcept>
 
-#include "../kernels/vec_math.h"
-#include "../kernels/blas.h"
-#include "../kernels/rnn_gates.h"
+#include "kernels/vec_math.h"
+#include "kernels/blas.h"
+#include "kernels/rnn_gates.h"
 
 namespace attend {
 

@@ -4,8 +4,8 @@
 #include <stdexcept>
 #include <string>
 
-#include "../kernels/flash_attention.h"
-#include "../kernels/parallel.h"
+#include "kernels/flash_attention.h"
+#include "kernels/parallel.h"
 #include "sdpa_options.h"
 
 namespace attend {

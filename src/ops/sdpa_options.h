@@ -7,7 +7,7 @@
 #include <string>
 
 #include "attend/ops/sdpa.h"
-#include "../kernels/flash_attention.h"
+#include "kernels/flash_attention.h"
 
 namespace attend::detail {
 

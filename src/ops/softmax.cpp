@@ -3,8 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "../kernels/softmax.h"
-#include "../kernels/sparse_normalizers.h"
+#include "kernels/softmax.h"
+#include "kernels/sparse_normalizers.h"
 
 namespace attend {
 

@@ -1,11 +1,11 @@
 // attend decode: batched greedy decoding and beam search, for any model (model.h) through its
-// step decoder (step_decoder.h).
+// step decoder (models/step_decoder.h).
 #pragma once
 
 #include <vector>
 
 #include "attend/data/batch.h"
-#include "attend/decode/step_decoder.h"
+#include "attend/models/step_decoder.h"
 #include "attend/models/model.h"
 
 namespace attend {

@@ -10,7 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "attend/data/batch.h"
-#include "attend/decode/step_decoder.h"
+#include "attend/models/step_decoder.h"
 #include "attend/nn/module.h"
 
 namespace attend {

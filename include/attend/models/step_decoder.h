@@ -1,4 +1,4 @@
-// attend decode: what the searches (search.h) need from a model, whatever its architecture:
+// attend models: what a model gives the searches (decode/search.h), whatever its architecture:
 // one decoding step at a time over N rows (N = sources x rows per source, the beam size).
 #pragma once
 
