@@ -42,8 +42,8 @@ TEST(AttentionGrad, EveryScoreContextAndWeights) {
       if (score == ScoreKind::kAdditive) p.Wq = x[3], p.Wk = x[4], p.va = x[5];
       return p;
     };
-    gradcheck([&](const std::vector<Var>& x) { return attend(x[0], x[1], x[2], mask, score, params(x)).context; }, in);
-    gradcheck([&](const std::vector<Var>& x) { return attend(x[0], x[1], x[2], mask, score, params(x)).weights; }, in);
+    gradcheck([&](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], mask, score, params(x)).context; }, in);
+    gradcheck([&](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], mask, score, params(x)).weights; }, in);
   }
 }
 
@@ -51,7 +51,7 @@ TEST(Attention, WeightsAreADistributionOverUnmaskedPositions) {
   Rng rng(23);
   const Tensor mask = padding_mask();
   Var q = random_var({B, T, Dq}, rng), k = random_var({B, S, Dq}, rng), v = random_var({B, S, Dv}, rng);
-  AttentionResult r = attend(q, k, v, mask, ScoreKind::kScaledDot);
+  AttentionResult r = attention(q, k, v, mask, ScoreKind::kScaledDot);
   for (int b = 0; b < B; ++b)
     for (int t = 0; t < T; ++t) {
       double total = 0.0;
@@ -72,12 +72,12 @@ TEST(Attention, MatchesTheDefinitionComputedByHand) {
   Var q(Tensor::from(Shape{1, 1, 2}, {1, 1}));
   Var k(Tensor::from(Shape{1, 2, 2}, {1, 0, 1, 2}));
   Var v(Tensor::from(Shape{1, 2, 1}, {10, 20}));
-  AttentionResult r = attend(q, k, v, Tensor(), ScoreKind::kDot);
+  AttentionResult r = attention(q, k, v, Tensor(), ScoreKind::kDot);
   const float w1 = 1.0f / (1.0f + std::exp(2.0f)), w2 = 1.0f - w1;
   EXPECT_NEAR(r.weights.value().data()[0], w1, 1e-6f);
   EXPECT_NEAR(r.context.value().data()[0], 10 * w1 + 20 * w2, 1e-4f);
   // Scaled dot divides the scores by sqrt(Dk) = sqrt(2).
-  AttentionResult rs = attend(q, k, v, Tensor(), ScoreKind::kScaledDot);
+  AttentionResult rs = attention(q, k, v, Tensor(), ScoreKind::kScaledDot);
   EXPECT_NEAR(rs.weights.value().data()[0], 1.0f / (1.0f + std::exp(2.0f / std::sqrt(2.0f))), 1e-6f);
 }
 
@@ -95,7 +95,7 @@ TEST(Attention, LayerPrepareOnceEqualsOneShotDefinition) {
       if (np.name == "Wk") p.Wk = np.var;
       if (np.name == "va") p.va = np.var;
     }
-    AttentionResult once = attend(q, k, v, mask, score, p);
+    AttentionResult once = attention(q, k, v, mask, score, p);
     for (int64_t i = 0; i < once.context.value().numel(); ++i)
       EXPECT_NEAR(step.context.value().data()[i], once.context.value().data()[i], 1e-5f);
   }
@@ -105,12 +105,12 @@ TEST(Attention, BadShapesAndNamesThrowWithValues) {
   Rng rng(25);
   Var q = random_var({B, T, Dq}, rng), k = random_var({B, S, 4}, rng), v = random_var({B, S, Dv}, rng);
   try {
-    attend(q, k, v, Tensor(), ScoreKind::kDot);
+    attention(q, k, v, Tensor(), ScoreKind::kDot);
     FAIL();
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("Dq=5"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(attend(q, k, v, Tensor(Shape{B, S + 1}), ScoreKind::kGeneral), std::invalid_argument);
+  EXPECT_THROW(attention(q, k, v, Tensor(Shape{B, S + 1}), ScoreKind::kGeneral), std::invalid_argument);
   EXPECT_THROW(parse_score("cosine"), std::invalid_argument);
 }
 

@@ -250,7 +250,7 @@ TEST(Mechanisms, MonotonicNeverMovesBackwardsAtInference) {
     Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({12, B, D}, rng, 2, false);
     AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
     AttentionState st;
-    st.hard = true;
+    st.inference = true;
     std::vector<int> last(B, -1);
     int attended = 0;
     for (int t = 0; t < 12; ++t) {
@@ -321,7 +321,7 @@ TEST(Mechanisms, HardIsOneHotOnTheSoftArgmaxAtInference) {
   Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({5, B, D}, rng, 1, false);
   AttentionMemory mh = hard->prepare(keys, keys, mask, Var()), ms = soft->prepare(keys, keys, mask, Var());
   AttentionState sh, ss;
-  sh.hard = true;
+  sh.inference = true;
   for (int t = 0; t < 5; ++t) {
     const Var q = reshape(select(queries, t), Shape{B, 1, D});
     AttentionResult h = hard->step(q, mh, sh), a = soft->step(q, ms, ss);
@@ -348,7 +348,7 @@ TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
   Var keys = random_var({B, S, D}, rng, 0.5f, false), query = random_var({B, 1, D}, rng, 0.5f, false);
   AttentionMemory mem = hard->prepare(keys, keys, mask, Var());
   AttentionState probe;
-  probe.hard = true;
+  probe.inference = true;
   std::vector<double> counts(B * S, 0.0);
   Rng sampler(7);
   const int N = 20000;

@@ -41,7 +41,7 @@ TEST(Mocha, DecodingAttendsOnlyWithinTheChunkAndNeverMovesBack) {
     Var keys = random_var({B, S, D}, rng, 1, false), queries = random_var({14, B, D}, rng, 2, false);
     AttentionMemory mem = mech->prepare(keys, keys, mask, Var());
     AttentionState st;
-    st.hard = true;
+    st.inference = true;
     std::vector<int> last(B, -1);
     int moved = 0;
     for (int t = 0; t < 14; ++t) {

@@ -186,10 +186,10 @@ TEST(Seq2Seq, PrecomputedMemoryCombinedGivesTheSameSteps) {
         model.precompute_memory_combined(fast);
         ASSERT_TRUE(fast.memory_combined.defined());
         Seq2Seq::DecoderState a = model.initial_state(plain), b = model.initial_state(fast);
-        a.attn.hard = b.attn.hard = true;  // inference behaviour (pointer, argmax)
+        a.attn.inference = b.attn.inference = true;  // inference behaviour (pointer, argmax)
         for (int t = 0; t < 4; ++t) {
           const std::vector<int> prev = {4 + t % 2, 5};
-          Seq2Seq::Step sa = model.step(prev, a, plain, nullptr), sb = model.step(prev, b, fast, nullptr);
+          Seq2Seq::StepOutput sa = model.step(prev, a, plain, nullptr), sb = model.step(prev, b, fast, nullptr);
           const std::vector<float> la = sa.logits.value().to_vector(), lb = sb.logits.value().to_vector();
           const std::vector<float> wa = sa.weights.value().to_vector(), wb = sb.weights.value().to_vector();
           for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(la[i], lb[i], 1e-5f) << "step " << t << " logit " << i;
@@ -235,7 +235,7 @@ TEST(Seq2Seq, EveryMechanismsStateSurvivesBeamSearch) {
         if (closed) want.push_back(Vocab::kEos);
         double score = 0.0;
         for (size_t t = 0; t < want.size(); ++t) {
-          const DecoderStep s = dec->step({fed.back()});
+          const NextTokenScores s = dec->step({fed.back()});
           const int64_t V = s.logits.size(1);
           const float* z = s.logits.data();
           const float mx = *std::max_element(z, z + V);
@@ -310,7 +310,7 @@ void expect_fused_step_matches_general(const Seq2Seq& model, const Batch& batch,
   const int N = batch.B * K;
   std::vector<int> prev(N, Vocab::kBos);
   for (int t = 0; t < 5; ++t) {
-    DecoderStep a = general->step(prev), b = fused->step(prev);
+    NextTokenScores a = general->step(prev), b = fused->step(prev);
     ASSERT_EQ(a.logits.shape(), b.logits.shape());
     ASSERT_EQ(a.weights.shape(), b.weights.shape());
     const std::vector<float> la = a.logits.to_vector(), lb = b.logits.to_vector();
@@ -461,7 +461,7 @@ class KeepProbe : public Model {
     struct Forward : StepDecoder {
       std::unique_ptr<StepDecoder> d;
       const KeepProbe* probe;
-      DecoderStep step(const std::vector<int>& prev) override { return d->step(prev); }
+      NextTokenScores step(const std::vector<int>& prev) override { return d->step(prev); }
       void reorder(const std::vector<int>& parents) override { d->reorder(parents); }
       bool keep(const std::vector<int>& rows) override {
         if (!probe->allow_) return false;

@@ -652,7 +652,7 @@ TEST(NonFiniteInputs, NanReachesTheWeightsOfEveryNormalizer) {
   }
   // The general mechanism: a NaN in the query gives NaN weights and context.
   Tensor q = Tensor::from(Shape{1, 1, 2}, {NAN, 1.0f}), k = Tensor::from(Shape{1, 3, 2}, {1, 0, 0, 1, 1, 1});
-  const AttentionResult r = attend::attend(Var(q), Var(k), Var(k), Tensor(), ScoreKind::kDot);
+  const AttentionResult r = attend::attention(Var(q), Var(k), Var(k), Tensor(), ScoreKind::kDot);
   EXPECT_TRUE(all_nan(r.weights.value().data(), 3));
   EXPECT_TRUE(all_nan(r.context.value().data(), 2));
 }
@@ -661,10 +661,10 @@ TEST(NonFiniteInputs, NanReachesTheWeightsOfEveryNormalizer) {
 
 TEST(ZeroSizes, EmptyBatchOrQueriesGiveEmptyResultsOtherZerosAreNamed) {
   auto ones = [](std::initializer_list<int64_t> d) { return Var(Tensor::full(Shape(std::vector<int64_t>(d)), 1.0f)); };
-  AttentionResult r = attend::attend(ones({0, 2, 4}), ones({0, 3, 4}), ones({0, 3, 5}), Tensor(), ScoreKind::kDot);
+  AttentionResult r = attend::attention(ones({0, 2, 4}), ones({0, 3, 4}), ones({0, 3, 5}), Tensor(), ScoreKind::kDot);
   EXPECT_EQ(r.context.shape(), (Shape{0, 2, 5}));
   EXPECT_EQ(r.weights.shape(), (Shape{0, 2, 3}));
-  r = attend::attend(ones({1, 0, 4}), ones({1, 3, 4}), ones({1, 3, 5}), Tensor(), ScoreKind::kDot);
+  r = attend::attention(ones({1, 0, 4}), ones({1, 3, 4}), ones({1, 3, 5}), Tensor(), ScoreKind::kDot);
   EXPECT_EQ(r.context.shape(), (Shape{1, 0, 5}));
   const std::vector<std::pair<std::string, std::array<Var, 3>>> bad = {
       {"S (source positions", {ones({1, 2, 4}), ones({1, 0, 4}), ones({1, 0, 5})}},
@@ -672,7 +672,7 @@ TEST(ZeroSizes, EmptyBatchOrQueriesGiveEmptyResultsOtherZerosAreNamed) {
       {"Dv (the values' feature size) is 0", {ones({1, 2, 4}), ones({1, 3, 4}), ones({1, 3, 0})}}};
   for (const auto& [message, in] : bad) {
     try {
-      attend::attend(in[0], in[1], in[2], Tensor(), ScoreKind::kDot);
+      attend::attention(in[0], in[1], in[2], Tensor(), ScoreKind::kDot);
       ADD_FAILURE() << message;
     } catch (const std::invalid_argument& e) {
       EXPECT_TRUE(contains(e.what(), message)) << e.what();

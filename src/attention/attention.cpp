@@ -82,7 +82,7 @@ Var scores(ScoreKind score, const Var& query, const Var& pkeys, const ScoreParam
   return Var();
 }
 
-AttentionResult combine(const Var& sc, const Var& values, const Tensor& mask, Normalizer normalizer) {
+AttentionResult weigh_values(const Var& sc, const Var& values, const Tensor& mask, Normalizer normalizer) {
   Var w = normalize(sc, mask, normalizer);  // [B,T,S]
   return {bmm(w, values), w};  // [B,T,Dv]
 }
@@ -100,7 +100,7 @@ void check_attention_inputs(const Var& query, const Var& keys, const Var& values
     throw std::invalid_argument("attention: mask has shape " + mask.shape().str() + ", expected [B, S] = [" +
                                 std::to_string(keys.size(0)) + ", " + std::to_string(keys.size(1)) + "]");
   }
-  // Zero sizes: B = 0 or T = 0 is an empty result (see attend()); the others have no meaning.
+  // Zero sizes: B = 0 or T = 0 is an empty result (see attention()); the others have no meaning.
   auto empty = [&](const char* what, int64_t n) {
     if (n == 0) throw std::invalid_argument(std::string("attention: ") + what + " is 0 (query " + query.shape().str() +
                                             ", keys " + keys.shape().str() + ", values " + values.shape().str() + ")");
@@ -111,14 +111,14 @@ void check_attention_inputs(const Var& query, const Var& keys, const Var& values
   empty("Dv (the values' feature size)", values.size(2));
 }
 
-AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
+AttentionResult attention(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
                        const ScoreParams& params, Normalizer normalizer) {
   check_attention_inputs(query, keys, values, mask);
   check_params(score, query.size(2), keys.size(2), params);
   const int64_t B = query.size(0), T = query.size(1);
   if (B == 0 || T == 0)  // no queries: an empty context and empty weights
     return {Var(Tensor(Shape{B, T, values.size(2)})), Var(Tensor(Shape{B, T, keys.size(1)}))};
-  return combine(scores(score, query, prepare_keys(score, keys, params), params), values, mask, normalizer);
+  return weigh_values(scores(score, query, prepare_keys(score, keys, params), params), values, mask, normalizer);
 }
 
 SoftAttention::SoftAttention(ScoreKind score, int query_dim, int key_dim, int attention_dim, Rng& rng,
@@ -166,7 +166,7 @@ Var SoftAttention::additive_scores_with(const Var& query, const Memory& memory, 
 }
 
 AttentionResult SoftAttention::weigh(const Var& sc, const Memory& memory, const Tensor& mask) const {
-  return combine(sc, memory.values, mask, normalizer_);
+  return weigh_values(sc, memory.values, mask, normalizer_);
 }
 
 void SoftAttention::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {

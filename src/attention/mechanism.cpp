@@ -120,7 +120,7 @@ const Var& AttentionState::sum(size_t slot) const {
 
 AttentionState AttentionState::gather(const std::vector<int>& which) const {
   AttentionState g;
-  g.step = step, g.hard = hard, g.sampler = sampler;  // the same step for every row
+  g.step = step, g.inference = inference, g.sampler = sampler;  // the same step for every row
   g.rows.resize(rows.size());
   for (size_t i = 0; i < rows.size(); ++i)
     if (rows[i].defined()) g.rows[i] = Var(gather_rows(rows[i].value(), which));

@@ -63,7 +63,7 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
   std::vector<bool> done(B, false);
   int remaining = B, finished_rows = 0, G = 1;
   for (int t = 0; t < max_steps(batch, opt, dec) && remaining > 0; ++t) {
-    const DecoderStep s = dec.step(prev);
+    const NextTokenScores s = dec.step(prev);
     G = static_cast<int>(s.weights.size(1));
     const int V = static_cast<int>(s.logits.size(1));
     const Tensor logp = log_probs(s.logits);
@@ -124,7 +124,7 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
   int G = 1;
   const int steps = max_steps(batch, opt, dec);
   for (int t = 0; t < steps; ++t) {
-    const DecoderStep s = dec.step(prev);
+    const NextTokenScores s = dec.step(prev);
     G = static_cast<int>(s.weights.size(1));
     const int V = static_cast<int>(s.logits.size(1));
     const Tensor logp = log_probs(s.logits);

@@ -113,9 +113,9 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& config, Rng& rng) : config_(config) {
     encoder_.emplace_back(config.cell, l == 0 ? E : M, He, config.bidirectional, rng);
   bridge_h_ = Linear(M, H, /*bias=*/true, rng);
   if (config.cell == CellKind::kLstm) bridge_c_ = Linear(M, H, /*bias=*/true, rng);
-  decoder_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
+  decoder_cell_ = RnnCell(config.cell, E + (config.input_feeding ? H : 0), H, rng);
   attention_ = make_attention(config.attention, /*query_dim=*/H, /*key_dim=*/M, rng);
-  combine_ = Linear(M + H, H, /*bias=*/false, rng);
+  attentional_layer_ = Linear(M + H, H, /*bias=*/false, rng);
   output_ = Linear(H, config.tgt_vocab, /*bias=*/true, rng);
 }
 
@@ -164,7 +164,7 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
 }
 
 Var Seq2Seq::target_gate_table() const {
-  return decoder_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
+  return decoder_cell_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
 }
 
 Var Seq2Seq::target_gates_for(int64_t tokens, Rng* dropout_rng) const {
@@ -188,7 +188,7 @@ bool Seq2Seq::use_frozen(Rng* dropout_rng) const {
 void Seq2Seq::precompute_memory_combined(Encoded& enc) const {
   const int M = config_.memory_size();
   const Var& values = enc.memory.scorer.values;  // [B,S,M]
-  enc.memory_combined = reshape(matmul(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), narrow(combine_.weight(), 0, M)),
+  enc.memory_combined = reshape(matmul(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), narrow(attentional_layer_.weight(), 0, M)),
                                 Shape{enc.B, enc.S, config_.hidden});
 }
 
@@ -202,23 +202,23 @@ Var Seq2Seq::embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rn
   if (enc.target_gates.defined()) return embedding(enc.target_gates, ids);  // [N, G*H]
   Var y = tgt_emb_(ids);  // [N, E]
   if (dropout_rng) y = dropout(y, config_.dropout, *dropout_rng);
-  return decoder_.project_input_rows(y, 0, config_.embedding, /*with_bias=*/true);
+  return decoder_cell_.project_input_rows(y, 0, config_.embedding, /*with_bias=*/true);
 }
 
-RnnState Seq2Seq::decoder_step(const Var& gates_emb, const DecoderState& state) const {
+RnnState Seq2Seq::advance_decoder_cell(const Var& gates_emb, const DecoderState& state) const {
   // Input feeding: the input is [emb(y_{t-1}); h̃_{t-1}], so its gates are the embedding part
   // plus h̃_{t-1} times the remaining rows of W_ih.
   Var gi = config_.input_feeding
-               ? add(gates_emb, decoder_.project_input_rows(state.feed, config_.embedding, config_.hidden, false))
+               ? add(gates_emb, decoder_cell_.project_input_rows(state.feed, config_.embedding, config_.hidden, false))
                : gates_emb;
-  return decoder_.step(gi, state.rnn);  // s_t
+  return decoder_cell_.step(gi, state.rnn);  // s_t
 }
 
-Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
+Seq2Seq::StepOutput Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
                             Rng* dropout_rng, const WindowConstraint* window) const {
   const int B = enc.B, H = config_.hidden;
-  Step out;
-  out.state.rnn = decoder_step(embedding_gates(prev, enc, dropout_rng), state);
+  StepOutput out;
+  out.state.rnn = advance_decoder_cell(embedding_gates(prev, enc, dropout_rng), state);
   out.state.attn = state.attn;
   const bool constrained = window && !state.last_attended.empty();
   AttentionResult a = attention_->step(reshape(out.state.rnn.h, Shape{B, 1, H}),
@@ -239,10 +239,10 @@ Seq2Seq::Step Seq2Seq::step(const std::vector<int>& prev, const DecoderState& st
   if (enc.memory_combined.defined()) {  // a_t (h W_c[:M]) + s_t W_c[M:] + b_c, see precompute_memory_combined
     const int M = config_.memory_size();
     Var from_memory = reshape(bmm(reshape(a.weights, Shape{B, 1, enc.S}), enc.memory_combined), Shape{B, H});
-    out.attentional = tanh(add(from_memory, linear(out.state.rnn.h, narrow(combine_.weight(), M, H), combine_.bias())));
+    out.attentional = tanh(add(from_memory, linear(out.state.rnn.h, narrow(attentional_layer_.weight(), M, H), attentional_layer_.bias())));
   } else {
     Var context = reshape(a.context, Shape{B, config_.memory_size()});
-    out.attentional = tanh(combine_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
+    out.attentional = tanh(attentional_layer_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
   }
   if (config_.input_feeding) out.state.feed = out.attentional;
   Var h = dropout_rng ? dropout(out.attentional, config_.dropout, *dropout_rng) : out.attentional;
@@ -300,15 +300,15 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_
   // input gates is one product for all steps, [T, B, G*H].
   enc.target_gates = target_gates_for(int64_t(batch.T) * B, dropout_rng);
   Var gates_all = reshape(embedding_gates(batch.tgt_in, enc, dropout_rng),
-                          Shape{batch.T, B, decoder_.gates() * H});
+                          Shape{batch.T, B, decoder_cell_.gates() * H});
   DecoderState state = initial_state(enc);
   state.attn.sampler = dropout_rng;  // hard attention samples in training, takes the argmax otherwise
   std::vector<Var> outs;
   outs.reserve(batch.T);
   for (int t = 0; t < batch.T; ++t) {
-    state.rnn = decoder_step(select(gates_all, t), state);
+    state.rnn = advance_decoder_cell(select(gates_all, t), state);
     AttentionResult a = attention_->step(reshape(state.rnn.h, Shape{B, 1, H}), enc.memory, state.attn);
-    Var att = tanh(combine_(concat({reshape(a.context, Shape{B, config_.memory_size()}), state.rnn.h}, 1)));
+    Var att = tanh(attentional_layer_(concat({reshape(a.context, Shape{B, config_.memory_size()}), state.rnn.h}, 1)));
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);
   }
@@ -326,9 +326,9 @@ void Seq2Seq::collect(const std::string& prefix, std::vector<NamedParameter>& ou
     encoder_[l].collect(prefix + (l == 0 ? std::string("encoder.") : "encoder" + std::to_string(l) + "."), out);
   bridge_h_.collect(prefix + "bridge_h.", out);
   if (config_.cell == CellKind::kLstm) bridge_c_.collect(prefix + "bridge_c.", out);
-  decoder_.collect(prefix + "decoder.", out);
+  decoder_cell_.collect(prefix + "decoder.", out);
   attention_->collect(prefix + "attention.", out);
-  combine_.collect(prefix + "combine.", out);
+  attentional_layer_.collect(prefix + "combine.", out);  // (the name model files have always had)
   output_.collect(prefix + "output.", out);
 }
 

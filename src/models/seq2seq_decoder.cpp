@@ -63,7 +63,7 @@ class RnnStepDecoder final : public StepDecoder {
   RnnStepDecoder(const Seq2Seq& model, const Batch& batch, int K, const DecodeOptions& opt) : model_(model) {
     Prepared p = prepare(model, batch, K);
     enc_ = std::move(p.enc), state_ = std::move(p.state);
-    state_.attn.hard = true;  // inference: hard attention's argmax, monotonic attention's pointer
+    state_.attn.inference = true;  // inference: hard attention's argmax, monotonic attention's pointer
     if (opt.window_back >= 0 || opt.window_forward >= 0) {
       // Saturated at 2^20 (longer than any source): last + forward cannot overflow.
       window_.back = opt.window_back < 0 ? 1 << 20 : std::min(opt.window_back, 1 << 20);
@@ -72,9 +72,9 @@ class RnnStepDecoder final : public StepDecoder {
     }
   }
 
-  DecoderStep step(const std::vector<int>& prev) override {
+  NextTokenScores step(const std::vector<int>& prev) override {
     NoGradScope no_grad;
-    Seq2Seq::Step s = model_.step(prev, state_, enc_, nullptr, use_window_ ? &window_ : nullptr);
+    Seq2Seq::StepOutput s = model_.step(prev, state_, enc_, nullptr, use_window_ ? &window_ : nullptr);
     state_ = std::move(s.state);
     const Tensor w = s.weights.value();  // [N,S]
     return {s.logits.value(), w.view(Shape{w.size(0), 1, w.size(1)})};
@@ -132,7 +132,7 @@ class FusedSoftDecoder final : public StepDecoder {
     allocate_rows();
   }
 
-  DecoderStep step(const std::vector<int>& prev) override {
+  NextTokenScores step(const std::vector<int>& prev) override {
     const int N = N_, S = S_, H = w_.H, GH = G_ * H, A = w_.A, V = w_.V;
     if (static_cast<int>(prev.size()) != N)
       throw std::invalid_argument("decoder step: " + std::to_string(prev.size()) + " tokens for " + std::to_string(N) +
@@ -269,12 +269,12 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
   const ScoreParams& p = scorer.params();
   const FusedWeights w{config_.cell, scorer.score(), E, H, M, additive ? static_cast<int>(p.va.size(0)) : 0,
                        config_.tgt_vocab, config_.input_feeding, tgt_emb_.table().value().data(),
-                       decoder_.w_ih().value().data(), decoder_.b_ih().value().data(),
-                       decoder_.w_ih().value().data() + int64_t(E) * decoder_.gates() * H,
-                       decoder_.w_hh().value().data(), decoder_.b_hh().value().data(),
+                       decoder_cell_.w_ih().value().data(), decoder_cell_.b_ih().value().data(),
+                       decoder_cell_.w_ih().value().data() + int64_t(E) * decoder_cell_.gates() * H,
+                       decoder_cell_.w_hh().value().data(), decoder_cell_.b_hh().value().data(),
                        additive ? p.Wq.value().data() : nullptr, additive ? p.va.value().data() : nullptr,
-                       combine_.weight().value().data() + int64_t(M) * H,
-                       combine_.bias().defined() ? combine_.bias().value().data() : nullptr,
+                       attentional_layer_.weight().value().data() + int64_t(M) * H,
+                       attentional_layer_.bias().defined() ? attentional_layer_.bias().value().data() : nullptr,
                        output_.weight().value().data(), output_.bias().value().data()};
   return std::make_unique<FusedSoftDecoder>(w, ready.enc, ready.state);
 }

@@ -64,7 +64,7 @@ Transformer::Transformer(const TransformerConfig& config, Rng& rng) : config_(co
   tgt_emb_ = Embedding(config.tgt_vocab, C, rng);
   const LayerOptions lo{config.pre_norm, config.dropout};
   for (int l = 0; l < config.encoder_layers; ++l) encoder_.emplace_back(C, config.heads, config.ffn, lo, rng);
-  for (int l = 0; l < config.decoder_layers; ++l) decoder_.emplace_back(C, config.heads, config.ffn, lo, rng);
+  for (int l = 0; l < config.decoder_layers; ++l) decoder_cell_.emplace_back(C, config.heads, config.ffn, lo, rng);
   if (config.pre_norm) enc_norm_ = LayerNorm(C), dec_norm_ = LayerNorm(C);
   if (!config.tie_embeddings) output_ = Linear(C, config.tgt_vocab, /*bias=*/true, rng);
   positions_ = sinusoidal_positions(config.max_length, C);
@@ -109,7 +109,7 @@ Var Transformer::logits(const Batch& batch, Rng* rng) const {
   if (batch.T == 0) throw std::invalid_argument("Transformer::logits: the batch has no targets");
   const Encoded enc = encode(batch.src, batch.src_lengths, batch.S, rng);
   Var y = embed(tgt_emb_, batch_major(batch.tgt_in, batch.B, batch.T), batch.B, batch.T, 0, rng);  // [B,T,C]
-  for (const auto& layer : decoder_) y = layer(y, enc.memory, enc.lengths, rng);
+  for (const auto& layer : decoder_cell_) y = layer(y, enc.memory, enc.lengths, rng);
   if (config_.pre_norm) y = dec_norm_(y);
   // [B,T,C] -> time-major [T*B, C], as the targets are.
   Var h = reshape(transpose01(y), Shape{int64_t(batch.T) * batch.B, config_.dim});
@@ -137,20 +137,20 @@ class TransformerStepDecoder final : public StepDecoder {
     const int C = m.config_.dim;
     // The search's step limit, within the positions the model has; the caches hold that many.
     max_steps_ = std::min(step_limit(batch.S, opt), m.config_.max_length);
-    for (const auto& layer : m.decoder_) {
+    for (const auto& layer : m.decoder_cell_) {
       self_.emplace_back(N_, layer.heads(), max_steps_, C / layer.heads());
       cross_.push_back(layer.cross_keys_values(memory, lengths));
     }
   }
 
-  DecoderStep step(const std::vector<int>& prev) override {
+  NextTokenScores step(const std::vector<int>& prev) override {
     NoGradScope no_grad;
-    const int L = static_cast<int>(m_.decoder_.size()), H = m_.decoder_[0].heads(), C = m_.config_.dim;
+    const int L = static_cast<int>(m_.decoder_cell_.size()), H = m_.decoder_cell_[0].heads(), C = m_.config_.dim;
     Var y = m_.embed(m_.tgt_emb_, prev, N_, 1, t_, nullptr);  // [N,1,C]
     Tensor weights = Tensor::empty(Shape{N_, L * H, S_});
     for (int l = 0; l < L; ++l) {
       Tensor w;  // [N,H,1,S]
-      y = m_.decoder_[l].step(y, self_[l], cross_[l], &w);
+      y = m_.decoder_cell_[l].step(y, self_[l], cross_[l], &w);
       for (int n = 0; n < N_; ++n)
         std::copy(w.data() + int64_t(n) * H * S_, w.data() + int64_t(n + 1) * H * S_,
                   weights.data() + (int64_t(n) * L + l) * H * S_);
@@ -199,7 +199,7 @@ void Transformer::collect(const std::string& prefix, std::vector<NamedParameter>
   src_emb_.collect(prefix + "src_embedding.", out);
   tgt_emb_.collect(prefix + "tgt_embedding.", out);
   for (size_t l = 0; l < encoder_.size(); ++l) encoder_[l].collect(prefix + "encoder." + std::to_string(l) + ".", out);
-  for (size_t l = 0; l < decoder_.size(); ++l) decoder_[l].collect(prefix + "decoder." + std::to_string(l) + ".", out);
+  for (size_t l = 0; l < decoder_cell_.size(); ++l) decoder_cell_[l].collect(prefix + "decoder." + std::to_string(l) + ".", out);
   if (config_.pre_norm) {
     enc_norm_.collect(prefix + "encoder_norm.", out);
     dec_norm_.collect(prefix + "decoder_norm.", out);

@@ -204,11 +204,11 @@ struct Outputs {
 };
 Outputs run_mechanism(const Inputs& in, bool hard) {  // penalty: the mechanism's extra loss (coverage's)
   const int64_t B = in.query.size(0), T = in.query.size(1), Dq = in.query.size(2);
-  if (B == 0 || T == 0)  // no queries: empty results, as attend() gives (attention.h)
+  if (B == 0 || T == 0)  // no queries: empty results, as attention() gives (attention.h)
     return {Var(Tensor(Shape{B, T, in.values.size(2)})), Var(Tensor(Shape{B, T, in.keys.size(1)})), Var()};
   AttentionMemory mem = in.mechanism->prepare(in.keys, in.values, in.mask, in.summary);
   AttentionState st;
-  st.hard = hard;
+  st.inference = hard;
   Var q_tm = transpose01(in.query);  // [T,B,Dq]
   std::vector<Var> ctx, w;
   for (int64_t t = 0; t < T; ++t) {

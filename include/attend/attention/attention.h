@@ -42,7 +42,7 @@ void check_attention_inputs(const Var& query, const Var& keys, const Var& values
 
 // The general definition, in one call. query [B,T,Dq], keys [B,S,Dk], values [B,S,Dv],
 // mask [B,S] (1 = may attend; undefined = all) -> context [B,T,Dv], weights [B,T,S].
-AttentionResult attend(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
+AttentionResult attention(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
                        const ScoreParams& params = {}, Normalizer normalizer = Normalizer::kSoftmax);
 
 // The same mechanism as a layer that owns its score parameters and is called once per decoder

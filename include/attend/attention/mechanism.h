@@ -57,7 +57,7 @@ std::vector<std::string> attention_json_keys(const std::string& mechanism);
 // (gather), so no mechanism can keep per-row state that a search would leave behind.
 struct AttentionState {
   int step = 0;       // t, the output position being predicted
-  bool hard = false;  // inference: hard decisions (pointers, argmax) instead of expectations
+  bool inference = false;  // decoding: hard decisions (pointers, argmax) instead of expectations
   Rng* sampler = nullptr;  // training: what stochastic mechanisms sample from (null: inference)
   std::vector<Var> rows;                   // slot i: [B, ...], or undefined before it is set
   std::vector<std::vector<int>> row_ints;  // slot i: [B], or empty

@@ -47,7 +47,7 @@ class Model : public Module {
   virtual void freeze() {}
   // The longest source (in tokens) the model takes; longer inputs are refused one by one.
   virtual int max_source_length() const { return 4096; }
-  // The G attention maps of a step, in the order of DecoderStep::weights: {"attention"} for one;
+  // The G attention maps of a step, in the order of NextTokenScores::weights: {"attention"} for one;
   // a Transformer's cross-attention layer by layer, head by head.
   virtual std::vector<AttentionMap> attention_maps() const { return {{"attention", 0, 0}}; }
 };

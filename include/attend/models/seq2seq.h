@@ -60,7 +60,7 @@ class Seq2Seq : public Model {
   struct WindowConstraint {
     int back = 0, forward = 0;
   };
-  struct Step {
+  struct StepOutput {
     Var logits;       // [B,V]
     Var weights;      // [B,S]
     Var attentional;  // h̃_t [B,H]
@@ -80,7 +80,7 @@ class Seq2Seq : public Model {
   // block is a fifth of the weights a step reads.
   void precompute_memory_combined(Encoded& enc) const;
   // One decoder step for the previous tokens prev [B].
-  Step step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng,
+  StepOutput step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng,
             const WindowConstraint* window = nullptr) const;
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
   // `final_state` receives the attention state after the last step (its loss terms: coverage
@@ -111,7 +111,7 @@ class Seq2Seq : public Model {
   // The decoder's input gates for tokens `ids` from their embeddings: emb W_ih[:E] + b_ih.
   Var embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const;
   // One decoder step from the embedding part of its gates.
-  RnnState decoder_step(const Var& gates_emb, const DecoderState& state) const;
+  RnnState advance_decoder_cell(const Var& gates_emb, const DecoderState& state) const;
   // The attention memory with the window constraint folded into its mask, so that the
   // mechanism normalises over the window and its state (coverage, previous weights) sees only
   // what it attended to.
@@ -134,9 +134,9 @@ class Seq2Seq : public Model {
   Embedding src_emb_, tgt_emb_;
   std::vector<Rnn> encoder_;  // layers
   Linear bridge_h_, bridge_c_;
-  RnnCell decoder_;
+  RnnCell decoder_cell_;
   std::shared_ptr<AttentionMechanism> attention_;
-  Linear combine_, output_;
+  Linear attentional_layer_, output_;
 };
 
 }  // namespace attend

@@ -38,7 +38,7 @@ inline std::vector<int> beam_rows(int sources, int rows_per_source) {
   return rows;
 }
 
-struct DecoderStep {
+struct NextTokenScores {
   Tensor logits;   // [N,V] scores of the next token
   Tensor weights;  // [N,G,S] the step's attention over source positions: G maps (1 for the RNN
                    // model, layers x heads of cross-attention for the Transformer)
@@ -48,7 +48,7 @@ class StepDecoder {
  public:
   virtual ~StepDecoder() = default;
   // Feeds every row's previous token prev [N] (<s> at the first step) and scores the next one.
-  virtual DecoderStep step(const std::vector<int>& prev) = 0;
+  virtual NextTokenScores step(const std::vector<int>& prev) = 0;
   // Beam search: row i continues the hypothesis of row parents[i] (always of the same source).
   virtual void reorder(const std::vector<int>& parents) = 0;
   // The searches, when sentences finish: continue with rows `rows` only (increasing), which

@@ -71,7 +71,7 @@ class Transformer : public Model {
   TransformerConfig config_;
   Embedding src_emb_, tgt_emb_;
   std::vector<TransformerEncoderLayer> encoder_;
-  std::vector<TransformerDecoderLayer> decoder_;
+  std::vector<TransformerDecoderLayer> decoder_cell_;
   LayerNorm enc_norm_, dec_norm_;  // pre-LN: after the last layer
   Linear output_;                  // unless tied
   Tensor positions_;               // [max_length, C]

@@ -52,7 +52,7 @@ class Hard final : public AttentionMechanism {
       return at;
     };
     const Var& values = m.scorer.values;
-    if (st.hard || !st.sampler) {
+    if (st.inference || !st.sampler) {
       Var w(one_hot(argmax(a)));
       return {bmm(w, values), w};
     }

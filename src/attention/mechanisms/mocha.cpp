@@ -54,7 +54,7 @@ class Mocha final : public AttentionMechanism {
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0), S = m.scorer.mask.size(1);
     Var e = add(reshape(scorer_.scores(query, m.scorer), Shape{B, S}), r_);
-    if (!st.hard && st.sampler) {  // Raffel et al., sec. 2.3: noise before the sigmoid in training
+    if (!st.inference && st.sampler) {  // Raffel et al., sec. 2.3: noise before the sigmoid in training
       Tensor noise(Shape{B, S});
       for (int64_t i = 0; i < noise.numel(); ++i) noise.data()[i] = st.sampler->normal();
       e = add(e, Var(noise));
@@ -63,7 +63,7 @@ class Mocha final : public AttentionMechanism {
     const SoftAttention::Memory chunk_memory{m.rows.at(kChunkKeys), m.scorer.values, m.scorer.mask};
     Var u = reshape(chunk_.scores(query, chunk_memory), Shape{B, S});  // chunk energies
     ++st.step;
-    if (st.hard) return hard_step(p, u, m, st);
+    if (st.inference) return hard_step(p, u, m, st);
     Var prev = st.row(kAlpha);
     if (!prev.defined()) {  // before the first step all mass is at position 0
       Tensor start(Shape{B, S});

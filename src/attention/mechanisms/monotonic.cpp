@@ -26,7 +26,7 @@ class Monotonic final : public AttentionMechanism {
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0), S = m.scorer.mask.size(1);
     Var e = add(reshape(scorer_.scores(query, m.scorer), Shape{B, S}), r_);
-    if (!st.hard && st.sampler) {
+    if (!st.inference && st.sampler) {
       // Raffel et al. 2017, sec. 2.3: Gaussian noise N(0, 1) before the sigmoid in training
       // pushes the stop probabilities towards 0 or 1, so the expected alignment of training
       // matches the hard pointer (threshold 0.5) used at inference.
@@ -36,7 +36,7 @@ class Monotonic final : public AttentionMechanism {
     }
     Var p = mul(sigmoid(e), Var(m.scorer.mask));  // padding: never stop there
     ++st.step;
-    if (st.hard) return hard_step(p, m, st);
+    if (st.inference) return hard_step(p, m, st);
     Var prev = st.row(kPrevious);
     if (!prev.defined()) {  // before the first step all mass is at position 0
       Tensor start(Shape{B, S});
