@@ -236,18 +236,24 @@ Seq2Seq::StepOutput Seq2Seq::step(const std::vector<int>& prev, const DecoderSta
     }
   }
   out.weights = reshape(a.weights, Shape{B, enc.S});
-  if (enc.memory_combined.defined()) {  // a_t (h W_c[:M]) + s_t W_c[M:] + b_c, see precompute_memory_combined
-    const int M = config_.memory_size();
-    Var from_memory = reshape(bmm(reshape(a.weights, Shape{B, 1, enc.S}), enc.memory_combined), Shape{B, H});
-    out.attentional = tanh(add(from_memory, linear(out.state.rnn.h, narrow(attentional_layer_.weight(), M, H), attentional_layer_.bias())));
-  } else {
-    Var context = reshape(a.context, Shape{B, config_.memory_size()});
-    out.attentional = tanh(attentional_layer_(concat({context, out.state.rnn.h}, 1)));  // h̃_t
-  }
+  out.attentional = attentional(a, out.state.rnn.h, enc);
   if (config_.input_feeding) out.state.feed = out.attentional;
   Var h = dropout_rng ? dropout(out.attentional, config_.dropout, *dropout_rng) : out.attentional;
   out.logits = output_(h);
   return out;
+}
+
+// Luong et al. 2015, eq. 5: h̃_t = tanh(W_c [c_t; s_t]) [B,H]. With the memory's part precomputed
+// (decoding, precompute_memory_combined): a_t (h W_c[:M]) + s_t W_c[M:], the same up to rounding.
+// The fused decoding step (seq2seq_decoder.cpp) computes this on raw buffers; it is tested
+// against this one.
+Var Seq2Seq::attentional(const AttentionResult& a, const Var& s, const Encoded& enc) const {
+  const int64_t B = s.size(0), H = config_.hidden, M = config_.memory_size();
+  if (enc.memory_combined.defined()) {
+    Var from_memory = reshape(bmm(reshape(a.weights, Shape{B, 1, enc.S}), enc.memory_combined), Shape{B, H});
+    return tanh(add(from_memory, linear(s, narrow(attentional_layer_.weight(), M, H), attentional_layer_.bias())));
+  }
+  return tanh(attentional_layer_(concat({reshape(a.context, Shape{B, M}), s}, 1)));
 }
 
 // Window constraint at inference: only positions within [last - back, last + forward] of each
@@ -308,7 +314,7 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_
   for (int t = 0; t < batch.T; ++t) {
     state.rnn = advance_decoder_cell(select(gates_all, t), state);
     AttentionResult a = attention_->step(reshape(state.rnn.h, Shape{B, 1, H}), enc.memory, state.attn);
-    Var att = tanh(attentional_layer_(concat({reshape(a.context, Shape{B, config_.memory_size()}), state.rnn.h}, 1)));
+    Var att = attentional(a, state.rnn.h, enc);
     if (config_.input_feeding) state.feed = att;
     outs.push_back(att);
   }

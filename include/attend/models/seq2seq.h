@@ -108,6 +108,8 @@ class Seq2Seq : public Model {
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
  private:
+  // h̃_t = tanh(W_c [c_t; s_t]) (Luong et al. 2015, eq. 5) for the attention result a and state s [B,H].
+  Var attentional(const AttentionResult& a, const Var& s, const Encoded& enc) const;
   // The decoder's input gates for tokens `ids` from their embeddings: emb W_ih[:E] + b_ih.
   Var embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const;
   // One decoder step from the embedding part of its gates.
