@@ -568,147 +568,208 @@ int run_data_cmudict(const std::string& out, const std::string& split_from, cons
   return 0;
 }
 
+// train's flags: the data, the model (either architecture), and the run.
+void add_data_flags(CLI::App* cmd, TrainArgs& ta) {
+  TrainOptions& o = ta.opt;
+  cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
+      ->check(CLI::IsMember({"dates", "g2p", "tsv"}))->capture_default_str();
+  cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
+  cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
+  cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
+}
+
+void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
+  TrainOptions& o = ta.opt;
+  cmd->add_option("--model", ta.architecture,
+                        "rnn: encoder-decoder with attention (Bahdanau/Luong); transformer: Vaswani et al. 2017")
+      ->check(CLI::IsMember({"rnn", "transformer"}))->capture_default_str();
+  cmd->add_option("--attention", ta.attention, mechanism_help())
+      ->check(CLI::IsMember(mechanism_names()))->capture_default_str();
+  add_mechanism_flags(cmd, ta.mechanism_options);
+  cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
+      ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
+  cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
+      ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))->capture_default_str();
+  cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
+      ->capture_default_str();
+  cmd->add_option("--hidden", o.model.rnn.hidden, "Decoder state size")
+      ->check(at_least(1))->capture_default_str();
+  cmd->add_option("--encoder-hidden", o.model.rnn.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
+      ->check(at_least(0))->capture_default_str();
+  cmd->add_option("--encoder-layers", ta.encoder_layers, "Stacked encoder layers (transformer: default --layers)")
+      ->check(at_least(1))->capture_default_str();
+  cmd->add_option("--embedding", o.model.rnn.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--attention-dim", o.model.rnn.attention.attention_dim, "Hidden size of the additive score")
+      ->check(at_least(1))->capture_default_str();
+  cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
+  cmd->add_option("--dropout", ta.dropout,
+                        "Dropout (rnn: embeddings and the attentional state; transformer: embeddings, sublayers, weights)")
+      ->check(number(0, true, 0.95))->capture_default_str();
+  cmd->add_option("--dim", o.model.transformer.dim, "transformer: model width C")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--heads", o.model.transformer.heads, "transformer: attention heads (C divisible by heads)")
+      ->check(at_least(1))->capture_default_str();
+  cmd->add_option("--ffn", o.model.transformer.ffn, "transformer: feed-forward width")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--layers", ta.layers, "transformer: encoder and decoder layers")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--decoder-layers", ta.decoder_layers, "transformer: decoder layers (default --layers)")
+      ->check(at_least(1));
+  cmd->add_flag("--post-norm", ta.post_norm, "transformer: LayerNorm after each sublayer, as in the paper (default: before)");
+  cmd->add_flag("--tie-embeddings", o.model.transformer.tie_embeddings,
+                      "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
+  cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
+      ->check(at_least(1))->capture_default_str();
+}
+
+void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
+  TrainOptions& o = ta.opt;
+  cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(whole(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
+      ->check(number(0, true))->capture_default_str();
+  cmd->add_option("--max-steps", o.max_steps,
+                        "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
+      ->check(at_least(0))->capture_default_str();
+  cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(whole(1, max_threads()))->capture_default_str();
+  cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
+  cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
+  cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
+      ->check(number(0, true))->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
+      ->check(number(0, true))->capture_default_str();
+  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(number(0, true, 0.99))
+      ->capture_default_str();
+  cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
+      ->check(at_least(1))->capture_default_str();
+  cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
+      ->check(at_least(0))->capture_default_str();
+  cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
+      ->check(whole(1, 10000000))->capture_default_str();
+  cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
+      ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
+  cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
+  cmd->add_option("--save-every", o.save_every,
+                        "Save the training state every N steps (0 = only at evaluations); see --resume")
+      ->check(at_least(0))->capture_default_str();
+  cmd->add_option("--max-nonfinite", o.max_nonfinite,
+                        "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
+      ->check(at_least(1))->capture_default_str();
+  auto* out_opt = cmd->add_option("--out", o.out, "Model directory to write");
+  cmd->add_flag("--overwrite", o.overwrite,
+                      "Train into --out even though it holds another model or run (replaced when the new run saves "
+                      "its first model)");
+  cmd->add_option("--resume", ta.resume,
+                        "Continue the interrupted run in this directory exactly where its training state left it")
+      ->check(CLI::ExistingDirectory)->excludes(out_opt);
+
+}
+
+// The other subcommands' arguments.
+struct EvalArgs {
+  DecodeArgs d;
+  std::string test;
+  bool json = false, show_errors = false, alignment_stats = false;
+};
+struct TranslateArgs {
+  DecodeArgs d;
+  std::vector<std::string> texts;
+  bool show_attention = false;
+};
+struct AlignArgs {
+  DecodeArgs d;
+  std::string out_path, format, map = "all";
+  std::vector<std::string> texts;
+};
+struct DataArgs {
+  std::string out, split_from, dict_file;
+};
+
+CLI::App* add_eval_command(CLI::App& app, EvalArgs& e) {
+  auto* cmd = app.add_subcommand("eval", "Score a model on a test file: exact match, token accuracy, error rate");
+  add_decode_flags(cmd, e.d);
+  cmd->add_option("--test", e.test, "Test data: source<TAB>target per line")->required()->check(CLI::ExistingFile);
+  cmd->add_flag("--json", e.json, "Print one JSON object");
+  cmd->add_flag("--show-errors", e.show_errors, "List the wrong outputs on stderr");
+  cmd->add_flag("--alignment-stats", e.alignment_stats,
+                "Also report monotonicity, mean entropy and diagonality of the attention");
+  return cmd;
+}
+
+CLI::App* add_translate_command(CLI::App& app, TranslateArgs& t) {
+  auto* cmd = app.add_subcommand("translate", "Run a model on TEXT arguments, or on stdin lines when none");
+  add_decode_flags(cmd, t.d);
+  cmd->add_option("text", t.texts, "Inputs (default: read lines from stdin)");
+  cmd->add_flag("--show-attention", t.show_attention, "Draw each attention matrix in the terminal");
+  return cmd;
+}
+
+CLI::App* add_align_command(CLI::App& app, AlignArgs& a) {
+  auto* cmd = app.add_subcommand(
+      "align", "Draw the attention alignment of an input (PNG, SVG), or export hard alignments (Pharaoh i-j pairs)");
+  add_decode_flags(cmd, a.d);
+  cmd->add_option("--out", a.out_path, "Image to write (.png or .svg); for pharaoh, a text file (default stdout)");
+  cmd->add_option("--format", a.format, "png, svg or pharaoh (default: from the --out extension)")
+      ->check(CLI::IsMember({"png", "svg", "pharaoh"}));
+  cmd->add_option("text", a.texts, "The input (pharaoh: inputs, or stdin lines when none)");
+  cmd->add_option("--map", a.map,
+                  "Transformer: all (the mean, then every layer's heads), mean, or LAYER:HEAD (pharaoh: the mean "
+                  "unless LAYER:HEAD)")
+      ->capture_default_str();
+  return cmd;
+}
+
+CLI::App* add_data_command(CLI::App& app, DataArgs& d) {
+  auto* data_cmd = app.add_subcommand("data", "Prepare data sets");
+  data_cmd->require_subcommand(1);
+  auto* cmd = data_cmd->add_subcommand(
+      "cmudict", "CMUdict 0.7b for grapheme-to-phoneme: train.tsv, dev.tsv, test.tsv (WORD<TAB>PH PH ...)");
+  cmd->add_option("--out", d.out, "Directory to write")->required();
+  cmd->add_option("--split-from", d.split_from,
+                  "Use this directory's train/test split (*.train and *.test, or train.tsv and test.tsv)")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--dict", d.dict_file, "A local cmudict file instead of the npm package")->check(CLI::ExistingFile);
+  return data_cmd;
+}
+
+// attend train after parsing: resume, or the options the flags ask for (checked only, in parse-only mode).
+int run_train(CLI::App* cmd, TrainArgs& ta, Mode mode) {
+  if (!ta.resume.empty()) {
+    if (mode == Mode::kParseOnly) return 0;  // the rest needs the run's directory
+    return run_resume(cmd, ta);
+  }
+  if (ta.opt.out.empty()) throw std::invalid_argument("train: --out DIR is required (or --resume DIR)");
+  if (ta.opt.task == "g2p") apply_g2p_recipe(cmd, ta);
+  const TrainOptions opts = train_options(cmd, ta);
+  if (mode == Mode::kParseOnly) {
+    opts.validate();
+    ModelConfig m = opts.model;
+    m.set_vocabularies(5, 5);  // the data decides; any valid size checks the rest
+    m.validate();
+    return 0;
+  }
+  return train_and_report(opts);
+}
+
 }  // namespace
 
 int run(int argc, const char* const* argv, Mode mode) {
   CLI::App app{"attend: attention mechanisms for NLP: train, evaluate, translate and look at alignments"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "attend 0.1.0");
-
   TrainArgs ta;
-  TrainOptions& o = ta.opt;
   auto* train_cmd = app.add_subcommand("train", "Train a model: an RNN encoder-decoder with attention, or a Transformer");
-  train_cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
-      ->check(CLI::IsMember({"dates", "g2p", "tsv"}))->capture_default_str();
-  train_cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
-  train_cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
-  train_cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
-  train_cmd->add_option("--model", ta.architecture,
-                        "rnn: encoder-decoder with attention (Bahdanau/Luong); transformer: Vaswani et al. 2017")
-      ->check(CLI::IsMember({"rnn", "transformer"}))->capture_default_str();
-  train_cmd->add_option("--attention", ta.attention, mechanism_help())
-      ->check(CLI::IsMember(mechanism_names()))->capture_default_str();
-  add_mechanism_flags(train_cmd, ta.mechanism_options);
-  train_cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
-      ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
-  train_cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
-      ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))->capture_default_str();
-  train_cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
-      ->capture_default_str();
-  train_cmd->add_option("--hidden", o.model.rnn.hidden, "Decoder state size")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--encoder-hidden", o.model.rnn.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
-      ->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--encoder-layers", ta.encoder_layers, "Stacked encoder layers (transformer: default --layers)")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--embedding", o.model.rnn.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--attention-dim", o.model.rnn.attention.attention_dim, "Hidden size of the additive score")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
-  train_cmd->add_option("--dropout", ta.dropout,
-                        "Dropout (rnn: embeddings and the attentional state; transformer: embeddings, sublayers, weights)")
-      ->check(number(0, true, 0.95))->capture_default_str();
-  train_cmd->add_option("--dim", o.model.transformer.dim, "transformer: model width C")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--heads", o.model.transformer.heads, "transformer: attention heads (C divisible by heads)")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--ffn", o.model.transformer.ffn, "transformer: feed-forward width")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--layers", ta.layers, "transformer: encoder and decoder layers")->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--decoder-layers", ta.decoder_layers, "transformer: decoder layers (default --layers)")
-      ->check(at_least(1));
-  train_cmd->add_flag("--post-norm", ta.post_norm, "transformer: LayerNorm after each sublayer, as in the paper (default: before)");
-  train_cmd->add_flag("--tie-embeddings", o.model.transformer.tie_embeddings,
-                      "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
-  train_cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
-  train_cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(whole(1, 1 << 20))->capture_default_str();
-  train_cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
-      ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--max-steps", o.max_steps,
-                        "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
-      ->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
-  train_cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(whole(1, max_threads()))->capture_default_str();
-  train_cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
-  train_cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
-      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
-  train_cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
-      ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
-      ->check(number(0, true))->capture_default_str();
-  train_cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(number(0, true, 0.99))
-      ->capture_default_str();
-  train_cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
-      ->check(at_least(1))->capture_default_str();
-  train_cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
-      ->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
-      ->check(whole(1, 10000000))->capture_default_str();
-  train_cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
-      ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
-  train_cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
-  train_cmd->add_option("--save-every", o.save_every,
-                        "Save the training state every N steps (0 = only at evaluations); see --resume")
-      ->check(at_least(0))->capture_default_str();
-  train_cmd->add_option("--max-nonfinite", o.max_nonfinite,
-                        "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
-      ->check(at_least(1))->capture_default_str();
-  auto* out_opt = train_cmd->add_option("--out", o.out, "Model directory to write");
-  train_cmd->add_flag("--overwrite", o.overwrite,
-                      "Train into --out even though it holds another model or run (replaced when the new run saves "
-                      "its first model)");
-  train_cmd->add_option("--resume", ta.resume,
-                        "Continue the interrupted run in this directory exactly where its training state left it")
-      ->check(CLI::ExistingDirectory)->excludes(out_opt);
-
-  DecodeArgs ea;
-  std::string test;
-  bool json = false, show_errors = false;
-  auto* eval_cmd = app.add_subcommand("eval", "Score a model on a test file: exact match, token accuracy, error rate");
-  add_decode_flags(eval_cmd, ea);
-  eval_cmd->add_option("--test", test, "Test data: source<TAB>target per line")->required()->check(CLI::ExistingFile);
-  eval_cmd->add_flag("--json", json, "Print one JSON object");
-  eval_cmd->add_flag("--show-errors", show_errors, "List the wrong outputs on stderr");
-  bool alignment_stats_flag = false;
-  eval_cmd->add_flag("--alignment-stats", alignment_stats_flag,
-                     "Also report monotonicity, mean entropy and diagonality of the attention");
-
-  DecodeArgs tra;
-  std::vector<std::string> texts;
-  bool show_attention = false;
-  auto* translate_cmd = app.add_subcommand("translate", "Run a model on TEXT arguments, or on stdin lines when none");
-  add_decode_flags(translate_cmd, tra);
-  translate_cmd->add_option("text", texts, "Inputs (default: read lines from stdin)");
-  translate_cmd->add_flag("--show-attention", show_attention, "Draw each attention matrix in the terminal");
-
-  DecodeArgs aa;
-  std::string out_path, align_format;
-  std::vector<std::string> align_texts;
-  auto* align_cmd = app.add_subcommand(
-      "align", "Draw the attention alignment of an input (PNG, SVG), or export hard alignments (Pharaoh i-j pairs)");
-  add_decode_flags(align_cmd, aa);
-  align_cmd->add_option("--out", out_path, "Image to write (.png or .svg); for pharaoh, a text file (default stdout)");
-  align_cmd->add_option("--format", align_format, "png, svg or pharaoh (default: from the --out extension)")
-      ->check(CLI::IsMember({"png", "svg", "pharaoh"}));
-  align_cmd->add_option("text", align_texts, "The input (pharaoh: inputs, or stdin lines when none)");
-  std::string align_map = "all";
-  align_cmd->add_option("--map", align_map,
-                        "Transformer: all (the mean, then every layer's heads), mean, or LAYER:HEAD (pharaoh: the mean "
-                        "unless LAYER:HEAD)")
-      ->capture_default_str();
-
-  std::string data_out, split_from, dict_file;
-  auto* data_cmd = app.add_subcommand("data", "Prepare data sets");
-  data_cmd->require_subcommand(1);
-  auto* cmudict_cmd = data_cmd->add_subcommand(
-      "cmudict", "CMUdict 0.7b for grapheme-to-phoneme: train.tsv, dev.tsv, test.tsv (WORD<TAB>PH PH ...)");
-  cmudict_cmd->add_option("--out", data_out, "Directory to write")->required();
-  cmudict_cmd->add_option("--split-from", split_from,
-                          "Use this directory's train/test split (*.train and *.test, or train.tsv and test.tsv)")
-      ->check(CLI::ExistingDirectory);
-  cmudict_cmd->add_option("--dict", dict_file, "A local cmudict file instead of the npm package")->check(CLI::ExistingFile);
-
+  add_data_flags(train_cmd, ta);
+  add_model_flags(train_cmd, ta);
+  add_run_flags(train_cmd, ta);
+  EvalArgs ea;
+  TranslateArgs tra;
+  AlignArgs aa;
+  DataArgs da;
+  auto* eval_cmd = add_eval_command(app, ea);
+  auto* translate_cmd = add_translate_command(app, tra);
+  auto* align_cmd = add_align_command(app, aa);
+  auto* data_cmd = add_data_command(app, da);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -716,35 +777,14 @@ int run(int argc, const char* const* argv, Mode mode) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (*train_cmd) {
-    if (!ta.resume.empty()) {
-      if (mode == Mode::kParseOnly) return 0;  // the rest needs the run's directory
-      return run_resume(train_cmd, ta);
-    }
-    if (o.out.empty()) throw std::invalid_argument("train: --out DIR is required (or --resume DIR)");
-    if (ta.opt.task == "g2p") apply_g2p_recipe(train_cmd, ta);
-    const TrainOptions opts = train_options(train_cmd, ta);
-    if (mode == Mode::kParseOnly) {
-      opts.validate();
-      ModelConfig m = opts.model;
-      m.set_vocabularies(5, 5);  // the data decides; any valid size checks the rest
-      m.validate();
-      return 0;
-    }
-    return train_and_report(opts);
-  }
-  if (mode == Mode::kParseOnly) {
-    if (*align_cmd && align_format != "pharaoh" && out_path.empty())
-      throw std::invalid_argument("align: --out FILE.(png|svg) is required");
-    return 0;
-  }
-  if (*data_cmd) return run_data_cmudict(data_out, split_from, dict_file);
-  if (*eval_cmd) return run_eval(ea, test, json, show_errors, alignment_stats_flag);
-  if (*translate_cmd) return run_translate(tra, texts, show_attention);
-  if (*align_cmd) {
-    if (align_format != "pharaoh" && out_path.empty()) throw std::invalid_argument("align: --out FILE.(png|svg) is required");
-    return run_align(aa, out_path, align_texts, align_format, align_map);
-  }
+  if (*train_cmd) return run_train(train_cmd, ta, mode);
+  if (*align_cmd && aa.format != "pharaoh" && aa.out_path.empty())
+    throw std::invalid_argument("align: --out FILE.(png|svg) is required");
+  if (mode == Mode::kParseOnly) return 0;
+  if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
+  if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
+  if (*translate_cmd) return run_translate(tra.d, tra.texts, tra.show_attention);
+  if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map);
   return 2;
 }
 
