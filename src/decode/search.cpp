@@ -99,8 +99,35 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
   return out;
 }
 
-std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt) {
-  const int B = batch.B, K = opt.beam;
+// Beam search over K rows per source (row b * K + k of the decoder for source b, until finished
+// sources are dropped): at every step each open source keeps its K best continuations, and its
+// finished hypotheses (those that chose </s>) compete by length-normalised score.
+class BeamSearch {
+ public:
+  BeamSearch(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt)
+      : dec_(dec), batch_(batch), opt_(opt), B_(batch.B), K_(opt.beam), live_(B_, std::vector<Live>(K_)),
+        finished_(B_), closed_(B_, false), first_row_(B_), prev_(size_t(B_) * K_, Vocab::kBos) {
+    for (int b = 0; b < B_; ++b) first_row_[b] = b * K_;
+    rows_now_ = B_ * K_;
+  }
+
+  std::vector<Hypothesis> run() {
+    const int steps = max_steps(batch_, opt_, dec_);
+    for (int t = 0; t < steps; ++t) {
+      const NextTokenScores s = dec_.step(prev_);
+      G_ = static_cast<int>(s.weights.size(1));
+      const Tensor logp = log_probs(s.logits);
+      std::vector<int> parents(rows_now_, 0);
+      bool any_open = false;
+      for (int b = 0; b < B_; ++b) any_open = expand(b, t, logp, s.weights, parents) || any_open;
+      if (!any_open) break;
+      dec_.reorder(parents);
+      drop_closed_sources();
+    }
+    return results();
+  }
+
+ private:
   struct Live {
     std::vector<int> tokens;
     std::vector<std::vector<float>> rows;  // G * n weights per step
@@ -110,112 +137,124 @@ std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const 
     Live hyp;
     float score;
   };
-  std::vector<std::vector<Live>> live(B, std::vector<Live>(K));
-  std::vector<std::vector<Done>> finished(B);
-  std::vector<bool> closed(B, false);
-  auto normalised = [&](float logp, size_t len) {
-    return opt.length_penalty > 0.0f ? logp / std::pow(static_cast<float>(len), opt.length_penalty) : logp;
-  };
-  // The decoder's rows: K per source still in it, source b's from first_row[b] (-1 once dropped).
-  std::vector<int> first_row(B);
-  for (int b = 0; b < B; ++b) first_row[b] = b * K;
-  int rows_now = B * K, closed_in_decoder = 0;
-  std::vector<int> prev(rows_now, Vocab::kBos);
-  int G = 1;
-  const int steps = max_steps(batch, opt, dec);
-  for (int t = 0; t < steps; ++t) {
-    const NextTokenScores s = dec.step(prev);
-    G = static_cast<int>(s.weights.size(1));
-    const int V = static_cast<int>(s.logits.size(1));
-    const Tensor logp = log_probs(s.logits);
-    std::vector<int> parents(rows_now, 0);
-    bool any_open = false;
-    for (int b = 0; b < B; ++b) {
-      const int r0 = first_row[b];
-      if (r0 < 0) continue;
-      if (closed[b]) {
-        for (int k = 0; k < K; ++k) parents[r0 + k] = r0;  // keep the rows busy; results ignored
+
+  float normalised(float logp, size_t len) const {
+    return opt_.length_penalty > 0.0f ? logp / std::pow(static_cast<float>(len), opt_.length_penalty) : logp;
+  }
+
+  // Source b's step t: its K best continuations become its rows (parents[] says whose state each
+  // continues), </s> continuations go to its finished list. Returns whether b is still open.
+  bool expand(int b, int t, const Tensor& logp, const Tensor& weights, std::vector<int>& parents) {
+    const int r0 = first_row_[b];
+    if (r0 < 0) return false;
+    if (closed_[b]) {
+      for (int k = 0; k < K_; ++k) parents[r0 + k] = r0;  // keep the rows busy; results ignored
+      return false;
+    }
+    const int V = static_cast<int>(logp.size(1));
+    // Candidates (score, row, token); at t = 0 all K rows are the same, so only row 0 expands.
+    std::vector<std::tuple<float, int, int>> cand;
+    for (int k = 0; k < (t == 0 ? 1 : K_); ++k) {
+      const float* lp = logp.data() + int64_t(r0 + k) * V;
+      for (int v = Vocab::kEos; v < V; ++v) cand.emplace_back(live_[b][k].logp + lp[v], k, v);
+    }
+    const size_t keep = std::min(cand.size(), size_t(2 * K_));
+    std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(),
+                      [](const auto& x, const auto& y) { return std::get<0>(x) > std::get<0>(y); });
+    std::vector<Live> next;
+    for (size_t i = 0; i < keep && static_cast<int>(next.size()) < K_; ++i) {
+      const auto [score, k, v] = cand[i];
+      Live h = live_[b][k];
+      h.rows.push_back(weights_row(weights, r0 + k, batch_.src_lengths[b]));
+      h.logp = score;
+      if (v == Vocab::kEos) {
+        add_finished(b, {std::move(h), normalised(score, live_[b][k].tokens.size() + 1)});
         continue;
       }
-      // Candidates (score, row, token); at t = 0 all K rows are the same, so only row 0 expands.
-      std::vector<std::tuple<float, int, int>> cand;
-      for (int k = 0; k < (t == 0 ? 1 : K); ++k) {
-        const float* lp = logp.data() + int64_t(r0 + k) * V;
-        for (int v = Vocab::kEos; v < V; ++v) cand.emplace_back(live[b][k].logp + lp[v], k, v);
-      }
-      const size_t keep = std::min(cand.size(), size_t(2 * K));
-      std::partial_sort(cand.begin(), cand.begin() + keep, cand.end(),
-                        [](const auto& x, const auto& y) { return std::get<0>(x) > std::get<0>(y); });
-      std::vector<Live> next;
-      for (size_t i = 0; i < keep && static_cast<int>(next.size()) < K; ++i) {
-        const auto [score, k, v] = cand[i];
-        Live h = live[b][k];
-        h.rows.push_back(weights_row(s.weights, r0 + k, batch.src_lengths[b]));
-        h.logp = score;
-        if (v == Vocab::kEos) {  // keep the K best finished hypotheses
-          Done d{std::move(h), normalised(score, live[b][k].tokens.size() + 1)};
-          auto& fin = finished[b];
-          if (static_cast<int>(fin.size()) < K) {
-            fin.push_back(std::move(d));
-          } else {
-            auto worst = std::min_element(fin.begin(), fin.end(), [](const auto& x, const auto& y) { return x.score < y.score; });
-            if (worst->score < d.score) *worst = std::move(d);
-          }
-          continue;
-        }
-        h.tokens.push_back(v);
-        parents[r0 + static_cast<int>(next.size())] = r0 + k;
-        prev[r0 + static_cast<int>(next.size())] = v;
-        next.push_back(std::move(h));
-      }
-      while (static_cast<int>(next.size()) < K) {  // (tiny vocabularies) pad with a dead copy
-        Live dead = next.empty() ? live[b][0] : next.back();
-        dead.logp = -INFINITY;
-        parents[r0 + static_cast<int>(next.size())] = r0;
-        prev[r0 + static_cast<int>(next.size())] = Vocab::kEos;
-        next.push_back(std::move(dead));
-      }
-      live[b] = std::move(next);
-      // Done when K hypotheses have finished and none of them is beaten by the best live one
-      // at its current length (the usual heuristic: live scores only fall as tokens are added).
-      if (static_cast<int>(finished[b].size()) >= K) {
-        float best_finished = -INFINITY;
-        for (const auto& f : finished[b]) best_finished = std::max(best_finished, f.score);
-        if (normalised(live[b][0].logp, live[b][0].tokens.size() + 1) <= best_finished) {
-          closed[b] = true;
-          ++closed_in_decoder;
-        }
-      }
-      any_open = any_open || !closed[b];
+      h.tokens.push_back(v);
+      parents[r0 + static_cast<int>(next.size())] = r0 + k;
+      prev_[r0 + static_cast<int>(next.size())] = v;
+      next.push_back(std::move(h));
     }
-    if (!any_open) break;
-    dec.reorder(parents);
-    if (worth_dropping(closed_in_decoder * K, rows_now)) {
-      std::vector<int> rows, next_first(B, -1), next_prev;
-      for (int b = 0; b < B; ++b) {
-        if (first_row[b] < 0 || closed[b]) continue;
-        next_first[b] = static_cast<int>(rows.size());
-        for (int k = 0; k < K; ++k) rows.push_back(first_row[b] + k), next_prev.push_back(prev[first_row[b] + k]);
-      }
-      if (dec.keep(rows)) {
-        first_row = std::move(next_first), prev = std::move(next_prev);
-        rows_now = static_cast<int>(rows.size()), closed_in_decoder = 0;
-      }
+    while (static_cast<int>(next.size()) < K_) {  // (tiny vocabularies) pad with a dead copy
+      Live dead = next.empty() ? live_[b][0] : next.back();
+      dead.logp = -INFINITY;
+      parents[r0 + static_cast<int>(next.size())] = r0;
+      prev_[r0 + static_cast<int>(next.size())] = Vocab::kEos;
+      next.push_back(std::move(dead));
+    }
+    live_[b] = std::move(next);
+    close_if_done(b);
+    return !closed_[b];
+  }
+
+  void add_finished(int b, Done d) {  // keep the K best finished hypotheses
+    auto& fin = finished_[b];
+    if (static_cast<int>(fin.size()) < K_) {
+      fin.push_back(std::move(d));
+      return;
+    }
+    auto worst = std::min_element(fin.begin(), fin.end(), [](const auto& x, const auto& y) { return x.score < y.score; });
+    if (worst->score < d.score) *worst = std::move(d);
+  }
+
+  // Done when K hypotheses have finished and none of them is beaten by the best live one at its
+  // current length (the usual heuristic: live scores only fall as tokens are added).
+  void close_if_done(int b) {
+    if (static_cast<int>(finished_[b].size()) < K_) return;
+    float best_finished = -INFINITY;
+    for (const auto& f : finished_[b]) best_finished = std::max(best_finished, f.score);
+    if (normalised(live_[b][0].logp, live_[b][0].tokens.size() + 1) <= best_finished) {
+      closed_[b] = true;
+      ++closed_in_decoder_;
     }
   }
-  std::vector<Hypothesis> out(B);
-  for (int b = 0; b < B; ++b) {
-    if (!closed[b])  // out of steps: the live hypotheses, cut at the limit, compete with the finished ones
-      for (const Live& h : live[b])
-        if (std::isfinite(h.logp)) finished[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
-    if (finished[b].empty()) finished[b].push_back({live[b][0], -INFINITY});
-    const Done& best = *std::max_element(finished[b].begin(), finished[b].end(),
-                                         [](const Done& x, const Done& y) { return x.score < y.score; });
-    out[b].tokens = best.hyp.tokens;
-    out[b].score = best.score;
-    set_attention(out[b], best.hyp.rows, G, batch.src_lengths[b]);
+
+  // Finished sources leave the decoder once they are worth it (worth_dropping).
+  void drop_closed_sources() {
+    if (!worth_dropping(closed_in_decoder_ * K_, rows_now_)) return;
+    std::vector<int> rows, next_first(B_, -1), next_prev;
+    for (int b = 0; b < B_; ++b) {
+      if (first_row_[b] < 0 || closed_[b]) continue;
+      next_first[b] = static_cast<int>(rows.size());
+      for (int k = 0; k < K_; ++k) rows.push_back(first_row_[b] + k), next_prev.push_back(prev_[first_row_[b] + k]);
+    }
+    if (dec_.keep(rows)) {
+      first_row_ = std::move(next_first), prev_ = std::move(next_prev);
+      rows_now_ = static_cast<int>(rows.size()), closed_in_decoder_ = 0;
+    }
   }
-  return out;
+
+  std::vector<Hypothesis> results() {
+    std::vector<Hypothesis> out(B_);
+    for (int b = 0; b < B_; ++b) {
+      if (!closed_[b])  // out of steps: the live hypotheses, cut at the limit, compete with the finished ones
+        for (const Live& h : live_[b])
+          if (std::isfinite(h.logp)) finished_[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
+      if (finished_[b].empty()) finished_[b].push_back({live_[b][0], -INFINITY});
+      const Done& best = *std::max_element(finished_[b].begin(), finished_[b].end(),
+                                           [](const Done& x, const Done& y) { return x.score < y.score; });
+      out[b].tokens = best.hyp.tokens;
+      out[b].score = best.score;
+      set_attention(out[b], best.hyp.rows, G_, batch_.src_lengths[b]);
+    }
+    return out;
+  }
+
+  StepDecoder& dec_;
+  const Batch& batch_;
+  const DecodeOptions& opt_;
+  const int B_, K_;
+  std::vector<std::vector<Live>> live_;
+  std::vector<std::vector<Done>> finished_;
+  std::vector<bool> closed_;
+  std::vector<int> first_row_;  // source b's first row in the decoder (-1 once dropped)
+  std::vector<int> prev_;       // every row's previous token
+  int rows_now_ = 0, closed_in_decoder_ = 0, G_ = 1;
+};
+
+std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt) {
+  return BeamSearch(dec, batch, opt).run();
 }
 
 }  // namespace
