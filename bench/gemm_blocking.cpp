@@ -20,8 +20,8 @@ void product(benchmark::State& state, GemmPath path, bool trans_b, int M, int N,
     benchmark::ClobberMemory();
   }
   set_gemm_path(GemmPath::kAuto);
-  state.counters["GFLOP/s"] = benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate,
-                                                 benchmark::Counter::kIs1000);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(2.0 * M * N * K, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 }  // namespace
@@ -32,8 +32,9 @@ int main(int argc, char** argv) {
     for (int M : {1, 8, 16, 64})
       for (int K : {256, 768})
         for (GemmPath path : {GemmPath::kPlain, GemmPath::kSmallKernels}) {
-          const std::string name = std::string(tb ? "x*W^T" : "x*W") + "/M:" + std::to_string(M) + "/K:" +
-                                   std::to_string(K) + "/N:768" + (path == GemmPath::kPlain ? "/plain" : "/blocked");
+          const std::string name = std::string(tb ? "x*W^T" : "x*W") + "/M:" + std::to_string(M) +
+                                   "/K:" + std::to_string(K) + "/N:768" +
+                                   (path == GemmPath::kPlain ? "/plain" : "/blocked");
           benchmark::RegisterBenchmark(name.c_str(), product, path, tb, M, 768, K)->Unit(benchmark::kMicrosecond);
         }
   return attend::bench::run_side_by_side(argc, argv, "plain", {"blocked"});

@@ -36,7 +36,8 @@ void products(benchmark::State& state, std::vector<int> widths, bool alternate) 
     benchmark::ClobberMemory();
   }
   state.counters["MB"] = bytes / 1e6;
-  state.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
+  state.counters["GB/s"] =
+      benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate, benchmark::Counter::kIs1000);
 }
 
 }  // namespace
@@ -45,7 +46,8 @@ int main(int argc, char** argv) {
   set_blas_threads(1);
   for (int count : {1, 2, 3, 4, 8}) {  // [256, 768] weights: 0.79 MB each
     const std::string name = "weights:" + std::to_string(count) + "x[256,768]";
-    benchmark::RegisterBenchmark(name.c_str(), products, std::vector<int>(count, 768), false)->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(name.c_str(), products, std::vector<int>(count, 768), false)
+        ->Unit(benchmark::kMicrosecond);
   }
   const std::vector<int> step = {768, 768, 256, 256, 42};
   benchmark::RegisterBenchmark("decoder-step/fixed-order", products, step, false)->Unit(benchmark::kMicrosecond);

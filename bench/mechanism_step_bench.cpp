@@ -43,9 +43,12 @@ Var composed_conv(const Var& a, const Var& filters) {
   for (int64_t j = 0; j < R; ++j) {
     const int64_t d = j - R / 2;  // this tap reads a[s + d]
     Var col;
-    if (d == 0) col = a;
-    else if (d > 0) col = concat({slice(a, 1, d, S - d), Var(Tensor(Shape{B, d}))}, 1);
-    else col = concat({Var(Tensor(Shape{B, -d})), slice(a, 1, 0, S + d)}, 1);
+    if (d == 0)
+      col = a;
+    else if (d > 0)
+      col = concat({slice(a, 1, d, S - d), Var(Tensor(Shape{B, d}))}, 1);
+    else
+      col = concat({Var(Tensor(Shape{B, -d})), slice(a, 1, 0, S + d)}, 1);
     shifted.push_back(reshape(col, Shape{B, S, 1}));
   }
   Var x = reshape(concat(shifted, 2), Shape{B * S, R});
@@ -130,7 +133,8 @@ bool composed_versions_agree() {
     for (int64_t i = 0; i < t->numel(); ++i) t->data()[i] = rng.normal();
   auto differ = [](const Var& x, const Var& y) {
     double worst = 0.0;
-    for (int64_t i = 0; i < x.value().numel(); ++i) worst = std::max(worst, double(std::fabs(x.value().data()[i] - y.value().data()[i])));
+    for (int64_t i = 0; i < x.value().numel(); ++i)
+      worst = std::max(worst, double(std::fabs(x.value().data()[i] - y.value().data()[i])));
     return x.shape() != y.shape() || worst > 1e-5;
   };
   NoGradScope no_grad;
@@ -148,16 +152,19 @@ int main(int argc, char** argv) {
       for (bool agent : {false, true})
         for (auto [form, label] : {std::pair{Form::kComposed, "composed"}, std::pair{Form::kFused, "fused"},
                                    std::pair{Form::kFusedLog, "fused-log"}}) {
-          const std::string name = "forward/B:" + std::to_string(B) + "/S:" + std::to_string(S) + "/agent:" +
-                                   (agent ? "yes/" : "no/") + label;
+          const std::string name = "forward/B:" + std::to_string(B) + "/S:" + std::to_string(S) +
+                                   "/agent:" + (agent ? "yes/" : "no/") + label;
           benchmark::RegisterBenchmark(name.c_str(), step, B, S, agent, form)->Unit(benchmark::kMicrosecond);
         }
   for (int B : {1, 8, 64})
     for (int S : {10, 30, 100})
       for (bool fused : {false, true}) {
-        const std::string shape = "/B:" + std::to_string(B) + "/S:" + std::to_string(S) + (fused ? "/fused" : "/composed");
-        benchmark::RegisterBenchmark(("location" + shape).c_str(), location, B, S, fused)->Unit(benchmark::kMicrosecond);
-        benchmark::RegisterBenchmark(("coverage" + shape).c_str(), coverage, B, S, fused)->Unit(benchmark::kMicrosecond);
+        const std::string shape =
+            "/B:" + std::to_string(B) + "/S:" + std::to_string(S) + (fused ? "/fused" : "/composed");
+        benchmark::RegisterBenchmark(("location" + shape).c_str(), location, B, S, fused)
+            ->Unit(benchmark::kMicrosecond);
+        benchmark::RegisterBenchmark(("coverage" + shape).c_str(), coverage, B, S, fused)
+            ->Unit(benchmark::kMicrosecond);
       }
   return attend::bench::run_side_by_side(argc, argv, "composed", {"fused", "fused-log"});
 }

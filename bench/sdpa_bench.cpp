@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   const double median = times[times.size() / 2];
   double flops = 4.0 * B * H * double(T) * T * D * (backward ? 3.5 : 1.0) * (causal ? 0.5 : 1.0);
   const double extra = rss_mib("VmHWM:") - base - io;
-  std::printf("{\"seconds\": %.6f, \"gflops\": %.2f, \"extra_mib\": %.1f, \"io_mib\": %.1f}\n", median, flops / median / 1e9,
-              extra, io);
+  std::printf("{\"seconds\": %.6f, \"gflops\": %.2f, \"extra_mib\": %.1f, \"io_mib\": %.1f}\n", median,
+              flops / median / 1e9, extra, io);
   return 0;
 }

@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
   };
   for (bool cold : {true, false}) {
     const double s = measure(cold);
-    std::printf("%s, %d thread(s): %.3f ms per step, K+V %.1f MiB read at %.1f GB/s = %.0f%% of the %.1f GB/s read bandwidth\n",
-                cold ? "cold" : "hot ", threads, s * 1e3, bytes / 1048576.0, bytes / s / 1e9, 100.0 * bytes / s / 1e9 / bw, bw);
+    std::printf(
+        "%s, %d thread(s): %.3f ms per step, K+V %.1f MiB read at %.1f GB/s = %.0f%% of the %.1f GB/s read bandwidth\n",
+        cold ? "cold" : "hot ", threads, s * 1e3, bytes / 1048576.0, bytes / s / 1e9, 100.0 * bytes / s / 1e9 / bw, bw);
   }
   return 0;
 }

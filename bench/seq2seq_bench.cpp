@@ -36,7 +36,7 @@ double forward_flops(const Seq2SeqConfig& c, int B) {
   const double E = c.embedding, H = c.hidden, He = c.encoder_size(), M = c.memory_size(), A = c.attention.attention_dim,
                V = c.tgt_vocab;
   const double enc = 2.0 * B * kS * (2 * E * 3 * He + 2 * He * 3 * He);  // two directions
-  const double once = 2.0 * B * (kS * M * A + M * H);                      // key projection, bridge
+  const double once = 2.0 * B * (kS * M * A + M * H);                    // key projection, bridge
   const double step = 2.0 * B * ((E + H) * 3 * H + H * 3 * H + H * A + kS * A + kS * M + (M + H) * H + H * V);
   return enc + once + kT * step;
 }
@@ -81,9 +81,10 @@ void bench_train(int B, double min_seconds) {
   while (seconds(t0) < min_seconds || steps < 5) step(batches[steps++ % batches.size()]);
   const double s = seconds(t0);
   const double tokens = double(steps) * B * kT;
-  std::printf("{\"impl\": \"attend\", \"task\": \"train\", \"batch\": %d, \"steps\": %d, \"seconds\": %.4f, "
-              "\"tokens_per_second\": %.1f, \"gflops\": %.2f}\n",
-              B, steps, s, tokens / s, 3.0 * forward_flops(model.config(), B) * steps / s / 1e9);
+  std::printf(
+      "{\"impl\": \"attend\", \"task\": \"train\", \"batch\": %d, \"steps\": %d, \"seconds\": %.4f, "
+      "\"tokens_per_second\": %.1f, \"gflops\": %.2f}\n",
+      B, steps, s, tokens / s, 3.0 * forward_flops(model.config(), B) * steps / s / 1e9);
 }
 
 // reference: decode with the general step (DecodeOptions::reference_step), the fused step's reference path.
@@ -108,9 +109,11 @@ void bench_greedy(int B, double min_seconds, bool reference) {
     }
   }
   const double s = seconds(t0);
-  std::printf("{\"impl\": \"attend\", \"task\": \"%s\", \"batch\": %d, \"runs\": %d, \"seconds\": %.4f, "
-              "\"sentences_per_second\": %.1f, \"gflops\": %.2f}\n",
-              reference ? "greedy-general" : "greedy", B, runs, s, double(runs) * B / s, forward_flops(model.config(), B) * runs / s / 1e9);
+  std::printf(
+      "{\"impl\": \"attend\", \"task\": \"%s\", \"batch\": %d, \"runs\": %d, \"seconds\": %.4f, "
+      "\"sentences_per_second\": %.1f, \"gflops\": %.2f}\n",
+      reference ? "greedy-general" : "greedy", B, runs, s, double(runs) * B / s,
+      forward_flops(model.config(), B) * runs / s / 1e9);
 }
 }  // namespace
 
@@ -120,8 +123,10 @@ int main(int argc, char** argv) {
   if (argc > 3) {
     const std::string task = argv[2];
     const int B = std::atoi(argv[3]);
-    if (task == "train") bench_train(B, min_seconds);
-    else bench_greedy(B, min_seconds, task == "greedy-general");
+    if (task == "train")
+      bench_train(B, min_seconds);
+    else
+      bench_greedy(B, min_seconds, task == "greedy-general");
     return 0;
   }
   kernels::set_blas_threads(1);

@@ -49,8 +49,10 @@ class SideBySide : public benchmark::ConsoleReporter {
       if (!t.count(baseline_)) continue;
       std::printf("| %s | %.2f", key.c_str(), t.at(baseline_));
       for (const std::string& o : others_) {
-        if (t.count(o)) std::printf(" | %.2f | %.2fx", t.at(o), t.at(baseline_) / t.at(o));
-        else std::printf(" | | ");
+        if (t.count(o))
+          std::printf(" | %.2f | %.2fx", t.at(o), t.at(baseline_) / t.at(o));
+        else
+          std::printf(" | | ");
       }
       std::printf(" |\n");
     }
@@ -65,7 +67,8 @@ class SideBySide : public benchmark::ConsoleReporter {
 };
 
 // The main of a side-by-side program, after its cases are registered.
-inline int run_side_by_side(int argc, char** argv, const std::string& baseline, const std::vector<std::string>& others) {
+inline int run_side_by_side(int argc, char** argv, const std::string& baseline,
+                            const std::vector<std::string>& others) {
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   SideBySide reporter(baseline, others);

@@ -27,7 +27,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const int code = attend::cli::run(static_cast<int>(argv.size()), argv.data(), attend::cli::Mode::kParseOnly);
     if (code != 0 && code != 2) __builtin_trap();
   } catch (const std::invalid_argument&) {
-  } catch (const std::runtime_error&) {
-  }
+  } catch (const std::runtime_error&) {}
   return 0;
 }

@@ -22,7 +22,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (c.model.architecture == attend::Architecture::kRnn) {
     const attend::Seq2SeqConfig& m = c.model.rnn;
     if (m.hidden <= 64 && m.embedding <= 64 && m.attention.attention_dim <= 64 && m.encoder_size() <= 64 &&
-        m.encoder_layers <= 3 && m.src_vocab <= 200 && m.tgt_vocab <= 200 && (!find_mechanism(m.attention.mechanism).option("window") || m.attention.option("window") <= 64))
+        m.encoder_layers <= 3 && m.src_vocab <= 200 && m.tgt_vocab <= 200 &&
+        (!find_mechanism(m.attention.mechanism).option("window") || m.attention.option("window") <= 64))
       (void)c.model.build(rng)->parameters();
   } else {
     const attend::TransformerConfig& m = c.model.transformer;

@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (tok.split(tok.join(tok.split(e.source))) != tok.split(e.source)) __builtin_trap();
     }
     const auto encoded = attend::encode(examples, tok, src, tok, tgt);
-    const attend::ReferenceSet refs = attend::group_references(examples, [&](const std::string& s) { return tok.split(s); });
+    const attend::ReferenceSet refs =
+        attend::group_references(examples, [&](const std::string& s) { return tok.split(s); });
     std::vector<attend::Tokens> hyps(refs.sources.size());
     (void)attend::score(hyps, refs.references);
     (void)encoded;

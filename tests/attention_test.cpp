@@ -42,8 +42,10 @@ TEST(AttentionGrad, EveryScoreContextAndWeights) {
       if (score == ScoreKind::kAdditive) p.Wq = x[3], p.Wk = x[4], p.va = x[5];
       return p;
     };
-    gradcheck([&](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], mask, score, params(x)).context; }, in);
-    gradcheck([&](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], mask, score, params(x)).weights; }, in);
+    gradcheck([&](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], mask, score, params(x)).context; },
+              in);
+    gradcheck([&](const std::vector<Var>& x) { return attention(x[0], x[1], x[2], mask, score, params(x)).weights; },
+              in);
   }
 }
 

@@ -27,8 +27,10 @@ class Cli : public ::testing::Test {
     for (const char* w : words) dev << w << '\t' << std::string(w).append(w) << '\n';
     train.close();
     dev.close();
-    const CliRun r = run("train --task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv --hidden 16 --embedding 8 "
-                      "--attention-dim 8 --epochs 2 --batch 8 --out " + dir_ + "/model");
+    const CliRun r = run("train --task tsv --train " + dir_ + "/train.tsv --dev " + dir_ +
+                         "/dev.tsv --hidden 16 --embedding 8 "
+                         "--attention-dim 8 --epochs 2 --batch 8 --out " +
+                         dir_ + "/model");
     ASSERT_EQ(r.code, 0) << r.output;
   }
   static void TearDownTestSuite() { std::filesystem::remove_all(dir_); }
@@ -65,7 +67,8 @@ TEST_F(Cli, InvalidFlagValuesNameTheValue) {
 // local-m's --position-rate auto is measured on the training data and kept in config.json;
 // the mechanisms' own settings are checked and belong to the RNN model only.
 TEST_F(Cli, MechanismSettingsReachTheModel) {
-  const std::string data = "--task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv --hidden 16 --embedding 8 "
+  const std::string data = "--task tsv --train " + dir_ + "/train.tsv --dev " + dir_ +
+                           "/dev.tsv --hidden 16 --embedding 8 "
                            "--attention-dim 8 --epochs 1 --batch 8 ";
   CliRun r = run("train " + data + "--attention local-m --window 1 --position-rate auto --out " + dir_ + "/localm");
   ASSERT_EQ(r.code, 0) << r.output;
@@ -81,7 +84,8 @@ TEST_F(Cli, MechanismSettingsReachTheModel) {
   EXPECT_EQ(run("translate --model " + dir_ + "/loc abc").code, 0);
   r = run("train " + data + "--attention local-m --position-rate fast --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
-  EXPECT_NE(r.output.find("--position-rate: must be a number in (0, 1000] or auto, got 'fast'"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--position-rate: must be a number in (0, 1000] or auto, got 'fast'"), std::string::npos)
+      << r.output;
   r = run("train " + data + "--attention location --location-width 4 --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("of width 4"), std::string::npos) << r.output;
@@ -157,8 +161,10 @@ TEST_F(Cli, EvalAndAlignProduceTheirOutputs) {
 TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
   const std::string data = "--task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv ";
   const std::string model = dir_ + "/transformer";
-  CliRun r = run("train --model transformer " + data + "--dim 16 --heads 2 --ffn 32 --layers 1 --decoder-layers 2 "
-                 "--epochs 2 --batch 8 --out " + model);
+  CliRun r = run("train --model transformer " + data +
+                 "--dim 16 --heads 2 --ffn 32 --layers 1 --decoder-layers 2 "
+                 "--epochs 2 --batch 8 --out " +
+                 model);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string config = attend::read_file(model + "/config.json");
   EXPECT_NE(config.find("\"architecture\": \"transformer\""), std::string::npos) << config;
@@ -182,7 +188,8 @@ TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
     r = run("align --model " + model + " --map " + bad + " --out " + dir_ + "/t.png abc");
     EXPECT_EQ(r.code, 2) << bad;
     EXPECT_NE(r.output.find("got '" + std::string(bad) + "'; this model has layer 1 head 1 to layer 2 head 2"),
-              std::string::npos) << r.output;
+              std::string::npos)
+        << r.output;
   }
   r = run("translate --model " + model + " --window-back 1 abc");
   EXPECT_NE(r.code, 0);
@@ -200,7 +207,8 @@ TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
 
 TEST_F(Cli, CorruptOrTruncatedModelIsAClearError) {
   const std::string src = dir_ + "/model", bad = dir_ + "/corrupt";
-  std::filesystem::copy(src, bad, std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::copy(src, bad,
+                        std::filesystem::copy_options::recursive | std::filesystem::copy_options::overwrite_existing);
   const std::string w = attend::read_file(bad + "/model.safetensors");
   attend::write_file_atomic(bad + "/model.safetensors", w.substr(0, w.size() - 100));
   CliRun r = run("translate --model " + bad + " ab");

@@ -81,8 +81,10 @@ TEST(Cmudict, SplitsKeepAWordsPronunciationsTogetherAndAreDeterministic) {
 // to the closest reference over that reference's length, summed over words.
 TEST(G2pScoring, WerAndPerWithMultipleReferencesAndEmptyOutput) {
   Tokenizer phones{Tokenizer::Kind::kSpace, false, false};
-  std::vector<Example> test = {{"ABACUS", "AE B AH K AH S"}, {"ABACUS", "AH B AE K AH S"},
-                               {"TOMATO", "T AH M EY T OW"}, {"TOMATO", "T AH M AA T OW"},
+  std::vector<Example> test = {{"ABACUS", "AE B AH K AH S"},
+                               {"ABACUS", "AH B AE K AH S"},
+                               {"TOMATO", "T AH M EY T OW"},
+                               {"TOMATO", "T AH M AA T OW"},
                                {"AXE", "AE K S"}};
   ReferenceSet set = group_references(test, [&](const std::string& t) { return phones.split(t); });
   ASSERT_EQ(set.sources, (std::vector<std::string>{"ABACUS", "TOMATO", "AXE"}));
@@ -90,7 +92,7 @@ TEST(G2pScoring, WerAndPerWithMultipleReferencesAndEmptyOutput) {
   // AXE: empty output, 3 deletions against its 3-phone reference.
   std::vector<Tokens> out = {phones.split("AH B AE K AH S"), phones.split("T AH M IY T OW"), {}};
   Scores s = score(out, set.references);
-  EXPECT_DOUBLE_EQ(1.0 - s.exact_match, 2.0 / 3.0);               // WER
+  EXPECT_DOUBLE_EQ(1.0 - s.exact_match, 2.0 / 3.0);                 // WER
   EXPECT_DOUBLE_EQ(s.error_rate, (0.0 + 1.0 + 3.0) / (6 + 6 + 3));  // PER
 }
 
@@ -105,18 +107,25 @@ TEST(G2pCli, DataCommandWritesTheThreeFilesFromALocalDictionaryOrASplit) {
   }
   std::ofstream(dir / "dict.txt") << dict << "BAD(LINE  AH0\n";
   const std::string cli = ATTEND_CLI;
-  int rc = std::system((cli + " data cmudict --dict " + (dir / "dict.txt").string() + " --out " + (dir / "own").string() +
-                        " > /dev/null 2> " + (dir / "err.txt").string()).c_str());
+  int rc = std::system((cli + " data cmudict --dict " + (dir / "dict.txt").string() + " --out " +
+                        (dir / "own").string() + " > /dev/null 2> " + (dir / "err.txt").string())
+                           .c_str());
   EXPECT_NE(WEXITSTATUS(rc), 0) << "a malformed line must fail";
-  EXPECT_NE(read_file((dir / "err.txt").string()).find("dict.txt:401:"), std::string::npos) << read_file((dir / "err.txt").string());
+  EXPECT_NE(read_file((dir / "err.txt").string()).find("dict.txt:401:"), std::string::npos)
+      << read_file((dir / "err.txt").string());
   std::ofstream(dir / "dict.txt") << dict;
-  rc = std::system((cli + " data cmudict --dict " + (dir / "dict.txt").string() + " --out " + (dir / "own").string() + " > /dev/null").c_str());
+  rc = std::system((cli + " data cmudict --dict " + (dir / "dict.txt").string() + " --out " + (dir / "own").string() +
+                    " > /dev/null")
+                       .c_str());
   ASSERT_EQ(WEXITSTATUS(rc), 0);
-  const size_t total = read_tsv((dir / "own/train.tsv").string()).size() + read_tsv((dir / "own/dev.tsv").string()).size() +
+  const size_t total = read_tsv((dir / "own/train.tsv").string()).size() +
+                       read_tsv((dir / "own/dev.tsv").string()).size() +
                        read_tsv((dir / "own/test.tsv").string()).size();
   EXPECT_EQ(total, 400u);
   EXPECT_EQ(read_tsv((dir / "own/train.tsv").string())[0].target, "AH B IY");
-  rc = std::system((cli + " data cmudict --split-from " + (dir / "own").string() + " --out " + (dir / "re").string() + " > /dev/null").c_str());
+  rc = std::system((cli + " data cmudict --split-from " + (dir / "own").string() + " --out " + (dir / "re").string() +
+                    " > /dev/null")
+                       .c_str());
   ASSERT_EQ(WEXITSTATUS(rc), 0);
   EXPECT_EQ(read_file((dir / "re/test.tsv").string()), read_file((dir / "own/test.tsv").string()));
   std::filesystem::remove_all(dir);
@@ -131,7 +140,8 @@ namespace {
 // The whole G2P pipeline on a slice of the standard split (CI's copy of ../shared):
 // data preparation, a tiny model, beam-search evaluation and the translate tool.
 TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
-  const std::filesystem::path shared = std::filesystem::path(ATTEND_SOURCE_DIR) / ".." / "shared" / "data" / "cmudict-g014b2b";
+  const std::filesystem::path shared =
+      std::filesystem::path(ATTEND_SOURCE_DIR) / ".." / "shared" / "data" / "cmudict-g014b2b";
   ASSERT_TRUE(std::filesystem::exists(shared / "g014b2b.train")) << "the standard split is expected at " << shared;
   const auto dir = std::filesystem::temp_directory_path() / ("attend_g2p_pipe_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir / "slice");
@@ -147,10 +157,13 @@ TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
   const std::string cli = ATTEND_CLI, d = dir.string();
   auto run = [](const std::string& cmd) { return WEXITSTATUS(std::system(cmd.c_str())); };
   ASSERT_EQ(run(cli + " data cmudict --split-from " + d + "/slice --out " + d + "/data > /dev/null"), 0);
-  ASSERT_EQ(run(cli + " train --task g2p --data " + d + "/data --out " + d + "/model --epochs 3 --hidden 64 " +
-                "--encoder-hidden 32 --encoder-layers 1 --embedding 32 --attention-dim 32 --dropout 0.1 > /dev/null 2>&1"),
-            0);
-  ASSERT_EQ(run(cli + " eval --model " + d + "/model --test " + d + "/data/test.tsv --beam 3 --json > " + d + "/eval.json"), 0);
+  ASSERT_EQ(
+      run(cli + " train --task g2p --data " + d + "/data --out " + d + "/model --epochs 3 --hidden 64 " +
+          "--encoder-hidden 32 --encoder-layers 1 --embedding 32 --attention-dim 32 --dropout 0.1 > /dev/null 2>&1"),
+      0);
+  ASSERT_EQ(
+      run(cli + " eval --model " + d + "/model --test " + d + "/data/test.tsv --beam 3 --json > " + d + "/eval.json"),
+      0);
   const std::string eval = read_file(d + "/eval.json");
   EXPECT_NE(eval.find("\"sentence_error_rate\""), std::string::npos) << eval;
   EXPECT_NE(eval.find("\"token_error_rate\""), std::string::npos) << eval;

@@ -81,7 +81,7 @@ TEST_P(VecMath, LogWithinTwoUlp) {
     std::memcpy(&v, &bits, sizeof v);
     x.push_back(v);
   }
-  for (float v : grid(0.5f, 2.0f, 40001)) x.push_back(v);          // around 1, where log is small
+  for (float v : grid(0.5f, 2.0f, 40001)) x.push_back(v);  // around 1, where log is small
   std::vector<float> y(x.size());
   vlog(x.data(), y.data(), static_cast<int64_t>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
@@ -105,13 +105,17 @@ TEST_P(VecMath, LogAddExp) {
   Rng rng(3);
   const float inf = INFINITY;
   std::vector<float> a, b;
-  for (int i = 0; i < 50001; ++i) a.push_back(20.0f * rng.normal()), b.push_back(i % 7 == 0 ? a.back() : 20.0f * rng.normal());
-  for (auto [p, q] : {std::pair{-inf, -inf}, {-inf, 3.0f}, {-2.0f, -inf}, {-100.0f, 0.0f}, {0.0f, 0.0f}}) a.push_back(p), b.push_back(q);
+  for (int i = 0; i < 50001; ++i)
+    a.push_back(20.0f * rng.normal()), b.push_back(i % 7 == 0 ? a.back() : 20.0f * rng.normal());
+  for (auto [p, q] : {std::pair{-inf, -inf}, {-inf, 3.0f}, {-2.0f, -inf}, {-100.0f, 0.0f}, {0.0f, 0.0f}})
+    a.push_back(p), b.push_back(q);
   std::vector<float> y(a.size());
   vlogaddexp(a.data(), b.data(), y.data(), static_cast<int64_t>(a.size()));
   for (size_t i = 0; i + 5 < a.size(); ++i) {
-    const double hi = std::max(a[i], b[i]), want = hi + std::log(std::exp(double(a[i]) - hi) + std::exp(double(b[i]) - hi));
-    ASSERT_LE(std::fabs(y[i] - want), 3e-7 + 2.4e-7 * std::fabs(want)) << "logaddexp(" << a[i] << ", " << b[i] << ") = " << y[i];
+    const double hi = std::max(a[i], b[i]),
+                 want = hi + std::log(std::exp(double(a[i]) - hi) + std::exp(double(b[i]) - hi));
+    ASSERT_LE(std::fabs(y[i] - want), 3e-7 + 2.4e-7 * std::fabs(want))
+        << "logaddexp(" << a[i] << ", " << b[i] << ") = " << y[i];
   }
   const size_t k = a.size() - 5;
   EXPECT_EQ(y[k], -inf);
@@ -137,7 +141,8 @@ TEST(Gemm, EveryPathMatchesAReferenceProduct) {
           for (int i = 0; i < M; ++i)
             for (int j = 0; j < N; ++j) {
               double acc = 0.0;
-              for (int k = 0; k < K; ++k) acc += double(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
+              for (int k = 0; k < K; ++k)
+                acc += double(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
               want[i * N + j] = static_cast<float>(0.5 * acc + 2.0 * c[i * N + j]);
             }
           set_gemm_path(path);
@@ -163,8 +168,8 @@ TEST(Gemm, AffineAddsTheBiasToEveryRowAndHandlesMissingParts) {
       for (int n = 0; n < N; ++n) {
         double want = with_b ? b[n] : 0.0;
         for (int k = 0; with_x && k < K; ++k) want += double(x[m * K + k]) * w[k * N + n];
-        EXPECT_NEAR(y[m * N + n], want, 1e-5) << "row " << m << " column " << n << (with_x ? "" : ", no x")
-                                              << (with_b ? "" : ", no bias");
+        EXPECT_NEAR(y[m * N + n], want, 1e-5)
+            << "row " << m << " column " << n << (with_x ? "" : ", no x") << (with_b ? "" : ", no bias");
       }
   };
   affine(M, N, K, x.data(), w.data(), b.data(), y.data());

@@ -51,7 +51,8 @@ TEST(KvCache, DecodeEqualsFullAttentionOverTheCacheWithEveryOption) {
 TEST(KvCache, StepByStepDecodingEqualsCausalAttentionOverTheSequence) {
   Rng rng(6);
   const int B = 2, H = 4, Hkv = 4, T = 40, D = 32;
-  const Tensor q = random_tensor({B, H, T, D}, rng), k = random_tensor({B, Hkv, T, D}, rng), v = random_tensor({B, Hkv, T, D}, rng);
+  const Tensor q = random_tensor({B, H, T, D}, rng), k = random_tensor({B, Hkv, T, D}, rng),
+               v = random_tensor({B, Hkv, T, D}, rng);
   SdpaOptions o;
   o.causal = true;
   const SdpaResult full = sdpa_forward(q, k, v, o);
@@ -67,8 +68,8 @@ TEST(KvCache, StepByStepDecodingEqualsCausalAttentionOverTheSequence) {
 TEST(KvCache, ReorderFollowsBeamsAndCapacityIsAClearError) {
   Rng rng(9);
   KvCache cache(3, 1, 4, 2);
-  cache.append(Tensor::from({3, 1, 2, 2}, {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2}), Tensor::from({3, 1, 2, 2}, std::vector<float>(12, 5.0f)),
-               {2, 1, 0});
+  cache.append(Tensor::from({3, 1, 2, 2}, {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2}),
+               Tensor::from({3, 1, 2, 2}, std::vector<float>(12, 5.0f)), {2, 1, 0});
   cache.reorder({1, 1, 0});
   EXPECT_EQ(cache.lengths(), (std::vector<int>{1, 1, 2}));
   EXPECT_EQ(cache.keys().data()[0], 1.0f);
@@ -77,7 +78,8 @@ TEST(KvCache, ReorderFollowsBeamsAndCapacityIsAClearError) {
     cache.append(random_tensor({3, 1, 3, 2}, rng), random_tensor({3, 1, 3, 2}, rng));
     ADD_FAILURE() << "appended past the capacity";
   } catch (const std::length_error& e) {
-    EXPECT_NE(std::string(e.what()).find("sequence 2 would hold 5 positions, capacity is 4"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("sequence 2 would hold 5 positions, capacity is 4"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(cache.reorder({0, 3, 1}), std::invalid_argument);
   EXPECT_THROW(cache.reorder({}), std::invalid_argument);

@@ -26,7 +26,8 @@ void expect_error(F f, std::initializer_list<const char*> needles) {
     f();
     ADD_FAILURE() << "no error; expected one mentioning " << *needles.begin();
   } catch (const std::runtime_error& e) {
-    for (const char* n : needles) EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
+    for (const char* n : needles)
+      EXPECT_NE(std::string(e.what()).find(n), std::string::npos) << "'" << n << "' not in: " << e.what();
   }
 }
 
@@ -47,7 +48,8 @@ TEST(Limits, SafetensorsHeadersThatLieAreRejected) {
   expect_error(parse(with_header(R"({"x":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8)),
                {"shape [3] needs 12 bytes, offsets give 8"});
   expect_error(parse(with_header(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-                                 R"("y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12)),
+                                 R"("y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+                                 12)),
                {"overlap at byte 4"});
   expect_error(parse(with_header(R"({"x":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", 8)), {"negative"});
   expect_error(parse(with_header(R"({"x":{"dtype":"F32","shape":[1,1,1,1,1],"data_offsets":[0,4]}})", 4)),
@@ -76,7 +78,8 @@ TEST(Limits, ConfigsVocabulariesAndDataFiles) {
   wrong["model"]["hidden"] = 1e20;  // not cast silently to some int
   expect_error([&] { parse_model_config(wrong.dump(), "m/config.json"); }, {"m/config.json", "hidden", "1e+20"});
   wrong["model"]["hidden"] = -5;
-  expect_error([&] { parse_model_config(wrong.dump(), "m/config.json"); }, {"m/config.json", "hidden must be >= 1, got -5"});
+  expect_error([&] { parse_model_config(wrong.dump(), "m/config.json"); },
+               {"m/config.json", "hidden must be >= 1, got -5"});
   wrong = j;
   wrong["format"] = "pytorch";
   expect_error([&] { parse_model_config(wrong.dump(), "m/config.json"); }, {"m/config.json", "format"});

@@ -31,8 +31,8 @@ constexpr int B = 2, S = 9, D = 4;  // query/key size D
 
 Tensor mask_with_lengths() {
   Tensor m(Shape{B, S});
-  for (int s = 0; s < S; ++s) m.data()[s] = 1.0f;        // length 9
-  for (int s = 0; s < 6; ++s) m.data()[S + s] = 1.0f;    // length 6
+  for (int s = 0; s < S; ++s) m.data()[s] = 1.0f;      // length 9
+  for (int s = 0; s < 6; ++s) m.data()[S + s] = 1.0f;  // length 6
   return m;
 }
 
@@ -91,8 +91,8 @@ TEST(Mechanisms, LocalWindowsPutNoWeightOutside) {
         int first = S, last = -1;
         for (int s = 0; s < S; ++s)
           if (w[s] > 0.0f) first = std::min(first, s), last = std::max(last, s);
-        ASSERT_LE(last - first, 2 * W + 1) << kind << " step " << t << " row " << b << ": weight spans "
-                                           << first << ".." << last;
+        ASSERT_LE(last - first, 2 * W + 1)
+            << kind << " step " << t << " row " << b << ": weight spans " << first << ".." << last;
         if (kind == "local-m") {
           const int centre = std::min(t, (b == 0 ? 9 : 6) - 1);
           EXPECT_GE(first, centre - W);
@@ -207,7 +207,8 @@ TEST(Mechanisms, CoverageSumsPastWeightsAndItsLossIsDifferentiable) {
         if (t > 0) penalty += std::min(r.weights.value().data()[i], before[i]);
         total[i] += r.weights.value().data()[i];
       }
-      for (int i = 0; i < B * S; ++i) EXPECT_NEAR(st.row(0).value()  /* coverage: c_t, its slot 0 */.data()[i], total[i], 1e-6f);
+      for (int i = 0; i < B * S; ++i)
+        EXPECT_NEAR(st.row(0).value() /* coverage: c_t, its slot 0 */.data()[i], total[i], 1e-6f);
     }
     EXPECT_NEAR(st.sum(0) /* coverage: the loss */.value().item(), penalty, 1e-5);
   }
@@ -259,8 +260,10 @@ TEST(Mechanisms, MonotonicNeverMovesBackwardsAtInference) {
         const float* w = r.weights.value().data() + b * S;
         int at = -1, ones = 0;
         for (int s = 0; s < S; ++s) {
-          if (w[s] == 1.0f) at = s, ++ones;
-          else EXPECT_EQ(w[s], 0.0f) << "hard weights are one-hot or zero";
+          if (w[s] == 1.0f)
+            at = s, ++ones;
+          else
+            EXPECT_EQ(w[s], 0.0f) << "hard weights are one-hot or zero";
         }
         EXPECT_LE(ones, 1);
         if (at >= 0) {
@@ -306,8 +309,7 @@ TEST(Mechanisms, LocalPGaussianPeaksAtThePredictedPosition) {
   EXPECT_NEAR(g[4], std::exp(-0.5f), 1e-6f);
   EXPECT_NEAR(g[1], std::exp(-2.0f), 1e-6f);
   EXPECT_THROW(find_mechanism("hard-local"), std::invalid_argument);
-  EXPECT_THROW((cfg("local-p", ScoreKind::kDot, Normalizer::kSoftmax, 5, 0).validate()),
-               std::invalid_argument);
+  EXPECT_THROW((cfg("local-p", ScoreKind::kDot, Normalizer::kSoftmax, 5, 0).validate()), std::invalid_argument);
 }
 
 // hard (Xu et al. 2015): one-hot weights at inference, on the argmax of the soft distribution.
@@ -364,12 +366,15 @@ TEST(Mechanisms, HardReinforceSamplesFromTheSoftDistributionWithGradients) {
   }
   {
     auto soft_mech = make_attention(cfg("soft", ScoreKind::kGeneral, Normalizer::kSoftmax, 5, 2), D, D, rng);
-    assign_parameters(soft_mech->parameters(), [&] {
-      std::map<std::string, Tensor> m;
-      for (const auto& p : hard->parameters())
-        if (p.var.requires_grad()) m.emplace(p.name, p.var.value());  // not REINFORCE's baseline (a buffer)
-      return m;
-    }(), "test");
+    assign_parameters(
+        soft_mech->parameters(),
+        [&] {
+          std::map<std::string, Tensor> m;
+          for (const auto& p : hard->parameters())
+            if (p.var.requires_grad()) m.emplace(p.name, p.var.value());  // not REINFORCE's baseline (a buffer)
+          return m;
+        }(),
+        "test");
     AttentionState st;
     soft = soft_mech->step(query, soft_mech->prepare(keys, keys, mask, Var()), st).weights.value();
   }

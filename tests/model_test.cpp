@@ -170,9 +170,8 @@ TEST(Seq2Seq, PrecomputedMemoryCombinedGivesTheSameSteps) {
   // one's context is its weights times the memory.
   std::vector<EncodedExample> ex = {{{4, 5, 6, 5, 4}, {}}, {{6, 4}, {}}};
   Batch batch = make_batch(ex, {0, 1});
-  for (const std::string kind : {"soft", "static", "local-m", "local-p",
-                             "location", "coverage", "monotonic",
-                             "forward", "forward-ta", "hard"})
+  for (const std::string kind :
+       {"soft", "static", "local-m", "local-p", "location", "coverage", "monotonic", "forward", "forward-ta", "hard"})
     for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
       for (bool feed : {true, false}) {
         SCOPED_TRACE(kind + " " + to_string(cell) + (feed ? " feed" : ""));
@@ -209,47 +208,49 @@ TEST(Seq2Seq, EveryMechanismsStateSurvivesBeamSearch) {
   ASSERT_GE(mechanisms().size(), 10u);
   for (const MechanismInfo& info : mechanisms())  // every registered mechanism
     for (int beam : {1, 3})
-    for (uint64_t seed : {77, 78, 79})
-    for (float gain : {1.0f, 3.0f}) {
-      const std::string& kind = info.name;
-      SCOPED_TRACE(kind + " beam " + std::to_string(beam) + " seed " + std::to_string(seed) + " gain " + std::to_string(gain));
-      Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
-      set_mechanism(c, kind, /*window=*/1);
-      Rng rng(seed);
-      Seq2Seq model(c, rng);
-      for (auto& p : model.parameters()) {  // gain 3: peaked distributions, decisive pointers
-        float* w = p.var.value().data();
-        for (int64_t i = 0, n = p.var.value().numel(); i < n; ++i) w[i] *= gain;
-        if (p.name == "output.bias") w[Vocab::kEos] = -30.0f;  // no early </s>: every step reorders the beams
-        if (p.name.size() > 2 && p.name.compare(p.name.size() - 2, 2, ".r") == 0)
-          w[0] = 0.2f;  // a monotonic head's offset: stop probabilities near 1/2, a moving pointer
-      }
-      const DecodeOptions o{.beam = beam, .length_penalty = 0.0f, .max_length = 7};
-      const std::vector<Hypothesis> hyps = decode(model, batch, o);
-      for (int b = 0; b < batch.B; ++b) {
-        const Batch one = make_batch(ex, {b});
-        std::unique_ptr<StepDecoder> dec = model.decoder(one, 1, o);
-        std::vector<int> fed = {Vocab::kBos};
-        std::vector<int> want = hyps[b].tokens;
-        const bool closed = hyps[b].attention.size() > want.size();
-        if (closed) want.push_back(Vocab::kEos);
-        double score = 0.0;
-        for (size_t t = 0; t < want.size(); ++t) {
-          const NextTokenScores s = dec->step({fed.back()});
-          const int64_t V = s.logits.size(1);
-          const float* z = s.logits.data();
-          const float mx = *std::max_element(z, z + V);
-          double se = 0.0;
-          for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v]) - mx);
-          score += z[want[t]] - mx - std::log(se);
-          for (int64_t sp = 0; sp < one.S; ++sp)
-            EXPECT_NEAR(s.weights.data()[sp], hyps[b].attention[t][sp], 1e-5f) << "row " << b << " step " << t << " position " << sp;
-          fed.push_back(want[t]);
+      for (uint64_t seed : {77, 78, 79})
+        for (float gain : {1.0f, 3.0f}) {
+          const std::string& kind = info.name;
+          SCOPED_TRACE(kind + " beam " + std::to_string(beam) + " seed " + std::to_string(seed) + " gain " +
+                       std::to_string(gain));
+          Seq2SeqConfig c = tiny_config(CellKind::kGru, ScoreKind::kAdditive, true);
+          set_mechanism(c, kind, /*window=*/1);
+          Rng rng(seed);
+          Seq2Seq model(c, rng);
+          for (auto& p : model.parameters()) {  // gain 3: peaked distributions, decisive pointers
+            float* w = p.var.value().data();
+            for (int64_t i = 0, n = p.var.value().numel(); i < n; ++i) w[i] *= gain;
+            if (p.name == "output.bias") w[Vocab::kEos] = -30.0f;  // no early </s>: every step reorders the beams
+            if (p.name.size() > 2 && p.name.compare(p.name.size() - 2, 2, ".r") == 0)
+              w[0] = 0.2f;  // a monotonic head's offset: stop probabilities near 1/2, a moving pointer
+          }
+          const DecodeOptions o{.beam = beam, .length_penalty = 0.0f, .max_length = 7};
+          const std::vector<Hypothesis> hyps = decode(model, batch, o);
+          for (int b = 0; b < batch.B; ++b) {
+            const Batch one = make_batch(ex, {b});
+            std::unique_ptr<StepDecoder> dec = model.decoder(one, 1, o);
+            std::vector<int> fed = {Vocab::kBos};
+            std::vector<int> want = hyps[b].tokens;
+            const bool closed = hyps[b].attention.size() > want.size();
+            if (closed) want.push_back(Vocab::kEos);
+            double score = 0.0;
+            for (size_t t = 0; t < want.size(); ++t) {
+              const NextTokenScores s = dec->step({fed.back()});
+              const int64_t V = s.logits.size(1);
+              const float* z = s.logits.data();
+              const float mx = *std::max_element(z, z + V);
+              double se = 0.0;
+              for (int64_t v = 0; v < V; ++v) se += std::exp(double(z[v]) - mx);
+              score += z[want[t]] - mx - std::log(se);
+              for (int64_t sp = 0; sp < one.S; ++sp)
+                EXPECT_NEAR(s.weights.data()[sp], hyps[b].attention[t][sp], 1e-5f)
+                    << "row " << b << " step " << t << " position " << sp;
+              fed.push_back(want[t]);
+            }
+            EXPECT_NEAR(hyps[b].score, score, 1e-4) << "row " << b;
+            EXPECT_EQ(hyps[b].tokens.size(), 7u) << "row " << b << ": the test needs long hypotheses";
+          }
         }
-        EXPECT_NEAR(hyps[b].score, score, 1e-4) << "row " << b;
-        EXPECT_EQ(hyps[b].tokens.size(), 7u) << "row " << b << ": the test needs long hypotheses";
-      }
-    }
 }
 
 TEST(Seq2Seq, FrozenTablesDecodeAsBeforeAndNeverReachATape) {
@@ -377,7 +378,8 @@ TEST(Seq2SeqGrad, StackedEncoder) {
     Seq2SeqConfig c = tiny_config(cell, ScoreKind::kGeneral, true);
     c.encoder_layers = 2;
     Seq2Seq model(c, rng);
-    EXPECT_EQ(model.parameters().size(), Seq2Seq(tiny_config(cell, ScoreKind::kGeneral, true), rng).parameters().size() + 8);
+    EXPECT_EQ(model.parameters().size(),
+              Seq2Seq(tiny_config(cell, ScoreKind::kGeneral, true), rng).parameters().size() + 8);
     gradcheck([&](const std::vector<Var>&) { return model.loss(batch, 0.0f, nullptr); }, with_params(model));
   }
 }
@@ -413,7 +415,8 @@ TEST(Training, TimeBudgetStopReportsTheEpochItStoppedIn) {
   EXPECT_EQ(r.steps, 1);
   EXPECT_EQ(r.best.epoch, 1);
   EXPECT_NE(r.stop_reason.find("time budget of 1e-07 minutes used"), std::string::npos) << r.stop_reason;
-  EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"epoch\":1,"), std::string::npos) << read_file(o.out + "/metrics.jsonl");
+  EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"epoch\":1,"), std::string::npos)
+      << read_file(o.out + "/metrics.jsonl");
 }
 
 // A step budget stops after exactly that many updates, mid-epoch, and evaluates the last of them.
@@ -424,7 +427,8 @@ TEST(Training, StepBudgetStopsAfterThatManyUpdates) {
   const TrainResult r = train(o);
   EXPECT_EQ(r.steps, 3);
   EXPECT_NE(r.stop_reason.find("step budget of 3 updates"), std::string::npos) << r.stop_reason;
-  EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"step\":3,"), std::string::npos) << read_file(o.out + "/metrics.jsonl");
+  EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"step\":3,"), std::string::npos)
+      << read_file(o.out + "/metrics.jsonl");
   o.max_steps = -1;
   EXPECT_THROW(o.validate(), std::invalid_argument);
 }
@@ -456,7 +460,9 @@ class KeepProbe : public Model {
   nlohmann::json config_json() const override { return inner_.config_json(); }
   Var logits(const Batch& b, Rng* r) const override { return inner_.logits(b, r); }
   Var loss(const Batch& b, float ls, Rng* r) const override { return inner_.loss(b, ls, r); }
-  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override { inner_.collect(prefix, out); }
+  void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
+    inner_.collect(prefix, out);
+  }
   std::unique_ptr<StepDecoder> decoder(const Batch& batch, int K, const DecodeOptions& o) const override {
     struct Forward : StepDecoder {
       std::unique_ptr<StepDecoder> d;
@@ -546,8 +552,9 @@ TEST(Decode, SearchesDropFinishedSentencesWithoutChangingAnyOutput) {
         c.attention.mechanism = kind, c.hidden = 16, c.embedding = 8, c.encoder_hidden = 8;
         Rng rng(46);
         Seq2Seq model(c, rng);
-        expect_dropping_changes_nothing(model, randomise(model, rng), batch,
-                                        {.beam = 1, .length_penalty = 0.0f, .max_length = 12, .reference_step = reference});
+        expect_dropping_changes_nothing(
+            model, randomise(model, rng), batch,
+            {.beam = 1, .length_penalty = 0.0f, .max_length = 12, .reference_step = reference});
       }
   SCOPED_TRACE("transformer");
   TransformerConfig tc;
@@ -586,8 +593,8 @@ TEST(Decode, WindowConstraintKeepsAttentionNearThePreviousPosition) {
   }
   Batch batch = make_batch(ex, {0, 1, 2, 3, 4});
   for (int beam : {1, 3}) {
-    auto hyps = decode(model, batch, {.beam = beam, .length_penalty = 1.0f, .max_length = 8, .window_back = 0,
-                                      .window_forward = 1});
+    auto hyps = decode(model, batch,
+                       {.beam = beam, .length_penalty = 1.0f, .max_length = 8, .window_back = 0, .window_forward = 1});
     for (const auto& h : hyps) {
       int last = -1;
       for (const auto& row : h.attention) {
@@ -618,7 +625,8 @@ TEST(Checkpoint, SafetensorsRoundTripAndCorruptFilesAreRejected) {
   const std::string bytes = read_file(path);
   auto loaded = load_safetensors(path);
   EXPECT_EQ(loaded.size(), model.parameters().size());
-  for (const auto& p : model.parameters()) EXPECT_EQ(loaded.at(p.name).to_vector(), p.var.value().to_vector()) << p.name;
+  for (const auto& p : model.parameters())
+    EXPECT_EQ(loaded.at(p.name).to_vector(), p.var.value().to_vector()) << p.name;
 
   auto expect_error = [&](const std::string& data, const std::string& needle) {
     try {

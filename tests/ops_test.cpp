@@ -99,8 +99,10 @@ TEST(OpsGrad, BroadcastArithmetic) {
 
 TEST(OpsGrad, Minimum) {
   Rng rng(15);
-  gradcheck([](const std::vector<Var>& x) { return minimum(x[0], x[1]); }, {random_var({3, 5}, rng), random_var({3, 5}, rng)});
-  gradcheck([](const std::vector<Var>& x) { return minimum(x[0], x[1]); }, {random_var({2, 3, 4}, rng), random_var({4}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return minimum(x[0], x[1]); },
+            {random_var({3, 5}, rng), random_var({3, 5}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return minimum(x[0], x[1]); },
+            {random_var({2, 3, 4}, rng), random_var({4}, rng)});
   EXPECT_EQ(minimum(Var(Tensor::from(Shape{2}, {1, 5})), Var(Tensor::from(Shape{2}, {3, 2}))).value().to_vector(),
             (std::vector<float>{1, 2}));
 }
@@ -148,7 +150,8 @@ TEST(Ops, SparsemaxAndEntmaxValues) {
   // sparsemax([1, 0.5, -1]): tau = 0.25 -> [0.75, 0.25, 0]; a large gap gives a one-hot.
   Var x(Tensor::from(Shape{2, 3}, {1.0f, 0.5f, -1.0f, 5.0f, 0.0f, 0.0f}));
   EXPECT_EQ(sparsemax(x).value().to_vector(), (std::vector<float>{0.75f, 0.25f, 0.0f, 1.0f, 0.0f, 0.0f}));
-  // entmax15 of equal values is uniform; of [2, 0] (z = [1, 0]): tau solves (1-tau)^2 + (-tau)^2 = 1 -> tau = 0, p = [1, 0].
+  // entmax15 of equal values is uniform; of [2, 0] (z = [1, 0]): tau solves (1-tau)^2 + (-tau)^2 = 1 -> tau = 0, p =
+  // [1, 0].
   Var e(Tensor::from(Shape{2, 2}, {0.3f, 0.3f, 2.0f, 0.0f}));
   const auto p = entmax15(e).value().to_vector();
   EXPECT_NEAR(p[0], 0.5f, 1e-6f);
@@ -197,30 +200,43 @@ TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
   gradcheck([](const std::vector<Var>& x) { return embedding(x[0], {2, 0, 2, 1}); }, {random_var({3, 4}, rng)});
   EXPECT_THROW(embedding(random_var({3, 4}, rng), {3}), std::invalid_argument);
   for (int dim : {0, 1, 2})
-    gradcheck([dim](const std::vector<Var>& x) { return concat({x[0], x[1]}, dim); },
-              {random_var({2, 3, 4}, rng), random_var({2, 3, 4}, rng)});
-  gradcheck([](const std::vector<Var>& x) { return concat({x[0], x[1]}, -1); },
-            {random_var({2, 3}, rng), random_var({2, 5}, rng)});
+    gradcheck(
+        [dim](const std::vector<Var>& x) {
+          return concat({x[0], x[1]}, dim);
+        },
+        {random_var({2, 3, 4}, rng), random_var({2, 3, 4}, rng)});
+  gradcheck(
+      [](const std::vector<Var>& x) {
+        return concat({x[0], x[1]}, -1);
+      },
+      {random_var({2, 3}, rng), random_var({2, 5}, rng)});
   gradcheck([](const std::vector<Var>& x) { return slice(x[0], 1, 1, 2); }, {random_var({2, 4, 3}, rng)});
   for (int dim : {0, 1, 2})
-    gradcheck([dim](const std::vector<Var>& x) { return stack({x[0], x[1], x[0]}, dim); },
-              {random_var({2, 3}, rng), random_var({2, 3}, rng)});
+    gradcheck(
+        [dim](const std::vector<Var>& x) {
+          return stack({x[0], x[1], x[0]}, dim);
+        },
+        {random_var({2, 3}, rng), random_var({2, 3}, rng)});
   gradcheck([](const std::vector<Var>& x) { return select(x[0], 1); }, {random_var({3, 2, 2}, rng)});
   gradcheck([](const std::vector<Var>& x) { return reshape(x[0], Shape{3, 4}); }, {random_var({2, 6}, rng)});
   gradcheck([](const std::vector<Var>& x) { return narrow(x[0], 1, 2); }, {random_var({4, 3}, rng)});
   gradcheck([](const std::vector<Var>& x) { return transpose01(x[0]); }, {random_var({3, 2, 4}, rng)});
   gradcheck([](const std::vector<Var>& x) { return transpose01(x[0]); }, {random_var({3, 5}, rng)});
   // Views used twice accumulate into the same input gradient.
-  gradcheck([](const std::vector<Var>& x) { return mul(narrow(x[0], 0, 2), narrow(x[0], 1, 2)); }, {random_var({3, 2}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return mul(narrow(x[0], 0, 2), narrow(x[0], 1, 2)); },
+            {random_var({3, 2}, rng)});
 }
 
 TEST(OpsGrad, PositionConvolution) {
   Rng rng(16);
-  gradcheck([](const std::vector<Var>& x) { return position_conv(x[0], x[1]); }, {random_var({2, 6}, rng), random_var({3, 5}, rng)});
+  gradcheck([](const std::vector<Var>& x) { return position_conv(x[0], x[1]); },
+            {random_var({2, 6}, rng), random_var({3, 5}, rng)});
   // One filter [0, 1, 0] copies, [1, 0, 0] shifts right by one (zero padding at the start).
   Var a(Tensor::from(Shape{1, 3}, {1, 2, 3}));
-  EXPECT_EQ(position_conv(a, Var(Tensor::from(Shape{1, 3}, {0, 1, 0}))).value().to_vector(), (std::vector<float>{1, 2, 3}));
-  EXPECT_EQ(position_conv(a, Var(Tensor::from(Shape{1, 3}, {1, 0, 0}))).value().to_vector(), (std::vector<float>{0, 1, 2}));
+  EXPECT_EQ(position_conv(a, Var(Tensor::from(Shape{1, 3}, {0, 1, 0}))).value().to_vector(),
+            (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(position_conv(a, Var(Tensor::from(Shape{1, 3}, {1, 0, 0}))).value().to_vector(),
+            (std::vector<float>{0, 1, 2}));
   EXPECT_THROW(position_conv(a, Var(Tensor(Shape{1, 2}))), std::invalid_argument);
 }
 
@@ -262,8 +278,10 @@ TEST(OpsGrad, DropoutUsesItsMaskInBackward) {
   Var y = dropout(big, 0.3f, r);
   int zeros = 0;
   for (float v : y.value().to_vector()) {
-    if (v == 0.0f) ++zeros;
-    else EXPECT_NEAR(v, 1.0f / 0.7f, 1e-6f);
+    if (v == 0.0f)
+      ++zeros;
+    else
+      EXPECT_NEAR(v, 1.0f / 0.7f, 1e-6f);
   }
   EXPECT_NEAR(zeros / 10000.0, 0.3, 0.02);
   // Each draw decides two elements: both halves must be fair and independent, odd sizes too.
@@ -339,7 +357,8 @@ TEST(OpsGrad, ForwardAlignmentFusedEqualsComposed) {
     }
     for (int64_t i = 0; i < values[0].numel(); ++i) EXPECT_NEAR(values[1].data()[i], values[0].data()[i], 1e-6);
     for (size_t g = 0; g < grads[0].size(); ++g)
-      for (size_t i = 0; i < grads[0][g].size(); ++i) EXPECT_NEAR(grads[1][g][i], grads[0][g][i], 1e-5) << g << " " << i;
+      for (size_t i = 0; i < grads[0][g].size(); ++i)
+        EXPECT_NEAR(grads[1][g][i], grads[0][g][i], 1e-5) << g << " " << i;
   }
   // Mass moves forward by at most one position: from a one-hot at n, only n and n + 1 get weight.
   Tensor onehot(Shape{1, S});
@@ -359,7 +378,7 @@ TEST(OpsGrad, ForwardAlignmentLogDomain) {
     SCOPED_TRACE(agent ? "with the transition agent" : "plain");
     Var lp = random_var({B, S}, rng), ly = random_var({B, S}, rng);
     lp.value().data()[S - 1] = -inf, lp.value().data()[S - 2] = -inf;  // row 0 has not got that far
-    ly.value().data()[2 * S] = -inf;                                    // row 2: a masked position
+    ly.value().data()[2 * S] = -inf;                                   // row 2: a masked position
     Var u = agent ? Var(Tensor::from({B, 1}, {0.2f, 0.5f, 0.9f}), true) : Var();
     // (through exp: a loss over -inf entries would be NaN)
     gradcheck([&](const std::vector<Var>& x) { return exp(forward_alignment_log(x[0], x[1], agent ? x[2] : Var())); },

@@ -21,7 +21,8 @@ using testing::run;
 
 // A value inside the option's range that is not its default.
 std::string other_value(const MechanismOption& o) {
-  if (o.type == MechanismOption::Type::kChoice) return o.choices.back() == o.format(o.default_value) ? o.choices.front() : o.choices.back();
+  if (o.type == MechanismOption::Type::kChoice)
+    return o.choices.back() == o.format(o.default_value) ? o.choices.front() : o.choices.back();
   const double step = o.type == MechanismOption::Type::kInt ? 2.0 : 1.0;  // (+2 keeps odd widths odd)
   const double v = o.default_value + step <= o.max ? o.default_value + step : (o.default_value + o.min) / 2.0;
   return o.format(o.type == MechanismOption::Type::kInt ? std::floor(v) : v);
@@ -87,7 +88,8 @@ TEST(Registry, EveryOptionRoundTripsThroughConfigJson) {
 
 // The command line has a flag for every option, and what it is given reaches config.json.
 TEST(Registry, EveryOptionIsAFlagThatReachesTheModel) {
-  const std::string dir = (std::filesystem::temp_directory_path() / ("attend_registry_" + std::to_string(::getpid()))).string();
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("attend_registry_" + std::to_string(::getpid()))).string();
   std::filesystem::create_directories(dir);
   {
     std::ofstream t(dir + "/t.tsv");
@@ -104,16 +106,18 @@ TEST(Registry, EveryOptionIsAFlagThatReachesTheModel) {
       flags += " " + o.flag() + " " + other_value(o);
     }
     const std::string out = dir + "/" + m.name;
-    const CliRun r = run("train --task tsv --train " + dir + "/t.tsv --dev " + dir + "/t.tsv --hidden 6 --embedding 4 "
-                         "--attention-dim 4 --max-steps 1 --attention " + m.name + (m.additive_only ? " --score additive" : "") +
-                         flags + " --out " + out);
+    const CliRun r = run("train --task tsv --train " + dir + "/t.tsv --dev " + dir +
+                         "/t.tsv --hidden 6 --embedding 4 "
+                         "--attention-dim 4 --max-steps 1 --attention " +
+                         m.name + (m.additive_only ? " --score additive" : "") + flags + " --out " + out);
     if (r.code != 0 && r.output.find("attention: ") != std::string::npos) ADD_FAILURE() << r.output;
     ASSERT_EQ(r.code, 0) << r.output;
     ++trained;
     const nlohmann::json config = nlohmann::json::parse(read_file(out + "/config.json"))["model"];
     EXPECT_EQ(config["attention"], m.name);
     for (const MechanismOption& o : m.options) {
-      const std::string got = config[o.key].is_string() ? config[o.key].get<std::string>() : o.format(config[o.key].get<double>());
+      const std::string got =
+          config[o.key].is_string() ? config[o.key].get<std::string>() : o.format(config[o.key].get<double>());
       EXPECT_EQ(got, other_value(o)) << o.key;
     }
   }

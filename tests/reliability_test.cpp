@@ -49,7 +49,9 @@ void write_text(const std::string& path, const std::string& text) {
   f << text;
 }
 
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 // Runs a shell command line: exit code and stdout + stderr.
 CliRun shell(const std::string& cmd) {
@@ -67,10 +69,12 @@ CliRun shell(const std::string& cmd) {
 std::string tiny_data(const std::string& dir) {
   std::string train;
   for (int rep = 0; rep < 4; ++rep)
-    for (const char* w : {"ab", "ba", "abc", "cab", "bca", "aab", "cc", "acb"}) train += std::string(w) + "\t" + w + w + "\n";
+    for (const char* w : {"ab", "ba", "abc", "cab", "bca", "aab", "cc", "acb"})
+      train += std::string(w) + "\t" + w + w + "\n";
   write_text(dir + "/train.tsv", train);
   write_text(dir + "/dev.tsv", "ab\tabab\ncab\tcabcab\n");
-  return "--task tsv --train " + dir + "/train.tsv --dev " + dir + "/dev.tsv --hidden 8 --embedding 4 --attention-dim 4 ";
+  return "--task tsv --train " + dir + "/train.tsv --dev " + dir +
+         "/dev.tsv --hidden 8 --embedding 4 --attention-dim 4 ";
 }
 
 // A small model whose weights differ by seed.
@@ -129,7 +133,8 @@ TEST(Checkpoint, KilledAtEveryStepTheDirectoryHoldsTheOldOrTheNewModel) {
   int status = 0;
   ::waitpid(pid, &status, 0);
   recover_checkpoint(dir);
-  for (const auto& e : fs::directory_iterator(dir)) EXPECT_EQ(e.path().filename().string()[0] == '.', false) << e.path();
+  for (const auto& e : fs::directory_iterator(dir))
+    EXPECT_EQ(e.path().filename().string()[0] == '.', false) << e.path();
   fs::remove_all(dir);
 }
 
@@ -246,7 +251,8 @@ TEST(TrainKill, AFreshRunKilledEarlyResumesOrRestartsCleanly) {
     ASSERT_TRUE(contains(r.output, "EXIT=137")) << "step " << step << ": " << r.output;
     CliRun again = run("train --resume " + d);
     if (again.code != 0) {
-      EXPECT_TRUE(contains(again.output, "no training state to resume") || contains(again.output, "Directory does not exist"))
+      EXPECT_TRUE(contains(again.output, "no training state to resume") ||
+                  contains(again.output, "Directory does not exist"))
           << "step " << step << ": " << again.output;
       again = run(args + "--out " + d);
     }
@@ -270,7 +276,8 @@ TEST(Lock, ASecondWriterFailsAtOnceNamingTheHolder) {
     }
     const CliRun r = run("train --task dates --dates-train 50 --hidden 8 --epochs 1 --overwrite --out " + dir);
     EXPECT_EQ(r.code, 1) << r.output;
-    EXPECT_TRUE(contains(r.output, dir + ": in use by another attend train (PID " + std::to_string(::getpid()))) << r.output;
+    EXPECT_TRUE(contains(r.output, dir + ": in use by another attend train (PID " + std::to_string(::getpid())))
+        << r.output;
   }
   DirectoryLock again(dir);  // released with its holder
   fs::remove_all(dir);
@@ -314,8 +321,10 @@ class Written : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = temp_dir("written");
-    const CliRun r = run("train --task dates --dates-train 300 --hidden 16 --embedding 8 "
-                         "--attention-dim 8 --epochs 1 --out " + dir_ + "/m");
+    const CliRun r =
+        run("train --task dates --dates-train 300 --hidden 16 --embedding 8 "
+            "--attention-dim 8 --epochs 1 --out " +
+            dir_ + "/m");
     ASSERT_EQ(r.code, 0) << r.output;
   }
   static void TearDownTestSuite() { fs::remove_all(dir_); }
@@ -325,9 +334,10 @@ std::string Written::dir_;
 
 TEST_F(Written, AFullStdoutIsAnErrorForEveryCommand) {
   const std::string m = " --model " + dir_ + "/m";
-  for (const std::string& cmd : std::vector<std::string>{"translate" + m + " 'the 3rd of march, 1999'", "eval" + m + " --test " + dir_ + "/m/test.tsv",
-                                "eval" + m + " --json --test " + dir_ + "/m/test.tsv",
-                                "align" + m + " --format pharaoh 'the 3rd of march, 1999'"}) {
+  for (const std::string& cmd : std::vector<std::string>{"translate" + m + " 'the 3rd of march, 1999'",
+                                                         "eval" + m + " --test " + dir_ + "/m/test.tsv",
+                                                         "eval" + m + " --json --test " + dir_ + "/m/test.tsv",
+                                                         "align" + m + " --format pharaoh 'the 3rd of march, 1999'"}) {
     const CliRun r = shell(std::string(ATTEND_CLI) + " " + cmd + " > /dev/full");
     EXPECT_EQ(r.code, 1) << cmd << ": " << r.output;
     EXPECT_TRUE(contains(r.output, "standard output: write failed")) << cmd << ": " << r.output;
@@ -363,8 +373,7 @@ TEST_F(Written, TranslateStreamsItsInput) {
   EXPECT_GT(n, 0);
   EXPECT_EQ(std::string(buf, std::max<ssize_t>(n, 0)).back(), '\n');
   ::close(to_child[1]);
-  while (::read(from_child[0], buf, sizeof buf) > 0) {
-  }
+  while (::read(from_child[0], buf, sizeof buf) > 0) {}
   int status = 0;
   ::waitpid(pid, &status, 0);
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -375,12 +384,14 @@ TEST_F(Written, TranslateStreamsItsInput) {
 // line and an empty output line; the others are translated; the exit code says something failed.
 TEST_F(Written, ABadInputLineIsReportedAndTheOthersAreTranslated) {
   write_text(dir_ + "/in.txt", "11/25/26\n" + std::string(2 << 20, 'x') + "\nbad \xff byte\n11/25/26\n");
-  const CliRun r = shell(std::string(ATTEND_CLI) + " translate --model " + dir_ + "/m < " + dir_ + "/in.txt 2> " + dir_ + "/err.txt");
+  const CliRun r = shell(std::string(ATTEND_CLI) + " translate --model " + dir_ + "/m < " + dir_ + "/in.txt 2> " +
+                         dir_ + "/err.txt");
   EXPECT_EQ(r.code, 1);
   size_t lines = 0;
   for (char c : r.output) lines += c == '\n';
   EXPECT_EQ(lines, 4u) << r.output;
-  EXPECT_EQ(r.output.substr(0, r.output.find('\n')), r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1, r.output.find('\n')));
+  EXPECT_EQ(r.output.substr(0, r.output.find('\n')),
+            r.output.substr(r.output.rfind('\n', r.output.size() - 2) + 1, r.output.find('\n')));
   const std::string err = read_file(dir_ + "/err.txt");
   EXPECT_TRUE(contains(err, "stdin:2: line of 2097152 bytes is longer than the limit of 1048576")) << err;
   EXPECT_TRUE(contains(err, "stdin:3: invalid UTF-8 at byte 5 (0xff)")) << err;
@@ -404,7 +415,8 @@ TEST_F(Written, HugeIntegersAreRefusedOrSaturated) {
   }
   const CliRun t = run("train --threads 100000 --out " + dir_ + "/t");
   EXPECT_EQ(t.code, 2);
-  EXPECT_TRUE(contains(t.output, "--threads: must be a whole number in [1, " + std::to_string(max_threads()) + "]")) << t.output;
+  EXPECT_TRUE(contains(t.output, "--threads: must be a whole number in [1, " + std::to_string(max_threads()) + "]"))
+      << t.output;
   EXPECT_THROW(set_threads(100000), std::invalid_argument);
   EXPECT_THROW(set_threads(0), std::invalid_argument);
   EXPECT_LE(max_threads(), 1024);
@@ -602,10 +614,10 @@ TEST(NonFiniteInputs, NanReachesTheOutputOfEverySdpaPath) {
     Tensor v = random_tensor(Shape{B, H, S, D}, rng), bias = random_tensor(Shape{1, H, T, S}, rng);
     SdpaOptions o;
     o.alibi_slopes = {0.5f, 0.25f};
-    if (where == "q") q.data()[((0 * H + 1) * T + 2) * D + 3] = NAN;      // head 1, row 2
-    if (where == "k") k.data()[((0 * H + 1) * S + 17) * D + 0] = NAN;     // head 1, key 17: every row
-    if (where == "bias") bias.data()[(1 * T + 2) * S + 30] = NAN;         // head 1, row 2
-    if (where == "alibi") o.alibi_slopes[1] = NAN;                       // head 1
+    if (where == "q") q.data()[((0 * H + 1) * T + 2) * D + 3] = NAN;   // head 1, row 2
+    if (where == "k") k.data()[((0 * H + 1) * S + 17) * D + 0] = NAN;  // head 1, key 17: every row
+    if (where == "bias") bias.data()[(1 * T + 2) * S + 30] = NAN;      // head 1, row 2
+    if (where == "alibi") o.alibi_slopes[1] = NAN;                     // head 1
     for (SdpaPath path : {SdpaPath::kFused, SdpaPath::kReference}) {
       o.path = path;
       const SdpaResult r = sdpa_forward(q, k, v, o, bias);
@@ -630,8 +642,8 @@ TEST(NonFiniteInputs, NanReachesTheOutputOfEverySdpaPath) {
   cache.append(kn, kn);
   Tensor q1 = random_tensor(Shape{B, H, 1, D}, rng);
   const Tensor out = sdpa_decode(q1, cache);
-  EXPECT_TRUE(all_nan(out.data(), D));           // head 0 saw the NaN key
-  EXPECT_TRUE(std::isfinite(out.data()[D]));     // head 1 did not
+  EXPECT_TRUE(all_nan(out.data(), D));        // head 0 saw the NaN key
+  EXPECT_TRUE(std::isfinite(out.data()[D]));  // head 1 did not
 }
 
 TEST(NonFiniteInputs, NanReachesTheWeightsOfEveryNormalizer) {
@@ -684,17 +696,20 @@ TEST(ZeroSizes, EmptyBatchOrQueriesGiveEmptyResultsOtherZerosAreNamed) {
 
 TEST(Data, Utf8BomAndWhiteSpaceSides) {
   EXPECT_EQ(utf8_error_offset("caf\xc3\xa9"), kValidUtf8);
-  EXPECT_EQ(utf8_error_offset("ab\xc0\xaf"), 2u);          // overlong
-  EXPECT_EQ(utf8_error_offset("\xed\xa0\x80"), 0u);        // surrogate
-  EXPECT_EQ(utf8_error_offset("\xf4\x90\x80\x80"), 0u);    // above U+10FFFF
-  EXPECT_EQ(utf8_error_offset("x\xe2\x82"), 1u);           // cut short
+  EXPECT_EQ(utf8_error_offset("ab\xc0\xaf"), 2u);        // overlong
+  EXPECT_EQ(utf8_error_offset("\xed\xa0\x80"), 0u);      // surrogate
+  EXPECT_EQ(utf8_error_offset("\xf4\x90\x80\x80"), 0u);  // above U+10FFFF
+  EXPECT_EQ(utf8_error_offset("x\xe2\x82"), 1u);         // cut short
   try {
     parse_tsv("a\tb\n\nok\tfine\nc\xff\td\n", "d.tsv");
     ADD_FAILURE();
   } catch (const std::runtime_error& e) {
     EXPECT_TRUE(contains(e.what(), "d.tsv:4: invalid UTF-8 at byte 2 (0xff)")) << e.what();
   }
-  const std::vector<Example> bom = parse_tsv("\xef\xbb\xbf" "a\tb\n", "bom.tsv");
+  const std::vector<Example> bom = parse_tsv(
+      "\xef\xbb\xbf"
+      "a\tb\n",
+      "bom.tsv");
   ASSERT_EQ(bom.size(), 1u);
   EXPECT_EQ(bom[0].source, "a");
   try {

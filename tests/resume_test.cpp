@@ -101,8 +101,9 @@ TEST(Resume, SigkillAtARandomStepThenResumeGivesTheSameBytes) {
 // The training state is the model's parameters and Adam's moments, whatever the architecture.
 TEST(Resume, TransformerKilledAndResumedGivesTheSameBytes) {
   const std::string dir = temp_dir("kill_transformer");
-  const std::string run_flags = "--model transformer --task dates --dates-train 1500 --dim 16 --heads 2 --ffn 32 "
-                                "--layers 1 --epochs 2 --batch 16 --save-every 7 --seed 6";
+  const std::string run_flags =
+      "--model transformer --task dates --dates-train 1500 --dim 16 --heads 2 --ffn 32 "
+      "--layers 1 --epochs 2 --batch 16 --save-every 7 --seed 6";
   CliRun full = run("train " + run_flags + " --out " + dir + "/full");
   ASSERT_EQ(full.code, 0) << full.output;
   const int status = interrupt_at(run_flags, dir + "/part", 100, SIGKILL);
@@ -171,12 +172,15 @@ TEST(Resume, RefusesChangedSettingsAndMissingState) {
 
 TEST(NonFinite, DivergingRunStopsNamingTheStepAndKeepsTheGoodCheckpoint) {
   const std::string dir = temp_dir("nan");
-  CliRun good = run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --epochs 1 --out " + dir);
+  CliRun good =
+      run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --epochs 1 --out " + dir);
   ASSERT_EQ(good.code, 0) << good.output;
   const std::string before = attend::read_file(dir + "/model.safetensors");
   // A learning rate of 1e38 overflows the weights on the first updates: every later loss is NaN.
-  CliRun bad = run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --epochs 1 "
-                   "--batch 16 --lr 1e38 --clip 0 --max-nonfinite 3 --overwrite --out " + dir);
+  CliRun bad =
+      run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --epochs 1 "
+          "--batch 16 --lr 1e38 --clip 0 --max-nonfinite 3 --overwrite --out " +
+          dir);
   EXPECT_EQ(bad.code, 1) << bad.output;
   EXPECT_NE(bad.output.find("non-finite loss; update skipped, learning rate halved"), std::string::npos) << bad.output;
   EXPECT_NE(bad.output.find("training diverged: 3 consecutive non-finite steps, the last at step"), std::string::npos)

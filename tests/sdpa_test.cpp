@@ -30,8 +30,10 @@ double scaled_error(const Tensor& a, const Tensor& b, int64_t* where = nullptr, 
   for (int64_t i = 0; i < a.numel(); ++i) {
     const float x = a.data()[i], y = b.data()[i];
     double e;
-    if (std::isinf(y) || std::isinf(x)) e = x == y ? 0.0 : INFINITY;
-    else e = std::fabs(double(x) - y);
+    if (std::isinf(y) || std::isinf(x))
+      e = x == y ? 0.0 : INFINITY;
+    else
+      e = std::fabs(double(x) - y);
     if (std::isnan(x) || std::isnan(y)) e = INFINITY;
     if (e > worst) {
       worst = e;
@@ -44,7 +46,7 @@ double scaled_error(const Tensor& a, const Tensor& b, int64_t* where = nullptr, 
 struct Case {
   int B, H, Hkv, T, S, D;
   SdpaOptions opt;
-  int bias = 0;  // 0 none, 1 full [B,H,T,S], 2 broadcast [1,H,T,S], 3 broadcast [B,1,T,S] with -inf holes
+  int bias = 0;               // 0 none, 1 full [B,H,T,S], 2 broadcast [1,H,T,S], 3 broadcast [B,1,T,S] with -inf holes
   std::string name() const {  // (a stream: GCC 12 warns falsely on chains of string +)
     std::ostringstream o;
     o << "B" << B << " H" << H << "/" << Hkv << " T" << T << " S" << S << " D" << D << (opt.causal ? " causal" : "")
@@ -57,7 +59,9 @@ struct Case {
 
 Tensor make_bias(const Case& c, Rng& rng) {
   if (c.bias == 0) return Tensor();
-  const Shape s = c.bias == 1 ? Shape{c.B, c.H, c.T, c.S} : c.bias == 2 ? Shape{1, c.H, c.T, c.S} : Shape{c.B, 1, c.T, c.S};
+  const Shape s = c.bias == 1   ? Shape{c.B, c.H, c.T, c.S}
+                  : c.bias == 2 ? Shape{1, c.H, c.T, c.S}
+                                : Shape{c.B, 1, c.T, c.S};
   Tensor b = random_tensor(s, rng, 0.5f);
   if (c.bias == 3)
     for (int64_t i = 0; i < b.numel(); i += 7) b.data()[i] = -INFINITY;  // an arbitrary mask through the bias
@@ -68,20 +72,29 @@ Tensor make_bias(const Case& c, Rng& rng) {
 std::vector<Case> cases() {
   std::vector<Case> out;
   Rng rng(11);
-  const int shapes[][6] = {{1, 1, 1, 1, 1, 8},    {2, 4, 4, 70, 300, 32}, {1, 4, 2, 130, 130, 64}, {2, 4, 1, 65, 257, 40},
-                           {1, 2, 2, 300, 40, 128}, {1, 8, 2, 1, 600, 64}, {2, 2, 1, 17, 5, 16}};
+  const int shapes[][6] = {{1, 1, 1, 1, 1, 8},     {2, 4, 4, 70, 300, 32},  {1, 4, 2, 130, 130, 64},
+                           {2, 4, 1, 65, 257, 40}, {1, 2, 2, 300, 40, 128}, {1, 8, 2, 1, 600, 64},
+                           {2, 2, 1, 17, 5, 16}};
   int i = 0;
   for (const auto& s : shapes) {
     for (int variant = 0; variant < 8; ++variant, ++i) {
       Case c{s[0], s[1], s[2], s[3], s[4], s[5], {}, 0};
       SdpaOptions& o = c.opt;
       switch (variant) {
-        case 0: break;
-        case 1: o.causal = true; break;
-        case 2: o.causal = true, o.bottom_right = true; break;
-        case 3: o.window_left = 9, o.window_right = 3; break;
+        case 0:
+          break;
+        case 1:
+          o.causal = true;
+          break;
+        case 2:
+          o.causal = true, o.bottom_right = true;
+          break;
+        case 3:
+          o.window_left = 9, o.window_right = 3;
+          break;
         case 4:
-          for (int b = 0; b < c.B; ++b) o.key_lengths.push_back(b == 0 ? c.S / 2 : (b == 1 ? 0 : c.S));  // 0: fully masked
+          for (int b = 0; b < c.B; ++b)
+            o.key_lengths.push_back(b == 0 ? c.S / 2 : (b == 1 ? 0 : c.S));  // 0: fully masked
           o.causal = i % 2 == 0, o.bottom_right = true;
           break;
         case 5:
@@ -89,8 +102,12 @@ std::vector<Case> cases() {
           o.softcap = 5.0f, o.causal = true;
           c.bias = 1;
           break;
-        case 6: c.bias = 2 + i % 2, o.scale = 0.3f, o.window_left = 50; break;
-        case 7: o.dropout = 0.25f, o.seed = 77, c.bias = 1, o.window_right = 0, o.window_left = 20; break;
+        case 6:
+          c.bias = 2 + i % 2, o.scale = 0.3f, o.window_left = 50;
+          break;
+        case 7:
+          o.dropout = 0.25f, o.seed = 77, c.bias = 1, o.window_right = 0, o.window_left = 20;
+          break;
       }
       out.push_back(c);
     }
@@ -110,13 +127,18 @@ TEST(Sdpa, FusedMatchesReferenceForwardBackwardOverEveryOption) {
     ref.path = SdpaPath::kReference;
     const SdpaResult f = sdpa_forward(q, k, v, fused, bias), r = sdpa_forward(q, k, v, ref, bias);
     int64_t at = 0;
-    EXPECT_LE(scaled_error(f.out, r.out, &at), 1e-5) << "out[" << at << "] " << f.out.data()[at] << " vs " << r.out.data()[at];
-    EXPECT_LE(scaled_error(f.lse, r.lse, &at), 1e-5) << "lse[" << at << "] " << f.lse.data()[at] << " vs " << r.lse.data()[at];
+    EXPECT_LE(scaled_error(f.out, r.out, &at), 1e-5)
+        << "out[" << at << "] " << f.out.data()[at] << " vs " << r.out.data()[at];
+    EXPECT_LE(scaled_error(f.lse, r.lse, &at), 1e-5)
+        << "lse[" << at << "] " << f.lse.data()[at] << " vs " << r.lse.data()[at];
     for (int64_t i = 0; i < f.out.numel(); ++i) ASSERT_TRUE(std::isfinite(f.out.data()[i])) << "out[" << i << "]";
     const SdpaGrads gf = sdpa_backward(q, k, v, f, dout, fused, bias), gr = sdpa_backward(q, k, v, r, dout, ref, bias);
-    EXPECT_LE(scaled_error(gf.dq, gr.dq, &at, 5e-2), 1e-4) << "dq[" << at << "] " << gf.dq.data()[at] << " vs " << gr.dq.data()[at];
-    EXPECT_LE(scaled_error(gf.dk, gr.dk, &at, 5e-2), 1e-4) << "dk[" << at << "] " << gf.dk.data()[at] << " vs " << gr.dk.data()[at];
-    EXPECT_LE(scaled_error(gf.dv, gr.dv, &at, 5e-2), 1e-4) << "dv[" << at << "] " << gf.dv.data()[at] << " vs " << gr.dv.data()[at];
+    EXPECT_LE(scaled_error(gf.dq, gr.dq, &at, 5e-2), 1e-4)
+        << "dq[" << at << "] " << gf.dq.data()[at] << " vs " << gr.dq.data()[at];
+    EXPECT_LE(scaled_error(gf.dk, gr.dk, &at, 5e-2), 1e-4)
+        << "dk[" << at << "] " << gf.dk.data()[at] << " vs " << gr.dk.data()[at];
+    EXPECT_LE(scaled_error(gf.dv, gr.dv, &at, 5e-2), 1e-4)
+        << "dv[" << at << "] " << gf.dv.data()[at] << " vs " << gr.dv.data()[at];
     if (bias.defined()) {
       ASSERT_EQ(gf.dbias.shape(), bias.shape());
       EXPECT_LE(scaled_error(gf.dbias, gr.dbias, &at, 5e-2), 1e-4) << "dbias[" << at << "]";
@@ -128,9 +150,10 @@ TEST(Sdpa, FusedMatchesReferenceForwardBackwardOverEveryOption) {
 
 TEST(Sdpa, FullyMaskedRowsAreZerosWithoutNaNOrGradient) {
   Rng rng(3);
-  const Tensor q = random_tensor({2, 2, 5, 8}, rng), k = random_tensor({2, 2, 7, 8}, rng), v = random_tensor({2, 2, 7, 8}, rng);
+  const Tensor q = random_tensor({2, 2, 5, 8}, rng), k = random_tensor({2, 2, 7, 8}, rng),
+               v = random_tensor({2, 2, 7, 8}, rng);
   SdpaOptions o;
-  o.key_lengths = {0, 7};  // sequence 0 has no keys at all
+  o.key_lengths = {0, 7};                                         // sequence 0 has no keys at all
   o.window_left = 0, o.window_right = 0, o.bottom_right = false;  // sequence 1: each query sees key t only (t < 7)
   for (SdpaPath path : {SdpaPath::kFused, SdpaPath::kReference}) {
     o.path = path;
@@ -168,7 +191,8 @@ TEST(Sdpa, FiniteDifferenceGradientsThroughEveryInputAndTheBias) {
 TEST(Sdpa, WeightsOnRequestAreTheSoftmaxFromTheStoredLse) {
   Rng rng(8);
   const int B = 2, H = 4, Hkv = 2, T = 70, S = 90, D = 16;
-  const Tensor q = random_tensor({B, H, T, D}, rng), k = random_tensor({B, Hkv, S, D}, rng), v = random_tensor({B, Hkv, S, D}, rng);
+  const Tensor q = random_tensor({B, H, T, D}, rng), k = random_tensor({B, Hkv, S, D}, rng),
+               v = random_tensor({B, Hkv, S, D}, rng);
   SdpaOptions o;
   o.causal = true, o.bottom_right = true, o.key_lengths = {90, 80};
   const SdpaResult r = sdpa_forward(q, k, v, o);
@@ -192,7 +216,8 @@ TEST(Sdpa, WeightsOnRequestAreTheSoftmaxFromTheStoredLse) {
         for (int s = 0; s < S; ++s) sum += std::isinf(x[s]) ? 0.0 : std::exp(x[s] - mx);
         for (int s = 0; s < S; ++s) {
           const double expect = std::isinf(x[s]) ? 0.0 : std::exp(x[s] - mx) / sum;
-          ASSERT_NEAR(w.data()[((b * 2 + hh) * 30 + tt) * S + s], expect, 2e-6) << b << " " << h << " " << t << " " << s;
+          ASSERT_NEAR(w.data()[((b * 2 + hh) * 30 + tt) * S + s], expect, 2e-6)
+              << b << " " << h << " " << t << " " << s;
         }
       }
 }

@@ -37,12 +37,18 @@ TEST(TransformerLayers, EncoderAndDecoderLayerGradientsPreAndPostNorm) {
     SCOPED_TRACE(pre ? "pre-LN" : "post-LN");
     Rng rng(2);
     TransformerEncoderLayer enc(8, 2, 12, {.pre_norm = pre, .dropout = 0.0f}, rng);
-    gradcheck([&](const std::vector<Var>& x) { return enc(x[0], {3, 2}, nullptr); },
-              with_params(enc, {random_var({2, 3, 8}, rng)}), {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
+    gradcheck(
+        [&](const std::vector<Var>& x) {
+          return enc(x[0], {3, 2}, nullptr);
+        },
+        with_params(enc, {random_var({2, 3, 8}, rng)}), {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
     TransformerDecoderLayer dec(8, 2, 12, {.pre_norm = pre, .dropout = 0.0f}, rng);
-    gradcheck([&](const std::vector<Var>& x) { return dec(x[0], x[1], {4, 1}, nullptr); },
-              with_params(dec, {random_var({2, 3, 8}, rng), random_var({2, 4, 8}, rng)}),
-              {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
+    gradcheck(
+        [&](const std::vector<Var>& x) {
+          return dec(x[0], x[1], {4, 1}, nullptr);
+        },
+        with_params(dec, {random_var({2, 3, 8}, rng), random_var({2, 4, 8}, rng)}),
+        {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
   }
 }
 
@@ -69,8 +75,8 @@ TEST(TransformerLayers, DecoderIsCausalAndPaddingIsIgnored) {
 
 TEST(TransformerLayers, SinusoidalPositions) {
   const Tensor pe = sinusoidal_positions(50, 8);
-  EXPECT_FLOAT_EQ(pe.data()[0], 0.0f);                        // sin(0)
-  EXPECT_FLOAT_EQ(pe.data()[1], 1.0f);                        // cos(0)
+  EXPECT_FLOAT_EQ(pe.data()[0], 0.0f);                          // sin(0)
+  EXPECT_FLOAT_EQ(pe.data()[1], 1.0f);                          // cos(0)
   EXPECT_NEAR(pe.data()[7 * 8 + 2], std::sin(7 / 10.0), 1e-6);  // i = 2: 10000^(2/8) = 10
   EXPECT_NEAR(pe.data()[7 * 8 + 3], std::cos(7 / 10.0), 1e-6);
 }

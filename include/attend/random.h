@@ -23,9 +23,9 @@ class Rng {
     s_[3] = rotl(s_[3], 45);
     return result;
   }
-  float uniform();                 // [0, 1)
-  float normal();                  // N(0, 1), Box-Muller
-  uint64_t below(uint64_t n);      // uniform integer in [0, n)
+  float uniform();             // [0, 1)
+  float normal();              // N(0, 1), Box-Muller
+  uint64_t below(uint64_t n);  // uniform integer in [0, n)
   std::array<uint64_t, 4> state() const { return s_; }
   void set_state(const std::array<uint64_t, 4>& s) { s_ = s; }
 

@@ -42,7 +42,7 @@ class Shape {
 
 class Tensor {
  public:
-  Tensor() = default;                 // undefined (no storage)
+  Tensor() = default;                   // undefined (no storage)
   explicit Tensor(const Shape& shape);  // zero-filled
   static Tensor zeros(const Shape& shape) { return Tensor(shape); }
   // Uninitialised storage, for outputs that a kernel writes in full before anyone reads them.

@@ -22,10 +22,14 @@ ScoreKind parse_score(const std::string& name) {
 
 std::string to_string(ScoreKind kind) {
   switch (kind) {
-    case ScoreKind::kDot: return "dot";
-    case ScoreKind::kScaledDot: return "scaled-dot";
-    case ScoreKind::kGeneral: return "general";
-    case ScoreKind::kAdditive: return "additive";
+    case ScoreKind::kDot:
+      return "dot";
+    case ScoreKind::kScaledDot:
+      return "scaled-dot";
+    case ScoreKind::kGeneral:
+      return "general";
+    case ScoreKind::kAdditive:
+      return "additive";
   }
   return "?";
 }
@@ -60,12 +64,14 @@ Var prepare_keys(ScoreKind score, const Var& keys, const ScoreParams& p) {
   const int64_t B = keys.size(0), S = keys.size(1), Dk = keys.size(2);
   switch (score) {
     case ScoreKind::kDot:
-    case ScoreKind::kScaledDot: return keys;
+    case ScoreKind::kScaledDot:
+      return keys;
     case ScoreKind::kGeneral: {  // (W k_s) for every s: keys W^T -> [B,S,Dq]
       Var kw = matmul(reshape(keys, Shape{B * S, Dk}), p.W, false, /*trans_b=*/true);
       return reshape(kw, Shape{B, S, p.W.size(0)});
     }
-    case ScoreKind::kAdditive: return linear(keys, p.Wk, Var());  // [B,S,A]
+    case ScoreKind::kAdditive:
+      return linear(keys, p.Wk, Var());  // [B,S,A]
   }
   return keys;
 }
@@ -74,17 +80,19 @@ Var prepare_keys(ScoreKind score, const Var& keys, const ScoreParams& p) {
 Var scores(ScoreKind score, const Var& query, const Var& pkeys, const ScoreParams& p) {
   switch (score) {
     case ScoreKind::kDot:
-    case ScoreKind::kGeneral: return bmm(query, pkeys, false, /*trans_b=*/true);
+    case ScoreKind::kGeneral:
+      return bmm(query, pkeys, false, /*trans_b=*/true);
     case ScoreKind::kScaledDot:
       return scale(bmm(query, pkeys, false, /*trans_b=*/true), 1.0f / std::sqrt(static_cast<float>(pkeys.size(2))));
-    case ScoreKind::kAdditive: return additive_scores(linear(query, p.Wq, Var()), pkeys, p.va);
+    case ScoreKind::kAdditive:
+      return additive_scores(linear(query, p.Wq, Var()), pkeys, p.va);
   }
   return Var();
 }
 
 AttentionResult weigh_values(const Var& sc, const Var& values, const Tensor& mask, Normalizer normalizer) {
   Var w = normalize(sc, mask, normalizer);  // [B,T,S]
-  return {bmm(w, values), w};  // [B,T,Dv]
+  return {bmm(w, values), w};               // [B,T,Dv]
 }
 
 }  // namespace
@@ -102,8 +110,9 @@ void check_attention_inputs(const Var& query, const Var& keys, const Var& values
   }
   // Zero sizes: B = 0 or T = 0 is an empty result (see attention()); the others have no meaning.
   auto empty = [&](const char* what, int64_t n) {
-    if (n == 0) throw std::invalid_argument(std::string("attention: ") + what + " is 0 (query " + query.shape().str() +
-                                            ", keys " + keys.shape().str() + ", values " + values.shape().str() + ")");
+    if (n == 0)
+      throw std::invalid_argument(std::string("attention: ") + what + " is 0 (query " + query.shape().str() +
+                                  ", keys " + keys.shape().str() + ", values " + values.shape().str() + ")");
   };
   empty("S (source positions: nothing to attend to)", keys.size(1));
   empty("Dq (the query's feature size)", query.size(2));
@@ -112,7 +121,7 @@ void check_attention_inputs(const Var& query, const Var& keys, const Var& values
 }
 
 AttentionResult attention(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
-                       const ScoreParams& params, Normalizer normalizer) {
+                          const ScoreParams& params, Normalizer normalizer) {
   check_attention_inputs(query, keys, values, mask);
   check_params(score, query.size(2), keys.size(2), params);
   const int64_t B = query.size(0), T = query.size(1);

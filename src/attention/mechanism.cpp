@@ -34,12 +34,15 @@ double AttentionConfig::option(const std::string& key) const {
 
 void AttentionConfig::validate() const {
   const MechanismInfo& info = find_mechanism(mechanism);
-  if (attention_dim < 1) throw std::invalid_argument("attention: attention_dim must be >= 1, got " + std::to_string(attention_dim));
+  if (attention_dim < 1)
+    throw std::invalid_argument("attention: attention_dim must be >= 1, got " + std::to_string(attention_dim));
   if (info.additive_only && score != ScoreKind::kAdditive)
-    throw std::invalid_argument("attention: " + info.name + " extends the additive score; got --score " + to_string(score));
+    throw std::invalid_argument("attention: " + info.name + " extends the additive score; got --score " +
+                                to_string(score));
   for (const auto& [key, value] : options) {
     const MechanismOption* o = info.option(key);
-    if (!o) throw std::invalid_argument("attention: " + info.name + " has no option '" + key + "' (" + o_list(info) + ")");
+    if (!o)
+      throw std::invalid_argument("attention: " + info.name + " has no option '" + key + "' (" + o_list(info) + ")");
     o->parse(o->format(value), "attention: " + o->flag());  // range and type, named like the flag
   }
   if (info.validate) info.validate(*this);
@@ -47,13 +50,18 @@ void AttentionConfig::validate() const {
 
 void to_json(nlohmann::json& j, const AttentionConfig& c) {
   const MechanismInfo& info = find_mechanism(c.mechanism);
-  j = {{"attention", info.name}, {"score", to_string(c.score)}, {"normalizer", to_string(c.normalizer)},
+  j = {{"attention", info.name},
+       {"score", to_string(c.score)},
+       {"normalizer", to_string(c.normalizer)},
        {"attention_dim", c.attention_dim}};
   for (const MechanismOption& o : info.options) {
     const double v = c.option(o.key);
-    if (o.type == MechanismOption::Type::kChoice) j[o.key] = o.choices.at(static_cast<size_t>(v));
-    else if (o.type == MechanismOption::Type::kInt) j[o.key] = static_cast<int64_t>(v);
-    else j[o.key] = json_float(static_cast<float>(v));
+    if (o.type == MechanismOption::Type::kChoice)
+      j[o.key] = o.choices.at(static_cast<size_t>(v));
+    else if (o.type == MechanismOption::Type::kInt)
+      j[o.key] = static_cast<int64_t>(v);
+    else
+      j[o.key] = json_float(static_cast<float>(v));
   }
 }
 
@@ -81,7 +89,8 @@ void from_json(const nlohmann::json& j, AttentionConfig& c) {
     if (it == j.end()) continue;  // older files: the default
     const std::string origin = std::string(w) + ": '" + o.key + "'";
     if (o.type == MechanismOption::Type::kChoice) {
-      if (!it->is_string()) throw std::invalid_argument(origin + " must be one of " + o.range() + ", got " + it->dump());
+      if (!it->is_string())
+        throw std::invalid_argument(origin + " must be one of " + o.range() + ", got " + it->dump());
       c.options[o.key] = o.parse(it->get<std::string>(), origin);
     } else {
       if (!it->is_number()) throw std::invalid_argument(origin + " has the wrong type: " + it->dump().substr(0, 60));
@@ -168,7 +177,8 @@ void AttentionMechanism::collect(const std::string& prefix, std::vector<NamedPar
   scorer_.collect(prefix, out);
 }
 
-std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& config, int query_dim, int key_dim, Rng& rng) {
+std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& config, int query_dim, int key_dim,
+                                                   Rng& rng) {
   config.validate();
   return find_mechanism(config.mechanism).make(config, query_dim, key_dim, rng);
 }
@@ -176,8 +186,8 @@ std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& config
 Var gaussian_around(const Var& p, int S, float sigma) {
   Tensor pos(Shape{1, 1, S});
   for (int s = 0; s < S; ++s) pos.data()[s] = static_cast<float>(s);
-  Var d = sub(Var(pos), p);                                         // [B,1,S]: s - p_t
-  return exp(scale(mul(d, d), -1.0f / (2.0f * sigma * sigma)));     // exp(-(s - p_t)^2 / (2 sigma^2))
+  Var d = sub(Var(pos), p);                                      // [B,1,S]: s - p_t
+  return exp(scale(mul(d, d), -1.0f / (2.0f * sigma * sigma)));  // exp(-(s - p_t)^2 / (2 sigma^2))
 }
 
 Tensor window_mask(const Tensor& padding, const std::vector<float>& centre, int D) {

@@ -128,8 +128,8 @@ const MechanismInfo& find_mechanism(const std::string& name) {
   std::string known;
   for (const auto& n : mechanism_names(false)) known += (known.empty() ? "" : ", ") + n;
   const std::string near = closest_name(name, mechanism_names(true));
-  throw std::invalid_argument("unknown attention '" + name + "'" + (near.empty() ? "" : " (did you mean '" + near + "'?)") +
-                              "; this build has " + known);
+  throw std::invalid_argument("unknown attention '" + name + "'" +
+                              (near.empty() ? "" : " (did you mean '" + near + "'?)") + "; this build has " + known);
 }
 
 std::vector<SharedOption> all_mechanism_options() {
@@ -137,8 +137,10 @@ std::vector<SharedOption> all_mechanism_options() {
   for (const auto& m : mechanisms())
     for (const auto& o : m.options) {
       auto it = std::find_if(out.begin(), out.end(), [&](const SharedOption& s) { return s.option.key == o.key; });
-      if (it == out.end()) out.push_back({o, {m.name}});
-      else it->mechanisms.push_back(m.name);
+      if (it == out.end())
+        out.push_back({o, {m.name}});
+      else
+        it->mechanisms.push_back(m.name);
     }
   return out;
 }

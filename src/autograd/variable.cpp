@@ -10,7 +10,7 @@ namespace attend {
 namespace {
 thread_local Tape* g_current_tape = nullptr;
 thread_local Tape* g_running_tape = nullptr;
-}
+}  // namespace
 
 Var::Var(Tensor value, bool requires_grad) : node_(std::make_shared<Node>()) {
   node_->value = std::move(value);

@@ -39,8 +39,7 @@ CLI::Validator whole(long min, long max = INT32_MAX) {
           size_t used = 0;
           const long x = std::stol(v, &used);
           if (used == v.size() && x >= min && x <= max) return "";
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
         if (max == INT32_MAX) return "must be a whole number >= " + std::to_string(min) + ", got '" + v + "'";
         return "must be a whole number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" + v + "'";
       },
@@ -56,8 +55,7 @@ CLI::Validator number(double min, bool inclusive, double max = 1e300) {
           size_t used = 0;
           const double x = std::stod(v, &used);
           if (used == v.size() && (inclusive ? x >= min : x > min) && x <= max) return "";
-        } catch (const std::exception&) {
-        }
+        } catch (const std::exception&) {}
         std::string range = std::string(inclusive ? ">= " : "> ") + CLI::detail::to_string(min);
         if (max < 1e300) range += " and <= " + CLI::detail::to_string(max);
         return "must be a number " + range + ", got '" + v + "'";
@@ -83,8 +81,8 @@ void install_stop_handlers() {
 struct TrainArgs {
   TrainOptions opt;
   std::string resume;
-  std::string attention = default_mechanism(), score = "additive", normalizer = "softmax", cell = "gru", tokenizer = "char",
-              schedule = "constant", architecture = "rnn";
+  std::string attention = default_mechanism(), score = "additive", normalizer = "softmax", cell = "gru",
+              tokenizer = "char", schedule = "constant", architecture = "rnn";
   std::map<std::string, std::string> mechanism_options;  // by option key, as given (registry.h)
   bool no_input_feeding = false, lowercase = false, post_norm = false;
   int encoder_layers = 1, layers = 2, decoder_layers = 2;  // --encoder-layers serves both models
@@ -94,21 +92,22 @@ struct TrainArgs {
 // Flags that only one architecture has; giving one to the other is an error, not a silent no-op.
 // The RNN's include every mechanism's options (registry.h).
 std::vector<std::string> rnn_flags() {
-  std::vector<std::string> flags = {"--attention", "--score",          "--normalizer",   "--cell",
-                                    "--hidden",    "--encoder-hidden", "--embedding",    "--attention-dim",
-                                    "--no-input-feeding"};
+  std::vector<std::string> flags = {"--attention", "--score",         "--normalizer",
+                                    "--cell",      "--hidden",        "--encoder-hidden",
+                                    "--embedding", "--attention-dim", "--no-input-feeding"};
   for (const SharedOption& o : all_mechanism_options()) flags.push_back(o.option.flag());
   return flags;
 }
-const std::vector<std::string> kTransformerFlags = {"--dim", "--heads", "--ffn", "--layers", "--decoder-layers",
-                                                    "--post-norm", "--tie-embeddings", "--max-positions"};
+const std::vector<std::string> kTransformerFlags = {
+    "--dim", "--heads", "--ffn", "--layers", "--decoder-layers", "--post-norm", "--tie-embeddings", "--max-positions"};
 
 // The --attention choices and their one-line descriptions, from the registry.
 std::string mechanism_help() {
   std::string h = "Attention mechanism:";
   for (const MechanismInfo& m : mechanisms()) {
     h += "\n  " + m.name;
-    for (size_t i = 0; i < m.aliases.size(); ++i) h += (i ? " = " : " (= ") + m.aliases[i] + (i + 1 == m.aliases.size() ? ")" : "");
+    for (size_t i = 0; i < m.aliases.size(); ++i)
+      h += (i ? " = " : " (= ") + m.aliases[i] + (i + 1 == m.aliases.size() ? ")" : "");
     h += ": " + m.summary + " [" + m.paper + "]";
   }
   return h;
@@ -146,20 +145,26 @@ struct DecodeArgs {
 };
 
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
-  app->add_option("--model", a.model, "Model directory (written by attend train)")->required();  // load() says what is wrong
+  app->add_option("--model", a.model, "Model directory (written by attend train)")
+      ->required();  // load() says what is wrong
   app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(whole(1, kMaxBeam))->capture_default_str();
   app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
-      ->check(number(0, true))->capture_default_str();
+      ->check(number(0, true))
+      ->capture_default_str();
   app->add_option("--window-back", a.window_back,
                   "Window constraint: attend at most this many positions before the previous argmax (-1 = off)")
-      ->check(at_least(-1))->capture_default_str();
+      ->check(at_least(-1))
+      ->capture_default_str();
   app->add_option("--window-forward", a.window_forward,
                   "Window constraint: attend at most this many positions after the previous argmax (-1 = off)")
-      ->check(at_least(-1))->capture_default_str();
+      ->check(at_least(-1))
+      ->capture_default_str();
   app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
-      ->check(whole(0, kMaxDecodeLength))->capture_default_str();
+      ->check(whole(0, kMaxDecodeLength))
+      ->capture_default_str();
   app->add_option("--threads", a.threads, "Threads for matrix products and attention kernels")
-      ->check(whole(1, max_threads()))->capture_default_str();
+      ->check(whole(1, max_threads()))
+      ->capture_default_str();
 }
 
 Alignment to_alignment(const Translation& t, const std::string& title) {
@@ -206,11 +211,11 @@ int run_resume(CLI::App* cmd, const TrainArgs& a) {
   for (const CLI::Option* opt : cmd->get_options()) {
     const std::string name = opt->get_name();
     if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--max-steps" ||
-        name == "--threads" ||
-        name == "--save-every")
+        name == "--threads" || name == "--save-every")
       continue;
-    throw std::invalid_argument("--resume continues a run with its own settings; " + name +
-                                " cannot be given with it (only --max-minutes, --max-steps, --threads and --save-every can)");
+    throw std::invalid_argument(
+        "--resume continues a run with its own settings; " + name +
+        " cannot be given with it (only --max-minutes, --max-steps, --threads and --save-every can)");
   }
   TrainOptions o = load_train_options(a.resume);
   o.resume = true;
@@ -259,7 +264,8 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
       for (const SharedOption& s : all_mechanism_options())
         if (s.option.key == key)
           for (const auto& m : s.mechanisms) owners += (owners.empty() ? "" : ", ") + m;
-      throw std::invalid_argument(flag + " is a setting of --attention " + owners + ", not of --attention " + mechanism.name);
+      throw std::invalid_argument(flag + " is a setting of --attention " + owners + ", not of --attention " +
+                                  mechanism.name);
     }
     if (given(option->flag().c_str())) att.options[key] = option->parse(text, option->flag());
   }
@@ -345,20 +351,22 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
       j["alignment"] = {{"monotonicity", as.monotonicity}, {"entropy", as.entropy}, {"diagonality", as.diagonality}};
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s: %zu inputs, beam %d\n"
-                "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
-                "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
-                "  token accuracy    %6.2f%%\n"
-                "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
-                test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match),
-                100 * s.token_accuracy, 100 * s.error_rate);
+    std::printf(
+        "%s: %zu inputs, beam %d\n"
+        "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
+        "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
+        "  token accuracy    %6.2f%%\n"
+        "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
+        test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match), 100 * s.token_accuracy,
+        100 * s.error_rate);
     if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
     if (alignment_stats_flag)
-      std::printf("alignment (%zu steps):\n"
-                  "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
-                  "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
-                  "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
-                  as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
+      std::printf(
+          "alignment (%zu steps):\n"
+          "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
+          "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
+          "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
+          as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
   }
   return 0;
 }
@@ -466,7 +474,8 @@ Translation with_map(Translation t, const MapChoice& c) {
 
 std::vector<std::vector<Alignment>> panels(const Translation& t, const std::vector<AttentionMap>& maps,
                                            const MapChoice& c, const std::string& title) {
-  if (t.maps.empty() || c.which == "mean") return {{to_alignment(t, title + (t.maps.empty() ? "" : "  (mean of all heads)"))}};
+  if (t.maps.empty() || c.which == "mean")
+    return {{to_alignment(t, title + (t.maps.empty() ? "" : "  (mean of all heads)"))}};
   if (c.index >= 0) return {{to_alignment(with_map(t, c), title + "  (" + maps[c.index].name + ")")}};
   std::vector<std::vector<Alignment>> rows{{to_alignment(t, title + "  (mean of all layers and heads)")}};
   for (size_t i = 0; i < t.maps.size(); ++i) {
@@ -503,15 +512,19 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
     std::string text;
     for (size_t i = 0; i < out.size(); ++i) {
       if (!out[i].error.empty())
-        throw std::runtime_error("align: input " + std::to_string(i + 1) + ": " + out[i].error + "; nothing was written");
+        throw std::runtime_error("align: input " + std::to_string(i + 1) + ": " + out[i].error +
+                                 "; nothing was written");
       warn_unknown(out[i], inputs[i]);
       text += pharaoh(with_map(out[i], choice).attention, out[i].target_tokens.size()) + "\n";
     }
-    if (out_path.empty()) write_stdout(text);
-    else write_file_atomic(out_path, text);
+    if (out_path.empty())
+      write_stdout(text);
+    else
+      write_file_atomic(out_path, text);
     return 0;
   }
-  if (inputs.size() != 1) throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
+  if (inputs.size() != 1)
+    throw std::invalid_argument("align: an image shows one input, got " + std::to_string(inputs.size()));
   if (!out[0].error.empty()) throw std::runtime_error("align: " + out[0].error);
   warn_unknown(out[0], inputs[0]);
   if (out[0].source_tokens.empty()) throw std::invalid_argument("align: the input has no tokens");
@@ -572,8 +585,10 @@ int run_data_cmudict(const std::string& out, const std::string& split_from, cons
 void add_data_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
   cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
-      ->check(CLI::IsMember({"dates", "g2p", "tsv"}))->capture_default_str();
-  cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")->check(CLI::ExistingDirectory);
+      ->check(CLI::IsMember({"dates", "g2p", "tsv"}))
+      ->capture_default_str();
+  cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
 }
@@ -581,42 +596,60 @@ void add_data_flags(CLI::App* cmd, TrainArgs& ta) {
 void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
   cmd->add_option("--model", ta.architecture,
-                        "rnn: encoder-decoder with attention (Bahdanau/Luong); transformer: Vaswani et al. 2017")
-      ->check(CLI::IsMember({"rnn", "transformer"}))->capture_default_str();
+                  "rnn: encoder-decoder with attention (Bahdanau/Luong); transformer: Vaswani et al. 2017")
+      ->check(CLI::IsMember({"rnn", "transformer"}))
+      ->capture_default_str();
   cmd->add_option("--attention", ta.attention, mechanism_help())
-      ->check(CLI::IsMember(mechanism_names()))->capture_default_str();
+      ->check(CLI::IsMember(mechanism_names()))
+      ->capture_default_str();
   add_mechanism_flags(cmd, ta.mechanism_options);
   cmd->add_option("--score", ta.score, "Score: dot, scaled-dot, general or additive")
-      ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))->capture_default_str();
-  cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
-      ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))->capture_default_str();
-  cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")->check(CLI::IsMember({"gru", "lstm"}))
+      ->check(CLI::IsMember({"dot", "scaled-dot", "general", "additive"}))
       ->capture_default_str();
-  cmd->add_option("--hidden", o.model.rnn.hidden, "Decoder state size")
-      ->check(at_least(1))->capture_default_str();
-  cmd->add_option("--encoder-hidden", o.model.rnn.encoder_hidden, "Encoder size per direction (0 = hidden/2 if bidirectional)")
-      ->check(at_least(0))->capture_default_str();
+  cmd->add_option("--normalizer", ta.normalizer, "Weights from scores: softmax, sparsemax or entmax15")
+      ->check(CLI::IsMember({"softmax", "sparsemax", "entmax15"}))
+      ->capture_default_str();
+  cmd->add_option("--cell", ta.cell, "Recurrent cell of encoder and decoder")
+      ->check(CLI::IsMember({"gru", "lstm"}))
+      ->capture_default_str();
+  cmd->add_option("--hidden", o.model.rnn.hidden, "Decoder state size")->check(at_least(1))->capture_default_str();
+  cmd->add_option("--encoder-hidden", o.model.rnn.encoder_hidden,
+                  "Encoder size per direction (0 = hidden/2 if bidirectional)")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--encoder-layers", ta.encoder_layers, "Stacked encoder layers (transformer: default --layers)")
-      ->check(at_least(1))->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_option("--embedding", o.model.rnn.embedding, "Embedding size")->check(at_least(1))->capture_default_str();
   cmd->add_option("--attention-dim", o.model.rnn.attention.attention_dim, "Hidden size of the additive score")
-      ->check(at_least(1))->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
   cmd->add_option("--dropout", ta.dropout,
-                        "Dropout (rnn: embeddings and the attentional state; transformer: embeddings, sublayers, weights)")
-      ->check(number(0, true, 0.95))->capture_default_str();
-  cmd->add_option("--dim", o.model.transformer.dim, "transformer: model width C")->check(at_least(1))->capture_default_str();
+                  "Dropout (rnn: embeddings and the attentional state; transformer: embeddings, sublayers, weights)")
+      ->check(number(0, true, 0.95))
+      ->capture_default_str();
+  cmd->add_option("--dim", o.model.transformer.dim, "transformer: model width C")
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_option("--heads", o.model.transformer.heads, "transformer: attention heads (C divisible by heads)")
-      ->check(at_least(1))->capture_default_str();
-  cmd->add_option("--ffn", o.model.transformer.ffn, "transformer: feed-forward width")->check(at_least(1))->capture_default_str();
-  cmd->add_option("--layers", ta.layers, "transformer: encoder and decoder layers")->check(at_least(1))->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--ffn", o.model.transformer.ffn, "transformer: feed-forward width")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--layers", ta.layers, "transformer: encoder and decoder layers")
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_option("--decoder-layers", ta.decoder_layers, "transformer: decoder layers (default --layers)")
       ->check(at_least(1));
-  cmd->add_flag("--post-norm", ta.post_norm, "transformer: LayerNorm after each sublayer, as in the paper (default: before)");
+  cmd->add_flag("--post-norm", ta.post_norm,
+                "transformer: LayerNorm after each sublayer, as in the paper (default: before)");
   cmd->add_flag("--tie-embeddings", o.model.transformer.tie_embeddings,
-                      "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
+                "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
   cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
-      ->check(at_least(1))->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
 }
 
 void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
@@ -624,45 +657,59 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(whole(1, 1 << 20))->capture_default_str();
   cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
-      ->check(number(0, true))->capture_default_str();
+      ->check(number(0, true))
+      ->capture_default_str();
   cmd->add_option("--max-steps", o.max_steps,
-                        "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
-      ->check(at_least(0))->capture_default_str();
+                  "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "Threads for matrix products")->check(whole(1, max_threads()))->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads for matrix products")
+      ->check(whole(1, max_threads()))
+      ->capture_default_str();
   cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
   cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
-      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))->capture_default_str();
+      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))
+      ->capture_default_str();
   cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
   cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
-      ->check(number(0, true))->capture_default_str();
+      ->check(number(0, true))
+      ->capture_default_str();
   cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
-      ->check(number(0, true))->capture_default_str();
-  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")->check(number(0, true, 0.99))
+      ->check(number(0, true))
+      ->capture_default_str();
+  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")
+      ->check(number(0, true, 0.99))
       ->capture_default_str();
   cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
-      ->check(at_least(1))->capture_default_str();
+      ->check(at_least(1))
+      ->capture_default_str();
   cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
-      ->check(at_least(0))->capture_default_str();
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
-      ->check(whole(1, 10000000))->capture_default_str();
+      ->check(whole(1, 10000000))
+      ->capture_default_str();
   cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
-      ->check(CLI::IsMember({"char", "space"}))->capture_default_str();
+      ->check(CLI::IsMember({"char", "space"}))
+      ->capture_default_str();
   cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
   cmd->add_option("--save-every", o.save_every,
-                        "Save the training state every N steps (0 = only at evaluations); see --resume")
-      ->check(at_least(0))->capture_default_str();
+                  "Save the training state every N steps (0 = only at evaluations); see --resume")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--max-nonfinite", o.max_nonfinite,
-                        "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
-      ->check(at_least(1))->capture_default_str();
+                  "Stop after this many consecutive steps with a non-finite loss or gradient (each is skipped)")
+      ->check(at_least(1))
+      ->capture_default_str();
   auto* out_opt = cmd->add_option("--out", o.out, "Model directory to write");
   cmd->add_flag("--overwrite", o.overwrite,
-                      "Train into --out even though it holds another model or run (replaced when the new run saves "
-                      "its first model)");
+                "Train into --out even though it holds another model or run (replaced when the new run saves "
+                "its first model)");
   cmd->add_option("--resume", ta.resume,
-                        "Continue the interrupted run in this directory exactly where its training state left it")
-      ->check(CLI::ExistingDirectory)->excludes(out_opt);
-
+                  "Continue the interrupted run in this directory exactly where its training state left it")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(out_opt);
 }
 
 // The other subcommands' arguments.
@@ -758,7 +805,8 @@ int run(int argc, const char* const* argv, Mode mode) {
   app.require_subcommand(1);
   app.set_version_flag("--version", "attend 0.1.0");
   TrainArgs ta;
-  auto* train_cmd = app.add_subcommand("train", "Train a model: an RNN encoder-decoder with attention, or a Transformer");
+  auto* train_cmd =
+      app.add_subcommand("train", "Train a model: an RNN encoder-decoder with attention, or a Transformer");
   add_data_flags(train_cmd, ta);
   add_model_flags(train_cmd, ta);
   add_run_flags(train_cmd, ta);

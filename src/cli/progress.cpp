@@ -8,8 +8,10 @@ namespace attend::cli {
 std::string format_duration(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
   char buf[32];
-  if (s >= 3600) std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
-  else std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ld:%02ld", s / 60, s % 60);
   return buf;
 }
 
@@ -31,21 +33,22 @@ void ProgressReporter::step(const TrainProgress& p) {
     std::string bar(filled, '#');
     bar += std::string(width - filled, '.');
     std::fprintf(stderr, "\r\x1b[2Kepoch %d/%d [%s] %3.0f%%  loss %.4f  %.0f tok/s  elapsed %s  epoch ETA %s", p.epoch,
-                 p.epochs, bar.c_str(), 100 * frac, p.loss, p.tokens_per_second, format_duration(p.elapsed_seconds).c_str(),
-                 format_duration(p.eta_seconds).c_str());
+                 p.epochs, bar.c_str(), 100 * frac, p.loss, p.tokens_per_second,
+                 format_duration(p.elapsed_seconds).c_str(), format_duration(p.eta_seconds).c_str());
     std::fflush(stderr);
     line_open_ = true;
   } else if (p.elapsed_seconds - last_log_ >= 15.0 || last_log_ < 0) {
     last_log_ = p.elapsed_seconds;
-    std::fprintf(stderr, "epoch %d/%d step %lld (%3.0f%% of epoch) loss %.4f %.0f tok/s elapsed %s\n", p.epoch, p.epochs,
-                 static_cast<long long>(p.step), 100 * frac, p.loss, p.tokens_per_second,
+    std::fprintf(stderr, "epoch %d/%d step %lld (%3.0f%% of epoch) loss %.4f %.0f tok/s elapsed %s\n", p.epoch,
+                 p.epochs, static_cast<long long>(p.step), 100 * frac, p.loss, p.tokens_per_second,
                  format_duration(p.elapsed_seconds).c_str());
   }
 }
 
 void ProgressReporter::eval(const EvalRecord& r) {
   clear_line();
-  std::fprintf(stderr, "epoch %d step %lld: train loss %.4f  dev exact match %.2f%%  dev error rate %.2f%%  lr %.2g  %s%s\n",
+  std::fprintf(stderr,
+               "epoch %d step %lld: train loss %.4f  dev exact match %.2f%%  dev error rate %.2f%%  lr %.2g  %s%s\n",
                r.epoch, static_cast<long long>(r.step), r.train_loss, 100 * r.dev_exact_match, 100 * r.dev_error_rate,
                r.lr, format_duration(r.elapsed_seconds).c_str(), r.best ? "  (best, saved)" : "");
 }

@@ -6,8 +6,9 @@
 
 namespace attend {
 
-std::vector<EncodedExample> encode(const std::vector<Example>& examples, const Tokenizer& src_tok, const Vocab& src_vocab,
-                                   const Tokenizer& tgt_tok, const Vocab& tgt_vocab, size_t* unknown) {
+std::vector<EncodedExample> encode(const std::vector<Example>& examples, const Tokenizer& src_tok,
+                                   const Vocab& src_vocab, const Tokenizer& tgt_tok, const Vocab& tgt_vocab,
+                                   size_t* unknown) {
   std::vector<EncodedExample> out;
   out.reserve(examples.size());
   size_t unk = 0;
@@ -65,14 +66,14 @@ Batch make_batch(const std::vector<EncodedExample>& examples, const std::vector<
 }
 
 std::vector<std::vector<int>> make_batches(const std::vector<EncodedExample>& examples, int batch_size, Rng* rng) {
-  if (batch_size < 1) throw std::invalid_argument("make_batches: batch size must be >= 1, got " + std::to_string(batch_size));
+  if (batch_size < 1)
+    throw std::invalid_argument("make_batches: batch size must be >= 1, got " + std::to_string(batch_size));
   std::vector<int> order(examples.size());
   std::iota(order.begin(), order.end(), 0);
   if (rng)
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng->below(i)]);
-  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
-    return examples[a].src.size() < examples[b].src.size();
-  });
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return examples[a].src.size() < examples[b].src.size(); });
   std::vector<std::vector<int>> batches;
   for (size_t i = 0; i < order.size(); i += batch_size)
     batches.emplace_back(order.begin() + i, order.begin() + std::min(order.size(), i + batch_size));

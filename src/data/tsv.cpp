@@ -24,19 +24,24 @@ std::vector<Example> parse_tsv(const std::string& text, const std::string& path,
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const std::string where = path + ":" + std::to_string(lineno) + ": ";
     if (line.size() > opt.max_line_bytes) {
-      throw std::runtime_error(where + "line of " + std::to_string(line.size()) + " bytes is longer than the limit of " +
-                               std::to_string(opt.max_line_bytes));
+      throw std::runtime_error(where + "line of " + std::to_string(line.size()) +
+                               " bytes is longer than the limit of " + std::to_string(opt.max_line_bytes));
     }
-    if (const std::string bad = describe_utf8_error(line); !bad.empty()) throw std::runtime_error(where + bad + " of the line");
+    if (const std::string bad = describe_utf8_error(line); !bad.empty())
+      throw std::runtime_error(where + bad + " of the line");
     if (line.empty()) continue;
     const size_t tab = line.find('\t');
-    if (tab == std::string::npos) throw std::runtime_error(where + "no tab in '" + line.substr(0, 60) + "' (expected source<TAB>target)");
-    if (line.find('\t', tab + 1) != std::string::npos) throw std::runtime_error(where + "more than one tab in '" + line.substr(0, 60) + "'");
+    if (tab == std::string::npos)
+      throw std::runtime_error(where + "no tab in '" + line.substr(0, 60) + "' (expected source<TAB>target)");
+    if (line.find('\t', tab + 1) != std::string::npos)
+      throw std::runtime_error(where + "more than one tab in '" + line.substr(0, 60) + "'");
     Example e{line.substr(0, tab), line.substr(tab + 1)};
-    if (e.source.empty() || e.target.empty()) throw std::runtime_error(where + "empty " + std::string(e.source.empty() ? "source" : "target"));
+    if (e.source.empty() || e.target.empty())
+      throw std::runtime_error(where + "empty " + std::string(e.source.empty() ? "source" : "target"));
     auto blank = [](const std::string& x) { return x.find_first_not_of(" \t\r\f\v") == std::string::npos; };
     if (blank(e.source) || blank(e.target))
-      throw std::runtime_error(where + "the " + std::string(blank(e.source) ? "source" : "target") + " is only white space");
+      throw std::runtime_error(where + "the " + std::string(blank(e.source) ? "source" : "target") +
+                               " is only white space");
     out.push_back(std::move(e));
   }
   if (out.empty() && !opt.allow_empty) throw std::runtime_error(path + ": no examples (the file is empty)");

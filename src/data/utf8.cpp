@@ -15,14 +15,22 @@ size_t utf8_error_offset(std::string_view s) {
     }
     size_t len;
     unsigned char lo = 0x80, hi = 0xbf;  // the allowed range of the second byte
-    if (c >= 0xc2 && c <= 0xdf) len = 2;
-    else if (c == 0xe0) len = 3, lo = 0xa0;               // no overlong 3-byte forms
-    else if (c == 0xed) len = 3, hi = 0x9f;               // no surrogates
-    else if (c >= 0xe1 && c <= 0xef) len = 3;
-    else if (c == 0xf0) len = 4, lo = 0x90;               // no overlong 4-byte forms
-    else if (c == 0xf4) len = 4, hi = 0x8f;               // nothing above U+10FFFF
-    else if (c >= 0xf1 && c <= 0xf3) len = 4;
-    else return i;
+    if (c >= 0xc2 && c <= 0xdf)
+      len = 2;
+    else if (c == 0xe0)
+      len = 3, lo = 0xa0;  // no overlong 3-byte forms
+    else if (c == 0xed)
+      len = 3, hi = 0x9f;  // no surrogates
+    else if (c >= 0xe1 && c <= 0xef)
+      len = 3;
+    else if (c == 0xf0)
+      len = 4, lo = 0x90;  // no overlong 4-byte forms
+    else if (c == 0xf4)
+      len = 4, hi = 0x8f;  // nothing above U+10FFFF
+    else if (c >= 0xf1 && c <= 0xf3)
+      len = 4;
+    else
+      return i;
     if (i + len > n) return i;
     if (p[i + 1] < lo || p[i + 1] > hi) return i;
     for (size_t k = 2; k < len; ++k)

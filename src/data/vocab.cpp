@@ -39,7 +39,9 @@ int Vocab::id(const std::string& token) const {
 }
 
 const std::string& Vocab::token(int id) const {
-  if (id < 0 || id >= size()) throw std::invalid_argument("vocabulary: id " + std::to_string(id) + " outside [0, " + std::to_string(size()) + ")");
+  if (id < 0 || id >= size())
+    throw std::invalid_argument("vocabulary: id " + std::to_string(id) + " outside [0, " + std::to_string(size()) +
+                                ")");
   return tokens_[id];
 }
 

@@ -105,8 +105,16 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
 class BeamSearch {
  public:
   BeamSearch(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt)
-      : dec_(dec), batch_(batch), opt_(opt), B_(batch.B), K_(opt.beam), live_(B_, std::vector<Live>(K_)),
-        finished_(B_), closed_(B_, false), first_row_(B_), prev_(size_t(B_) * K_, Vocab::kBos) {
+      : dec_(dec),
+        batch_(batch),
+        opt_(opt),
+        B_(batch.B),
+        K_(opt.beam),
+        live_(B_, std::vector<Live>(K_)),
+        finished_(B_),
+        closed_(B_, false),
+        first_row_(B_),
+        prev_(size_t(B_) * K_, Vocab::kBos) {
     for (int b = 0; b < B_; ++b) first_row_[b] = b * K_;
     rows_now_ = B_ * K_;
   }
@@ -194,7 +202,8 @@ class BeamSearch {
       fin.push_back(std::move(d));
       return;
     }
-    auto worst = std::min_element(fin.begin(), fin.end(), [](const auto& x, const auto& y) { return x.score < y.score; });
+    auto worst =
+        std::min_element(fin.begin(), fin.end(), [](const auto& x, const auto& y) { return x.score < y.score; });
     if (worst->score < d.score) *worst = std::move(d);
   }
 
@@ -230,7 +239,8 @@ class BeamSearch {
     for (int b = 0; b < B_; ++b) {
       if (!closed_[b])  // out of steps: the live hypotheses, cut at the limit, compete with the finished ones
         for (const Live& h : live_[b])
-          if (std::isfinite(h.logp)) finished_[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
+          if (std::isfinite(h.logp))
+            finished_[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
       if (finished_[b].empty()) finished_[b].push_back({live_[b][0], -INFINITY});
       const Done& best = *std::max_element(finished_[b].begin(), finished_[b].end(),
                                            [](const Done& x, const Done& y) { return x.score < y.score; });

@@ -26,7 +26,8 @@ Scores score(const std::vector<Tokens>& outputs, const std::vector<std::vector<T
   s.sentences = outputs.size();
   size_t exact = 0, matched = 0, ref_tokens = 0, errors = 0;
   for (size_t i = 0; i < outputs.size(); ++i) {
-    if (references[i].empty()) throw std::invalid_argument("score: sentence " + std::to_string(i) + " has no reference");
+    if (references[i].empty())
+      throw std::invalid_argument("score: sentence " + std::to_string(i) + " has no reference");
     size_t best = SIZE_MAX, best_len = 0, best_match = 0;
     bool equal = false;
     for (const Tokens& ref : references[i]) {

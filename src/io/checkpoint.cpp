@@ -126,7 +126,8 @@ bool CheckpointReader::try_read(const std::vector<std::string>& names, std::stri
     try {
       m = nlohmann::json::parse(manifest->bytes());
       if (m.at("format") != "attend-checkpoint") throw std::runtime_error("format is not 'attend-checkpoint'");
-      if (m.at("version") != 1) throw std::runtime_error("version " + m.at("version").dump() + " (this attend reads 1)");
+      if (m.at("version") != 1)
+        throw std::runtime_error("version " + m.at("version").dump() + " (this attend reads 1)");
       if (!m.at("files").is_object()) throw std::runtime_error("'files' is not an object");
     } catch (const std::exception& e) {
       *problem = path(kManifestFile) + ": not a valid checkpoint manifest: " + e.what();
@@ -137,7 +138,8 @@ bool CheckpointReader::try_read(const std::vector<std::string>& names, std::stri
   for (const std::string& name : names) {
     std::unique_ptr<MappedFile> f = open_current(dir_, name);
     if (!f) {
-      *problem = path(name) + ": missing (" + (verified_ ? "the checkpoint is incomplete" : "does the directory hold a model?") + ")";
+      *problem = path(name) + ": missing (" +
+                 (verified_ ? "the checkpoint is incomplete" : "does the directory hold a model?") + ")";
       return false;
     }
     if (verified_) {

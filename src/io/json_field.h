@@ -35,11 +35,13 @@ T json_field(const nlohmann::json& j, const char* name, const char* what, std::o
                         (it->is_number_integer() && !it->is_number_unsigned() &&
                          it->template get<int64_t>() >= INT32_MIN && it->template get<int64_t>() <= INT32_MAX);
       if (!fits)
-        throw std::invalid_argument(w + ": '" + name + "' must be a whole number within int, got " + it->dump().substr(0, 60));
+        throw std::invalid_argument(w + ": '" + name + "' must be a whole number within int, got " +
+                                    it->dump().substr(0, 60));
     }
     if constexpr (std::is_same_v<T, float>) {
       if (!it->is_number() || !(std::fabs(it->template get<double>()) <= 3.0e38))
-        throw std::invalid_argument(w + ": '" + name + "' must be a number within float range, got " + it->dump().substr(0, 60));
+        throw std::invalid_argument(w + ": '" + name + "' must be a number within float range, got " +
+                                    it->dump().substr(0, 60));
     }
     return it->template get<T>();
   } catch (const nlohmann::json::exception&) {

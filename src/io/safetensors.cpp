@@ -25,7 +25,8 @@ uint64_t get_u64(std::string_view s) {
 }
 }  // namespace
 
-std::string safetensors_bytes(const std::vector<NamedParameter>& tensors, const std::map<std::string, std::string>& metadata) {
+std::string safetensors_bytes(const std::vector<NamedParameter>& tensors,
+                              const std::map<std::string, std::string>& metadata) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -43,7 +44,8 @@ std::string safetensors_bytes(const std::vector<NamedParameter>& tensors, const 
   put_u64(out, h.size());
   out += h;
   static_assert(std::numeric_limits<float>::is_iec559, "IEEE floats");
-  for (const auto& t : tensors) out.append(reinterpret_cast<const char*>(t.var.value().data()), t.var.value().numel() * sizeof(float));
+  for (const auto& t : tensors)
+    out.append(reinterpret_cast<const char*>(t.var.value().data()), t.var.value().numel() * sizeof(float));
   return out;  // little-endian host (x86-64, aarch64)
 }
 
@@ -54,11 +56,16 @@ void save_safetensors(const std::string& path, const std::vector<NamedParameter>
 
 std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const std::string& origin,
                                                 std::map<std::string, std::string>* metadata) {
-  auto fail = [&](const std::string& what) { throw std::runtime_error(origin + ": invalid safetensors file: " + what); };
+  auto fail = [&](const std::string& what) {
+    throw std::runtime_error(origin + ": invalid safetensors file: " + what);
+  };
   if (bytes.size() < 8) fail("only " + std::to_string(bytes.size()) + " bytes (truncated?)");
   const uint64_t n = get_u64(bytes);
-  if (n > kMaxHeaderBytes) fail("header size " + std::to_string(n) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes));
-  if (n > bytes.size() - 8) fail("header size " + std::to_string(n) + " runs past the end of the " + std::to_string(bytes.size()) + "-byte file (truncated?)");
+  if (n > kMaxHeaderBytes)
+    fail("header size " + std::to_string(n) + " exceeds the limit of " + std::to_string(kMaxHeaderBytes));
+  if (n > bytes.size() - 8)
+    fail("header size " + std::to_string(n) + " runs past the end of the " + std::to_string(bytes.size()) +
+         "-byte file (truncated?)");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes.begin() + 8, bytes.begin() + 8 + static_cast<int64_t>(n));
@@ -82,7 +89,8 @@ std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const st
     const std::string where = "tensor '" + name + "': ";
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
       fail(where + "needs dtype, shape and data_offsets");
-    if (!info["dtype"].is_string() || info["dtype"] != "F32") fail(where + "dtype " + info["dtype"].dump() + " (only F32 is supported)");
+    if (!info["dtype"].is_string() || info["dtype"] != "F32")
+      fail(where + "dtype " + info["dtype"].dump() + " (only F32 is supported)");
     const auto& shape = info["shape"];
     const auto& offs = info["data_offsets"];
     if (!shape.is_array() || shape.size() > 4) fail(where + "shape " + shape.dump() + " (at most 4 dims)");
@@ -103,7 +111,8 @@ std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const st
            std::to_string(data_size) + " data bytes (truncated?)");
     }
     if (end - begin != numel * sizeof(float)) {
-      fail(where + "shape " + shape.dump() + " needs " + std::to_string(numel * 4) + " bytes, offsets give " + std::to_string(end - begin));
+      fail(where + "shape " + shape.dump() + " needs " + std::to_string(numel * 4) + " bytes, offsets give " +
+           std::to_string(end - begin));
     }
     ranges.emplace_back(begin, end);
     Tensor t{Shape(dims)};
@@ -116,7 +125,8 @@ std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const st
   uint64_t covered = 0;
   for (const auto& [begin, end] : ranges) {
     if (begin < covered) fail("two tensors overlap at byte " + std::to_string(begin));
-    if (begin > covered) fail("bytes " + std::to_string(covered) + " to " + std::to_string(begin) + " belong to no tensor");
+    if (begin > covered)
+      fail("bytes " + std::to_string(covered) + " to " + std::to_string(begin) + " belong to no tensor");
     covered = end;
   }
   if (covered != data_size)

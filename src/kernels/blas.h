@@ -5,8 +5,8 @@ namespace attend::kernels {
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, with op(X) = X or X^T; all row-major.
 // A is [M,K] (or [K,M] when trans_a), B is [K,N] (or [N,K] when trans_b).
-void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
-          const float* B, int ldb, float beta, float* C, int ldc);
+void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
+          int ldb, float beta, float* C, int ldc);
 
 // y[M,N] = x[M,K] w[K,N] + bias[N] on every row, as bias rows then gemm with beta 1 (every
 // affine layer and recurrent projection computes it this way, so that fused paths give the ops'

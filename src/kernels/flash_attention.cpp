@@ -112,8 +112,8 @@ void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, co
     std::fill(l, l + r, 0.0f);
     for (int s0 = rows.kmin; s0 < rows.kmax; s0 += Bc) {
       const int c = std::min(Bc, rows.kmax - s0);
-      const float* K = k + kv_offset(p, b, h, s0);  // [c, D]
-      const float* V = v + kv_offset(p, b, h, s0);  // [c, D]
+      const float* K = k + kv_offset(p, b, h, s0);                                                 // [c, D]
+      const float* V = v + kv_offset(p, b, h, s0);                                                 // [c, D]
       gemm(/*trans_a=*/false, /*trans_b=*/true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, Bc);  // X [r, c]
       for (int i = 0; i < r; ++i) {
         float* x = X + i * Bc;
@@ -217,9 +217,9 @@ void sdpa_backward_fused(const SdpaProblem& p, const float* q, const float* k, c
   parallel_for(int64_t(p.B) * p.Hkv, [&](int64_t item, int thread) {
     const int b = static_cast<int>(item / p.Hkv), g = static_cast<int>(item % p.Hkv);
     float* P = scratch + thread * sdpa_backward_scratch_floats(p);  // [Br, Bc] weights
-    float* dX = P + Br * Bc;                                       // [Br, Bc] dP, then dX
-    float* C = dX + Br * Bc;                                       // [Br, Bc] tanh(x / cap)
-    float* Di = C + Br * Bc;                                       // [G, T]
+    float* dX = P + Br * Bc;                                        // [Br, Bc] dP, then dX
+    float* C = dX + Br * Bc;                                        // [Br, Bc] tanh(x / cap)
+    float* Di = C + Br * Bc;                                        // [G, T]
     for (int j = 0; j < G; ++j) {
       const int h = g * G + j;
       for (int t = 0; t < p.T; ++t) {
@@ -247,8 +247,8 @@ void sdpa_backward_fused(const SdpaProblem& p, const float* q, const float* k, c
           const float* dO = dout + q_offset(p, b, h, t0);
           float* dQ = dq + q_offset(p, b, h, t0);
           const float* Lr = lse + (int64_t(b) * p.H + h) * p.T + t0;
-          gemm(false, true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, P, Bc);    // X [r, c]
-          gemm(false, true, r, c, p.D, 1.0f, dO, p.D, V, p.D, 0.0f, dX, Bc);     // dO Vᵀ [r, c]
+          gemm(false, true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, P, Bc);  // X [r, c]
+          gemm(false, true, r, c, p.D, 1.0f, dO, p.D, V, p.D, 0.0f, dX, Bc);   // dO Vᵀ [r, c]
           for (int i = 0; i < r; ++i) {
             float* x = P + i * Bc;
             float* dx = dX + i * Bc;
@@ -279,9 +279,9 @@ void sdpa_backward_fused(const SdpaProblem& p, const float* q, const float* k, c
               for (int jj = 0; jj < c; ++jj) dx[jj] *= 1.0f - th[jj] * th[jj];
             }
           }
-          gemm(true, false, c, p.D, r, 1.0f, P, Bc, dO, p.D, 1.0f, dV, p.D);        // dV += (P∘z)ᵀ dO
-          gemm(false, false, r, p.D, c, p.scale, dX, Bc, K, p.D, 1.0f, dQ, p.D);    // dQ += scale dX K
-          gemm(true, false, c, p.D, r, p.scale, dX, Bc, Q, p.D, 1.0f, dK, p.D);     // dK += scale dXᵀ Q
+          gemm(true, false, c, p.D, r, 1.0f, P, Bc, dO, p.D, 1.0f, dV, p.D);      // dV += (P∘z)ᵀ dO
+          gemm(false, false, r, p.D, c, p.scale, dX, Bc, K, p.D, 1.0f, dQ, p.D);  // dQ += scale dX K
+          gemm(true, false, c, p.D, r, p.scale, dX, Bc, Q, p.D, 1.0f, dK, p.D);   // dK += scale dXᵀ Q
         }
       }
     }
@@ -347,8 +347,10 @@ void sdpa_weights(const SdpaProblem& p, const float* q, const float* k, const fl
         int lo, hi;
         sdpa_key_range(p, b, t + i, lo, hi);
         finish_scores(p, b, h, t + i, 0, p.S, lo, hi, x);
-        if (Lt == -INFINITY) std::fill(x, x + p.S, 0.0f);
-        else vexp_shifted_sum(x, Lt, x, p.S);
+        if (Lt == -INFINITY)
+          std::fill(x, x + p.S, 0.0f);
+        else
+          vexp_shifted_sum(x, Lt, x, p.S);
       }
     }
   });
@@ -365,8 +367,8 @@ int64_t sdpa_decode_partial_floats(const SdpaProblem& p, int chunk) {
 }
 int64_t sdpa_decode_scratch_floats(const SdpaProblem& p, int chunk) { return int64_t(p.H / p.Hkv) * chunk; }
 
-void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse, int chunk,
-                 float* partial, float* scratch) {
+void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse,
+                 int chunk, float* partial, float* scratch) {
   const int G = p.H / p.Hkv;
   const int chunks = (p.S + chunk - 1) / chunk;
   auto part = [&](int b, int h, int c) { return partial + ((int64_t(b) * p.H + h) * chunks + c) * (p.D + 2); };
@@ -382,7 +384,7 @@ void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const flo
     }
     const int n = s1 - s0;
     float* X = scratch + thread * sdpa_decode_scratch_floats(p, chunk);  // [G, n]
-    const float* Q = q + q_offset(p, b, g * G, 0);                        // [G, D]: the group's heads are adjacent
+    const float* Q = q + q_offset(p, b, g * G, 0);                       // [G, D]: the group's heads are adjacent
     const float* K = k + kv_offset(p, b, g * G, s0);
     const float* V = v + kv_offset(p, b, g * G, s0);
     gemm(false, true, G, n, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, n);

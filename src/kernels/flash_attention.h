@@ -48,7 +48,8 @@ inline void sdpa_key_range(const SdpaProblem& p, int b, int t, int& lo, int& hi)
   hi = L;
   if (p.causal && diag + 1 < hi) hi = diag + 1;
   // In 64 bits: a window of up to INT_MAX positions must not overflow (it means "all of them").
-  if (p.window_right >= 0 && int64_t(diag) + p.window_right + 1 < hi) hi = static_cast<int>(int64_t(diag) + p.window_right + 1);
+  if (p.window_right >= 0 && int64_t(diag) + p.window_right + 1 < hi)
+    hi = static_cast<int>(int64_t(diag) + p.window_right + 1);
   lo = 0;
   if (p.window_left >= 0 && int64_t(diag) - p.window_left > lo) lo = static_cast<int>(int64_t(diag) - p.window_left);
 }
@@ -63,7 +64,8 @@ int64_t sdpa_backward_scratch_floats(const SdpaProblem& p);
 // out, lse <- attention(q, k, v). `scratch` holds threads × sdpa_forward_scratch_floats().
 void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse,
                         float* scratch);
-void sdpa_forward_reference(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse);
+void sdpa_forward_reference(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out,
+                            float* lse);
 
 // Gradients, accumulated (+=) into dq [B,H,T,D], dk, dv [B,Hkv,S,D] and, when not null, dbias
 // (the bias's own layout; a broadcast bias gets the sum over what it was broadcast to).
@@ -86,7 +88,7 @@ void sdpa_weights(const SdpaProblem& p, const float* q, const float* k, const fl
 // leaves a partial (max, sum, output) in `partial`; the partials are then merged per head.
 int64_t sdpa_decode_partial_floats(const SdpaProblem& p, int chunk);  // for `partial`
 int64_t sdpa_decode_scratch_floats(const SdpaProblem& p, int chunk);  // per thread
-void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse, int chunk,
-                 float* partial, float* scratch);
+void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const float* v, float* out, float* lse,
+                 int chunk, float* partial, float* scratch);
 
 }  // namespace attend::kernels

@@ -19,9 +19,9 @@ void gru_gates(const float* gi, const float* gh, const float* h, int H, float* s
 void lstm_gates(const float* gi, float* gates, const float* c, int H, float* c_out, float* tanh_c, float* h_out) {
   float* g = gates;
   for (int k = 0; k < 4 * H; ++k) g[k] += gi[k];
-  vsigmoid(g, g, 2 * H);               // i, f
-  vtanh(g + 2 * H, g + 2 * H, H);      // g
-  vsigmoid(g + 3 * H, g + 3 * H, H);   // o
+  vsigmoid(g, g, 2 * H);                                                         // i, f
+  vtanh(g + 2 * H, g + 2 * H, H);                                                // g
+  vsigmoid(g + 3 * H, g + 3 * H, H);                                             // o
   for (int k = 0; k < H; ++k) c_out[k] = g[H + k] * c[k] + g[k] * g[2 * H + k];  // c' = f c + i g
   vtanh(c_out, tanh_c, H);
   for (int k = 0; k < H; ++k) h_out[k] = g[3 * H + k] * tanh_c[k];  // h' = o tanh(c')

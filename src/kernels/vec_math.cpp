@@ -62,8 +62,10 @@ float log_scalar(float x) {
   if (x == INFINITY) return x;
   int e = 0;
   float m = std::frexp(x, &e);  // m in [1/2, 1), denormals included
-  if (m < kSqrtHalf) e -= 1, m = m + m - 1.0f;
-  else m = m - 1.0f;
+  if (m < kSqrtHalf)
+    e -= 1, m = m + m - 1.0f;
+  else
+    m = m - 1.0f;
   const float z = m * m;
   float y = kL0;
   for (float c : {kL1, kL2, kL3, kL4, kL5, kL6, kL7, kL8}) y = y * m + c;
@@ -81,7 +83,8 @@ float logaddexp_scalar(float a, float b) {
 __attribute__((target("avx2,fma"))) inline __m256 exp8(__m256 x) {
   const __m256 underflow = _mm256_cmp_ps(x, _mm256_set1_ps(kExpMin), _CMP_LT_OQ);  // -> 0, as exp(-inf)
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(kExpMin)), _mm256_set1_ps(kExpMax));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 n =
+      _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(kLog2e)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
   __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Hi), x);
   r = _mm256_fnmadd_ps(n, _mm256_set1_ps(kLn2Lo), r);
   __m256 p = _mm256_set1_ps(kC6);
@@ -100,7 +103,8 @@ __attribute__((target("avx2,fma"))) inline __m256 tanh8(__m256 x) {
   const __m256 a = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
   // Large branch: 1 - 2 / (exp(2|x|) + 1), and exactly 1 from |x| = kTanhOne.
   const __m256 e = exp8(_mm256_mul_ps(_mm256_set1_ps(2.0f), _mm256_min_ps(a, _mm256_set1_ps(kTanhOne))));
-  __m256 big = _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+  __m256 big =
+      _mm256_sub_ps(_mm256_set1_ps(1.0f), _mm256_div_ps(_mm256_set1_ps(2.0f), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
   big = _mm256_blendv_ps(big, _mm256_set1_ps(1.0f), _mm256_cmp_ps(a, _mm256_set1_ps(kTanhOne), _CMP_GE_OQ));
   // Small branch: x + x^3 (T3 + x^2 (T5 + x^2 T7)).
   const __m256 x2 = _mm256_mul_ps(a, a);
@@ -127,8 +131,8 @@ __attribute__((target("avx2,fma"))) inline __m256 log8(__m256 x) {
   const __m256i bits = _mm256_castps_si256(x);
   __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
   e = _mm256_sub_ps(e, _mm256_and_ps(denormal, _mm256_set1_ps(23.0f)));
-  __m256 m = _mm256_castsi256_ps(
-      _mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)), _mm256_set1_epi32(0x3f000000)));  // [1/2, 1)
+  __m256 m = _mm256_castsi256_ps(_mm256_or_si256(_mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff)),
+                                                 _mm256_set1_epi32(0x3f000000)));  // [1/2, 1)
   const __m256 small = _mm256_cmp_ps(m, _mm256_set1_ps(kSqrtHalf), _CMP_LT_OQ);
   e = _mm256_sub_ps(e, _mm256_and_ps(small, _mm256_set1_ps(1.0f)));
   m = _mm256_sub_ps(_mm256_add_ps(m, _mm256_and_ps(small, m)), _mm256_set1_ps(1.0f));
@@ -218,8 +222,11 @@ void set_vec_math_isa(Isa isa) {
 
 void vexp(const float* x, float* y, int64_t n) {
   auto s = [](float v) { return exp_scalar(v); };
-  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return exp8(v); }, s);
-  else apply_scalar(x, y, n, s);
+  if (g_isa == Isa::kAvx2)
+    apply_avx2(
+        x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return exp8(v); }, s);
+  else
+    apply_scalar(x, y, n, s);
 }
 
 float vexp_shifted_sum(const float* x, float shift, float* y, int64_t n) {
@@ -243,20 +250,29 @@ float vmax(const float* x, int64_t n) {
 
 void vtanh(const float* x, float* y, int64_t n) {
   auto s = [](float v) { return tanh_scalar(v); };
-  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return tanh8(v); }, s);
-  else apply_scalar(x, y, n, s);
+  if (g_isa == Isa::kAvx2)
+    apply_avx2(
+        x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return tanh8(v); }, s);
+  else
+    apply_scalar(x, y, n, s);
 }
 
 void vsigmoid(const float* x, float* y, int64_t n) {
   auto s = [](float v) { return sigmoid_scalar(v); };
-  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return sigmoid8(v); }, s);
-  else apply_scalar(x, y, n, s);
+  if (g_isa == Isa::kAvx2)
+    apply_avx2(
+        x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return sigmoid8(v); }, s);
+  else
+    apply_scalar(x, y, n, s);
 }
 
 void vlog(const float* x, float* y, int64_t n) {
   auto s = [](float v) { return log_scalar(v); };
-  if (g_isa == Isa::kAvx2) apply_avx2(x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return log8(v); }, s);
-  else apply_scalar(x, y, n, s);
+  if (g_isa == Isa::kAvx2)
+    apply_avx2(
+        x, y, n, [](__m256 v) __attribute__((target("avx2,fma"))) { return log8(v); }, s);
+  else
+    apply_scalar(x, y, n, s);
 }
 
 namespace {

@@ -12,8 +12,8 @@
 namespace attend::kernels {
 
 enum class Isa { kScalar, kAvx2 };
-Isa best_isa();                // what this CPU supports
-Isa vec_math_isa();            // what is in use
+Isa best_isa();                  // what this CPU supports
+Isa vec_math_isa();              // what is in use
 void set_vec_math_isa(Isa isa);  // throws std::invalid_argument if the CPU lacks it
 
 // y[i] = f(x[i]) for i < n; x and y may be the same array.

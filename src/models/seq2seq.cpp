@@ -24,19 +24,23 @@ namespace attend {
 
 void Seq2SeqConfig::validate() const {
   auto positive = [](const char* name, int v) {
-    if (v < 1) throw std::invalid_argument(std::string("model config: ") + name + " must be >= 1, got " + std::to_string(v));
+    if (v < 1)
+      throw std::invalid_argument(std::string("model config: ") + name + " must be >= 1, got " + std::to_string(v));
   };
   positive("embedding", embedding);
   positive("hidden", hidden);
   positive("encoder_layers", encoder_layers);
-  if (encoder_hidden < 0) throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
+  if (encoder_hidden < 0)
+    throw std::invalid_argument("model config: encoder_hidden must be >= 0, got " + std::to_string(encoder_hidden));
   if (encoder_hidden == 0 && bidirectional && hidden % 2 != 0)
-    throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " + std::to_string(hidden));
+    throw std::invalid_argument("model config: hidden must be even with a bidirectional encoder, got " +
+                                std::to_string(hidden));
   attention.validate();
   const ScoreKind score = attention.score;
   if ((score == ScoreKind::kDot || score == ScoreKind::kScaledDot) && memory_size() != hidden)
     throw std::invalid_argument("model config: the " + to_string(score) + " score needs encoder outputs (" +
-                                std::to_string(memory_size()) + ") as wide as the decoder (" + std::to_string(hidden) + ")");
+                                std::to_string(memory_size()) + ") as wide as the decoder (" + std::to_string(hidden) +
+                                ")");
   if (!(dropout >= 0.0f && dropout < 1.0f))
     throw std::invalid_argument("model config: dropout must be in [0, 1), got " + std::to_string(dropout));
   if (src_vocab < 5 || tgt_vocab < 5)
@@ -61,11 +65,16 @@ void Seq2SeqConfig::validate() const {
 }
 
 void to_json(nlohmann::json& j, const Seq2SeqConfig& c) {
-  j = {{"cell", to_string(c.cell)},        {"embedding", c.embedding},
-       {"hidden", c.hidden},               {"encoder_hidden", c.encoder_size()},
-       {"bidirectional", c.bidirectional}, {"encoder_layers", c.encoder_layers},
-       {"input_feeding", c.input_feeding}, {"dropout", json_float(c.dropout)},
-       {"src_vocab", c.src_vocab},         {"tgt_vocab", c.tgt_vocab}};
+  j = {{"cell", to_string(c.cell)},
+       {"embedding", c.embedding},
+       {"hidden", c.hidden},
+       {"encoder_hidden", c.encoder_size()},
+       {"bidirectional", c.bidirectional},
+       {"encoder_layers", c.encoder_layers},
+       {"input_feeding", c.input_feeding},
+       {"dropout", json_float(c.dropout)},
+       {"src_vocab", c.src_vocab},
+       {"tgt_vocab", c.tgt_vocab}};
   j.update(nlohmann::json(c.attention));  // the attention's fields, at the same level (as files always had them)
 }
 
@@ -77,10 +86,13 @@ T field(const nlohmann::json& j, const char* name, std::optional<T> fallback = s
 }  // namespace
 
 void from_json(const nlohmann::json& j, Seq2SeqConfig& c) {
-  if (!j.is_object()) throw std::invalid_argument("model config: expected a JSON object, got " + j.dump().substr(0, 60));
-  std::vector<std::string> known = {"architecture", "cell", "embedding", "hidden", "encoder_hidden", "encoder_layers",
-                                    "bidirectional", "input_feeding", "dropout", "src_vocab", "tgt_vocab"};
-  const std::string mechanism = j.contains("attention") && j["attention"].is_string() ? j["attention"].get<std::string>() : default_mechanism();
+  if (!j.is_object())
+    throw std::invalid_argument("model config: expected a JSON object, got " + j.dump().substr(0, 60));
+  std::vector<std::string> known = {"architecture",   "cell",           "embedding",     "hidden",
+                                    "encoder_hidden", "encoder_layers", "bidirectional", "input_feeding",
+                                    "dropout",        "src_vocab",      "tgt_vocab"};
+  const std::string mechanism =
+      j.contains("attention") && j["attention"].is_string() ? j["attention"].get<std::string>() : default_mechanism();
   for (const std::string& k : attention_json_keys(mechanism)) known.push_back(k);
   reject_unknown_fields(j, known, "model config");
   c.cell = parse_cell(field<std::string>(j, "cell"));
@@ -188,8 +200,9 @@ bool Seq2Seq::use_frozen(Rng* dropout_rng) const {
 void Seq2Seq::precompute_memory_combined(Encoded& enc) const {
   const int M = config_.memory_size();
   const Var& values = enc.memory.scorer.values;  // [B,S,M]
-  enc.memory_combined = reshape(matmul(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), narrow(attentional_layer_.weight(), 0, M)),
-                                Shape{enc.B, enc.S, config_.hidden});
+  enc.memory_combined =
+      reshape(matmul(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), narrow(attentional_layer_.weight(), 0, M)),
+              Shape{enc.B, enc.S, config_.hidden});
 }
 
 Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
@@ -200,7 +213,7 @@ Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
 
 Var Seq2Seq::embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const {
   if (enc.target_gates.defined()) return embedding(enc.target_gates, ids);  // [N, G*H]
-  Var y = tgt_emb_(ids);  // [N, E]
+  Var y = tgt_emb_(ids);                                                    // [N, E]
   if (dropout_rng) y = dropout(y, config_.dropout, *dropout_rng);
   return decoder_cell_.project_input_rows(y, 0, config_.embedding, /*with_bias=*/true);
 }
@@ -215,7 +228,7 @@ RnnState Seq2Seq::advance_decoder_cell(const Var& gates_emb, const DecoderState&
 }
 
 Seq2Seq::StepOutput Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
-                            Rng* dropout_rng, const WindowConstraint* window) const {
+                                  Rng* dropout_rng, const WindowConstraint* window) const {
   const int B = enc.B, H = config_.hidden;
   StepOutput out;
   out.state.rnn = advance_decoder_cell(embedding_gates(prev, enc, dropout_rng), state);
@@ -260,7 +273,8 @@ Var Seq2Seq::attentional(const AttentionResult& a, const Var& s, const Encoded& 
 // row's previous argmax may be attended (no constraint before the first step). The mask goes
 // into the mechanism, which normalises over what is left (for softmax: the softmax over the
 // window) and keeps its state consistent with the weights it returned.
-AttentionMemory Seq2Seq::window_memory(const Encoded& enc, const std::vector<int>& last, const WindowConstraint& w) const {
+AttentionMemory Seq2Seq::window_memory(const Encoded& enc, const std::vector<int>& last,
+                                       const WindowConstraint& w) const {
   AttentionMemory m = enc.memory;
   const int64_t B = enc.B, S = enc.S;
   m.scorer.mask = enc.memory.scorer.mask.clone();
@@ -305,8 +319,8 @@ Var Seq2Seq::logits(const Batch& batch, Rng* dropout_rng, AttentionState* final_
   // Teacher forcing: every step's input token is known, so the embedding part of the decoder's
   // input gates is one product for all steps, [T, B, G*H].
   enc.target_gates = target_gates_for(int64_t(batch.T) * B, dropout_rng);
-  Var gates_all = reshape(embedding_gates(batch.tgt_in, enc, dropout_rng),
-                          Shape{batch.T, B, decoder_cell_.gates() * H});
+  Var gates_all =
+      reshape(embedding_gates(batch.tgt_in, enc, dropout_rng), Shape{batch.T, B, decoder_cell_.gates() * H});
   DecoderState state = initial_state(enc);
   state.attn.sampler = dropout_rng;  // hard attention samples in training, takes the argmax otherwise
   std::vector<Var> outs;

@@ -100,20 +100,20 @@ class RnnStepDecoder final : public StepDecoder {
 struct FusedWeights {
   CellKind cell;
   ScoreKind score;
-  int E, H, M, A, V;      // embedding, decoder state, memory, attention (additive), target vocabulary
+  int E, H, M, A, V;  // embedding, decoder state, memory, attention (additive), target vocabulary
   bool input_feeding;
-  const float* emb;       // target embeddings [V, E]
-  const float* w_emb;     // W_ih rows [0, E): [E, G*H]
-  const float* b_ih;      // [G*H]
-  const float* w_feed;    // W_ih rows [E, E+H): [H, G*H] (input feeding only)
-  const float* w_hh;      // [H, G*H]
-  const float* b_hh;      // [G*H]
-  const float* w_q;       // additive score: [H, A] (null for the others)
-  const float* v_a;       // additive score: [A]
-  const float* w_cs;      // combine rows [M, M+H): [H, H]
-  const float* b_c;       // [H], or null (Luong's layer has no bias)
-  const float* w_out;     // [H, V]
-  const float* b_out;     // [V]
+  const float* emb;     // target embeddings [V, E]
+  const float* w_emb;   // W_ih rows [0, E): [E, G*H]
+  const float* b_ih;    // [G*H]
+  const float* w_feed;  // W_ih rows [E, E+H): [H, G*H] (input feeding only)
+  const float* w_hh;    // [H, G*H]
+  const float* b_hh;    // [G*H]
+  const float* w_q;     // additive score: [H, A] (null for the others)
+  const float* v_a;     // additive score: [A]
+  const float* w_cs;    // combine rows [M, M+H): [H, H]
+  const float* b_c;     // [H], or null (Luong's layer has no bias)
+  const float* w_out;   // [H, V]
+  const float* b_out;   // [V]
 };
 
 // Seq2Seq::step for soft attention with softmax (the default mechanism; any score), GRU or
@@ -182,8 +182,10 @@ class FusedSoftDecoder final : public StepDecoder {
     float* pre = pre_.data();  // s_t W_c[M:], then + a_t (h W_c[:M]) + b_c below
     const bool additive = w_.score == ScoreKind::kAdditive;
     for (int i = 0; i < 2; ++i) {
-      if ((i == 0) != reverse) kernels::affine(N, H, H, h_.data(), w_.w_cs, nullptr, pre);
-      else if (additive) kernels::affine(N, A, H, h_.data(), w_.w_q, nullptr, q_.data());
+      if ((i == 0) != reverse)
+        kernels::affine(N, H, H, h_.data(), w_.w_cs, nullptr, pre);
+      else if (additive)
+        kernels::affine(N, A, H, h_.data(), w_.w_q, nullptr, q_.data());
     }
     if (additive) {  // v_a^T tanh(s_t W_q + k_s W_k)
       kernels::additive_scores_forward(q_.data(), keys, w_.v_a, N, 1, S, A, scores_.data(), nullptr);
@@ -244,8 +246,8 @@ class FusedSoftDecoder final : public StepDecoder {
   FusedWeights w_;
   Seq2Seq::Encoded enc_;
   int N_, S_, G_;
-  int64_t t_ = 0;                                // steps taken
-  Tensor h_, c_, feed_;                          // s_{t-1}, LSTM cell, h̃_{t-1}: [N,H]
+  int64_t t_ = 0;                                          // steps taken
+  Tensor h_, c_, feed_;                                    // s_{t-1}, LSTM cell, h̃_{t-1}: [N,H]
   Tensor gi_, gh_, emb_rows_, h_next_, c_next_, scratch_;  // per-step buffers
   Tensor q_, scores_, pre_;
 };
@@ -254,28 +256,41 @@ class FusedSoftDecoder final : public StepDecoder {
 
 bool Seq2Seq::fused_step_applies(const DecodeOptions& options) const {
   const SoftAttention& scorer = attention_->scorer();
-  return !options.reference_step && attention_->is_plain_soft() &&
-         scorer.normalizer() == Normalizer::kSoftmax && options.window_back < 0 && options.window_forward < 0;
+  return !options.reference_step && attention_->is_plain_soft() && scorer.normalizer() == Normalizer::kSoftmax &&
+         options.window_back < 0 && options.window_forward < 0;
 }
 
-std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_source, const DecodeOptions& options) const {
+std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_source,
+                                              const DecodeOptions& options) const {
   if (rows_per_source < 1)
-    throw std::invalid_argument("Seq2Seq::decoder: rows per source must be >= 1, got " + std::to_string(rows_per_source));
+    throw std::invalid_argument("Seq2Seq::decoder: rows per source must be >= 1, got " +
+                                std::to_string(rows_per_source));
   if (!fused_step_applies(options)) return std::make_unique<RnnStepDecoder>(*this, batch, rows_per_source, options);
   Prepared ready = prepare(*this, batch, rows_per_source);
   const int E = config_.embedding, H = config_.hidden, M = config_.memory_size();
   const SoftAttention& scorer = attention_->scorer();
   const bool additive = scorer.score() == ScoreKind::kAdditive;
   const ScoreParams& p = scorer.params();
-  const FusedWeights w{config_.cell, scorer.score(), E, H, M, additive ? static_cast<int>(p.va.size(0)) : 0,
-                       config_.tgt_vocab, config_.input_feeding, tgt_emb_.table().value().data(),
-                       decoder_cell_.w_ih().value().data(), decoder_cell_.b_ih().value().data(),
+  const FusedWeights w{config_.cell,
+                       scorer.score(),
+                       E,
+                       H,
+                       M,
+                       additive ? static_cast<int>(p.va.size(0)) : 0,
+                       config_.tgt_vocab,
+                       config_.input_feeding,
+                       tgt_emb_.table().value().data(),
+                       decoder_cell_.w_ih().value().data(),
+                       decoder_cell_.b_ih().value().data(),
                        decoder_cell_.w_ih().value().data() + int64_t(E) * decoder_cell_.gates() * H,
-                       decoder_cell_.w_hh().value().data(), decoder_cell_.b_hh().value().data(),
-                       additive ? p.Wq.value().data() : nullptr, additive ? p.va.value().data() : nullptr,
+                       decoder_cell_.w_hh().value().data(),
+                       decoder_cell_.b_hh().value().data(),
+                       additive ? p.Wq.value().data() : nullptr,
+                       additive ? p.va.value().data() : nullptr,
                        attentional_layer_.weight().value().data() + int64_t(M) * H,
                        attentional_layer_.bias().defined() ? attentional_layer_.bias().value().data() : nullptr,
-                       output_.weight().value().data(), output_.bias().value().data()};
+                       output_.weight().value().data(),
+                       output_.bias().value().data()};
   return std::make_unique<FusedSoftDecoder>(w, ready.enc, ready.state);
 }
 

@@ -26,26 +26,40 @@ void TransformerConfig::validate() const {
   if (encoder_layers < 1 || decoder_layers < 1 || encoder_layers > 64 || decoder_layers > 64)
     bad("layers must be in [1, 64], got " + std::to_string(encoder_layers) + " and " + std::to_string(decoder_layers));
   if (!(dropout >= 0.0f && dropout < 1.0f)) bad("dropout must be in [0, 1), got " + std::to_string(dropout));
-  if (max_length < 1 || max_length > (1 << 16)) bad("max_length must be in [1, 65536], got " + std::to_string(max_length));
+  if (max_length < 1 || max_length > (1 << 16))
+    bad("max_length must be in [1, 65536], got " + std::to_string(max_length));
   if (src_vocab < 5 || tgt_vocab < 5)
-    bad("vocabularies need at least one real token, got " + std::to_string(src_vocab) + " and " + std::to_string(tgt_vocab));
+    bad("vocabularies need at least one real token, got " + std::to_string(src_vocab) + " and " +
+        std::to_string(tgt_vocab));
   if (dim > (1 << 14) || ffn > (1 << 16) || src_vocab > (1 << 22) || tgt_vocab > (1 << 22))
     bad("sizes beyond the limits (dim 16384, ffn 65536, vocabularies 4M)");
 }
 
 void to_json(nlohmann::json& j, const TransformerConfig& c) {
-  j = {{"dim", c.dim}, {"heads", c.heads}, {"ffn", c.ffn}, {"encoder_layers", c.encoder_layers},
-       {"decoder_layers", c.decoder_layers}, {"pre_norm", c.pre_norm}, {"tie_embeddings", c.tie_embeddings},
-       {"dropout", json_float(c.dropout)}, {"max_length", c.max_length}, {"src_vocab", c.src_vocab}, {"tgt_vocab", c.tgt_vocab}};
+  j = {{"dim", c.dim},
+       {"heads", c.heads},
+       {"ffn", c.ffn},
+       {"encoder_layers", c.encoder_layers},
+       {"decoder_layers", c.decoder_layers},
+       {"pre_norm", c.pre_norm},
+       {"tie_embeddings", c.tie_embeddings},
+       {"dropout", json_float(c.dropout)},
+       {"max_length", c.max_length},
+       {"src_vocab", c.src_vocab},
+       {"tgt_vocab", c.tgt_vocab}};
 }
 
 void from_json(const nlohmann::json& j, TransformerConfig& c) {
   const char* w = "transformer config";
-  reject_unknown_fields(j, {"architecture", "dim", "heads", "ffn", "encoder_layers", "decoder_layers", "pre_norm",
-                            "tie_embeddings", "dropout", "max_length", "src_vocab", "tgt_vocab"}, w);
+  reject_unknown_fields(j,
+                        {"architecture", "dim", "heads", "ffn", "encoder_layers", "decoder_layers", "pre_norm",
+                         "tie_embeddings", "dropout", "max_length", "src_vocab", "tgt_vocab"},
+                        w);
   c.dim = json_field<int>(j, "dim", w), c.heads = json_field<int>(j, "heads", w), c.ffn = json_field<int>(j, "ffn", w);
-  c.encoder_layers = json_field<int>(j, "encoder_layers", w), c.decoder_layers = json_field<int>(j, "decoder_layers", w);
-  c.pre_norm = json_field<bool>(j, "pre_norm", w, true), c.tie_embeddings = json_field<bool>(j, "tie_embeddings", w, false);
+  c.encoder_layers = json_field<int>(j, "encoder_layers", w),
+  c.decoder_layers = json_field<int>(j, "decoder_layers", w);
+  c.pre_norm = json_field<bool>(j, "pre_norm", w, true),
+  c.tie_embeddings = json_field<bool>(j, "tie_embeddings", w, false);
   c.dropout = json_field<float>(j, "dropout", w, 0.1f), c.max_length = json_field<int>(j, "max_length", w, 512);
   c.src_vocab = json_field<int>(j, "src_vocab", w), c.tgt_vocab = json_field<int>(j, "tgt_vocab", w);
   c.validate();
@@ -117,7 +131,8 @@ Var Transformer::logits(const Batch& batch, Rng* rng) const {
 }
 
 Var Transformer::loss(const Batch& batch, float label_smoothing, Rng* rng) const {
-  return cross_entropy(logits(batch, rng), batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  return cross_entropy(logits(batch, rng), batch.tgt_out,
+                       {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
 }
 
 class TransformerStepDecoder final : public StepDecoder {
@@ -178,12 +193,15 @@ class TransformerStepDecoder final : public StepDecoder {
   std::vector<KvCache> self_, cross_;
 };
 
-std::unique_ptr<StepDecoder> Transformer::decoder(const Batch& batch, int rows_per_source, const DecodeOptions& options) const {
+std::unique_ptr<StepDecoder> Transformer::decoder(const Batch& batch, int rows_per_source,
+                                                  const DecodeOptions& options) const {
   if (rows_per_source < 1)
-    throw std::invalid_argument("Transformer::decoder: rows per source must be >= 1, got " + std::to_string(rows_per_source));
+    throw std::invalid_argument("Transformer::decoder: rows per source must be >= 1, got " +
+                                std::to_string(rows_per_source));
   if (options.window_back >= 0 || options.window_forward >= 0)
-    throw std::invalid_argument("the window constraint (--window-back/--window-forward) steers an RNN model's attention; "
-                                "a Transformer has no single attention to constrain");
+    throw std::invalid_argument(
+        "the window constraint (--window-back/--window-forward) steers an RNN model's attention; "
+        "a Transformer has no single attention to constrain");
   return std::make_unique<TransformerStepDecoder>(*this, batch, rows_per_source, options);
 }
 
@@ -199,7 +217,8 @@ void Transformer::collect(const std::string& prefix, std::vector<NamedParameter>
   src_emb_.collect(prefix + "src_embedding.", out);
   tgt_emb_.collect(prefix + "tgt_embedding.", out);
   for (size_t l = 0; l < encoder_.size(); ++l) encoder_[l].collect(prefix + "encoder." + std::to_string(l) + ".", out);
-  for (size_t l = 0; l < decoder_cell_.size(); ++l) decoder_cell_[l].collect(prefix + "decoder." + std::to_string(l) + ".", out);
+  for (size_t l = 0; l < decoder_cell_.size(); ++l)
+    decoder_cell_[l].collect(prefix + "decoder." + std::to_string(l) + ".", out);
   if (config_.pre_norm) {
     enc_norm_.collect(prefix + "encoder_norm.", out);
     dec_norm_.collect(prefix + "decoder_norm.", out);

@@ -30,7 +30,8 @@ Vocab parse_vocab(const std::string& text, const std::string& path) {
   if (!j.is_array()) throw std::runtime_error(path + ": expected a JSON array of tokens");
   std::vector<std::string> tokens;
   for (const auto& t : j) {
-    if (!t.is_string()) throw std::runtime_error(path + ": entry " + std::to_string(tokens.size()) + " is not a string");
+    if (!t.is_string())
+      throw std::runtime_error(path + ": entry " + std::to_string(tokens.size()) + " is not a string");
     tokens.push_back(t.get<std::string>());
   }
   try {
@@ -65,8 +66,8 @@ ModelFileConfig parse_model_config(const std::string& text, const std::string& p
   return c;
 }
 
-Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
-                       nlohmann::json extra)
+Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab,
+                       Vocab tgt_vocab, nlohmann::json extra)
     : model_(std::move(model)),
       src_tok_(src_tok),
       tgt_tok_(tgt_tok),
@@ -110,7 +111,7 @@ Translator Translator::load(const std::string& dir) {
 }
 
 void Translator::save(const std::string& dir) const {
-  nlohmann::json config = {{"format", kFormat},   {"version", 1},       {"model", model_->config_json()},
+  nlohmann::json config = {{"format", kFormat},  {"version", 1},       {"model", model_->config_json()},
                            {"source", src_tok_}, {"target", tgt_tok_}, {"extra", extra_}};
   save_checkpoint(dir, {{"src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n"},
                         {"tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n"},
@@ -121,7 +122,8 @@ void Translator::save(const std::string& dir) const {
 std::vector<Translation> Translator::translate(const std::vector<std::string>& sources, const DecodeOptions& options,
                                                int batch_size) const {
   options.validate();
-  if (batch_size < 1) throw std::invalid_argument("translate: batch size must be >= 1, got " + std::to_string(batch_size));
+  if (batch_size < 1)
+    throw std::invalid_argument("translate: batch size must be >= 1, got " + std::to_string(batch_size));
   std::vector<Translation> out(sources.size());
   std::vector<EncodedExample> enc;
   std::vector<int> real;  // inputs with at least one token

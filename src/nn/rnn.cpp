@@ -84,7 +84,9 @@ Rnn::Output Rnn::forward_projected(const std::vector<Var>& gi_tm, const std::vec
     }
   }
   for (int len : lengths)
-    if (len < 1 || len > S) throw std::invalid_argument("Rnn::forward: length " + std::to_string(len) + " outside [1, " + std::to_string(S) + "]");
+    if (len < 1 || len > S)
+      throw std::invalid_argument("Rnn::forward: length " + std::to_string(len) + " outside [1, " + std::to_string(S) +
+                                  "]");
   bool recording = false;
   for (int d = 0; d < directions(); ++d)
     recording = recording || needs_grad({&gi_tm[d], &cell(d).w_hh(), &cell(d).b_hh()});

@@ -23,8 +23,12 @@ void LayerNorm::collect(const std::string& prefix, std::vector<NamedParameter>& 
 }
 
 MultiHeadAttention::MultiHeadAttention(int dim, int heads, Rng& rng)
-    : wq_(dim, dim, /*bias=*/true, rng), wk_(dim, dim, true, rng), wv_(dim, dim, true, rng), wo_(dim, dim, true, rng),
-      dim_(dim), heads_(heads) {
+    : wq_(dim, dim, /*bias=*/true, rng),
+      wk_(dim, dim, true, rng),
+      wv_(dim, dim, true, rng),
+      wo_(dim, dim, true, rng),
+      dim_(dim),
+      heads_(heads) {
   if (heads < 1 || dim % heads != 0)
     throw std::invalid_argument("MultiHeadAttention: model dim " + std::to_string(dim) + " is not a multiple of " +
                                 std::to_string(heads) + " heads");
@@ -77,7 +81,9 @@ Tensor sinusoidal_positions(int length, int dim) {
 
 namespace {
 // x + dropout(f), the residual connection around a sub-layer.
-Var residual(const Var& x, const Var& f, float p, Rng* rng) { return add(x, rng && p > 0.0f ? dropout(f, p, *rng) : f); }
+Var residual(const Var& x, const Var& f, float p, Rng* rng) {
+  return add(x, rng && p > 0.0f ? dropout(f, p, *rng) : f);
+}
 }  // namespace
 
 TransformerEncoderLayer::TransformerEncoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
@@ -103,7 +109,12 @@ void TransformerEncoderLayer::collect(const std::string& prefix, std::vector<Nam
 }
 
 TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
-    : self_attn_(dim, heads, rng), cross_attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), ln3_(dim),
+    : self_attn_(dim, heads, rng),
+      cross_attn_(dim, heads, rng),
+      ffn_(dim, ffn, rng),
+      ln1_(dim),
+      ln2_(dim),
+      ln3_(dim),
       opt_(options) {}
 
 Var TransformerDecoderLayer::operator()(const Var& y, const Var& memory, const std::vector<int>& source_lengths,

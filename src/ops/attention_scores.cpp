@@ -26,10 +26,9 @@ Var additive_scores(const Var& qp, const Var& kp, const Var& v) {
   kernels::additive_scores_forward(qp.value().data(), kp.value().data(), v.value().data(), B, T, S, A, scores.data(),
                                    record ? th.data() : nullptr);
   return make_result(std::move(scores), record, [qp, kp, v, th, B, T, S, A](Node& out) {
-    kernels::additive_scores_backward(out.grad.data(), th.data(), v.value().data(), B, T, S, A,
-                                      qp.requires_grad() ? qp.grad_ref().data() : nullptr,
-                                      kp.requires_grad() ? kp.grad_ref().data() : nullptr,
-                                      v.requires_grad() ? v.grad_ref().data() : nullptr);
+    kernels::additive_scores_backward(
+        out.grad.data(), th.data(), v.value().data(), B, T, S, A, qp.requires_grad() ? qp.grad_ref().data() : nullptr,
+        kp.requires_grad() ? kp.grad_ref().data() : nullptr, v.requires_grad() ? v.grad_ref().data() : nullptr);
   });
 }
 
@@ -182,7 +181,8 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
                                 log_y.shape().str() + " must both be [B,S]");
   const int64_t B = log_prev.size(0), S = log_prev.size(1);
   if (u.defined() && u.shape() != Shape{B, 1})
-    throw std::invalid_argument("forward_alignment_log: u " + u.shape().str() + " must be [" + std::to_string(B) + ", 1]");
+    throw std::invalid_argument("forward_alignment_log: u " + u.shape().str() + " must be [" + std::to_string(B) +
+                                ", 1]");
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   Tensor out = Tensor::empty(log_prev.shape());
   Tensor mix = Tensor::empty(log_prev.shape());  // saved for backward: m_n

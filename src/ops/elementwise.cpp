@@ -70,17 +70,34 @@ Var binary(const Var& a, const Var& b, BinOp op, const char* name) {
   if (bc.same) {  // the common case: plain arrays
     const int64_t n = y.numel();
     switch (op) {
-      case BinOp::kAdd: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] + pb[i]; break;
-      case BinOp::kSub: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] - pb[i]; break;
-      case BinOp::kMul: for (int64_t i = 0; i < n; ++i) py[i] = pa[i] * pb[i]; break;
-      case BinOp::kMin: for (int64_t i = 0; i < n; ++i) py[i] = std::min(pa[i], pb[i]); break;
+      case BinOp::kAdd:
+        for (int64_t i = 0; i < n; ++i) py[i] = pa[i] + pb[i];
+        break;
+      case BinOp::kSub:
+        for (int64_t i = 0; i < n; ++i) py[i] = pa[i] - pb[i];
+        break;
+      case BinOp::kMul:
+        for (int64_t i = 0; i < n; ++i) py[i] = pa[i] * pb[i];
+        break;
+      case BinOp::kMin:
+        for (int64_t i = 0; i < n; ++i) py[i] = std::min(pa[i], pb[i]);
+        break;
     }
-  } else switch (op) {
-    case BinOp::kAdd: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] + pb[j]; }); break;
-    case BinOp::kSub: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] - pb[j]; }); break;
-    case BinOp::kMul: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] * pb[j]; }); break;
-    case BinOp::kMin: bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = std::min(pa[i], pb[j]); }); break;
-  }
+  } else
+    switch (op) {
+      case BinOp::kAdd:
+        bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] + pb[j]; });
+        break;
+      case BinOp::kSub:
+        bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] - pb[j]; });
+        break;
+      case BinOp::kMul:
+        bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = pa[i] * pb[j]; });
+        break;
+      case BinOp::kMin:
+        bc.each([&](int64_t o, int64_t i, int64_t j) { py[o] = std::min(pa[i], pb[j]); });
+        break;
+    }
   return make_result(std::move(y), needs_grad({&a, &b}), [a, b, bc, op](Node& out) {
     const float* dy = out.grad.data();
     float* da = a.requires_grad() ? a.grad_ref().data() : nullptr;
@@ -143,7 +160,8 @@ Var mul(const Var& a, const Var& b) { return binary(a, b, BinOp::kMul, "mul"); }
 Var minimum(const Var& a, const Var& b) { return binary(a, b, BinOp::kMin, "minimum"); }
 
 Var scale(const Var& x, float factor) {
-  return unary(x, [factor](float v) { return v * factor; }, [factor](float, float) { return factor; });
+  return unary(
+      x, [factor](float v) { return v * factor; }, [factor](float, float) { return factor; });
 }
 // d tanh(x) = 1 - tanh(x)^2
 Var tanh(const Var& x) {
@@ -154,13 +172,15 @@ Var sigmoid(const Var& x) {
   return unary(x, kernels::vsigmoid, [](float, float y) { return y * (1.0f - y); });
 }
 Var relu(const Var& x) {
-  return unary(x, [](float v) { return v > 0.0f ? v : 0.0f; }, [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; });
+  return unary(
+      x, [](float v) { return v > 0.0f ? v : 0.0f; }, [](float v, float) { return v > 0.0f ? 1.0f : 0.0f; });
 }
 Var exp(const Var& x) {
   return unary(x, kernels::vexp, [](float, float y) { return y; });
 }
 Var log(const Var& x) {
-  return unary(x, [](float v) { return std::log(v); }, [](float v, float) { return 1.0f / v; });
+  return unary(
+      x, [](float v) { return std::log(v); }, [](float v, float) { return 1.0f / v; });
 }
 
 }  // namespace attend

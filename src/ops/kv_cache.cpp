@@ -15,9 +15,9 @@ namespace attend {
 KvCache::KvCache(int batch, int kv_heads, int capacity, int head_dim)
     : B_(batch), Hkv_(kv_heads), capacity_(capacity), D_(head_dim), lengths_(batch, 0) {
   if (batch < 1 || kv_heads < 1 || capacity < 1 || head_dim < 1)
-    throw std::invalid_argument("KvCache: batch, heads, capacity and head dim must be >= 1, got " + std::to_string(batch) +
-                                ", " + std::to_string(kv_heads) + ", " + std::to_string(capacity) + ", " +
-                                std::to_string(head_dim));
+    throw std::invalid_argument("KvCache: batch, heads, capacity and head dim must be >= 1, got " +
+                                std::to_string(batch) + ", " + std::to_string(kv_heads) + ", " +
+                                std::to_string(capacity) + ", " + std::to_string(head_dim));
   k_ = Tensor(Shape{B_, Hkv_, capacity_, D_});
   v_ = Tensor(Shape{B_, Hkv_, capacity_, D_});
 }
@@ -29,10 +29,13 @@ void KvCache::append(const Tensor& k, const Tensor& v, const std::vector<int>& c
                                 std::to_string(B_) + ", " + std::to_string(Hkv_) + ", n, " + std::to_string(D_) + "]");
   const int n = static_cast<int>(s[2]);
   if (!counts.empty() && static_cast<int>(counts.size()) != B_)
-    throw std::invalid_argument("KvCache::append: " + std::to_string(counts.size()) + " counts for a batch of " + std::to_string(B_));
+    throw std::invalid_argument("KvCache::append: " + std::to_string(counts.size()) + " counts for a batch of " +
+                                std::to_string(B_));
   for (int b = 0; b < B_; ++b) {
     const int c = counts.empty() ? n : counts[b];
-    if (c < 0 || c > n) throw std::invalid_argument("KvCache::append: count " + std::to_string(c) + " outside [0, " + std::to_string(n) + "]");
+    if (c < 0 || c > n)
+      throw std::invalid_argument("KvCache::append: count " + std::to_string(c) + " outside [0, " + std::to_string(n) +
+                                  "]");
     if (lengths_[b] + c > capacity_)
       throw std::length_error("KvCache::append: sequence " + std::to_string(b) + " would hold " +
                               std::to_string(lengths_[b] + c) + " positions, capacity is " + std::to_string(capacity_));
@@ -50,9 +53,12 @@ void KvCache::append(const Tensor& k, const Tensor& v, const std::vector<int>& c
 }
 
 void KvCache::reorder(const std::vector<int>& from) {
-  if (from.empty()) throw std::invalid_argument("KvCache::reorder: no sequences to keep (batch of " + std::to_string(B_) + ")");
+  if (from.empty())
+    throw std::invalid_argument("KvCache::reorder: no sequences to keep (batch of " + std::to_string(B_) + ")");
   for (int f : from)
-    if (f < 0 || f >= B_) throw std::invalid_argument("KvCache::reorder: source " + std::to_string(f) + " outside [0, " + std::to_string(B_) + ")");
+    if (f < 0 || f >= B_)
+      throw std::invalid_argument("KvCache::reorder: source " + std::to_string(f) + " outside [0, " +
+                                  std::to_string(B_) + ")");
   const int B = static_cast<int>(from.size());
   Tensor k = Tensor::empty(Shape{B, Hkv_, capacity_, D_}), v = Tensor::empty(Shape{B, Hkv_, capacity_, D_});
   std::vector<int> lengths(B);

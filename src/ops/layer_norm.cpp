@@ -15,7 +15,7 @@ Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps) {
                                 " must be [" + std::to_string(C) + "] for x " + s.str());
   if (!(eps > 0.0f)) throw std::invalid_argument("layer_norm: eps must be > 0, got " + std::to_string(eps));
   Tensor y = Tensor::empty(s);
-  Tensor xhat = Tensor::empty(s);        // saved for backward: (x - mean) * rstd
+  Tensor xhat = Tensor::empty(s);            // saved for backward: (x - mean) * rstd
   Tensor rstd = Tensor::empty(Shape{rows});  // saved for backward: 1 / sqrt(var + eps)
   const float* xp = x.value().data();
   const float* g = gamma.value().data();
@@ -60,8 +60,7 @@ Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps) {
       m1 /= C, m2 /= C;
       const float rs = rstd.data()[r];
       float* dxr = dx + r * C;
-      for (int64_t c = 0; c < C; ++c)
-        dxr[c] += rs * static_cast<float>(double(dyr[c]) * g[c] - m1 - hr[c] * m2);
+      for (int64_t c = 0; c < C; ++c) dxr[c] += rs * static_cast<float>(double(dyr[c]) * g[c] - m1 - hr[c] * m2);
     }
   });
 }

@@ -10,16 +10,20 @@ namespace {
 // Gradients of C = op(A) op(B) (accumulated into dA, dB; either may be null).
 //   dA = dC op(B)^T            (A not transposed)   dA = op(B) dC^T   (A transposed)
 //   dB = op(A)^T dC            (B not transposed)   dB = dC^T op(A)   (B transposed)
-void matmul_backward(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, const float* dC,
-                     float* dA, float* dB) {
+void matmul_backward(bool ta, bool tb, int M, int N, int K, const float* A, const float* B, const float* dC, float* dA,
+                     float* dB) {
   const int lda = ta ? M : K, ldb = tb ? K : N;
   if (dA) {
-    if (!ta) kernels::gemm(false, !tb, M, K, N, 1.0f, dC, N, B, ldb, 1.0f, dA, lda);
-    else kernels::gemm(tb, true, K, M, N, 1.0f, B, ldb, dC, N, 1.0f, dA, lda);
+    if (!ta)
+      kernels::gemm(false, !tb, M, K, N, 1.0f, dC, N, B, ldb, 1.0f, dA, lda);
+    else
+      kernels::gemm(tb, true, K, M, N, 1.0f, B, ldb, dC, N, 1.0f, dA, lda);
   }
   if (dB) {
-    if (!tb) kernels::gemm(!ta, false, K, N, M, 1.0f, A, lda, dC, N, 1.0f, dB, ldb);
-    else kernels::gemm(true, ta, N, K, M, 1.0f, dC, N, A, lda, 1.0f, dB, ldb);
+    if (!tb)
+      kernels::gemm(!ta, false, K, N, M, 1.0f, A, lda, dC, N, 1.0f, dB, ldb);
+    else
+      kernels::gemm(true, ta, N, K, M, 1.0f, dC, N, A, lda, 1.0f, dB, ldb);
   }
 }
 }  // namespace
@@ -59,8 +63,8 @@ Var bmm(const Var& a, const Var& b, bool ta, bool tb) {
   const float* A = a.value().data();
   const float* Bp = b.value().data();
   for (int i = 0; i < Bn; ++i) {
-    kernels::gemm(ta, tb, M, N, K, 1.0f, A + int64_t(i) * M * K, ta ? M : K, Bp + int64_t(i) * K * N, tb ? K : N,
-                  0.0f, c.data() + int64_t(i) * M * N, N);
+    kernels::gemm(ta, tb, M, N, K, 1.0f, A + int64_t(i) * M * K, ta ? M : K, Bp + int64_t(i) * K * N, tb ? K : N, 0.0f,
+                  c.data() + int64_t(i) * M * N, N);
   }
   return make_result(std::move(c), needs_grad({&a, &b}), [a, b, ta, tb, Bn, M, N, K](Node& out) {
     float* dA = a.requires_grad() ? a.grad_ref().data() : nullptr;

@@ -113,7 +113,7 @@ Var lstm_cell(const Var& gi, const Var& h, const Var& c, const Var& w_hh, const 
   check_same_shape(h.shape(), c.shape(), "lstm_cell: c");
   const int B = h.size(0), H = h.size(1);
   Tensor gates = recurrent_projection(h, w_hh, b_hh);  // becomes the activated gates i, f, g, o
-  Tensor tanh_c = Tensor::empty(Shape{B, H});                           // tanh(c'), kept for backward
+  Tensor tanh_c = Tensor::empty(Shape{B, H});          // tanh(c'), kept for backward
   Tensor out = Tensor::empty(Shape{2, B, H});
   float* ho = out.data();
   float* co = out.data() + int64_t(B) * H;

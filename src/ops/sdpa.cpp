@@ -26,8 +26,10 @@ kernels::SdpaProblem problem(const Tensor& q, const Tensor& k, const Tensor& v, 
   p.Hkv = static_cast<int>(k.shape()[1]), p.S = static_cast<int>(k.shape()[2]);
   if (k.shape()[0] != p.B || k.shape()[3] != p.D)
     bad("q " + q.shape().str() + " and k " + k.shape().str() + " need the same batch and head dim");
-  if (p.D < 1 || p.H < 1 || p.Hkv < 1) bad("empty heads or head dim in q " + q.shape().str() + ", k " + k.shape().str());
-  if (p.H % p.Hkv != 0) bad(std::to_string(p.H) + " query heads are not a multiple of " + std::to_string(p.Hkv) + " key/value heads");
+  if (p.D < 1 || p.H < 1 || p.Hkv < 1)
+    bad("empty heads or head dim in q " + q.shape().str() + ", k " + k.shape().str());
+  if (p.H % p.Hkv != 0)
+    bad(std::to_string(p.H) + " query heads are not a multiple of " + std::to_string(p.Hkv) + " key/value heads");
   if (!o.key_lengths.empty()) {
     if (static_cast<int>(o.key_lengths.size()) != p.B)
       bad(std::to_string(o.key_lengths.size()) + " key lengths for a batch of " + std::to_string(p.B));
@@ -44,8 +46,8 @@ kernels::SdpaProblem problem(const Tensor& q, const Tensor& k, const Tensor& v, 
   if (bias.defined()) {
     const Shape& s = bias.shape();
     if (s.ndim() != 4 || (s[0] != 1 && s[0] != p.B) || (s[1] != 1 && s[1] != p.H) || s[2] != p.T || s[3] != p.S)
-      bad("bias must be [B or 1, H or 1, T, S] = [" + std::to_string(p.B) + " or 1, " + std::to_string(p.H) + " or 1, " +
-          std::to_string(p.T) + ", " + std::to_string(p.S) + "], got " + s.str());
+      bad("bias must be [B or 1, H or 1, T, S] = [" + std::to_string(p.B) + " or 1, " + std::to_string(p.H) +
+          " or 1, " + std::to_string(p.T) + ", " + std::to_string(p.S) + "], got " + s.str());
     p.bias = bias.data();
     p.bias_stride_h = s[1] == 1 ? 0 : int64_t(p.T) * p.S;
     p.bias_stride_b = s[0] == 1 ? 0 : s[1] * int64_t(p.T) * p.S;
@@ -71,8 +73,8 @@ SdpaGrads sdpa_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const SdpaOptions& o, const Tensor& bias) {
   const kernels::SdpaProblem p = problem(q, k, v, o, bias);
   if (dout.shape() != q.shape() || f.out.shape() != q.shape() || f.lse.shape() != Shape{p.B, p.H, p.T})
-    throw std::invalid_argument("sdpa_backward: dout " + dout.shape().str() + ", out " + f.out.shape().str() + ", lse " +
-                                f.lse.shape().str() + " do not match q " + q.shape().str());
+    throw std::invalid_argument("sdpa_backward: dout " + dout.shape().str() + ", out " + f.out.shape().str() +
+                                ", lse " + f.lse.shape().str() + " do not match q " + q.shape().str());
   SdpaGrads g{Tensor(q.shape()), Tensor(k.shape()), Tensor(v.shape()), Tensor()};
   // dbias is written per (b, h) in full and then summed over the dimensions the bias was
   // broadcast over, so that no two threads write the same element.
@@ -84,8 +86,8 @@ SdpaGrads sdpa_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                                      g.dq.data(), g.dk.data(), g.dv.data(), db);
   } else {
     Tensor scratch = Tensor::empty(Shape{kernels::num_threads(), kernels::sdpa_backward_scratch_floats(p)});
-    kernels::sdpa_backward_fused(p, q.data(), k.data(), v.data(), f.out.data(), f.lse.data(), dout.data(),
-                                 g.dq.data(), g.dk.data(), g.dv.data(), db, scratch.data());
+    kernels::sdpa_backward_fused(p, q.data(), k.data(), v.data(), f.out.data(), f.lse.data(), dout.data(), g.dq.data(),
+                                 g.dk.data(), g.dv.data(), db, scratch.data());
   }
   if (bias.defined()) {
     if (bias.shape() == dbias_full.shape()) {

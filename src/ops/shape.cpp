@@ -46,7 +46,9 @@ Var concat(const std::vector<Var>& xs, int dim) {
   for (const Var& x : xs) {
     bool ok = x.ndim() == s0.ndim();
     for (int i = 0; ok && i < s0.ndim(); ++i) ok = i == dim || x.size(i) == s0[i];
-    if (!ok) throw std::invalid_argument("concat: " + x.shape().str() + " does not fit " + s0.str() + " along dim " + std::to_string(dim));
+    if (!ok)
+      throw std::invalid_argument("concat: " + x.shape().str() + " does not fit " + s0.str() + " along dim " +
+                                  std::to_string(dim));
     dims[dim] += x.size(dim);
   }
   Tensor y = Tensor::empty(Shape(dims));
@@ -106,7 +108,8 @@ Var stack(const std::vector<Var>& xs, int dim) {
   if (xs.empty()) throw std::invalid_argument("stack: no inputs");
   const Shape& s0 = xs[0].shape();
   if (dim < 0) dim += s0.ndim() + 1;
-  if (dim < 0 || dim > s0.ndim()) throw std::invalid_argument("stack: dim " + std::to_string(dim) + " out of range for " + s0.str());
+  if (dim < 0 || dim > s0.ndim())
+    throw std::invalid_argument("stack: dim " + std::to_string(dim) + " out of range for " + s0.str());
   std::vector<int64_t> dims = s0.vec();
   dims.insert(dims.begin() + dim, 1);
   std::vector<Var> views;
@@ -158,7 +161,8 @@ Var transpose12(const Var& x) {
   for (int64_t a = 0; a < A; ++a)
     for (int64_t b = 0; b < B; ++b)
       for (int64_t c = 0; c < C; ++c)
-        std::memcpy(y.data() + ((a * C + c) * B + b) * D, x.value().data() + ((a * B + b) * C + c) * D, sizeof(float) * D);
+        std::memcpy(y.data() + ((a * C + c) * B + b) * D, x.value().data() + ((a * B + b) * C + c) * D,
+                    sizeof(float) * D);
   return make_result(std::move(y), needs_grad({&x}), [x, A, B, C, D](Node& out) {
     // forward: y[a, c, b] = x[a, b, c]  =>  dx[a, b, c] += dy[a, c, b]
     float* dx = x.grad_ref().data();
@@ -181,7 +185,8 @@ Tensor gather_rows(const Tensor& x, const std::vector<int>& index) {
   Tensor y = Tensor::empty(Shape(dims));
   for (size_t j = 0; j < index.size(); ++j) {
     if (index[j] < 0 || index[j] >= n) {
-      throw std::invalid_argument("gather_rows: index " + std::to_string(index[j]) + " out of range for " + x.shape().str());
+      throw std::invalid_argument("gather_rows: index " + std::to_string(index[j]) + " out of range for " +
+                                  x.shape().str());
     }
     std::memcpy(y.data() + j * row, x.data() + index[j] * row, sizeof(float) * row);
   }

@@ -64,8 +64,10 @@ Var sparse_impl(const Var& x, const Tensor& mask, bool entmax) {
   Tensor y = Tensor::empty(x.shape());
   std::vector<float> scratch(static_cast<size_t>(S));
   const float* m = mask.defined() ? mask.data() : nullptr;
-  if (entmax) kernels::entmax15_rows(x.value().data(), m, rows, rpm, S, y.data(), scratch.data());
-  else kernels::sparsemax_rows(x.value().data(), m, rows, rpm, S, y.data(), scratch.data());
+  if (entmax)
+    kernels::entmax15_rows(x.value().data(), m, rows, rpm, S, y.data(), scratch.data());
+  else
+    kernels::sparsemax_rows(x.value().data(), m, rows, rpm, S, y.data(), scratch.data());
   return make_result(std::move(y), needs_grad({&x}), [x, rows, S, entmax](Node& out) {
     const float* p = out.value.data();
     const float* dy = out.grad.data();
@@ -132,18 +134,24 @@ Normalizer parse_normalizer(const std::string& name) {
 
 std::string to_string(Normalizer n) {
   switch (n) {
-    case Normalizer::kSoftmax: return "softmax";
-    case Normalizer::kSparsemax: return "sparsemax";
-    case Normalizer::kEntmax15: return "entmax15";
+    case Normalizer::kSoftmax:
+      return "softmax";
+    case Normalizer::kSparsemax:
+      return "sparsemax";
+    case Normalizer::kEntmax15:
+      return "entmax15";
   }
   return "?";
 }
 
 Var normalize(const Var& x, const Tensor& mask, Normalizer n) {
   switch (n) {
-    case Normalizer::kSoftmax: return softmax(x, mask);
-    case Normalizer::kSparsemax: return sparsemax(x, mask);
-    case Normalizer::kEntmax15: return entmax15(x, mask);
+    case Normalizer::kSoftmax:
+      return softmax(x, mask);
+    case Normalizer::kSparsemax:
+      return sparsemax(x, mask);
+    case Normalizer::kEntmax15:
+      return entmax15(x, mask);
   }
   return softmax(x, mask);
 }

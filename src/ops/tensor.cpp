@@ -68,8 +68,8 @@ class StoragePool {
   static size_t size_class(size_t bytes) {
     bytes = std::max(bytes, kAlign);
     if (bytes <= 4096) return (bytes + kAlign - 1) / kAlign * kAlign;
-    const int top = 63 - __builtin_clzll(bytes);          // 2^top <= bytes < 2^(top+1)
-    const size_t step = size_t(1) << (top - 3);             // eight classes per octave
+    const int top = 63 - __builtin_clzll(bytes);  // 2^top <= bytes < 2^(top+1)
+    const size_t step = size_t(1) << (top - 3);   // eight classes per octave
     return (bytes + step - 1) / step * step;
   }
 
@@ -133,9 +133,8 @@ Tensor Tensor::full(const Shape& shape, float value) {
 
 Tensor Tensor::from(const Shape& shape, const std::vector<float>& values) {
   if (static_cast<int64_t>(values.size()) != shape.numel()) {
-    throw std::invalid_argument("Tensor::from: shape " + shape.str() + " needs " +
-                                std::to_string(shape.numel()) + " values, got " +
-                                std::to_string(values.size()));
+    throw std::invalid_argument("Tensor::from: shape " + shape.str() + " needs " + std::to_string(shape.numel()) +
+                                " values, got " + std::to_string(values.size()));
   }
   Tensor t = empty(shape);
   std::copy(values.begin(), values.end(), t.data());

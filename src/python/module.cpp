@@ -83,8 +83,8 @@ Tensor to_mask(const py::object& mask, const Var& keys) {
   if (!m) throw std::invalid_argument("mask: expected a boolean array of shape [B, S]");
   if (m.ndim() != 2 || m.shape(0) != keys.size(0) || m.shape(1) != keys.size(1)) {
     std::vector<int64_t> dims(m.shape(), m.shape() + m.ndim());
-    throw std::invalid_argument("mask has shape " + Shape(dims).str() + ", expected [" + std::to_string(keys.size(0)) + ", " +
-                                std::to_string(keys.size(1)) + "] ([B, S])");
+    throw std::invalid_argument("mask has shape " + Shape(dims).str() + ", expected [" + std::to_string(keys.size(0)) +
+                                ", " + std::to_string(keys.size(1)) + "] ([B, S])");
   }
   Tensor t = Tensor::empty(Shape{keys.size(0), keys.size(1)});
   for (py::ssize_t i = 0; i < m.size(); ++i) t.data()[i] = m.data()[i] ? 1.0f : 0.0f;
@@ -131,7 +131,8 @@ AttentionConfig config_from_kwargs(const MechanismInfo& info, const std::string&
     const auto a = std::find_if(arrays.begin(), arrays.end(), [&](const MechanismArray& x) { return x.kwarg == key; });
     if (a == arrays.end()) {
       if (const std::string who = owners_of(key); !who.empty())
-        throw std::invalid_argument(key + " is an option of attention=" + who + ", not of attention='" + info.name + "'");
+        throw std::invalid_argument(key + " is an option of attention=" + who + ", not of attention='" + info.name +
+                                    "'");
       for (const MechanismInfo& other : mechanisms())
         for (const MechanismArray& x : other.arrays)
           if (x.kwarg == key)
@@ -141,8 +142,10 @@ AttentionConfig config_from_kwargs(const MechanismInfo& info, const std::string&
     }
     const Tensor t = to_tensor(v.cast<FloatArg>(), key.c_str());
     for (size_t d = 0; d < a->sizes.size() && d < size_t(t.ndim()); ++d) {
-      if (a->sizes[d] == "attention_dim") c.attention_dim = static_cast<int>(t.size(d));
-      else if (!a->sizes[d].empty()) c.options[a->sizes[d]] = double(t.size(d));
+      if (a->sizes[d] == "attention_dim")
+        c.attention_dim = static_cast<int>(t.size(d));
+      else if (!a->sizes[d].empty())
+        c.options[a->sizes[d]] = double(t.size(d));
     }
     given[key] = t;
   }
@@ -158,8 +161,8 @@ Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& 
   in.values = Var(to_tensor(values, "values"), requires_grad);
   in.named = {{"query", in.query}, {"keys", in.keys}, {"values", in.values}};
   if (in.query.ndim() != 3 || in.keys.ndim() != 3) {
-    throw std::invalid_argument("query must be [B, T, Dq] and keys [B, S, Dk], got " + in.query.shape().str() + " and " +
-                                in.keys.shape().str());
+    throw std::invalid_argument("query must be [B, T, Dq] and keys [B, S, Dk], got " + in.query.shape().str() +
+                                " and " + in.keys.shape().str());
   }
   in.mask = to_mask(mask, in.keys);
   check_attention_inputs(in.query, in.keys, in.values, in.mask);
@@ -174,7 +177,8 @@ Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& 
   arrays.insert(arrays.end(), info.arrays.begin(), info.arrays.end());
   for (const auto& p : in.mechanism->parameters()) {
     if (!p.var.requires_grad()) continue;  // buffers (REINFORCE's baseline)
-    const auto a = std::find_if(arrays.begin(), arrays.end(), [&](const MechanismArray& x) { return x.parameter == p.name; });
+    const auto a =
+        std::find_if(arrays.begin(), arrays.end(), [&](const MechanismArray& x) { return x.parameter == p.name; });
     const std::string kwarg = a == arrays.end() ? p.name : a->kwarg;
     if (!given.count(kwarg))
       throw std::invalid_argument("attention='" + attention + "', score='" + score + "' needs " + kwarg + " of shape " +
@@ -188,9 +192,11 @@ Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& 
     given.erase(kwarg);
   }
   if (!given.empty())
-    throw std::invalid_argument("attention='" + attention + "', score='" + score + "' does not use " + given.begin()->first);
+    throw std::invalid_argument("attention='" + attention + "', score='" + score + "' does not use " +
+                                given.begin()->first);
   if (info.needs_summary) {
-    if (!summary) throw std::invalid_argument("attention='" + info.name + "' needs summary [B, Dq] (the encoder summary)");
+    if (!summary)
+      throw std::invalid_argument("attention='" + info.name + "' needs summary [B, Dq] (the encoder summary)");
     in.summary = Var(to_tensor(*summary, "summary"), requires_grad);
     in.named.emplace_back("summary", in.summary);
   }
@@ -265,7 +271,6 @@ const char* attention_doc() {
   return doc.c_str();
 }
 
-
 const char* kBackwardDoc = R"doc(
 Gradients of attend.attention: given d(loss)/d(context) (and optionally d(loss)/d(weights)),
 returns a dict of d(loss)/d(input) for query, keys, values and every score parameter given.
@@ -294,7 +299,8 @@ class PyModel {
     }
     std::vector<std::string> text;
     for (size_t i = 0; i < out.size(); ++i) {
-      if (!out[i].error.empty()) throw std::invalid_argument("translate: input " + std::to_string(i) + ": " + out[i].error);
+      if (!out[i].error.empty())
+        throw std::invalid_argument("translate: input " + std::to_string(i) + ": " + out[i].error);
       text.push_back(out[i].text);
     }
     return text;
@@ -417,16 +423,18 @@ PYBIND11_MODULE(attend, m) {
       "attention",
       [](const FloatArg& query, const FloatArg& keys, const FloatArg& values, const std::string& attention,
          const std::string& score, const std::string& normalizer, const py::object& mask,
-         const std::optional<FloatArg>& summary, bool hard, bool return_weights, const py::kwargs& kwargs) -> py::object {
+         const std::optional<FloatArg>& summary, bool hard, bool return_weights,
+         const py::kwargs& kwargs) -> py::object {
         Inputs in = make_inputs(query, keys, values, attention, score, normalizer, mask, summary, kwargs, false);
         NoGradScope no_grad;
         Outputs out = run_mechanism(in, hard);
         if (!return_weights) return to_numpy(out.context.value());
         return py::make_tuple(to_numpy(out.context.value()), to_numpy(out.weights.value()));
       },
-      attention_doc(), py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(), py::arg("attention") = default_mechanism(),
-      py::arg("score") = "dot", py::arg("normalizer") = "softmax", py::arg("mask") = py::none(),
-      py::arg("summary") = py::none(), py::arg("hard") = false, py::arg("return_weights") = true);
+      attention_doc(), py::arg("query"), py::arg("keys"), py::arg("values"), py::kw_only(),
+      py::arg("attention") = default_mechanism(), py::arg("score") = "dot", py::arg("normalizer") = "softmax",
+      py::arg("mask") = py::none(), py::arg("summary") = py::none(), py::arg("hard") = false,
+      py::arg("return_weights") = true);
 
   m.def(
       "attention_backward",
@@ -448,7 +456,7 @@ PYBIND11_MODULE(attend, m) {
             total = add(total, sum(mul(out.weights, Var(gw))));
           }
           if (out.penalty.defined()) total = add(total, out.penalty);  // + lambda * coverage loss
-          if (out.context.requires_grad()) tape.backward(total);  // else no queries (B or T = 0): zero gradients
+          if (out.context.requires_grad()) tape.backward(total);       // else no queries (B or T = 0): zero gradients
         }
         py::dict grads;
         for (const auto& [name, v] : in.named) {
@@ -463,9 +471,10 @@ PYBIND11_MODULE(attend, m) {
       py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("summary") = py::none());
 
   // Multi-head scaled-dot-product attention (the fused kernel of ops/sdpa.h).
-  auto sdpa_options = [](float scale, const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,
-                         int window_left, int window_right, const std::optional<std::vector<float>>& alibi_slopes,
-                         float softcap, float dropout, uint64_t seed, bool reference) {
+  auto sdpa_options = [](float scale, const std::optional<std::vector<int>>& key_lengths, bool causal,
+                         bool bottom_right, int window_left, int window_right,
+                         const std::optional<std::vector<float>>& alibi_slopes, float softcap, float dropout,
+                         uint64_t seed, bool reference) {
     SdpaOptions o;
     o.scale = scale, o.causal = causal, o.bottom_right = bottom_right;
     o.window_left = window_left, o.window_right = window_right, o.softcap = softcap, o.dropout = dropout, o.seed = seed;
@@ -500,10 +509,10 @@ PYBIND11_MODULE(attend, m) {
   m.def(
       "sdpa_backward",
       [sdpa_options](const FloatArg& q, const FloatArg& k, const FloatArg& v, const FloatArg& grad_out,
-                     const std::optional<FloatArg>& bias, float scale, const std::optional<std::vector<int>>& key_lengths,
-                     bool causal, bool bottom_right, int window_left, int window_right,
-                     const std::optional<std::vector<float>>& alibi_slopes, float softcap, float dropout, uint64_t seed,
-                     bool reference) {
+                     const std::optional<FloatArg>& bias, float scale,
+                     const std::optional<std::vector<int>>& key_lengths, bool causal, bool bottom_right,
+                     int window_left, int window_right, const std::optional<std::vector<float>>& alibi_slopes,
+                     float softcap, float dropout, uint64_t seed, bool reference) {
         const SdpaOptions o = sdpa_options(scale, key_lengths, causal, bottom_right, window_left, window_right,
                                            alibi_slopes, softcap, dropout, seed, reference);
         const Tensor b = bias ? to_tensor(*bias, "bias") : Tensor();
@@ -515,16 +524,17 @@ PYBIND11_MODULE(attend, m) {
         if (bias) grads["bias"] = to_numpy(g.dbias);
         return grads;
       },
-      "Gradients of sum(sdpa(...)[0] * grad_out) with respect to q, k, v (and bias): a dict.",
-      py::arg("q"), py::arg("k"), py::arg("v"), py::arg("grad_out"), py::kw_only(), py::arg("bias") = py::none(),
+      "Gradients of sum(sdpa(...)[0] * grad_out) with respect to q, k, v (and bias): a dict.", py::arg("q"),
+      py::arg("k"), py::arg("v"), py::arg("grad_out"), py::kw_only(), py::arg("bias") = py::none(),
       py::arg("scale") = 0.0f, py::arg("key_lengths") = py::none(), py::arg("causal") = false,
       py::arg("bottom_right") = false, py::arg("window_left") = -1, py::arg("window_right") = -1,
       py::arg("alibi_slopes") = py::none(), py::arg("softcap") = 0.0f, py::arg("dropout") = 0.0f, py::arg("seed") = 0,
       py::arg("reference") = false);
 
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
-      .def_static("load", &PyModel::load, py::arg("dir"),
-                  "Loads and validates a model directory.\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
+      .def_static(
+          "load", &PyModel::load, py::arg("dir"),
+          "Loads and validates a model directory.\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
       .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5, py::arg("batch") = 64,
            "Outputs for a list of inputs, decoded `batch` inputs at a time (of similar lengths).\n\n"
            ">>> model.translate(['the 3rd of march, 1999'])  # doctest: +SKIP\n"

@@ -38,24 +38,47 @@ void TrainOptions::validate() const {
   if (max_minutes < 0) bad("--max-minutes must be >= 0, got " + std::to_string(max_minutes));
   if (max_steps < 0) bad("--max-steps must be >= 0, got " + std::to_string(max_steps));
   if (!(lr > 0.0f)) bad("--lr must be > 0, got " + std::to_string(lr));
-  if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f)) bad("--label-smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
+  if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
+    bad("--label-smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
   if (patience < 1) bad("--patience must be >= 1, got " + std::to_string(patience));
   if (eval_every < 0) bad("--eval-every must be >= 0, got " + std::to_string(eval_every));
   if (out.empty()) bad("--out must name a directory");
   if (save_every < 0) bad("--save-every must be >= 0, got " + std::to_string(save_every));
   if (max_nonfinite < 1) bad("--max-nonfinite must be >= 1, got " + std::to_string(max_nonfinite));
-  if (threads > max_threads()) bad("--threads must be at most " + std::to_string(max_threads()) + " on this machine, got " + std::to_string(threads));
+  if (threads > max_threads())
+    bad("--threads must be at most " + std::to_string(max_threads()) + " on this machine, got " +
+        std::to_string(threads));
   parse_schedule(schedule);
 }
 
 void to_json(nlohmann::json& j, const TrainOptions& o) {
-  j = {{"task", o.task}, {"train_path", o.train_path}, {"dev_path", o.dev_path}, {"data_dir", o.data_dir},
-       {"dates_train", o.dates_train}, {"dates_dev", o.dates_dev}, {"dates_test", o.dates_test},
-       {"model", o.model}, {"source", o.source}, {"target", o.target}, {"batch", o.batch}, {"epochs", o.epochs},
-       {"max_minutes", o.max_minutes}, {"max_steps", o.max_steps}, {"seed", o.seed}, {"threads", o.threads}, {"lr", json_float(o.lr)},
-       {"schedule", o.schedule}, {"warmup", o.warmup}, {"clip_norm", json_float(o.clip_norm)}, {"weight_decay", json_float(o.weight_decay)},
-       {"label_smoothing", json_float(o.label_smoothing)}, {"patience", o.patience}, {"eval_every", o.eval_every},
-       {"max_nonfinite", o.max_nonfinite}, {"save_every", o.save_every}, {"out", o.out}};
+  j = {{"task", o.task},
+       {"train_path", o.train_path},
+       {"dev_path", o.dev_path},
+       {"data_dir", o.data_dir},
+       {"dates_train", o.dates_train},
+       {"dates_dev", o.dates_dev},
+       {"dates_test", o.dates_test},
+       {"model", o.model},
+       {"source", o.source},
+       {"target", o.target},
+       {"batch", o.batch},
+       {"epochs", o.epochs},
+       {"max_minutes", o.max_minutes},
+       {"max_steps", o.max_steps},
+       {"seed", o.seed},
+       {"threads", o.threads},
+       {"lr", json_float(o.lr)},
+       {"schedule", o.schedule},
+       {"warmup", o.warmup},
+       {"clip_norm", json_float(o.clip_norm)},
+       {"weight_decay", json_float(o.weight_decay)},
+       {"label_smoothing", json_float(o.label_smoothing)},
+       {"patience", o.patience},
+       {"eval_every", o.eval_every},
+       {"max_nonfinite", o.max_nonfinite},
+       {"save_every", o.save_every},
+       {"out", o.out}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -81,26 +104,47 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
 // ---- the training state -----------------------------------------------------------------
 
 void to_json(nlohmann::json& j, const EvalRecord& r) {
-  j = {{"step", r.step}, {"epoch", r.epoch}, {"train_loss", r.train_loss}, {"dev_exact_match", r.dev_exact_match},
-       {"dev_error_rate", r.dev_error_rate}, {"lr", r.lr}, {"elapsed_seconds", r.elapsed_seconds}, {"best", r.best}};
+  j = {{"step", r.step},
+       {"epoch", r.epoch},
+       {"train_loss", r.train_loss},
+       {"dev_exact_match", r.dev_exact_match},
+       {"dev_error_rate", r.dev_error_rate},
+       {"lr", r.lr},
+       {"elapsed_seconds", r.elapsed_seconds},
+       {"best", r.best}};
 }
 
 void from_json(const nlohmann::json& j, EvalRecord& r) {
   const char* w = "evaluation record";
   r.step = json_field<int64_t>(j, "step", w), r.epoch = json_field<int>(j, "epoch", w);
-  r.train_loss = json_field<double>(j, "train_loss", w), r.dev_exact_match = json_field<double>(j, "dev_exact_match", w);
+  r.train_loss = json_field<double>(j, "train_loss", w),
+  r.dev_exact_match = json_field<double>(j, "dev_exact_match", w);
   r.dev_error_rate = json_field<double>(j, "dev_error_rate", w), r.lr = json_field<double>(j, "lr", w);
   r.elapsed_seconds = json_field<double>(j, "elapsed_seconds", w), r.best = json_field<bool>(j, "best", w);
 }
 
 void to_json(nlohmann::json& j, const TrainState& s) {
-  j = {{"step", s.step}, {"epoch", s.epoch}, {"next_batch", s.next_batch}, {"epoch_rng", s.epoch_rng},
-       {"rng", s.rng}, {"adam_steps", s.adam_steps}, {"lr_scale", s.lr_scale}, {"stale", s.stale},
-       {"nonfinite", s.nonfinite}, {"epoch_loss", s.epoch_loss}, {"epoch_steps", s.epoch_steps},
-       {"last_eval_step", s.last_eval_step}, {"elapsed_seconds", s.elapsed_seconds}, {"best", s.best},
-       {"metrics", s.metrics}, {"finished", s.finished}, {"stopped_on_budget", s.stopped_on_budget},
-       {"stop_reason", s.stop_reason}, {"src_vocab_sha256", s.src_vocab_sha256},
-       {"tgt_vocab_sha256", s.tgt_vocab_sha256}, {"data_files", s.data_files}};
+  j = {{"step", s.step},
+       {"epoch", s.epoch},
+       {"next_batch", s.next_batch},
+       {"epoch_rng", s.epoch_rng},
+       {"rng", s.rng},
+       {"adam_steps", s.adam_steps},
+       {"lr_scale", s.lr_scale},
+       {"stale", s.stale},
+       {"nonfinite", s.nonfinite},
+       {"epoch_loss", s.epoch_loss},
+       {"epoch_steps", s.epoch_steps},
+       {"last_eval_step", s.last_eval_step},
+       {"elapsed_seconds", s.elapsed_seconds},
+       {"best", s.best},
+       {"metrics", s.metrics},
+       {"finished", s.finished},
+       {"stopped_on_budget", s.stopped_on_budget},
+       {"stop_reason", s.stop_reason},
+       {"src_vocab_sha256", s.src_vocab_sha256},
+       {"tgt_vocab_sha256", s.tgt_vocab_sha256},
+       {"data_files", s.data_files}};
 }
 
 void from_json(const nlohmann::json& j, TrainState& s) {
@@ -129,10 +173,14 @@ void TrainState::validate(int64_t batches_per_epoch) const {
   if (step < 0) bad("step is " + std::to_string(step));
   if (epoch < 1) bad("epoch is " + std::to_string(epoch));
   if (next_batch > uint64_t(batches_per_epoch))
-    bad("next_batch " + std::to_string(next_batch) + " is past the epoch's " + std::to_string(batches_per_epoch) + " batches");
-  if (adam_steps < 0 || adam_steps > step) bad("adam_steps " + std::to_string(adam_steps) + " with step " + std::to_string(step));
-  if (!(lr_scale > 0.0f) || !std::isfinite(lr_scale)) bad("lr_scale must be finite and > 0, got " + std::to_string(lr_scale));
-  if (stale < 0 || nonfinite < 0) bad("negative counters (stale " + std::to_string(stale) + ", nonfinite " + std::to_string(nonfinite) + ")");
+    bad("next_batch " + std::to_string(next_batch) + " is past the epoch's " + std::to_string(batches_per_epoch) +
+        " batches");
+  if (adam_steps < 0 || adam_steps > step)
+    bad("adam_steps " + std::to_string(adam_steps) + " with step " + std::to_string(step));
+  if (!(lr_scale > 0.0f) || !std::isfinite(lr_scale))
+    bad("lr_scale must be finite and > 0, got " + std::to_string(lr_scale));
+  if (stale < 0 || nonfinite < 0)
+    bad("negative counters (stale " + std::to_string(stale) + ", nonfinite " + std::to_string(nonfinite) + ")");
   if (!std::isfinite(epoch_loss) || epoch_steps < 0 || epoch_steps > step) bad("epoch_loss/epoch_steps out of range");
   if (last_eval_step < -1 || last_eval_step > step) bad("last_eval_step " + std::to_string(last_eval_step));
   if (!std::isfinite(elapsed_seconds) || elapsed_seconds < 0) bad("elapsed_seconds " + std::to_string(elapsed_seconds));
@@ -210,7 +258,8 @@ SavedState read_state(const std::string& dir) {
   const std::string path = dir + "/" + kTrainStateFile;
   std::error_code ec;
   if (!std::filesystem::exists(path, ec))
-    throw std::runtime_error(path + ": no training state to resume (runs save one when they start, every "
+    throw std::runtime_error(path +
+                             ": no training state to resume (runs save one when they start, every "
                              "--save-every steps and at each evaluation)");
   SavedState s;
   std::map<std::string, std::string> metadata;
@@ -220,7 +269,8 @@ SavedState read_state(const std::string& dir) {
     if (!metadata.count(kStateKey)) throw std::runtime_error(std::string("no '") + kStateKey + "' metadata");
     s.meta = nlohmann::json::parse(metadata.at(kStateKey));
     if (!s.meta.is_object() || s.meta.value("version", 0) != 1)
-      throw std::runtime_error("version " + s.meta.value("version", nlohmann::json()).dump() + " (this attend reads version 1)");
+      throw std::runtime_error("version " + s.meta.value("version", nlohmann::json()).dump() +
+                               " (this attend reads version 1)");
   } catch (const std::exception& e) {
     throw std::runtime_error(path + ": not an attend training state: " + e.what());
   }
@@ -287,7 +337,8 @@ void Trainer::check_directory() {
     if (std::filesystem::exists(opt_.out + "/" + f, ec))
       throw std::runtime_error(opt_.out + ": already holds a model or a run (" + f +
                                "); give --overwrite to train a new model there (the old one stays until the new "
-                               "run saves its first), or --resume " + opt_.out + " to continue its run");
+                               "run saves its first), or --resume " +
+                               opt_.out + " to continue its run");
   }
 }
 
@@ -320,8 +371,12 @@ void Trainer::build_model() {
   rng_ = Rng(opt_.seed);
   state_.rng = state_.epoch_rng = rng_.state();
   nlohmann::json extra = {{"task", opt_.task},
-                          {"training", {{"seed", opt_.seed}, {"batch", opt_.batch}, {"lr", json_float(opt_.lr)},
-                                        {"label_smoothing", json_float(opt_.label_smoothing)}, {"threads", opt_.threads}}}};
+                          {"training",
+                           {{"seed", opt_.seed},
+                            {"batch", opt_.batch},
+                            {"lr", json_float(opt_.lr)},
+                            {"label_smoothing", json_float(opt_.label_smoothing)},
+                            {"threads", opt_.threads}}}};
   bundle_ = std::make_unique<Translator>(mc.build(rng_), opt_.source, opt_.target, src_vocab, tgt_vocab, extra);
   params_ = bundle_->model().parameters();
   int64_t n_params = 0;
@@ -329,7 +384,8 @@ void Trainer::build_model() {
   message("model: " + std::to_string(n_params) + " parameters; vocabularies " + std::to_string(src_vocab.size()) +
           " (source) and " + std::to_string(tgt_vocab.size()) + " (target); " + std::to_string(train_set_.size()) +
           " training and " + std::to_string(dev_examples_.size()) + " dev examples");
-  adam_ = std::make_unique<Adam>(params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm});
+  adam_ = std::make_unique<Adam>(
+      params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm});
   schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
 }
 
@@ -374,11 +430,13 @@ void Trainer::restore() {
   } catch (const std::exception& e) {
     throw std::runtime_error(origin + ": bad options in the training state: " + e.what());
   }
-  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"}) was.erase(free), now.erase(free);
+  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"})
+    was.erase(free), now.erase(free);
   if (was != now) {
     std::string diff;
     for (const auto& [k, v] : now.items())
-      if (!was.contains(k) || was[k] != v) diff += " " + k + " (was " + (was.contains(k) ? was[k].dump() : "unset") + ", now " + v.dump() + ")";
+      if (!was.contains(k) || was[k] != v)
+        diff += " " + k + " (was " + (was.contains(k) ? was[k].dump() : "unset") + ", now " + v.dump() + ")";
     throw std::invalid_argument(origin + ": cannot resume with different settings:" + diff);
   }
   for (size_t i = 0; i < s.data_files.size() && i < state_.data_files.size(); ++i)
@@ -400,9 +458,12 @@ void Trainer::restore() {
 
   std::map<std::string, Tensor> weights, moments;
   for (auto& [name, t] : saved.tensors) {
-    if (name.rfind("param.", 0) == 0) weights.emplace(name.substr(6), t);
-    else if (name.rfind("adam.", 0) == 0) moments.emplace(name.substr(5), t);
-    else throw std::runtime_error(origin + ": unexpected tensor '" + name + "'");
+    if (name.rfind("param.", 0) == 0)
+      weights.emplace(name.substr(6), t);
+    else if (name.rfind("adam.", 0) == 0)
+      moments.emplace(name.substr(5), t);
+    else
+      throw std::runtime_error(origin + ": unexpected tensor '" + name + "'");
   }
   require_finite(saved.tensors, origin);
   assign_parameters(params_, weights, origin);
@@ -439,7 +500,8 @@ void Trainer::evaluate() {
   TrainState& st = state_;
   st.last_eval_step = st.step;
   EvalRecord r;
-  r.step = st.step, r.epoch = std::min(st.epoch, opt_.epochs), r.train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0.0;
+  r.step = st.step, r.epoch = std::min(st.epoch, opt_.epochs),
+  r.train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0.0;
   r.dev_exact_match = s.exact_match, r.dev_error_rate = s.error_rate;
   r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
   r.best = s.exact_match > st.best.dev_exact_match ||
@@ -497,8 +559,8 @@ bool Trainer::step() {
   if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
     ++st.nonfinite;
     st.lr_scale *= 0.5f;
-    message("step " + std::to_string(st.step) + ": non-finite " + (std::isfinite(loss_value) ? "gradient norm" : "loss") +
-            "; update skipped, learning rate halved");
+    message("step " + std::to_string(st.step) + ": non-finite " +
+            (std::isfinite(loss_value) ? "gradient norm" : "loss") + "; update skipped, learning rate halved");
     if (st.nonfinite >= opt_.max_nonfinite)
       throw std::runtime_error("training diverged: " + std::to_string(st.nonfinite) +
                                " consecutive non-finite steps, the last at step " + std::to_string(st.step) +
@@ -558,7 +620,8 @@ void Trainer::end_epoch() {
   evaluate();
   if (stop_) return;
   const TrainState here = state_;
-  state_.epoch += 1, state_.next_batch = 0, state_.epoch_rng = rng_.state(), state_.epoch_loss = 0.0, state_.epoch_steps = 0;
+  state_.epoch += 1, state_.next_batch = 0, state_.epoch_rng = rng_.state(), state_.epoch_loss = 0.0,
+                     state_.epoch_steps = 0;
   save_state();
   state_ = here;
 }
@@ -592,6 +655,8 @@ TrainResult Trainer::run() {
   return result_;
 }
 
-TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks) { return Trainer(options, callbacks).run(); }
+TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks) {
+  return Trainer(options, callbacks).run();
+}
 
 }  // namespace attend

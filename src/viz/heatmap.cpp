@@ -104,8 +104,7 @@ std::string font_path() {
     return env;
   }
   for (const char* p : {"/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-                        "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
-                        "/usr/share/fonts/TTF/DejaVuSans.ttf"})
+                        "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf", "/usr/share/fonts/TTF/DejaVuSans.ttf"})
     if (std::filesystem::exists(p)) return p;
   throw std::runtime_error("no font for alignment labels: install fonts-dejavu-core or set ATTEND_FONT to a .ttf file");
 }
@@ -148,8 +147,10 @@ class Text {
           const float a = bm.buffer[r * bm.pitch + col] / 255.0f;
           if (a <= 0) continue;
           const int gx = g->bitmap_left + static_cast<int>(col), gy = -g->bitmap_top + static_cast<int>(r);
-          if (vertical) c.blend(x + gy, y - gx, color, a);  // rotate (gx, gy) by -90°
-          else c.blend(x + gx, y + gy, color, a);
+          if (vertical)
+            c.blend(x + gy, y - gx, color, a);  // rotate (gx, gy) by -90°
+          else
+            c.blend(x + gx, y + gy, color, a);
         }
       (vertical ? y : x) += static_cast<int>(g->advance.x >> 6) * (vertical ? -1 : 1);
     }
@@ -174,8 +175,8 @@ bool encode_png(const Canvas& c, std::string* out) {
     return false;
   }
   png_set_write_fn(png, out, png_append, nullptr);
-  png_set_IHDR(png, info, c.width(), c.height(), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-               PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(png, info, c.width(), c.height(), 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   png_write_info(png, info);
   for (int y = 0; y < c.height(); ++y) png_write_row(png, const_cast<png_bytep>(c.row(y)));
   png_write_end(png, nullptr);
@@ -231,7 +232,8 @@ class Panel {
  private:
   const Alignment& a_;
   Text& text_;
-  int row_label_w_ = 0, col_label_h_ = 0, title_h_ = 0, S_ = 0, T_ = 0, grid_x_ = 0, grid_y_ = 0, width_ = 0, height_ = 0;
+  int row_label_w_ = 0, col_label_h_ = 0, title_h_ = 0, S_ = 0, T_ = 0, grid_x_ = 0, grid_y_ = 0, width_ = 0,
+      height_ = 0;
 };
 
 // Column widths and row heights of a grid of panels (rows may hold different numbers).
@@ -260,8 +262,8 @@ GridLayout grid_layout(const std::vector<std::vector<Alignment>>& rows, Size siz
 void check_image_size(int64_t width, int64_t height, const std::string& path) {
   constexpr int64_t kMaxSide = 16384;
   if (width > kMaxSide || height > kMaxSide)
-    throw std::invalid_argument(path + ": the picture would be " + std::to_string(width) + " x " + std::to_string(height) +
-                                " pixels, more than the limit of " + std::to_string(kMaxSide) +
+    throw std::invalid_argument(path + ": the picture would be " + std::to_string(width) + " x " +
+                                std::to_string(height) + " pixels, more than the limit of " + std::to_string(kMaxSide) +
                                 " a side (too many tokens to draw; use --format pharaoh for long inputs)");
 }
 
@@ -291,7 +293,9 @@ std::string grid_png(const std::vector<std::vector<Alignment>>& rows, const std:
 }
 }  // namespace
 
-void write_alignment_png(const std::string& path, const Alignment& a) { write_file_atomic(path, grid_png({{a}}, path)); }
+void write_alignment_png(const std::string& path, const Alignment& a) {
+  write_file_atomic(path, grid_png({{a}}, path));
+}
 
 namespace {
 std::pair<int, int> svg_size(const Alignment& a) {
@@ -306,11 +310,20 @@ std::string alignment_svg(const Alignment& a) {
     std::string o;
     for (char ch : s) {
       switch (ch) {
-        case '&': o += "&amp;"; break;
-        case '<': o += "&lt;"; break;
-        case '>': o += "&gt;"; break;
-        case '"': o += "&quot;"; break;
-        default: o += ch;
+        case '&':
+          o += "&amp;";
+          break;
+        case '<':
+          o += "&lt;";
+          break;
+        case '>':
+          o += "&gt;";
+          break;
+        case '"':
+          o += "&quot;";
+          break;
+        default:
+          o += ch;
       }
     }
     return o;
@@ -320,20 +333,23 @@ std::string alignment_svg(const Alignment& a) {
   const auto [width, height] = svg_size(a);
   std::ostringstream o;
   o << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << width << "\" height=\"" << height
-    << "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"14\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
+    << "\" font-family=\"DejaVu Sans, sans-serif\" font-size=\"14\">\n<rect width=\"100%\" height=\"100%\" "
+       "fill=\"white\"/>\n";
   if (!a.title.empty()) o << "<text x=\"10\" y=\"22\">" << esc(a.title) << "</text>\n";
   for (int s = 0; s < S; ++s) {
     const int x = left + s * cell + cell / 2 + 5, y = top - 6;
-    o << "<text transform=\"translate(" << x << "," << y << ") rotate(-90)\">" << esc(display(a.source[s])) << "</text>\n";
+    o << "<text transform=\"translate(" << x << "," << y << ") rotate(-90)\">" << esc(display(a.source[s]))
+      << "</text>\n";
   }
   for (int t = 0; t < T; ++t) {
     o << "<text x=\"" << left - 6 << "\" y=\"" << top + t * cell + cell / 2 + 5 << "\" text-anchor=\"end\">"
       << esc(display(a.target[t])) << "</text>\n";
     for (int s = 0; s < S; ++s) {
       const Rgb c = shade(a.weights[t][s]);
-      o << "<rect x=\"" << left + s * cell << "\" y=\"" << top + t * cell << "\" width=\"" << cell << "\" height=\"" << cell
-        << "\" fill=\"rgb(" << int(c.r) << "," << int(c.g) << "," << int(c.b) << ")\" stroke=\"#e1e1e1\"><title>"
-        << esc(a.target[t]) << " / " << esc(a.source[s]) << ": " << a.weights[t][s] << "</title></rect>\n";
+      o << "<rect x=\"" << left + s * cell << "\" y=\"" << top + t * cell << "\" width=\"" << cell << "\" height=\""
+        << cell << "\" fill=\"rgb(" << int(c.r) << "," << int(c.g) << "," << int(c.b)
+        << ")\" stroke=\"#e1e1e1\"><title>" << esc(a.target[t]) << " / " << esc(a.source[s]) << ": " << a.weights[t][s]
+        << "</title></rect>\n";
     }
   }
   o << "</svg>\n";
@@ -364,7 +380,8 @@ void write_alignment_grid(const std::string& path, const std::vector<std::vector
     check_grid(rows);
     const GridLayout g = grid_layout(rows, svg_size);
     check_image_size(g.width, g.height, path);
-    return write_file_atomic(path, rows.size() == 1 && rows[0].size() == 1 ? alignment_svg(rows[0][0]) : alignment_grid_svg(rows));
+    return write_file_atomic(
+        path, rows.size() == 1 && rows[0].size() == 1 ? alignment_svg(rows[0][0]) : alignment_grid_svg(rows));
   }
   throw std::invalid_argument(path + ": unknown image type '" + format + "' (use .png or .svg)");
 }

@@ -26,8 +26,8 @@ ScoreKind parse_score(const std::string& name);  // "dot" | "scaled-dot" | "gene
 std::string to_string(ScoreKind kind);
 
 struct ScoreParams {
-  Var W;             // general: [Dq, Dk]
-  Var Wq, Wk, va;    // additive: [Dq, A], [Dk, A], [A]
+  Var W;           // general: [Dq, Dk]
+  Var Wq, Wk, va;  // additive: [Dq, A], [Dk, A], [A]
 };
 
 struct AttentionResult {
@@ -43,7 +43,7 @@ void check_attention_inputs(const Var& query, const Var& keys, const Var& values
 // The general definition, in one call. query [B,T,Dq], keys [B,S,Dk], values [B,S,Dv],
 // mask [B,S] (1 = may attend; undefined = all) -> context [B,T,Dv], weights [B,T,S].
 AttentionResult attention(const Var& query, const Var& keys, const Var& values, const Tensor& mask, ScoreKind score,
-                       const ScoreParams& params = {}, Normalizer normalizer = Normalizer::kSoftmax);
+                          const ScoreParams& params = {}, Normalizer normalizer = Normalizer::kSoftmax);
 
 // The same mechanism as a layer that owns its score parameters and is called once per decoder
 // step. prepare() does the per-source work once (Wk·keys for additive, W·keys for general), so
@@ -51,8 +51,8 @@ AttentionResult attention(const Var& query, const Var& keys, const Var& values, 
 class SoftAttention : public Module {
  public:
   struct Memory {
-    Var keys;    // [B,S,X]: the keys as the score needs them (projected for general/additive)
-    Var values;  // [B,S,Dv]
+    Var keys;     // [B,S,X]: the keys as the score needs them (projected for general/additive)
+    Var values;   // [B,S,Dv]
     Tensor mask;  // [B,S]
   };
   SoftAttention() = default;

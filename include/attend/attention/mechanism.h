@@ -56,9 +56,9 @@ std::vector<std::string> attention_json_keys(const std::string& mechanism);
 // mechanism numbers for itself (its file names them). Beam search reorders every slot at once
 // (gather), so no mechanism can keep per-row state that a search would leave behind.
 struct AttentionState {
-  int step = 0;       // t, the output position being predicted
-  bool inference = false;  // decoding: hard decisions (pointers, argmax) instead of expectations
-  Rng* sampler = nullptr;  // training: what stochastic mechanisms sample from (null: inference)
+  int step = 0;                            // t, the output position being predicted
+  bool inference = false;                  // decoding: hard decisions (pointers, argmax) instead of expectations
+  Rng* sampler = nullptr;                  // training: what stochastic mechanisms sample from (null: inference)
   std::vector<Var> rows;                   // slot i: [B, ...], or undefined before it is set
   std::vector<std::vector<int>> row_ints;  // slot i: [B], or empty
   // Training: the mechanism's loss terms summed over the steps (see extra_loss); not per row.

@@ -23,17 +23,17 @@ namespace attend {
 // numbers; a choice is the index of its name).
 struct MechanismOption {
   enum class Type { kInt, kFloat, kChoice };
-  std::string key;                   // config.json key and Python keyword ("window"); flag --window
+  std::string key;  // config.json key and Python keyword ("window"); flag --window
   Type type = Type::kFloat;
   double default_value = 0.0;
-  double min = 0.0, max = 0.0;       // valid range, inclusive
-  std::string help;                  // one line for --help and docstrings
-  std::vector<std::string> choices;  // kChoice: the names, in index order
-  bool min_exclusive = false;        // (min, max] instead of [min, max]
-  std::vector<std::pair<std::string, double>> named_values;  // words that stand for a value ("auto" = 0)
-  std::string flag() const;          // "--" + key with '_' as '-'
-  std::string range() const;         // "[0, 1]", "(0, 1000]", "reinforce|gumbel"
-  std::string format(double v) const;  // a value as the user writes it
+  double min = 0.0, max = 0.0;                                             // valid range, inclusive
+  std::string help;                                                        // one line for --help and docstrings
+  std::vector<std::string> choices;                                        // kChoice: the names, in index order
+  bool min_exclusive = false;                                              // (min, max] instead of [min, max]
+  std::vector<std::pair<std::string, double>> named_values;                // words that stand for a value ("auto" = 0)
+  std::string flag() const;                                                // "--" + key with '_' as '-'
+  std::string range() const;                                               // "[0, 1]", "(0, 1000]", "reinforce|gumbel"
+  std::string format(double v) const;                                      // a value as the user writes it
   double parse(const std::string& text, const std::string& origin) const;  // checked, throws naming origin
 };
 
@@ -41,22 +41,22 @@ struct MechanismOption {
 // parameter it fills). `sizes` names the options that the array's dimensions set, in order
 // ("" = a dimension checked but setting nothing, "attention_dim" = the additive size A).
 struct MechanismArray {
-  std::string kwarg;       // "Wp"
-  std::string parameter;   // "position.W.weight"
-  std::string shape;       // "[Dq, A]", for the docstring
+  std::string kwarg;      // "Wp"
+  std::string parameter;  // "position.W.weight"
+  std::string shape;      // "[Dq, A]", for the docstring
   std::vector<std::string> sizes;
 };
 
 struct MechanismInfo {
-  int rank = 100;                     // where it stands in lists (help, errors): the classic ones first
-  std::string name;                   // as the user writes it: local-p
-  std::vector<std::string> aliases;   // other names it goes by (soft: global, dynamic)
-  std::string summary;                // one line: what it does
-  std::string paper;                  // "Luong et al. 2015, eqs. 9-10"
+  int rank = 100;                    // where it stands in lists (help, errors): the classic ones first
+  std::string name;                  // as the user writes it: local-p
+  std::vector<std::string> aliases;  // other names it goes by (soft: global, dynamic)
+  std::string summary;               // one line: what it does
+  std::string paper;                 // "Luong et al. 2015, eqs. 9-10"
   std::vector<MechanismOption> options;
   std::vector<MechanismArray> arrays;
-  bool additive_only = false;         // extends the additive score (location, coverage)
-  bool needs_summary = false;         // reads the encoder summary (static)
+  bool additive_only = false;  // extends the additive score (location, coverage)
+  bool needs_summary = false;  // reads the encoder summary (static)
   std::function<std::shared_ptr<AttentionMechanism>(const AttentionConfig&, int query_dim, int key_dim, Rng&)> make;
   // Settings measured on the training data before a model is built (local-m's position rate
   // "auto"): sets options from the pairs' (source, target) lengths and returns a message, or "".

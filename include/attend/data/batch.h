@@ -15,8 +15,9 @@ struct EncodedExample {
 };
 
 // Token ids of every example; unknown tokens become <unk> (counted in *unknown when given).
-std::vector<EncodedExample> encode(const std::vector<Example>& examples, const Tokenizer& src_tok, const Vocab& src_vocab,
-                                   const Tokenizer& tgt_tok, const Vocab& tgt_vocab, size_t* unknown = nullptr);
+std::vector<EncodedExample> encode(const std::vector<Example>& examples, const Tokenizer& src_tok,
+                                   const Vocab& src_vocab, const Tokenizer& tgt_tok, const Vocab& tgt_vocab,
+                                   size_t* unknown = nullptr);
 
 // A padded batch. All id arrays are time-major: element [t * B + b] is step t of sequence b.
 struct Batch {

@@ -10,8 +10,8 @@
 namespace attend::cmudict {
 
 struct Entry {
-  std::string word;                  // upper-case A-Z and apostrophe
-  std::vector<std::string> phones;   // the 39 ARPAbet phones, stress removed
+  std::string word;                 // upper-case A-Z and apostrophe
+  std::vector<std::string> phones;  // the 39 ARPAbet phones, stress removed
 };
 
 struct Parsed {

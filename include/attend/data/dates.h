@@ -21,8 +21,8 @@ struct Date {
   int year, month, day;  // month 1-12, day 1-31
 };
 
-std::string iso(const Date& d);                 // "2026-11-25"
-int weekday(const Date& d);                     // 0 = Monday ... 6 = Sunday
+std::string iso(const Date& d);  // "2026-11-25"
+int weekday(const Date& d);      // 0 = Monday ... 6 = Sunday
 int days_in_month(int year, int month);
 // Every date from 1900-01-01 to 2099-12-31, in order.
 std::vector<Date> all_dates();

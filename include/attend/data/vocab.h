@@ -16,7 +16,7 @@ class Vocab {
   Vocab();
   // From a token list that starts with the four specials; a duplicate token throws naming it.
   explicit Vocab(const std::vector<std::string>& tokens);
-  int add(const std::string& token);  // id of token, added if new
+  int add(const std::string& token);       // id of token, added if new
   int id(const std::string& token) const;  // kUnk when unknown
   bool contains(const std::string& token) const { return index_.count(token) != 0; }
   const std::string& token(int id) const;
@@ -32,8 +32,8 @@ class Vocab {
 struct Tokenizer {
   enum class Kind { kChar, kSpace };
   Kind kind = Kind::kChar;
-  bool lowercase = false;       // ASCII lower-casing before splitting
-  bool collapse_spaces = false; // trim and squeeze runs of white space to one space
+  bool lowercase = false;        // ASCII lower-casing before splitting
+  bool collapse_spaces = false;  // trim and squeeze runs of white space to one space
   std::string normalize(const std::string& text) const;
   std::vector<std::string> split(const std::string& text) const;  // normalises first
   std::string join(const std::vector<std::string>& tokens) const;

@@ -1,8 +1,8 @@
 // attend models: the RNN encoder-decoder with attention (Bahdanau et al. 2015; Luong et al. 2015).
 //
 // The encoder (bidirectional GRU by default, LSTM optional; one or more stacked layers) reads
-// the source and produces the hidden states h_1..h_S (those of its top layer). The decoder starts from the encoder's last state through a learned
-// bridge, s_0 = tanh(W_b [→h_S; ←h_1] + b_b). At every step t:
+// the source and produces the hidden states h_1..h_S (those of its top layer). The decoder starts from the encoder's
+// last state through a learned bridge, s_0 = tanh(W_b [→h_S; ←h_1] + b_b). At every step t:
 //   s_t  = RNN(s_{t-1}, [emb(y_{t-1}); h̃_{t-1}])      (h̃ input feeding is optional)
 // (h_s has 2 x encoder_hidden values with a bidirectional encoder; s_t, h̃_t have `hidden`.)
 //   a_t  = softmax(score(s_t, h_1..h_S))              (the attention weights, [B,S])
@@ -26,15 +26,15 @@ namespace attend {
 struct Seq2SeqConfig {
   CellKind cell = CellKind::kGru;
   int embedding = 64;
-  int hidden = 128;            // decoder state size
-  int encoder_hidden = 0;      // per encoder direction; 0 = hidden/2 when bidirectional, else hidden
-  int encoder_layers = 1;      // stacked recurrent layers, dropout between them
+  int hidden = 128;        // decoder state size
+  int encoder_hidden = 0;  // per encoder direction; 0 = hidden/2 when bidirectional, else hidden
+  int encoder_layers = 1;  // stacked recurrent layers, dropout between them
   bool bidirectional = true;
-  AttentionConfig attention;    // mechanism, score, normaliser, attention size and the mechanism's options
+  AttentionConfig attention;  // mechanism, score, normaliser, attention size and the mechanism's options
   bool input_feeding = true;
   float dropout = 0.1f;
   int src_vocab = 0, tgt_vocab = 0;
-  void validate() const;       // throws std::invalid_argument naming the bad field and value
+  void validate() const;  // throws std::invalid_argument naming the bad field and value
   int encoder_size() const { return encoder_hidden > 0 ? encoder_hidden : bidirectional ? hidden / 2 : hidden; }
   int memory_size() const { return encoder_size() * (bidirectional ? 2 : 1); }  // size of h_1..h_S
 };
@@ -44,16 +44,16 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c);
 class Seq2Seq : public Model {
  public:
   struct Encoded {
-    AttentionMemory memory;        // keys/values [B,S,M], mask [B,S], lengths
-    RnnState bridge;               // the decoder's initial state
-    Var target_gates;              // inference: emb(v) W_ih[:E] + b_ih for every target token v, [V, G*H]
-    Var memory_combined;           // inference: h_s W_c[:M] for every source position, [B,S,H] (see step)
+    AttentionMemory memory;  // keys/values [B,S,M], mask [B,S], lengths
+    RnnState bridge;         // the decoder's initial state
+    Var target_gates;        // inference: emb(v) W_ih[:E] + b_ih for every target token v, [V, G*H]
+    Var memory_combined;     // inference: h_s W_c[:M] for every source position, [B,S,H] (see step)
     int B = 0, S = 0;
   };
   struct DecoderState {
-    RnnState rnn;         // s_{t-1}
-    Var feed;             // h̃_{t-1} [B,H] (zeros at t = 0); undefined without input feeding
-    AttentionState attn;  // what the attention mechanism carries between steps
+    RnnState rnn;                    // s_{t-1}
+    Var feed;                        // h̃_{t-1} [B,H] (zeros at t = 0); undefined without input feeding
+    AttentionState attn;             // what the attention mechanism carries between steps
     std::vector<int> last_attended;  // decoding with a window constraint: argmax of the previous step
   };
   // Decoding only: keep attention within [last - back, last + forward] of the previous argmax.
@@ -81,7 +81,7 @@ class Seq2Seq : public Model {
   void precompute_memory_combined(Encoded& enc) const;
   // One decoder step for the previous tokens prev [B].
   StepOutput step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc, Rng* dropout_rng,
-            const WindowConstraint* window = nullptr) const;
+                  const WindowConstraint* window = nullptr) const;
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order.
   // `final_state` receives the attention state after the last step (its loss terms: coverage
   // penalty, hard attention's sampled log-probabilities and entropy). With an Rng, dropout is

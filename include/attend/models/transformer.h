@@ -21,16 +21,16 @@ namespace attend {
 // The defaults are a small model for small tasks on a CPU (dates); the G2P recipe of the CLI
 // uses dim 256, ffn 1024 and 3 layers each side.
 struct TransformerConfig {
-  int dim = 128;            // C
-  int heads = 4;            // H (C divisible by H)
-  int ffn = 512;            // feed-forward width
+  int dim = 128;  // C
+  int heads = 4;  // H (C divisible by H)
+  int ffn = 512;  // feed-forward width
   int encoder_layers = 2, decoder_layers = 2;
-  bool pre_norm = true;     // false: post-LN, as in the paper
+  bool pre_norm = true;         // false: post-LN, as in the paper
   bool tie_embeddings = false;  // output projection = target embedding table (Press & Wolf 2017)
   float dropout = 0.1f;
-  int max_length = 512;     // longest sequence the positions cover
+  int max_length = 512;  // longest sequence the positions cover
   int src_vocab = 0, tgt_vocab = 0;
-  void validate() const;    // throws std::invalid_argument naming the field and value
+  void validate() const;  // throws std::invalid_argument naming the field and value
 };
 void to_json(nlohmann::json& j, const TransformerConfig& c);
 void from_json(const nlohmann::json& j, TransformerConfig& c);

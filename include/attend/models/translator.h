@@ -21,9 +21,9 @@
 namespace attend {
 
 struct Translation {
-  std::string text;                           // the output, detokenised
-  std::vector<std::string> source_tokens;     // as the model saw them (after normalisation)
-  std::vector<std::string> target_tokens;     // output tokens, without </s>
+  std::string text;                        // the output, detokenised
+  std::vector<std::string> source_tokens;  // as the model saw them (after normalisation)
+  std::vector<std::string> target_tokens;  // output tokens, without </s>
   // [target_tokens + 1 (</s>; no such row when the output was cut at the length limit)][source_tokens];
   // Transformer: the mean of the maps.
   std::vector<std::vector<float>> attention;
@@ -31,8 +31,8 @@ struct Translation {
   // named by model().attention_maps()): [map][target_tokens + 1][source_tokens]. Else empty.
   std::vector<std::vector<std::vector<float>>> maps;
   float score = 0.0f;
-  size_t unknown = 0;                         // source tokens not in the vocabulary (mapped to <unk>)
-  std::string error;                          // why this input was not translated (e.g. too long); else empty
+  size_t unknown = 0;  // source tokens not in the vocabulary (mapped to <unk>)
+  std::string error;   // why this input was not translated (e.g. too long); else empty
 };
 
 // What a model directory's config.json holds; parse_model_config validates every field and

@@ -34,8 +34,8 @@ class MultiHeadAttention : public Module {
   MultiHeadAttention(int dim, int heads, Rng& rng);
   // x_q [B,T,C], x_kv [B,S,C] -> [B,T,C]; options carry the masks (key lengths, causal).
   Var operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options) const;
-  Var split_heads(const Var& x) const;   // [B,T,C] -> [B,H,T,D]
-  Var merge_heads(const Var& x) const;   // [B,H,T,D] -> [B,T,C]
+  Var split_heads(const Var& x) const;  // [B,T,C] -> [B,H,T,D]
+  Var merge_heads(const Var& x) const;  // [B,H,T,D] -> [B,T,C]
   const Linear& wq() const { return wq_; }
   const Linear& wk() const { return wk_; }
   const Linear& wv() const { return wv_; }

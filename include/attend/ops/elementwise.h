@@ -12,7 +12,7 @@ Var add(const Var& a, const Var& b);
 Var sub(const Var& a, const Var& b);
 Var mul(const Var& a, const Var& b);
 Var minimum(const Var& a, const Var& b);  // element-wise min; the gradient goes to the smaller (to a on ties)
-Var scale(const Var& x, float factor);  // x * factor
+Var scale(const Var& x, float factor);    // x * factor
 
 Var tanh(const Var& x);
 Var sigmoid(const Var& x);

@@ -21,16 +21,16 @@ namespace attend {
 enum class SdpaPath { kFused, kReference };  // kReference: plain loops, the test oracle
 
 struct SdpaOptions {
-  float scale = 0.0f;              // 0 = 1 / sqrt(D)
-  std::vector<int> key_lengths;    // [B], each in [0, S]: keys at s >= length are masked; empty = S
-  bool causal = false;             // key s is masked when s > diag(t)
-  bool bottom_right = false;       // diag(t) = t + length - T instead of t
-  int window_left = -1;            // sliding window: mask s < diag(t) - left (-1 = unbounded)
-  int window_right = -1;           //                 mask s > diag(t) + right (-1 = unbounded)
-  std::vector<float> alibi_slopes; // [H]: adds -slope_h · |diag(t) - s| (Press et al. 2022)
-  float softcap = 0.0f;            // > 0: score = cap · tanh(score / cap), before bias (Gemma 2)
-  float dropout = 0.0f;            // on the weights, with a counter-based generator:
-  uint64_t seed = 0;               // the same (seed, b, h, t, s) always drops the same weight
+  float scale = 0.0f;               // 0 = 1 / sqrt(D)
+  std::vector<int> key_lengths;     // [B], each in [0, S]: keys at s >= length are masked; empty = S
+  bool causal = false;              // key s is masked when s > diag(t)
+  bool bottom_right = false;        // diag(t) = t + length - T instead of t
+  int window_left = -1;             // sliding window: mask s < diag(t) - left (-1 = unbounded)
+  int window_right = -1;            //                 mask s > diag(t) + right (-1 = unbounded)
+  std::vector<float> alibi_slopes;  // [H]: adds -slope_h · |diag(t) - s| (Press et al. 2022)
+  float softcap = 0.0f;             // > 0: score = cap · tanh(score / cap), before bias (Gemma 2)
+  float dropout = 0.0f;             // on the weights, with a counter-based generator:
+  uint64_t seed = 0;                // the same (seed, b, h, t, s) always drops the same weight
   SdpaPath path = SdpaPath::kFused;
 };
 
@@ -51,8 +51,8 @@ SdpaGrads sdpa_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 
 // The exact normalised weights exp(score - lse) (before dropout) of heads [h_begin, h_end) and
 // query rows [t_begin, t_end): [B, h_end - h_begin, t_end - t_begin, S], from the forward's lse.
-Tensor sdpa_weights(const Tensor& q, const Tensor& k, const Tensor& lse, const SdpaOptions& options,
-                    const Tensor& bias, int h_begin, int h_end, int t_begin, int t_end);
+Tensor sdpa_weights(const Tensor& q, const Tensor& k, const Tensor& lse, const SdpaOptions& options, const Tensor& bias,
+                    int h_begin, int h_end, int t_begin, int t_end);
 
 // The differentiable op: out [B, H, T, D]; gradients reach q, k, v and the bias.
 Var sdpa(const Var& q, const Var& k, const Var& v, const SdpaOptions& options = {}, const Var& bias = Var());

@@ -23,21 +23,21 @@ void to_json(nlohmann::json& j, const EvalRecord& r);
 void from_json(const nlohmann::json& j, EvalRecord& r);
 
 struct TrainState {
-  int64_t step = 0;            // updates so far
-  int epoch = 1;               // the epoch in progress (1-based)
-  uint64_t next_batch = 0;     // position in this epoch's batch order
+  int64_t step = 0;                     // updates so far
+  int epoch = 1;                        // the epoch in progress (1-based)
+  uint64_t next_batch = 0;              // position in this epoch's batch order
   std::array<uint64_t, 4> epoch_rng{};  // the RNG before this epoch's shuffle (replayed on resume)
   std::array<uint64_t, 4> rng{};        // the RNG now
   int64_t adam_steps = 0;
-  float lr_scale = 1.0f;       // halved whenever the dev score stalls or a step is not finite
-  int stale = 0;               // evaluations since the best one
-  int nonfinite = 0;           // consecutive non-finite steps
-  double epoch_loss = 0.0;     // sum over this epoch's steps
+  float lr_scale = 1.0f;    // halved whenever the dev score stalls or a step is not finite
+  int stale = 0;            // evaluations since the best one
+  int nonfinite = 0;        // consecutive non-finite steps
+  double epoch_loss = 0.0;  // sum over this epoch's steps
   int64_t epoch_steps = 0;
   int64_t last_eval_step = -1;
   double elapsed_seconds = 0.0;
   EvalRecord best{.dev_exact_match = -1.0};
-  std::string metrics;         // metrics.jsonl so far
+  std::string metrics;  // metrics.jsonl so far
   bool finished = false;
   bool stopped_on_budget = false;  // finished because --max-steps / --max-minutes ran out
   std::string stop_reason;

@@ -35,7 +35,7 @@ namespace attend {
 struct TrainOptions {
   std::string task = "dates";  // "dates" (built in), "g2p" (data_dir from attend data cmudict) or "tsv"
   std::string train_path, dev_path;
-  std::string data_dir;        // g2p: holds train.tsv and dev.tsv
+  std::string data_dir;                                          // g2p: holds train.tsv and dev.tsv
   int dates_train = 40000, dates_dev = 1000, dates_test = 2000;  // sizes of the generated dates splits
   ModelConfig model;  // RNN or Transformer; vocabulary sizes are filled in from the data
   Tokenizer source, target;
@@ -51,14 +51,14 @@ struct TrainOptions {
   float clip_norm = 5.0f;
   float weight_decay = 0.0f;
   float label_smoothing = 0.1f;
-  int patience = 4;      // evaluations without a better dev score before stopping
-  int eval_every = 0;    // steps between dev evaluations; 0 = once per epoch
-  int max_nonfinite = 5; // consecutive non-finite losses/gradients before giving up
-  int save_every = 500;  // steps between training-state saves (0 = only at evaluations)
-  bool resume = false;   // continue the run whose training state is in `out`
-  bool overwrite = false; // train into `out` even though it holds another run's model or state
-  std::string out;       // model directory
-  void validate() const; // throws std::invalid_argument naming the option and value
+  int patience = 4;        // evaluations without a better dev score before stopping
+  int eval_every = 0;      // steps between dev evaluations; 0 = once per epoch
+  int max_nonfinite = 5;   // consecutive non-finite losses/gradients before giving up
+  int save_every = 500;    // steps between training-state saves (0 = only at evaluations)
+  bool resume = false;     // continue the run whose training state is in `out`
+  bool overwrite = false;  // train into `out` even though it holds another run's model or state
+  std::string out;         // model directory
+  void validate() const;   // throws std::invalid_argument naming the option and value
 };
 void to_json(nlohmann::json& j, const TrainOptions& o);
 void from_json(const nlohmann::json& j, TrainOptions& o);
@@ -71,10 +71,10 @@ TrainOptions load_train_options(const std::string& dir);
 struct TrainProgress {
   int epoch = 0, epochs = 0;
   int64_t step = 0, steps_per_epoch = 0, step_in_epoch = 0;
-  double loss = 0.0;           // running mean over the epoch
+  double loss = 0.0;  // running mean over the epoch
   double tokens_per_second = 0.0;
   double elapsed_seconds = 0.0;
-  double eta_seconds = 0.0;    // to the end of the epoch budget (or the time budget, if sooner)
+  double eta_seconds = 0.0;  // to the end of the epoch budget (or the time budget, if sooner)
 };
 
 struct TrainCallbacks {
@@ -110,10 +110,10 @@ class Trainer {
 
   TrainResult run();
   // The pieces of run():
-  bool step();         // trains on the epoch's next batch; false when the epoch has none left
-  void evaluate();     // the dev set; keeps the best model; may end the run (stop_reason)
-  void save_state();   // DIR/train_state.safetensors, atomically
-  void restore();      // from DIR/train_state.safetensors (the constructor does this for resume)
+  bool step();        // trains on the epoch's next batch; false when the epoch has none left
+  void evaluate();    // the dev set; keeps the best model; may end the run (stop_reason)
+  void save_state();  // DIR/train_state.safetensors, atomically
+  void restore();     // from DIR/train_state.safetensors (the constructor does this for resume)
   const TrainState& state() const { return state_; }
 
  private:

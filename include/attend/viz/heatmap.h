@@ -7,9 +7,9 @@
 namespace attend {
 
 struct Alignment {
-  std::vector<std::string> source;           // column labels
-  std::vector<std::string> target;           // row labels
-  std::vector<std::vector<float>> weights;   // [target][source], each row a distribution
+  std::vector<std::string> source;          // column labels
+  std::vector<std::string> target;          // row labels
+  std::vector<std::vector<float>> weights;  // [target][source], each row a distribution
   std::string title;
   void validate() const;  // throws std::invalid_argument when the matrix does not fit the labels
 };

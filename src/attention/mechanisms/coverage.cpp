@@ -28,8 +28,9 @@ class Coverage final : public AttentionMechanism {
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0), S = m.scorer.mask.size(1);
     Var& coverage = st.row(kCoverage);
-    Var sc = coverage.defined() ? scorer_.additive_scores_with(query, m.scorer, mul(reshape(coverage, Shape{B, S, 1}), wc_))
-                                : scorer_.scores(query, m.scorer);
+    Var sc = coverage.defined()
+                 ? scorer_.additive_scores_with(query, m.scorer, mul(reshape(coverage, Shape{B, S, 1}), wc_))
+                 : scorer_.scores(query, m.scorer);
     AttentionResult a = scorer_.weigh(sc, m.scorer, m.scorer.mask);
     Var w = reshape(a.weights, Shape{B, S});
     if (coverage.defined() && weight_ > 0.0f) {
@@ -64,11 +65,17 @@ void register_mechanism_coverage(MechanismRegistry& r) {
          .name = "coverage",
          .summary = "the additive score also sees the weights summed over the previous steps",
          .paper = "Tu et al. 2016; See et al. 2017, eqs. 11-13",
-         .options = {{.key = "coverage_loss", .type = MechanismOption::Type::kFloat, .default_value = 0, .min = 0,
-                      .max = 1e6, .help = "weight of See et al.'s coverage loss (0 = off)"}},
+         .options = {{.key = "coverage_loss",
+                      .type = MechanismOption::Type::kFloat,
+                      .default_value = 0,
+                      .min = 0,
+                      .max = 1e6,
+                      .help = "weight of See et al.'s coverage loss (0 = off)"}},
          .arrays = {{"wc", "coverage.w", "[A]", {"attention_dim"}}},
          .additive_only = true,
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Coverage>(c, q, k, rng); }});
+         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) {
+           return std::make_shared<Coverage>(c, q, k, rng);
+         }});
 }
 
 }  // namespace attend

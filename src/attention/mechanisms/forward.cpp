@@ -85,7 +85,6 @@ class Forward final : public AttentionMechanism {
   Linear ta_;  // the transition agent: [c; s] -> 1
 };
 
-
 std::shared_ptr<AttentionMechanism> make_forward(const AttentionConfig& c, int q, int k, Rng& rng) {
   return std::make_shared<Forward>(c, q, k, rng);
 }

@@ -61,8 +61,8 @@ class Hard final : public AttentionMechanism {
       Tensor g(Shape{B, 1, S});
       for (int64_t i = 0; i < g.numel(); ++i) g.data()[i] = -std::log(-std::log(std::max(rng.uniform(), 1e-20f)));
       // log a_t is -inf at padding; softmax's mask keeps those at exactly 0.
-      Var logits = scale(add(log(add(soft.weights, Var(Tensor::full(Shape{1, 1, 1}, 1e-20f)))), Var(g)),
-                         1.0f / temperature_);
+      Var logits =
+          scale(add(log(add(soft.weights, Var(Tensor::full(Shape{1, 1, 1}, 1e-20f)))), Var(g)), 1.0f / temperature_);
       Var y = softmax(reshape(logits, Shape{B, S}), m.scorer.mask);
       Tensor hard = one_hot(argmax(y.value()));
       Tensor delta = hard.clone();  // y_hard - y: the forward value becomes y_hard, the gradient stays y's
@@ -134,26 +134,43 @@ class Hard final : public AttentionMechanism {
   Var baseline_;  // REINFORCE: [2] = {b, 1 once initialised}
 };
 
-
 }  // namespace
 
 void register_mechanism_hard(MechanismRegistry& r) {
   using T = MechanismOption::Type;
-  r.add({.rank = 2,
-         .name = "hard",
-         .summary = "one source position per step: sampled in training, the argmax in decoding",
-         .paper = "Xu et al. 2015, sec. 4.1 (stochastic hard attention)",
-         .options = {{.key = "hard_estimator", .type = T::kChoice, .default_value = 0,
-                      .help = "reinforce (Xu et al. 2015: REINFORCE, moving-average baseline, entropy bonus) or "
-                              "gumbel (straight-through Gumbel-softmax)",
-                      .choices = {"reinforce", "gumbel"}},
-                     {.key = "hard_mix", .type = T::kFloat, .default_value = 0.5, .min = 0, .max = 1,
-                      .help = "reinforce: share of sentences that use the expected context instead of a sample (Xu et al.: 0.5)"},
-                     {.key = "entropy_bonus", .type = T::kFloat, .default_value = 0.01, .min = 0, .max = 1e6,
-                      .help = "reinforce: weight of the attention entropy"},
-                     {.key = "gumbel_temperature", .type = T::kFloat, .default_value = 1, .min = 0, .max = 1e6,
-                      .help = "gumbel: softmax temperature tau", .min_exclusive = true}},
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Hard>(c, q, k, rng); }});
+  r.add(
+      {.rank = 2,
+       .name = "hard",
+       .summary = "one source position per step: sampled in training, the argmax in decoding",
+       .paper = "Xu et al. 2015, sec. 4.1 (stochastic hard attention)",
+       .options =
+           {{.key = "hard_estimator",
+             .type = T::kChoice,
+             .default_value = 0,
+             .help = "reinforce (Xu et al. 2015: REINFORCE, moving-average baseline, entropy bonus) or "
+                     "gumbel (straight-through Gumbel-softmax)",
+             .choices = {"reinforce", "gumbel"}},
+            {.key = "hard_mix",
+             .type = T::kFloat,
+             .default_value = 0.5,
+             .min = 0,
+             .max = 1,
+             .help =
+                 "reinforce: share of sentences that use the expected context instead of a sample (Xu et al.: 0.5)"},
+            {.key = "entropy_bonus",
+             .type = T::kFloat,
+             .default_value = 0.01,
+             .min = 0,
+             .max = 1e6,
+             .help = "reinforce: weight of the attention entropy"},
+            {.key = "gumbel_temperature",
+             .type = T::kFloat,
+             .default_value = 1,
+             .min = 0,
+             .max = 1e6,
+             .help = "gumbel: softmax temperature tau",
+             .min_exclusive = true}},
+       .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Hard>(c, q, k, rng); }});
 }
 
 }  // namespace attend

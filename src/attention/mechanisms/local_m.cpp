@@ -50,17 +50,27 @@ std::string fit_rate(AttentionConfig& c, const std::vector<std::pair<int, int>>&
 
 void register_mechanism_local_m(MechanismRegistry& r) {
   using T = MechanismOption::Type;
-  r.add({.rank = 3,
-         .name = "local-m",
-         .summary = "a window of +-D positions around p_t = rate * t",
-         .paper = "Luong et al. 2015, sec. 3.2 (monotonic alignment)",
-         .options = {{.key = "window", .type = T::kInt, .default_value = 5, .min = 0, .max = 1 << 20,
-                      .help = "half-width D of the window"},
-                     {.key = "position_rate", .type = T::kFloat, .default_value = 1, .min = 0, .max = 1000,
-                      .help = "p_t = rate * t (1 = Luong et al.; auto = source / output length of the training data)",
-                      .min_exclusive = true, .named_values = {{"auto", 0.0}}}},
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<LocalM>(c, q, k, rng); },
-         .fit_to_data = fit_rate});
+  r.add(
+      {.rank = 3,
+       .name = "local-m",
+       .summary = "a window of +-D positions around p_t = rate * t",
+       .paper = "Luong et al. 2015, sec. 3.2 (monotonic alignment)",
+       .options = {{.key = "window",
+                    .type = T::kInt,
+                    .default_value = 5,
+                    .min = 0,
+                    .max = 1 << 20,
+                    .help = "half-width D of the window"},
+                   {.key = "position_rate",
+                    .type = T::kFloat,
+                    .default_value = 1,
+                    .min = 0,
+                    .max = 1000,
+                    .help = "p_t = rate * t (1 = Luong et al.; auto = source / output length of the training data)",
+                    .min_exclusive = true,
+                    .named_values = {{"auto", 0.0}}}},
+       .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<LocalM>(c, q, k, rng); },
+       .fit_to_data = fit_rate});
 }
 
 }  // namespace attend

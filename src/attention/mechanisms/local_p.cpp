@@ -25,7 +25,8 @@ class LocalP final : public AttentionMechanism {
     Var p = mul(Var(span), sigmoid(vp_(tanh(wp_(query)))));  // [B,1,1]
     std::vector<float> centre(p.value().data(), p.value().data() + B);
     ++st.step;
-    AttentionResult a = scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, window_));
+    AttentionResult a =
+        scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, window_));
     Var w = mul(a.weights, gaussian_around(p, static_cast<int>(S), sigma_));  // [B,1,S]
     return {bmm(w, m.scorer.values), w};
   }
@@ -46,22 +47,32 @@ class LocalP final : public AttentionMechanism {
 
 void register_mechanism_local_p(MechanismRegistry& r) {
   using T = MechanismOption::Type;
-  r.add({.rank = 4,
-         .name = "local-p",
-         .summary = "a window of +-D around a predicted position, times a Gaussian",
-         .paper = "Luong et al. 2015, eqs. 9-10 (predictive alignment)",
-         .options = {{.key = "window", .type = T::kInt, .default_value = 5, .min = 0, .max = 1 << 20,
-                      .help = "half-width D of the window"},
-                     {.key = "sigma", .type = T::kFloat, .default_value = 0, .min = 0, .max = 1e6,
-                      .help = "width of the Gaussian around p_t (0 = D/2, Luong et al.)"}},
-         .arrays = {{"Wp", "position.W.weight", "[Dq, A]", {"", "attention_dim"}},
-                    {"vp", "position.v.weight", "[A]", {"attention_dim"}}},
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<LocalP>(c, q, k, rng); },
-         .validate = [](const AttentionConfig& c) {
-           if (c.int_option("window") < 1 && c.option("sigma") == 0.0)
-             throw std::invalid_argument("attention: local-p needs --window >= 1 (sigma = window / 2), got " +
-                                         std::to_string(c.int_option("window")));
-         }});
+  r.add(
+      {.rank = 4,
+       .name = "local-p",
+       .summary = "a window of +-D around a predicted position, times a Gaussian",
+       .paper = "Luong et al. 2015, eqs. 9-10 (predictive alignment)",
+       .options = {{.key = "window",
+                    .type = T::kInt,
+                    .default_value = 5,
+                    .min = 0,
+                    .max = 1 << 20,
+                    .help = "half-width D of the window"},
+                   {.key = "sigma",
+                    .type = T::kFloat,
+                    .default_value = 0,
+                    .min = 0,
+                    .max = 1e6,
+                    .help = "width of the Gaussian around p_t (0 = D/2, Luong et al.)"}},
+       .arrays = {{"Wp", "position.W.weight", "[Dq, A]", {"", "attention_dim"}},
+                  {"vp", "position.v.weight", "[A]", {"attention_dim"}}},
+       .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<LocalP>(c, q, k, rng); },
+       .validate =
+           [](const AttentionConfig& c) {
+             if (c.int_option("window") < 1 && c.option("sigma") == 0.0)
+               throw std::invalid_argument("attention: local-p needs --window >= 1 (sigma = window / 2), got " +
+                                           std::to_string(c.int_option("window")));
+           }});
 }
 
 }  // namespace attend

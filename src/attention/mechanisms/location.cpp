@@ -53,20 +53,30 @@ void register_mechanism_location(MechanismRegistry& r) {
          .name = "location",
          .summary = "the additive score also sees a convolution of the previous step's weights",
          .paper = "Chorowski et al. 2015, eqs. 8-9 (location-aware attention)",
-         .options = {{.key = "location_filters", .type = T::kInt, .default_value = 8, .min = 1, .max = 1 << 14,
+         .options = {{.key = "location_filters",
+                      .type = T::kInt,
+                      .default_value = 8,
+                      .min = 1,
+                      .max = 1 << 14,
                       .help = "K convolution filters over the previous weights"},
-                     {.key = "location_width", .type = T::kInt, .default_value = 11, .min = 1, .max = 1 << 14,
+                     {.key = "location_width",
+                      .type = T::kInt,
+                      .default_value = 11,
+                      .min = 1,
+                      .max = 1 << 14,
                       .help = "their width R (odd)"}},
          .arrays = {{"F", "location.filters", "[K, R]", {"location_filters", "location_width"}},
                     {"U", "location.U.weight", "[K, A]", {"location_filters", "attention_dim"}}},
          .additive_only = true,
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Location>(c, q, k, rng); },
-         .validate = [](const AttentionConfig& c) {
-           if (c.int_option("location_width") % 2 == 0)
-             throw std::invalid_argument("attention: location needs >= 1 filters of odd width, got " +
-                                         std::to_string(c.int_option("location_filters")) + " of width " +
-                                         std::to_string(c.int_option("location_width")));
-         }});
+         .make = [](const AttentionConfig& c, int q, int k,
+                    Rng& rng) { return std::make_shared<Location>(c, q, k, rng); },
+         .validate =
+             [](const AttentionConfig& c) {
+               if (c.int_option("location_width") % 2 == 0)
+                 throw std::invalid_argument("attention: location needs >= 1 filters of odd width, got " +
+                                             std::to_string(c.int_option("location_filters")) + " of width " +
+                                             std::to_string(c.int_option("location_width")));
+             }});
 }
 
 }  // namespace attend

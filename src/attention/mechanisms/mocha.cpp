@@ -21,8 +21,8 @@
 namespace attend {
 namespace {
 
-enum Slot { kAlpha };           // training: the monotonic head's expected alignment alpha_{i-1} [B,S]
-enum IntSlot { kPointer };      // decoding: each row's endpoint t_{i-1}
+enum Slot { kAlpha };            // training: the monotonic head's expected alignment alpha_{i-1} [B,S]
+enum IntSlot { kPointer };       // decoding: each row's endpoint t_{i-1}
 enum MemorySlot { kChunkKeys };  // the chunk score's prepared keys [B,S,X]
 
 // G [S, S*w]: column k*w + i picks position k - w + 1 + i (the i-th of the chunk ending at k).
@@ -87,9 +87,9 @@ class Mocha final : public AttentionMechanism {
   // (over its unmasked positions), weighted by alpha_k and summed back onto positions.
   Var expected_chunks(const Var& alpha, const Var& u, const Tensor& mask) const {
     const int64_t B = alpha.size(0), S = alpha.size(1);
-    const Var g(chunk_selection(S, w_));                                        // [S, S*w]
-    Var chunks = reshape(matmul(u, g), Shape{B * S, w_});                       // u of chunk k, [B*S, w]
-    Tensor valid(Shape{B * S, w_});                                             // positions that exist
+    const Var g(chunk_selection(S, w_));                   // [S, S*w]
+    Var chunks = reshape(matmul(u, g), Shape{B * S, w_});  // u of chunk k, [B*S, w]
+    Tensor valid(Shape{B * S, w_});                        // positions that exist
     for (int64_t b = 0; b < B; ++b)
       for (int64_t k = 0; k < S; ++k)
         for (int i = 0; i < w_; ++i)
@@ -129,18 +129,23 @@ class Mocha final : public AttentionMechanism {
 }  // namespace
 
 void register_mechanism_mocha(MechanismRegistry& r) {
-  r.add({.rank = 10,
-         .name = "mocha",
-         .summary = "a monotonic head picks an endpoint, soft attention over the chunk of w positions ending there",
-         .paper = "Chiu & Raffel 2018 (monotonic chunkwise attention)",
-         .options = {{.key = "chunk", .type = MechanismOption::Type::kInt, .default_value = 4, .min = 1, .max = 1024,
-                      .help = "w, the width of the chunk that ends at the chosen position"}},
-         .arrays = {{"r", "mocha.r", "[1]", {""}},
-                    {"cW", "chunk.W", "[Dq, Dk] (general score)", {"", ""}},
-                    {"cWq", "chunk.Wq", "[Dq, A] (additive score)", {"", "attention_dim"}},
-                    {"cWk", "chunk.Wk", "[Dk, A]", {"", "attention_dim"}},
-                    {"cva", "chunk.va", "[A]", {"attention_dim"}}},
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Mocha>(c, q, k, rng); }});
+  r.add(
+      {.rank = 10,
+       .name = "mocha",
+       .summary = "a monotonic head picks an endpoint, soft attention over the chunk of w positions ending there",
+       .paper = "Chiu & Raffel 2018 (monotonic chunkwise attention)",
+       .options = {{.key = "chunk",
+                    .type = MechanismOption::Type::kInt,
+                    .default_value = 4,
+                    .min = 1,
+                    .max = 1024,
+                    .help = "w, the width of the chunk that ends at the chosen position"}},
+       .arrays = {{"r", "mocha.r", "[1]", {""}},
+                  {"cW", "chunk.W", "[Dq, Dk] (general score)", {"", ""}},
+                  {"cWq", "chunk.Wq", "[Dq, A] (additive score)", {"", "attention_dim"}},
+                  {"cWk", "chunk.Wk", "[Dk, A]", {"", "attention_dim"}},
+                  {"cva", "chunk.va", "[A]", {"attention_dim"}}},
+       .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Mocha>(c, q, k, rng); }});
 }
 
 }  // namespace attend

@@ -13,7 +13,7 @@
 namespace attend {
 namespace {
 
-enum Slot { kPrevious };  // training: the expected alignment alpha_{t-1} [B,S]
+enum Slot { kPrevious };    // training: the expected alignment alpha_{t-1} [B,S]
 enum IntSlot { kPointer };  // inference: each row's attended position (-1 before the first)
 
 class Monotonic final : public AttentionMechanism {
@@ -78,7 +78,6 @@ class Monotonic final : public AttentionMechanism {
   Var r_;  // the energy offset r
 };
 
-
 }  // namespace
 
 void register_mechanism_monotonic(MechanismRegistry& r) {
@@ -87,7 +86,9 @@ void register_mechanism_monotonic(MechanismRegistry& r) {
          .summary = "left to right, stopping at each position with probability sigmoid(score + r)",
          .paper = "Raffel et al. 2017 (expected alignment in training, a hard pointer in decoding)",
          .arrays = {{"r", "monotonic.r", "[1]", {""}}},
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Monotonic>(c, q, k, rng); }});
+         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) {
+           return std::make_shared<Monotonic>(c, q, k, rng);
+         }});
 }
 
 }  // namespace attend

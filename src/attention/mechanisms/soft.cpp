@@ -7,7 +7,8 @@ namespace {
 
 class Soft final : public AttentionMechanism {
  public:
-  Soft(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  Soft(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng) {}
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     ++st.step;
     return scorer_(query, m.scorer);
@@ -18,12 +19,13 @@ class Soft final : public AttentionMechanism {
 }  // namespace
 
 void register_mechanism_soft(MechanismRegistry& r) {
-  r.add({.rank = 0,
-         .name = "soft",
-         .aliases = {"global", "dynamic"},
-         .summary = "every source position, at every step",
-         .paper = "Bahdanau et al. 2015; Luong et al. 2015, sec. 3.1",
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Soft>(c, q, k, rng); }});
+  r.add(
+      {.rank = 0,
+       .name = "soft",
+       .aliases = {"global", "dynamic"},
+       .summary = "every source position, at every step",
+       .paper = "Bahdanau et al. 2015; Luong et al. 2015, sec. 3.1",
+       .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Soft>(c, q, k, rng); }});
 }
 
 }  // namespace attend

@@ -8,7 +8,8 @@ namespace {
 
 class Static final : public AttentionMechanism {
  public:
-  Static(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng) : AttentionMechanism(c, query_dim, key_dim, rng) {}
+  Static(const AttentionConfig& c, int query_dim, int key_dim, Rng& rng)
+      : AttentionMechanism(c, query_dim, key_dim, rng) {}
   AttentionMemory prepare(const Var& keys, const Var& values, const Tensor& mask, const Var& summary) const override {
     AttentionMemory m = AttentionMechanism::prepare(keys, values, mask, summary);
     AttentionResult r = scorer_(reshape(summary, Shape{summary.size(0), 1, summary.size(1)}), m.scorer);
@@ -30,7 +31,9 @@ void register_mechanism_static(MechanismRegistry& r) {
          .summary = "one distribution per sentence, from the encoder summary, reused at every step",
          .paper = "the 'static attention' baseline of attention surveys",
          .needs_summary = true,
-         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<Static>(c, q, k, rng); }});
+         .make = [](const AttentionConfig& c, int q, int k, Rng& rng) {
+           return std::make_shared<Static>(c, q, k, rng);
+         }});
 }
 
 }  // namespace attend
