@@ -198,6 +198,7 @@ bool Seq2Seq::use_frozen(Rng* dropout_rng) const {
 }
 
 void Seq2Seq::precompute_memory_combined(Encoded& enc) const {
+  if (!attention_->context_is_weighted_values()) return;  // then a_t (h W_c[:M]) is not c_t W_c[:M]
   const int M = config_.memory_size();
   const Var& values = enc.memory.scorer.values;  // [B,S,M]
   enc.memory_combined =

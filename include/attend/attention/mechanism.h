@@ -98,6 +98,11 @@ class AttentionMechanism : public Module {
   // 1 / the batch's target tokens. Undefined when there are none.
   virtual Var extra_loss(const AttentionState& final_state, const std::vector<double>& log_likelihood,
                          float per_token) const;
+  // Whether the context is the weights times the values, sum_s a_s v_s (true for most mechanisms).
+  // The decoder then precomputes the values' part of its attentional layer once per source
+  // (Seq2Seq::precompute_memory_combined); a mechanism whose context is anything else (multi-head
+  // attention projects its heads' contexts) says false.
+  virtual bool context_is_weighted_values() const { return true; }
   // Whether extra_loss needs each sentence's log-likelihood (the caller computes it only then).
   virtual bool needs_log_likelihood() const { return false; }
   // True for plain soft attention with softmax, whose decoding step has a fused kernel.
