@@ -33,6 +33,7 @@ variants=(
   "hard-reinforce|--attention hard --score additive --hard-estimator reinforce"
   "hard-gumbel|--attention hard --score additive --hard-estimator gumbel"
   "mocha|--attention mocha --score additive --chunk 3"
+  "multi-head|--attention multi-head --score additive --attention-heads 4"
 )
 
 out=docs/attention_results.md

@@ -94,6 +94,14 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_r
                 w_chunk = masked_softmax(u[:, lo:e + 1], mask[:, lo:e + 1])
                 beta = beta + F.pad(alpha[:, e:e + 1] * w_chunk, (lo, S - e - 1))
             w = beta
+        elif kind == "multi-head":  # K additive heads, contexts concatenated and projected
+            K = p["hWq"].shape[0]
+            heads = [masked_softmax(torch.tanh((qt @ p["hWq"][h]).unsqueeze(1) + k @ p["hWk"][h]) @ p["hva"][h], mask)
+                     for h in range(K)]
+            ctx_heads = [torch.einsum("bs,bsd->bd", heads[h], v @ p["hWv"][h]) for h in range(K)]
+            ctxs.append(torch.cat(ctx_heads, 1) @ p["hWo"])
+            ws.append(sum(heads) / K)
+            continue
         elif kind in ("forward", "forward-ta"):  # Zhang et al. 2018, eqs. 7-13
             y = masked_softmax(score(qt, k, sc, p), mask)
             a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
@@ -128,7 +136,7 @@ def own_options(kind, **candidates):
 
 CASES = [(kind, sc, {}) for kind in ["static", "local-m", "local-p", "monotonic", "forward", "forward-ta"]
          for sc in ["dot", "additive"]] + \
-        [("mocha", "dot", {"chunk": 3}), ("mocha", "additive", {"chunk": 2}), ("mocha", "additive", {"chunk": 5}),
+        [("multi-head", "additive", {}), ("mocha", "dot", {"chunk": 3}), ("mocha", "additive", {"chunk": 2}), ("mocha", "additive", {"chunk": 5}),
          ("location", "additive", {}), ("coverage", "additive", {}),
          ("local-m", "dot", {"position_rate": 1.5}), ("local-m", "additive", {"position_rate": 0.6}),
          ("local-p", "additive", {"sigma": 0.8})]
@@ -139,8 +147,8 @@ SHAPES = [(2, 4, 7, 5, 3, 4), (3, 6, 9, 4, 2, 3), (1, 1, 1, 3, 2, 2), (2, 5, 12,
                          [(k, s, st, sh, D) for (k, s, st), sh, D in itertools.product(CASES, SHAPES, [1, 2])])
 def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, settings, shape, D):
     B, T, S, Dm, Dv, A = shape
-    if kind == "forward-ta":
-        Dv = Dm  # the transition agent reads [context; query], with values as wide as keys
+    if kind in ("forward-ta", "multi-head"):
+        Dv = Dm  # the transition agent reads [context; query]; multi-head projects values like keys
     rng = np.random.default_rng(zlib.crc32(repr((kind, sc, settings, shape, D)).encode()))  # same data every run
     f32 = lambda *s: rng.standard_normal(s).astype(np.float32)
     arrays = {"query": f32(B, T, Dm), "keys": f32(B, S, Dm), "values": f32(B, S, Dv)}
@@ -155,6 +163,9 @@ def test_mechanism_forward_and_gradients_match_pytorch(kind, sc, settings, shape
         params.update(wc=f32(A))
     if kind == "monotonic":
         params.update(r=np.array([-0.5], np.float32))
+    if kind == "multi-head":  # K = 3 heads, their parameters stacked
+        params = dict(hWq=f32(3, Dm, A) / np.float32(math.sqrt(Dm)), hWk=f32(3, Dm, A) / np.float32(math.sqrt(Dm)),
+                      hva=f32(3, A), hWv=f32(3, Dm, Dm) / np.float32(math.sqrt(Dm)), hWo=f32(3 * Dm, Dm) / np.float32(3.0))
     if kind == "mocha":
         params.update(r=np.array([0.3], np.float32))
         if sc == "additive":
