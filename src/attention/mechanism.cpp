@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "attend/attention/registry.h"
+#include "attend/ops/attention_scores.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/shape.h"
 #include "../io/json_field.h"
@@ -188,6 +189,38 @@ Var gaussian_around(const Var& p, int S, float sigma) {
   for (int s = 0; s < S; ++s) pos.data()[s] = static_cast<float>(s);
   Var d = sub(Var(pos), p);                                      // [B,1,S]: s - p_t
   return exp(scale(mul(d, d), -1.0f / (2.0f * sigma * sigma)));  // exp(-(s - p_t)^2 / (2 sigma^2))
+}
+
+Var monotonic_stop_probabilities(const Var& energies, const Var& r, const Tensor& mask, const AttentionState& st) {
+  Var e = add(energies, r);
+  if (!st.inference && st.sampler) {
+    Tensor noise(energies.shape());
+    for (int64_t i = 0; i < noise.numel(); ++i) noise.data()[i] = st.sampler->normal();
+    e = add(e, Var(noise));
+  }
+  return mul(sigmoid(e), Var(mask));  // padding: never stop there
+}
+
+Var monotonic_expected_alignment(const Var& p, const Var& previous) {
+  if (previous.defined()) return monotonic_alignment(p, previous);
+  const int64_t B = p.size(0), S = p.size(1);
+  Tensor start(Shape{B, S});
+  for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
+  return monotonic_alignment(p, Var(start));
+}
+
+std::vector<int> advance_monotonic_pointers(const Tensor& p, const std::vector<int>& lengths,
+                                            std::vector<int>& pointer) {
+  const int64_t B = p.size(0), S = p.size(1);
+  if (pointer.empty()) pointer.assign(B, 0);
+  std::vector<int> end(B, -1);
+  for (int64_t b = 0; b < B; ++b) {
+    int j = pointer[b];
+    while (j < lengths[b] && p.data()[b * S + j] < 0.5f) ++j;
+    pointer[b] = j;  // lengths[b] once it has run off the end: no attention from here on
+    if (j < lengths[b]) end[b] = j;
+  }
+  return end;
 }
 
 Tensor window_mask(const Tensor& padding, const std::vector<float>& centre, int D) {

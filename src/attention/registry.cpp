@@ -132,6 +132,15 @@ const MechanismInfo& find_mechanism(const std::string& name) {
                               (near.empty() ? "" : " (did you mean '" + near + "'?)") + "; this build has " + known);
 }
 
+MechanismOption window_option() {
+  return {.key = "window",
+          .type = MechanismOption::Type::kInt,
+          .default_value = 5,
+          .min = 0,
+          .max = 1 << 20,
+          .help = "half-width D of the window"};
+}
+
 std::vector<SharedOption> all_mechanism_options() {
   std::vector<SharedOption> out;
   for (const auto& m : mechanisms())

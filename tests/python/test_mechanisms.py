@@ -40,6 +40,16 @@ def window(mask, centre, D):  # centre [B] floats -> mask & |s - centre| within 
     return mask & (s >= lo) & (s <= hi)
 
 
+def monotonic_alpha(pj, prev):  # Raffel et al. 2017, eq. 9, as the recurrence in j; prev None = all at 0
+    B, S = pj.shape
+    a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
+    cols, qj = [], None
+    for j in range(S):
+        qj = a_prev[:, j] if j == 0 else (1 - pj[:, j - 1]) * qj + a_prev[:, j]
+        cols.append(pj[:, j] * qj)
+    return torch.stack(cols, 1)
+
+
 def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_rate=1.0, chunk=4):
     B, T, _ = q.shape
     S = k.shape[1]
@@ -68,24 +78,10 @@ def reference(kind, q, k, v, mask, sc, p, D, summary=None, sigma=0.0, position_r
                 extra = f.transpose(1, 2) @ p["U"]
             w = masked_softmax(score(qt, k, sc, p, extra), mask)
             prev = w
-        elif kind == "monotonic":  # Raffel et al. 2017, eq. 9, written as the recurrence in j
-            pj = torch.sigmoid(score(qt, k, sc, p) + p["r"]) * mask
-            a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
-            cols, qj = [], None
-            for j in range(S):
-                qj = a_prev[:, j] if j == 0 else (1 - pj[:, j - 1]) * qj + a_prev[:, j]
-                cols.append(pj[:, j] * qj)
-            w = torch.stack(cols, 1)
-            prev = w
+        elif kind == "monotonic":
+            w = prev = monotonic_alpha(torch.sigmoid(score(qt, k, sc, p) + p["r"]) * mask, prev)
         elif kind == "mocha":  # Chiu & Raffel 2018: the monotonic head's alpha, spread over each chunk
-            pj = torch.sigmoid(score(qt, k, sc, p) + p["r"]) * mask
-            a_prev = prev if prev is not None else F.one_hot(torch.zeros(B, dtype=torch.long), S).float()
-            cols, qj = [], None
-            for j in range(S):
-                qj = a_prev[:, j] if j == 0 else (1 - pj[:, j - 1]) * qj + a_prev[:, j]
-                cols.append(pj[:, j] * qj)
-            alpha = torch.stack(cols, 1)
-            prev = alpha
+            alpha = prev = monotonic_alpha(torch.sigmoid(score(qt, k, sc, p) + p["r"]) * mask, prev)
             cp = {"Wq": p.get("cWq"), "Wk": p.get("cWk"), "va": p.get("cva")}
             u = score(qt, k, sc, cp)  # chunk energies [B, S]
             beta = torch.zeros(B, S)

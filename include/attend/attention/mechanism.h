@@ -124,6 +124,19 @@ std::shared_ptr<AttentionMechanism> make_attention(const AttentionConfig& config
 // Luong et al. 2015, eq. 10: the Gaussian that local-p multiplies its weights with,
 // exp(-(s - p)^2 / (2 sigma^2)), sigma = D / 2. p [B,1,1] -> [B,1,S].
 Var gaussian_around(const Var& p, int S, float sigma);
+// The monotonic head of Raffel et al. 2017, shared by monotonic and MoChA attention:
+// stop probabilities p = sigmoid(e + r) [B,S] from energies e [B,S] and the offset r [1], zero on
+// padding, with Gaussian noise N(0, 1) before the sigmoid while training (sec. 2.3), which pushes
+// them towards 0 or 1 so that training's expected alignment matches decoding's hard pointer.
+Var monotonic_stop_probabilities(const Var& energies, const Var& r, const Tensor& mask, const AttentionState& st);
+// Training: the expected alignment alpha_t [B,S] (eq. 9) from p and alpha_{t-1} (undefined before
+// the first step: all mass at position 0).
+Var monotonic_expected_alignment(const Var& p, const Var& previous);
+// Decoding: moves each row's pointer to the first j at or after it with p_j >= 1/2 within the
+// row's length, and returns each row's endpoint, -1 once the pointer has run off the end.
+std::vector<int> advance_monotonic_pointers(const Tensor& p, const std::vector<int>& lengths,
+                                            std::vector<int>& pointer);
+
 // The window [centre - D, centre + D] of each row, intersected with the padding mask: [B,S].
 Tensor window_mask(const Tensor& padding, const std::vector<float>& centre, int D);
 

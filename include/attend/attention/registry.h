@@ -86,6 +86,9 @@ const std::vector<MechanismInfo>& mechanisms();
 const MechanismInfo& find_mechanism(const std::string& name);
 // Every name and alias, for choice lists.
 std::vector<std::string> mechanism_names(bool with_aliases = true);
+// The window half-width D that the local mechanisms share (--window, default 5).
+MechanismOption window_option();
+
 // Every option key any mechanism has, once, with the mechanisms that have it ("local-m, local-p").
 struct SharedOption {
   MechanismOption option;

@@ -53,24 +53,13 @@ class Mocha final : public AttentionMechanism {
 
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0), S = m.scorer.mask.size(1);
-    Var e = add(reshape(scorer_.scores(query, m.scorer), Shape{B, S}), r_);
-    if (!st.inference && st.sampler) {  // Raffel et al., sec. 2.3: noise before the sigmoid in training
-      Tensor noise(Shape{B, S});
-      for (int64_t i = 0; i < noise.numel(); ++i) noise.data()[i] = st.sampler->normal();
-      e = add(e, Var(noise));
-    }
-    Var p = mul(sigmoid(e), Var(m.scorer.mask));  // [B,S]; padding: never stop there
+    Var e = reshape(scorer_.scores(query, m.scorer), Shape{B, S});
+    Var p = monotonic_stop_probabilities(e, r_, m.scorer.mask, st);  // [B,S]
     const SoftAttention::Memory chunk_memory{m.rows.at(kChunkKeys), m.scorer.values, m.scorer.mask};
     Var u = reshape(chunk_.scores(query, chunk_memory), Shape{B, S});  // chunk energies
     ++st.step;
     if (st.inference) return hard_step(p, u, m, st);
-    Var prev = st.row(kAlpha);
-    if (!prev.defined()) {  // before the first step all mass is at position 0
-      Tensor start(Shape{B, S});
-      for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
-      prev = Var(start);
-    }
-    Var alpha = monotonic_alignment(p, prev);  // [B,S]
+    Var alpha = monotonic_expected_alignment(p, st.row(kAlpha));  // [B,S]
     st.row(kAlpha) = alpha;
     Var w = reshape(expected_chunks(alpha, u, m.scorer.mask), Shape{B, 1, S});
     return {bmm(w, m.scorer.values), w};
@@ -101,15 +90,11 @@ class Mocha final : public AttentionMechanism {
 
   AttentionResult hard_step(const Var& p, const Var& u, const AttentionMemory& m, AttentionState& st) const {
     const int64_t B = p.size(0), S = p.size(1);
-    std::vector<int>& pointer = st.ints(kPointer);
-    if (pointer.empty()) pointer.assign(B, 0);
+    const std::vector<int> end = advance_monotonic_pointers(p.value(), m.lengths, st.ints(kPointer));
     Tensor w(Shape{B, 1, S});
     for (int64_t b = 0; b < B; ++b) {
-      int& at = pointer[b];
-      int j = at;
-      while (j < m.lengths[b] && p.value().data()[b * S + j] < 0.5f) ++j;
-      at = j;  // past the end: no attention from here on
-      if (j >= m.lengths[b]) continue;
+      const int j = end[b];
+      if (j < 0) continue;  // past the end: no attention
       const int lo = std::max(0, j - w_ + 1);
       const float* ub = u.value().data() + b * S;
       const float top = *std::max_element(ub + lo, ub + j + 1);

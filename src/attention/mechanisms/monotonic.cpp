@@ -25,25 +25,11 @@ class Monotonic final : public AttentionMechanism {
 
   AttentionResult step(const Var& query, const AttentionMemory& m, AttentionState& st) const override {
     const int64_t B = query.size(0), S = m.scorer.mask.size(1);
-    Var e = add(reshape(scorer_.scores(query, m.scorer), Shape{B, S}), r_);
-    if (!st.inference && st.sampler) {
-      // Raffel et al. 2017, sec. 2.3: Gaussian noise N(0, 1) before the sigmoid in training
-      // pushes the stop probabilities towards 0 or 1, so the expected alignment of training
-      // matches the hard pointer (threshold 0.5) used at inference.
-      Tensor noise(Shape{B, S});
-      for (int64_t i = 0; i < noise.numel(); ++i) noise.data()[i] = st.sampler->normal();
-      e = add(e, Var(noise));
-    }
-    Var p = mul(sigmoid(e), Var(m.scorer.mask));  // padding: never stop there
+    Var e = reshape(scorer_.scores(query, m.scorer), Shape{B, S});
+    Var p = monotonic_stop_probabilities(e, r_, m.scorer.mask, st);  // [B,S]
     ++st.step;
     if (st.inference) return hard_step(p, m, st);
-    Var prev = st.row(kPrevious);
-    if (!prev.defined()) {  // before the first step all mass is at position 0
-      Tensor start(Shape{B, S});
-      for (int64_t b = 0; b < B; ++b) start.data()[b * S] = 1.0f;
-      prev = Var(start);
-    }
-    Var alpha = monotonic_alignment(p, prev);  // [B,S]
+    Var alpha = monotonic_expected_alignment(p, st.row(kPrevious));  // [B,S]
     st.row(kPrevious) = alpha;
     Var w = reshape(alpha, Shape{B, 1, S});
     return {bmm(w, m.scorer.values), w};
@@ -57,20 +43,10 @@ class Monotonic final : public AttentionMechanism {
  private:
   AttentionResult hard_step(const Var& p, const AttentionMemory& m, AttentionState& st) const {
     const int64_t B = p.size(0), S = p.size(1);
-    std::vector<int>& pointer = st.ints(kPointer);
-    if (pointer.empty()) pointer.assign(B, 0);
+    const std::vector<int> end = advance_monotonic_pointers(p.value(), m.lengths, st.ints(kPointer));
     Tensor w(Shape{B, 1, S});
-    for (int64_t b = 0; b < B; ++b) {
-      int& at = pointer[b];
-      int j = at;
-      while (j < m.lengths[b] && p.value().data()[b * S + j] < 0.5f) ++j;
-      if (j < m.lengths[b]) {
-        w.data()[b * S + j] = 1.0f;
-        at = j;
-      } else {
-        at = m.lengths[b];  // ran off the end: no attention from here on
-      }
-    }
+    for (int64_t b = 0; b < B; ++b)
+      if (end[b] >= 0) w.data()[b * S + end[b]] = 1.0f;  // one-hot, or no attention once past the end
     Var wv(w);
     return {bmm(wv, m.scorer.values), wv};
   }
