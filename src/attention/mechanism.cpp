@@ -38,7 +38,7 @@ void AttentionConfig::validate() const {
   if (attention_dim < 1)
     throw std::invalid_argument("attention: attention_dim must be >= 1, got " + std::to_string(attention_dim));
   if (info.additive_only && score != ScoreKind::kAdditive)
-    throw std::invalid_argument("attention: " + info.name + " extends the additive score; got --score " +
+    throw std::invalid_argument("attention: " + info.name + " needs the additive score; got --score " +
                                 to_string(score));
   for (const auto& [key, value] : options) {
     const MechanismOption* o = info.option(key);

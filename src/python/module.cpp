@@ -412,6 +412,7 @@ PYBIND11_MODULE(attend, m) {
           py::dict d;
           d["name"] = info.name, d["aliases"] = info.aliases, d["summary"] = info.summary, d["paper"] = info.paper;
           d["options"] = options, d["arrays"] = arrays, d["additive_only"] = info.additive_only;
+          d["needs_summary"] = info.needs_summary;
           out.append(d);
         }
         return out;

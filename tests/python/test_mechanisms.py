@@ -221,3 +221,48 @@ def test_missing_or_extra_parameters_are_named():
         attend.attention(q, k, k, attention="static", score="dot")
     with pytest.raises(ValueError, match="additive"):
         attend.attention(q, k, k, attention="coverage", score="dot", wc=np.ones(2, np.float32))
+
+
+def arrays_for(info, score, dims):
+    """Every parameter array `info` (an attend.mechanisms() entry) may take, for `score`, of the sizes in dims."""
+    def shape(text):
+        return tuple(int(eval(d, {}, dims)) for d in text.split("(")[0].strip().strip("[]").split(","))
+    rng = np.random.default_rng(5)
+    arrays = {"Wq": "[Dq, A]", "Wk": "[Dk, A]", "va": "[A]"} if score == "additive" else {}
+    arrays.update({kwarg: shape_text for kwarg, shape_text in info["arrays"]})
+    return {k: (rng.standard_normal(shape(s)) * 0.3).astype(np.float32) for k, s in arrays.items()}
+
+
+@pytest.mark.parametrize("info", attend.mechanisms(), ids=lambda m: m["name"])
+def test_every_mechanism_takes_every_option_from_python(info):
+    """Walks the registry: each mechanism, with each of its options given explicitly, through attend.attention."""
+    dims = dict(Dq=4, Dk=4, Dv=4, A=3, K=2, R=3)
+    score = "additive"
+    q, k = f32_rng(2, 3, 4), f32_rng(2, 6, 4)
+    kwargs = arrays_for(info, score, dims)
+    sized = {"location_filters", "location_width", "attention_heads"}  # the arrays' shapes give these
+    for o in info["options"]:
+        if o["key"] not in sized:
+            kwargs[o["key"]] = o["default"] if o["default"] in ("auto", "reinforce", "gumbel") else float(o["default"])
+    if info["needs_summary"]:
+        kwargs["summary"] = f32_rng(2, 4)
+    for _ in range(len(kwargs)):  # the arrays the chosen score does not use (e.g. a general score's) are named
+        try:
+            context, weights = attend.attention(q, k, k, attention=info["name"], score=score, **kwargs)
+            break
+        except ValueError as e:
+            unused = str(e).split("does not use ")[-1].split(" ")[0] if "does not use" in str(e) else None
+            assert unused in kwargs, str(e)
+            del kwargs[unused]
+    assert context.shape == (2, 3, 4) and weights.shape == (2, 3, 6)
+    assert np.isfinite(context).all() and np.isfinite(weights).all()
+    for o in info["options"]:  # and an option it does not have is refused, naming who has it
+        others = [m for m in attend.mechanisms() if m["name"] != info["name"] and o["key"] not in
+                  {x["key"] for x in m["options"]}]
+        if others:
+            with pytest.raises(ValueError, match=o["key"] + " is an option of attention="):
+                attend.attention(q, k, k, attention=others[0]["name"], score="dot", **{o["key"]: kwargs.get(o["key"], 1.0)})
+
+
+def f32_rng(*shape):
+    return np.random.default_rng(len(shape) * 7 + shape[-1]).standard_normal(shape).astype(np.float32)
