@@ -44,7 +44,9 @@ void AttentionConfig::validate() const {
     const MechanismOption* o = info.option(key);
     if (!o)
       throw std::invalid_argument("attention: " + info.name + " has no option '" + key + "' (" + o_list(info) + ")");
-    o->parse(o->format(value), "attention: " + o->flag());  // range and type, named like the flag
+    if (!o->valid(value))
+      throw std::invalid_argument("attention: " + o->flag() + " must be in " + o->range() + ", got " +
+                                  o->format(value));
   }
   if (info.validate) info.validate(*this);
 }
@@ -72,9 +74,7 @@ constexpr const char* kLegacyKeys[] = {"window", "coverage_loss"};
 std::vector<std::string> attention_json_keys(const std::string& mechanism) {
   std::vector<std::string> keys = {"attention", "score", "normalizer", "attention_dim"};
   for (const char* k : kLegacyKeys) keys.push_back(k);
-  for (const auto& info : mechanisms())
-    if (info.name == find_mechanism(mechanism).name)
-      for (const auto& o : info.options) keys.push_back(o.key);
+  for (const auto& o : find_mechanism(mechanism).options) keys.push_back(o.key);
   return keys;
 }
 

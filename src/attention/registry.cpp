@@ -24,6 +24,8 @@ std::string number(double v) {
   return s.str();
 }
 
+std::string must_be(const std::string& origin) { return origin.empty() ? "must be" : origin + " must be"; }
+
 const MechanismRegistry& registry() {
   static const MechanismRegistry r = [] {
     MechanismRegistry reg;
@@ -69,7 +71,7 @@ double MechanismOption::parse(const std::string& text, const std::string& origin
   if (type == Type::kChoice) {
     for (size_t i = 0; i < choices.size(); ++i)
       if (choices[i] == text) return double(i);
-    throw std::invalid_argument(origin + " must be one of " + range() + ", got '" + text + "'");
+    throw std::invalid_argument(must_be(origin) + " one of " + range() + ", got '" + text + "'");
   }
   size_t used = 0;
   double v = NAN;
@@ -78,12 +80,18 @@ double MechanismOption::parse(const std::string& text, const std::string& origin
   } catch (const std::exception&) {
     used = 0;
   }
-  const bool whole = type != Type::kInt || v == std::floor(v);
-  const bool in_range = (min_exclusive ? v > min : v >= min) && v <= max;
-  if (used != text.size() || text.empty() || !whole || !in_range)
-    throw std::invalid_argument(origin + " must be " + (type == Type::kInt ? "a whole number" : "a number") + " in " +
+  if (used != text.size() || text.empty() || !valid(v))
+    throw std::invalid_argument(must_be(origin) + (type == Type::kInt ? " a whole number" : " a number") + " in " +
                                 range() + ", got '" + text + "'");
   return v;
+}
+
+bool MechanismOption::valid(double v) const {
+  for (const auto& [word, value] : named_values)
+    if (v == value) return true;
+  if (type == Type::kChoice) return v >= 0 && v < double(choices.size()) && v == std::floor(v);
+  const bool whole = type != Type::kInt || v == std::floor(v);
+  return whole && (min_exclusive ? v > min : v >= min) && v <= max;
 }
 
 const MechanismOption* MechanismInfo::option(const std::string& key) const {
@@ -139,6 +147,13 @@ MechanismOption window_option() {
           .min = 0,
           .max = 1 << 20,
           .help = "half-width D of the window"};
+}
+
+std::string option_owners(const std::string& key) {
+  std::string who;
+  for (const auto& m : mechanisms())
+    if (m.option(key)) who.append(who.empty() ? "" : ", ").append(m.name);
+  return who;
 }
 
 std::vector<SharedOption> all_mechanism_options() {

@@ -117,17 +117,16 @@ std::string mechanism_help() {
 // until the mechanism is known; each checks its value's type and range as it is parsed.
 void add_mechanism_flags(CLI::App* cmd, std::map<std::string, std::string>& values) {
   for (const SharedOption& s : all_mechanism_options()) {
-    std::string who;
-    for (const auto& m : s.mechanisms) who += (who.empty() ? "" : ", ") + m;
     const MechanismOption o = s.option;
-    cmd->add_option(o.flag(), values[o.key], who + ": " + o.help + " (default " + o.format(o.default_value) + ")")
+    cmd->add_option(o.flag(), values[o.key],
+                    option_owners(o.key) + ": " + o.help + " (default " + o.format(o.default_value) + ")")
         ->check(CLI::Validator(
             [o](std::string& v) -> std::string {
               try {
                 o.parse(v, "");
                 return "";
               } catch (const std::invalid_argument& e) {
-                return std::string(e.what()).substr(1);  // " must be ..." without the empty origin
+                return e.what();  // "must be ..." (CLI11 puts the flag's name before it)
               }
             },
             o.range()));
@@ -260,12 +259,8 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
       std::string flag = "--" + key;
       std::replace(flag.begin(), flag.end(), '_', '-');
       if (!given(flag.c_str())) continue;
-      std::string owners;
-      for (const SharedOption& s : all_mechanism_options())
-        if (s.option.key == key)
-          for (const auto& m : s.mechanisms) owners += (owners.empty() ? "" : ", ") + m;
-      throw std::invalid_argument(flag + " is a setting of --attention " + owners + ", not of --attention " +
-                                  mechanism.name);
+      throw std::invalid_argument(flag + " is a setting of --attention " + option_owners(key) +
+                                  ", not of --attention " + mechanism.name);
     }
     if (given(option->flag().c_str())) att.options[key] = option->parse(text, option->flag());
   }

@@ -98,6 +98,13 @@ const std::vector<MechanismArray> kScoreArrays = {{"W", "W", "[Dq, Dk]", {"", ""
                                                   {"Wk", "Wk", "[Dk, A]", {"", "attention_dim"}},
                                                   {"va", "va", "[A]", {"attention_dim"}}};
 
+// Every array keyword a mechanism takes: its score's and its own.
+std::vector<MechanismArray> arrays_of(const MechanismInfo& info) {
+  std::vector<MechanismArray> arrays = kScoreArrays;
+  arrays.insert(arrays.end(), info.arrays.begin(), info.arrays.end());
+  return arrays;
+}
+
 struct Inputs {
   Var query, keys, values, summary;
   Tensor mask;
@@ -105,23 +112,13 @@ struct Inputs {
   std::vector<std::pair<std::string, Var>> named;  // everything that gets a gradient
 };
 
-// Who has an option: "local-m, local-p" (empty for none).
-std::string owners_of(const std::string& key) {
-  std::string who;
-  for (const SharedOption& s : all_mechanism_options())
-    if (s.option.key == key)
-      for (const auto& m : s.mechanisms) who += (who.empty() ? "" : ", ") + m;
-  return who;
-}
-
 // The keyword arguments: the mechanism's options, and parameter arrays (the score's and the
 // mechanism's). Array dimensions set the sizes they stand for (A, location's K and R).
 AttentionConfig config_from_kwargs(const MechanismInfo& info, const std::string& score, const std::string& normalizer,
                                    const py::kwargs& kwargs, std::map<std::string, Tensor>& given) {
   AttentionConfig c;
   c.mechanism = info.name, c.score = parse_score(score), c.normalizer = parse_normalizer(normalizer);
-  std::vector<MechanismArray> arrays = kScoreArrays;
-  arrays.insert(arrays.end(), info.arrays.begin(), info.arrays.end());
+  const std::vector<MechanismArray> arrays = arrays_of(info);
   for (const auto& [k, v] : kwargs) {
     const std::string key = py::str(k);
     if (const MechanismOption* o = info.option(key)) {
@@ -130,7 +127,7 @@ AttentionConfig config_from_kwargs(const MechanismInfo& info, const std::string&
     }
     const auto a = std::find_if(arrays.begin(), arrays.end(), [&](const MechanismArray& x) { return x.kwarg == key; });
     if (a == arrays.end()) {
-      if (const std::string who = owners_of(key); !who.empty())
+      if (const std::string who = option_owners(key); !who.empty())
         throw std::invalid_argument(key + " is an option of attention=" + who + ", not of attention='" + info.name +
                                     "'");
       for (const MechanismInfo& other : mechanisms())
@@ -173,8 +170,7 @@ Inputs make_inputs(const FloatArg& query, const FloatArg& keys, const FloatArg& 
   Rng rng(0);
   in.mechanism = make_attention(c, static_cast<int>(in.query.size(2)), static_cast<int>(in.keys.size(2)), rng);
   // Every parameter the mechanism has must be given, with its size (a vector for a column).
-  std::vector<MechanismArray> arrays = kScoreArrays;
-  arrays.insert(arrays.end(), info.arrays.begin(), info.arrays.end());
+  const std::vector<MechanismArray> arrays = arrays_of(info);
   for (const auto& p : in.mechanism->parameters()) {
     if (!p.var.requires_grad()) continue;  // buffers (REINFORCE's baseline)
     const auto a =

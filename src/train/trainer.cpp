@@ -353,6 +353,8 @@ void Trainer::build_model() {
   size_t unknown = 0;
   train_set_ = encode(train_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab);
   encode(dev_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab, &unknown);
+  // Dev evaluation compares against every reference of a source (grouped once, here).
+  dev_refs_ = group_references(dev_examples_, [&](const std::string& t) { return opt_.target.split(t); });
   for (size_t i = 0; i < train_set_.size(); ++i)
     if (train_set_[i].src.empty() || train_set_[i].tgt.empty())
       throw std::runtime_error("training example " + std::to_string(i + 1) + " has no tokens on one side");
@@ -493,7 +495,7 @@ void Trainer::resume_finished(TrainState& s, const std::string& origin) const {
 // Dev evaluation: greedy decoding, exact match against any of a source's references. A better
 // model replaces the saved one as one unit; a stall halves the learning rate.
 void Trainer::evaluate() {
-  const ReferenceSet refs = group_references(dev_examples_, [&](const std::string& t) { return opt_.target.split(t); });
+  const ReferenceSet& refs = dev_refs_;
   std::vector<Tokens> hyps;
   for (auto& t : bundle_->translate(refs.sources, DecodeOptions{})) hyps.push_back(std::move(t.target_tokens));
   const Scores s = score(hyps, refs.references);

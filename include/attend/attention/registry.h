@@ -35,6 +35,7 @@ struct MechanismOption {
   std::string range() const;                                               // "[0, 1]", "(0, 1000]", "reinforce|gumbel"
   std::string format(double v) const;                                      // a value as the user writes it
   double parse(const std::string& text, const std::string& origin) const;  // checked, throws naming origin
+  bool valid(double v) const;  // within the type, range, choices or named values
 };
 
 // A parameter array that Python's attend.attention takes for this mechanism (and the name of the
@@ -95,5 +96,7 @@ struct SharedOption {
   std::vector<std::string> mechanisms;
 };
 std::vector<SharedOption> all_mechanism_options();
+// The mechanisms that have option `key`, as "local-m, local-p" ("" for none).
+std::string option_owners(const std::string& key);
 
 }  // namespace attend

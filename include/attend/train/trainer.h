@@ -25,6 +25,7 @@
 #include "attend/data/batch.h"
 #include "attend/data/tsv.h"
 #include "attend/data/vocab.h"
+#include "attend/eval/metrics.h"
 #include "attend/models/model_config.h"
 #include "attend/random.h"
 #include "attend/train/optimizer.h"
@@ -132,6 +133,7 @@ class Trainer {
   std::unique_ptr<DirectoryLock> lock_;
   std::vector<Example> train_examples_, dev_examples_, test_examples_;
   std::vector<EncodedExample> train_set_;
+  ReferenceSet dev_refs_;  // the dev sources, each with all its references
   std::unique_ptr<Translator> bundle_;
   std::vector<NamedParameter> params_;
   std::unique_ptr<Adam> adam_;
