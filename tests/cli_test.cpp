@@ -3,10 +3,12 @@
 #include <sys/wait.h>
 
 #include <array>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 
+#include "attend/cpu.h"
 #include "attend/io/files.h"
 #include "cli_run.h"
 
@@ -49,6 +51,23 @@ TEST_F(Cli, HelpIsCompleteForEverySubcommand) {
                            "--max-minutes", "--seed", "--threads", "--out"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
   EXPECT_EQ(run("").code, 2);
+}
+
+// ATTEND_CPU_ISA pins the vector kernels to any instruction set this CPU runs; one it does not
+// is an error naming the variable, the value and the choices.
+TEST_F(Cli, AttendCpuIsaPinsTheVectorKernels) {
+  for (const std::string& isa : attend::cpu_isas()) {
+    ::setenv("ATTEND_CPU_ISA", isa.c_str(), 1);
+    const auto r = run("--version");
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("vector kernels: " + isa + "\n"), std::string::npos) << r.output;
+  }
+  ::setenv("ATTEND_CPU_ISA", "avx1024", 1);
+  const auto bad = run("--version");
+  ::unsetenv("ATTEND_CPU_ISA");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("ATTEND_CPU_ISA: set_cpu_isa: 'avx1024' is not"), std::string::npos) << bad.output;
+  EXPECT_NE(bad.output.find(attend::cpu_isas().front()), std::string::npos) << bad.output;
 }
 
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {

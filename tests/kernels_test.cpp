@@ -5,26 +5,50 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <utility>
 #include <vector>
 
 #include "kernels/blas.h"
 #include "kernels/vec_math.h"
+#include "attend/cpu.h"
 #include "attend/random.h"
 
 namespace attend::kernels {
 namespace {
 
-class VecMath : public ::testing::TestWithParam<Isa> {
+// The functions under test: the dispatched ones with an instruction set pinned, or the reference.
+struct VecMathFns {
+  void (*exp)(const float*, float*, int64_t);
+  void (*tanh)(const float*, float*, int64_t);
+  void (*sigmoid)(const float*, float*, int64_t);
+  void (*log)(const float*, float*, int64_t);
+  void (*logaddexp)(const float*, const float*, float*, int64_t);
+  float (*exp_shifted_sum)(const float*, float, float*, int64_t);
+  float (*max)(const float*, int64_t);
+};
+constexpr VecMathFns kDispatched{vexp, vtanh, vsigmoid, vlog, vlogaddexp, vexp_shifted_sum, vmax};
+constexpr VecMathFns kReference{reference::vexp, reference::vtanh,      reference::vsigmoid,
+                                reference::vlog, reference::vlogaddexp, reference::vexp_shifted_sum,
+                                reference::vmax};
+
+// Parameter: "reference" or one of cpu_isas() (every instruction set this CPU runs).
+class VecMath : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
-    if (GetParam() == Isa::kAvx2 && best_isa() != Isa::kAvx2) GTEST_SKIP() << "no AVX2+FMA on this CPU";
-    previous_ = vec_math_isa();
-    set_vec_math_isa(GetParam());
+    previous_ = cpu_isa();
+    if (GetParam() != "reference") set_cpu_isa(GetParam());
   }
-  void TearDown() override { set_vec_math_isa(previous_); }
-  Isa previous_ = Isa::kScalar;
+  void TearDown() override { set_cpu_isa(previous_); }
+  const VecMathFns& f = GetParam() == "reference" ? kReference : kDispatched;
+  std::string previous_;
 };
+
+std::vector<std::string> vec_math_params() {
+  std::vector<std::string> p = cpu_isas();
+  p.push_back("reference");
+  return p;
+}
 
 std::vector<float> grid(float lo, float hi, int n) {
   std::vector<float> x(n);
@@ -34,7 +58,7 @@ std::vector<float> grid(float lo, float hi, int n) {
 
 TEST_P(VecMath, ExpWithinTwoUlp) {
   std::vector<float> x = grid(-87.0f, 88.0f, 100003), y(x.size());  // odd length: exercises the scalar tail
-  vexp(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  f.exp(x.data(), y.data(), static_cast<int64_t>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
     const double want = std::exp(double(x[i]));
     ASSERT_LE(std::fabs(y[i] - want), 2.5 * want * 1.19e-7) << "exp(" << x[i] << ") = " << y[i] << ", want " << want;
@@ -45,8 +69,8 @@ TEST_P(VecMath, TanhAndSigmoidAccurate) {
   std::vector<float> x = grid(-20.0f, 20.0f, 200001), y(x.size()), z(x.size());
   for (float v : {0.0f, -0.0f, 1e-30f, -1e-7f, 0.1249f, 0.125f, 0.1251f}) x.push_back(v);
   y.resize(x.size()), z.resize(x.size());
-  vtanh(x.data(), y.data(), static_cast<int64_t>(x.size()));
-  vsigmoid(x.data(), z.data(), static_cast<int64_t>(x.size()));
+  f.tanh(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  f.sigmoid(x.data(), z.data(), static_cast<int64_t>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
     const double t = std::tanh(double(x[i])), s = 1.0 / (1.0 + std::exp(-double(x[i])));
     ASSERT_LE(std::fabs(y[i] - t), 3e-7 + 1e-6 * std::fabs(t)) << "tanh(" << x[i] << ") = " << y[i] << ", want " << t;
@@ -58,17 +82,17 @@ TEST_P(VecMath, TanhAndSigmoidAccurate) {
 TEST_P(VecMath, SpecialValues) {
   const float inf = INFINITY;
   std::vector<float> x = {inf, -inf, NAN, 200.0f, -200.0f, 0.0f, 1.0f, 2.0f, 3.0f}, y(x.size());
-  vexp(x.data(), y.data(), 9);
+  f.exp(x.data(), y.data(), 9);
   EXPECT_GT(y[0], 1e38f);
   EXPECT_EQ(y[1], 0.0f);  // exp(-inf) is exactly 0 (log-domain code relies on it)
   EXPECT_TRUE(std::isnan(y[2]));
   EXPECT_EQ(y[4], 0.0f);
   EXPECT_EQ(y[5], 1.0f);
-  vtanh(x.data(), y.data(), 9);
+  f.tanh(x.data(), y.data(), 9);
   EXPECT_EQ(y[0], 1.0f);
   EXPECT_EQ(y[1], -1.0f);
   EXPECT_TRUE(std::isnan(y[2]));
-  vsigmoid(x.data(), y.data(), 9);
+  f.sigmoid(x.data(), y.data(), 9);
   EXPECT_EQ(y[0], 1.0f);
   EXPECT_LT(y[1], 1e-30f);
   EXPECT_TRUE(std::isnan(y[2]));
@@ -83,7 +107,7 @@ TEST_P(VecMath, LogWithinTwoUlp) {
   }
   for (float v : grid(0.5f, 2.0f, 40001)) x.push_back(v);  // around 1, where log is small
   std::vector<float> y(x.size());
-  vlog(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  f.log(x.data(), y.data(), static_cast<int64_t>(x.size()));
   for (size_t i = 0; i < x.size(); ++i) {
     const double want = std::log(double(x[i]));
     const double ulp = std::max(std::fabs(want), 1e-30) * 1.19e-7;
@@ -91,7 +115,7 @@ TEST_P(VecMath, LogWithinTwoUlp) {
   }
   const float inf = INFINITY;
   std::vector<float> sx = {0.0f, -0.0f, -1.0f, inf, NAN, 1.0f, 2.0f, 0.5f, -inf}, sy(sx.size());
-  vlog(sx.data(), sy.data(), static_cast<int64_t>(sx.size()));
+  f.log(sx.data(), sy.data(), static_cast<int64_t>(sx.size()));
   EXPECT_EQ(sy[0], -inf);
   EXPECT_EQ(sy[1], -inf);
   EXPECT_TRUE(std::isnan(sy[2]));
@@ -110,7 +134,7 @@ TEST_P(VecMath, LogAddExp) {
   for (auto [p, q] : {std::pair{-inf, -inf}, {-inf, 3.0f}, {-2.0f, -inf}, {-100.0f, 0.0f}, {0.0f, 0.0f}})
     a.push_back(p), b.push_back(q);
   std::vector<float> y(a.size());
-  vlogaddexp(a.data(), b.data(), y.data(), static_cast<int64_t>(a.size()));
+  f.logaddexp(a.data(), b.data(), y.data(), static_cast<int64_t>(a.size()));
   for (size_t i = 0; i + 5 < a.size(); ++i) {
     const double hi = std::max(a[i], b[i]),
                  want = hi + std::log(std::exp(double(a[i]) - hi) + std::exp(double(b[i]) - hi));
@@ -123,6 +147,50 @@ TEST_P(VecMath, LogAddExp) {
   EXPECT_FLOAT_EQ(y[k + 2], -2.0f);
   EXPECT_FLOAT_EQ(y[k + 3], 0.0f);
   EXPECT_NEAR(y[k + 4], std::log(2.0f), 1e-7);
+}
+
+// Every length from 0 to past three AVX-512 vectors: the vector body and the scalar tail meet
+// at every offset. Against the reference: the same values up to FMA rounding.
+TEST_P(VecMath, ShiftedSumAndMaxAtEveryLength) {
+  Rng rng(7);
+  for (int64_t n = 0; n <= 50; ++n) {
+    std::vector<float> x(n), y(n), want(n);
+    for (int64_t i = 0; i < n; ++i) x[i] = i % 5 == 3 ? -INFINITY : 4.0f * rng.normal();
+    const float shift = n > 0 ? reference::vmax(x.data(), n) : 0.0f;
+    const float sum = f.exp_shifted_sum(x.data(), shift, y.data(), n);
+    const float want_sum = reference::vexp_shifted_sum(x.data(), shift, want.data(), n);
+    EXPECT_NEAR(sum, want_sum, 1e-6f * (1.0f + want_sum)) << "n = " << n;
+    for (int64_t i = 0; i < n; ++i) {
+      ASSERT_NEAR(y[i], want[i], 2.4e-7f * want[i]) << "n = " << n << ", i = " << i;
+      if (x[i] == -INFINITY) {
+        ASSERT_EQ(y[i], 0.0f) << "exp(-inf - shift) is exactly 0";
+      }
+    }
+    EXPECT_EQ(f.max(x.data(), n), n > 0 ? shift : -INFINITY) << "n = " << n;
+    for (int64_t i = 0; i < n; ++i) {  // a NaN anywhere, body or tail, is the max
+      std::vector<float> z = x;
+      z[i] = NAN;
+      ASSERT_TRUE(std::isnan(f.max(z.data(), n))) << "NaN at " << i << " of " << n << " vanished";
+    }
+  }
+}
+
+TEST(CpuIsa, TheBestIsChosenAndAnUnknownNameIsRefusedNamingTheChoices) {
+  const std::vector<std::string> isas = cpu_isas();
+  ASSERT_FALSE(isas.empty());
+  EXPECT_EQ(cpu_isa(), isas.front());
+  EXPECT_TRUE(isas.back() == "scalar" || isas.back() == "emu128") << "the portable build is always there";
+  set_cpu_isa(isas.back());
+  EXPECT_EQ(cpu_isa(), isas.back());
+  set_cpu_isa(isas.front());
+  try {
+    set_cpu_isa("avx1024");
+    FAIL() << "an unknown instruction set was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("'avx1024'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(isas.front()), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(cpu_isa(), isas.front());
 }
 
 // Every gemm path (column blocks, matrix-vector, plain) against a double-precision loop.
@@ -154,8 +222,8 @@ TEST(Gemm, EveryPathMatchesAReferenceProduct) {
         }
 }
 
-INSTANTIATE_TEST_SUITE_P(Isas, VecMath, ::testing::Values(Isa::kScalar, Isa::kAvx2),
-                         [](const auto& info) { return info.param == Isa::kScalar ? "Scalar" : "Avx2"; });
+INSTANTIATE_TEST_SUITE_P(Isas, VecMath, ::testing::ValuesIn(vec_math_params()),
+                         [](const auto& info) { return info.param; });
 
 TEST(Gemm, AffineAddsTheBiasToEveryRowAndHandlesMissingParts) {
   const int M = 3, N = 5, K = 4;

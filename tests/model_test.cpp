@@ -413,7 +413,7 @@ TEST(Training, TimeBudgetStopReportsTheEpochItStoppedIn) {
   const std::string dir = temp_dir("budget");
   TrainOptions o = reverse_options(dir);
   o.max_minutes = 1e-7;  // spent after the first step
-  const TrainResult r = train(o);
+  const TrainResult r = Trainer(o).run();
   EXPECT_EQ(r.steps, 1);
   EXPECT_EQ(r.best.epoch, 1);
   EXPECT_NE(r.stop_reason.find("time budget of 1e-07 minutes used"), std::string::npos) << r.stop_reason;
@@ -426,7 +426,7 @@ TEST(Training, StepBudgetStopsAfterThatManyUpdates) {
   const std::string dir = temp_dir("steps");
   TrainOptions o = reverse_options(dir);
   o.max_steps = 3;
-  const TrainResult r = train(o);
+  const TrainResult r = Trainer(o).run();
   EXPECT_EQ(r.steps, 3);
   EXPECT_NE(r.stop_reason.find("step budget of 3 updates"), std::string::npos) << r.stop_reason;
   EXPECT_NE(read_file(o.out + "/metrics.jsonl").find("\"step\":3,"), std::string::npos)
@@ -438,11 +438,11 @@ TEST(Training, StepBudgetStopsAfterThatManyUpdates) {
 TEST(Training, LearnsToReverseAndIsByteForByteDeterministic) {
   const std::string dir = temp_dir("reverse");
   TrainOptions o = reverse_options(dir);
-  TrainResult r = train(o);
+  TrainResult r = Trainer(o).run();
   EXPECT_GT(r.best.dev_exact_match, 0.8) << "dev exact match " << r.best.dev_exact_match;
   const std::string first = read_file(o.out + "/model.safetensors");
   std::filesystem::remove_all(o.out);
-  train(o);
+  Trainer(o).run();
   EXPECT_EQ(read_file(o.out + "/model.safetensors"), first) << "same seed, same threads: identical weights";
   // The directory holds a complete, loadable model whose outputs are the trained ones.
   Translator t = Translator::load(o.out);

@@ -154,7 +154,7 @@ TEST(Resume, RefusesChangedSettingsAndMissingState) {
   o.resume = true;
   o.batch = 8;
   try {
-    attend::train(o);
+    attend::Trainer(o).run();
     ADD_FAILURE() << "resumed with a different batch size";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("batch (was 16, now 8)"), std::string::npos) << e.what();

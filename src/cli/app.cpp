@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "attend/attention/registry.h"
+#include "attend/cpu.h"
 #include "attend/data/cmudict.h"
 #include "attend/eval/alignment.h"
 #include "attend/eval/metrics.h"
@@ -289,7 +291,7 @@ int train_and_report(const TrainOptions& o) {
   cb.on_message = [&](const std::string& m) { progress.message(m); };
   cb.should_stop = [] { return g_stop_signal != 0; };
   install_stop_handlers();
-  TrainResult r = train(o, cb);
+  TrainResult r = Trainer(o, cb).run();
   progress.finish();
   if (r.interrupted) {
     const int sig = g_stop_signal;
@@ -793,12 +795,25 @@ int run_train(CLI::App* cmd, TrainArgs& ta, Mode mode) {
   return train_and_report(opts);
 }
 
+// ATTEND_CPU_ISA pins the vector kernels' instruction set (for the same numbers on machines with
+// different ones), as CT2_FORCE_CPU_ISA does for CTranslate2.
+void use_cpu_isa_from_environment() {
+  const char* isa = std::getenv("ATTEND_CPU_ISA");
+  if (isa == nullptr || *isa == '\0') return;
+  try {
+    set_cpu_isa(isa);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("ATTEND_CPU_ISA: ") + e.what());
+  }
+}
+
 }  // namespace
 
 int run(int argc, const char* const* argv, Mode mode) {
+  if (mode != Mode::kParseOnly) use_cpu_isa_from_environment();
   CLI::App app{"attend: attention mechanisms for NLP: train, evaluate, translate and look at alignments"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "attend 0.1.0");
+  app.set_version_flag("--version", "attend 0.1.0, vector kernels: " + cpu_isa());
   TrainArgs ta;
   auto* train_cmd =
       app.add_subcommand("train", "Train a model: an RNN encoder-decoder with attention, or a Transformer");

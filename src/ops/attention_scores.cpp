@@ -175,6 +175,69 @@ Var forward_alignment(const Var& prev, const Var& y, const Var& u) {
   });
 }
 
+namespace {
+
+// The backward of forward_alignment_log; `mix` is the forward's m_n.
+void forward_alignment_log_backward(Node& node, const Var& log_prev, const Var& log_y, const Var& u, const Tensor& mix,
+                                    int64_t B, int64_t S) {
+  // forward: x_n = m_n + ly_n, la_n = x_n - logsumexp(x), m_n = logaddexp(A_n, B_n) with
+  //   A_n = log(1 - u) + lp_n, B_n = log u + lp_{n-1}
+  //   dx_n = g_n - alpha_n sum_k g_k;  dly_n = dx_n;  dm_n = dx_n
+  //   dlp_n = dm_n e^{A_n - m_n} + dm_{n+1} e^{B_{n+1} - m_{n+1}}
+  //   du = sum_n dm_n (e^{lp_{n-1} - m_n} - e^{lp_n - m_n})
+  float* dlp = log_prev.requires_grad() ? log_prev.grad_ref().data() : nullptr;
+  float* dly = log_y.requires_grad() ? log_y.grad_ref().data() : nullptr;
+  float* du = u.defined() && u.requires_grad() ? u.grad_ref().data() : nullptr;
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  const float* la = node.value.data();
+  const float* lp = log_prev.value().data();
+  const float* m = mix.data();
+  // alpha_n, and the mix's weights w_stay = e^{A_n - m_n}, w_move = e^{B_n - m_n} (0 where
+  // m_n = -inf), for the whole batch at once.
+  std::vector<float> alpha(B * S), w_stay(B * S), w_move(B * S), log_stay(B), log_move(B);
+  for (int64_t b = 0; b < B; ++b) {
+    const float ub = u.defined() ? u.value().data()[b] : 0.5f;
+    log_stay[b] = std::log(1.0f - ub), log_move[b] = std::log(ub);
+    for (int64_t n = 0; n < S; ++n) {
+      const int64_t i = b * S + n;
+      const bool none = m[i] == kNegInf;
+      w_stay[i] = none ? kNegInf : log_stay[b] + lp[i] - m[i];
+      w_move[i] = none || n == 0 ? kNegInf : log_move[b] + lp[i - 1] - m[i];
+    }
+  }
+  kernels::vexp(la, alpha.data(), B * S);  // exactly 0 where la = -inf
+  kernels::vexp(w_stay.data(), w_stay.data(), B * S);
+  kernels::vexp(w_move.data(), w_move.data(), B * S);
+  for (int64_t b = 0; b < B; ++b) {
+    if (kernels::vmax(la + b * S, S) == kNegInf) continue;
+    const float ub = u.defined() ? u.value().data()[b] : 0.5f;
+    // e^{lp_n - m_n} = w_stay / (1 - u) and e^{lp_{n-1} - m_n} = w_move / u, unless u is 0 or 1
+    const bool divide = ub > 0.0f && ub < 1.0f;
+    const float* g = node.grad.data() + b * S;
+    double total = 0.0;
+    for (int64_t n = 0; n < S; ++n) total += g[n];
+    float du_acc = 0.0f;
+    for (int64_t n = 0; n < S; ++n) {
+      const int64_t i = b * S + n;
+      const float dx = la[i] == kNegInf ? 0.0f : g[n] - alpha[i] * float(total);
+      if (dly) dly[i] += dx;
+      if (m[i] == kNegInf || dx == 0.0f) continue;
+      if (dlp) {
+        dlp[i] += dx * w_stay[i];
+        if (n > 0) dlp[i - 1] += dx * w_move[i];
+      }
+      if (du) {
+        const float from_prev = n == 0 ? 0.0f : divide ? w_move[i] / ub : std::exp(lp[i - 1] - m[i]);
+        const float from_here = divide ? w_stay[i] / (1.0f - ub) : std::exp(lp[i] - m[i]);
+        du_acc += dx * (from_prev - from_here);
+      }
+    }
+    if (du) du[b] += du_acc;
+  }
+}
+
+}  // namespace
+
 Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
   if (log_prev.ndim() != 2 || log_prev.shape() != log_y.shape())
     throw std::invalid_argument("forward_alignment_log: log_prev " + log_prev.shape().str() + " and log_y " +
@@ -208,60 +271,7 @@ Var forward_alignment_log(const Var& log_prev, const Var& log_y, const Var& u) {
     for (int64_t n = 0; n < S; ++n) r[n] -= lse;
   }
   return make_result(std::move(out), needs_grad({&log_prev, &log_y, &u}), [log_prev, log_y, u, mix, B, S](Node& node) {
-    // forward: x_n = m_n + ly_n, la_n = x_n - logsumexp(x), m_n = logaddexp(A_n, B_n) with
-    //   A_n = log(1 - u) + lp_n, B_n = log u + lp_{n-1}
-    //   dx_n = g_n - alpha_n sum_k g_k;  dly_n = dx_n;  dm_n = dx_n
-    //   dlp_n = dm_n e^{A_n - m_n} + dm_{n+1} e^{B_{n+1} - m_{n+1}}
-    //   du = sum_n dm_n (e^{lp_{n-1} - m_n} - e^{lp_n - m_n})
-    float* dlp = log_prev.requires_grad() ? log_prev.grad_ref().data() : nullptr;
-    float* dly = log_y.requires_grad() ? log_y.grad_ref().data() : nullptr;
-    float* du = u.defined() && u.requires_grad() ? u.grad_ref().data() : nullptr;
-    constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-    const float* la = node.value.data();
-    const float* lp = log_prev.value().data();
-    const float* m = mix.data();
-    // alpha_n, and the mix's weights w_stay = e^{A_n - m_n}, w_move = e^{B_n - m_n} (0 where
-    // m_n = -inf), for the whole batch at once.
-    std::vector<float> alpha(B * S), w_stay(B * S), w_move(B * S), log_stay(B), log_move(B);
-    for (int64_t b = 0; b < B; ++b) {
-      const float ub = u.defined() ? u.value().data()[b] : 0.5f;
-      log_stay[b] = std::log(1.0f - ub), log_move[b] = std::log(ub);
-      for (int64_t n = 0; n < S; ++n) {
-        const int64_t i = b * S + n;
-        const bool none = m[i] == kNegInf;
-        w_stay[i] = none ? kNegInf : log_stay[b] + lp[i] - m[i];
-        w_move[i] = none || n == 0 ? kNegInf : log_move[b] + lp[i - 1] - m[i];
-      }
-    }
-    kernels::vexp(la, alpha.data(), B * S);  // exactly 0 where la = -inf
-    kernels::vexp(w_stay.data(), w_stay.data(), B * S);
-    kernels::vexp(w_move.data(), w_move.data(), B * S);
-    for (int64_t b = 0; b < B; ++b) {
-      if (kernels::vmax(la + b * S, S) == kNegInf) continue;
-      const float ub = u.defined() ? u.value().data()[b] : 0.5f;
-      // e^{lp_n - m_n} = w_stay / (1 - u) and e^{lp_{n-1} - m_n} = w_move / u, unless u is 0 or 1
-      const bool divide = ub > 0.0f && ub < 1.0f;
-      const float* g = node.grad.data() + b * S;
-      double total = 0.0;
-      for (int64_t n = 0; n < S; ++n) total += g[n];
-      float du_acc = 0.0f;
-      for (int64_t n = 0; n < S; ++n) {
-        const int64_t i = b * S + n;
-        const float dx = la[i] == kNegInf ? 0.0f : g[n] - alpha[i] * float(total);
-        if (dly) dly[i] += dx;
-        if (m[i] == kNegInf || dx == 0.0f) continue;
-        if (dlp) {
-          dlp[i] += dx * w_stay[i];
-          if (n > 0) dlp[i - 1] += dx * w_move[i];
-        }
-        if (du) {
-          const float from_prev = n == 0 ? 0.0f : divide ? w_move[i] / ub : std::exp(lp[i - 1] - m[i]);
-          const float from_here = divide ? w_stay[i] / (1.0f - ub) : std::exp(lp[i] - m[i]);
-          du_acc += dx * (from_prev - from_here);
-        }
-      }
-      if (du) du[b] += du_acc;
-    }
+    forward_alignment_log_backward(node, log_prev, log_y, u, mix, B, S);
   });
 }
 

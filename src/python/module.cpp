@@ -11,6 +11,7 @@
 #include "attend/attention/attention.h"
 #include "attend/attention/mechanism.h"
 #include "attend/attention/registry.h"
+#include "attend/cpu.h"
 #include "attend/ops/shape.h"
 #include "attend/models/translator.h"
 #include "attend/threads.h"
@@ -392,6 +393,11 @@ PYBIND11_MODULE(attend, m) {
   m.doc() = "attend: attention mechanisms for NLP (C++ with a Python interface).";
   m.def("set_threads", &set_threads, py::arg("n"),
         "Threads for matrix products and attention kernels (default 1); n >= 1, else ValueError.");
+  m.def("cpu_isas", &cpu_isas, "The instruction sets of the vector kernels this CPU runs, best first.");
+  m.def("cpu_isa", &cpu_isa, "The instruction set the vector kernels use (the best, unless set).");
+  m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"),
+        "Pins the vector kernels to one of cpu_isas() (ValueError otherwise), e.g. for the same numbers on "
+        "machines with different instruction sets.");
 
   m.def(
       "mechanisms",

@@ -657,8 +657,4 @@ TrainResult Trainer::run() {
   return result_;
 }
 
-TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks) {
-  return Trainer(options, callbacks).run();
-}
-
 }  // namespace attend

@@ -148,7 +148,4 @@ class Trainer {
   int64_t first_step_ = 0;
 };
 
-// Trainer(options, callbacks).run().
-TrainResult train(const TrainOptions& options, const TrainCallbacks& callbacks = {});
-
 }  // namespace attend
