@@ -387,10 +387,8 @@ class PyModel {
   Translator t_;
 };
 
-}  // namespace
-
-PYBIND11_MODULE(attend, m) {
-  m.doc() = "attend: attention mechanisms for NLP (C++ with a Python interface).";
+// Threads and the vector kernels' instruction set.
+void bind_runtime(py::module_& m) {
   m.def("set_threads", &set_threads, py::arg("n"),
         "Threads for matrix products and attention kernels (default 1); n >= 1, else ValueError.");
   m.def("cpu_isas", &cpu_isas, "The instruction sets of the vector kernels this CPU runs, best first.");
@@ -398,7 +396,10 @@ PYBIND11_MODULE(attend, m) {
   m.def("set_cpu_isa", &set_cpu_isa, py::arg("name"),
         "Pins the vector kernels to one of cpu_isas() (ValueError otherwise), e.g. for the same numbers on "
         "machines with different instruction sets.");
+}
 
+// The attention mechanisms of the registry: attention, attention_backward, mechanisms.
+void bind_mechanisms(py::module_& m) {
   m.def(
       "mechanisms",
       [] {
@@ -472,8 +473,10 @@ PYBIND11_MODULE(attend, m) {
       kBackwardDoc, py::arg("query"), py::arg("keys"), py::arg("values"), py::arg("grad_context"), py::kw_only(),
       py::arg("grad_weights") = py::none(), py::arg("attention") = default_mechanism(), py::arg("score") = "dot",
       py::arg("normalizer") = "softmax", py::arg("mask") = py::none(), py::arg("summary") = py::none());
+}
 
-  // Multi-head scaled-dot-product attention (the fused kernel of ops/sdpa.h).
+// Multi-head scaled-dot-product attention (the fused kernel of ops/sdpa.h).
+void bind_sdpa(py::module_& m) {
   auto sdpa_options = [](float scale, const std::optional<std::vector<int>>& key_lengths, bool causal,
                          bool bottom_right, int window_left, int window_right,
                          const std::optional<std::vector<float>>& alibi_slopes, float softcap, float dropout,
@@ -533,7 +536,10 @@ PYBIND11_MODULE(attend, m) {
       py::arg("bottom_right") = false, py::arg("window_left") = -1, py::arg("window_right") = -1,
       py::arg("alibi_slopes") = py::none(), py::arg("softcap") = 0.0f, py::arg("dropout") = 0.0f, py::arg("seed") = 0,
       py::arg("reference") = false);
+}
 
+// A trained model directory.
+void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
       .def_static(
           "load", &PyModel::load, py::arg("dir"),
@@ -554,8 +560,10 @@ PYBIND11_MODULE(attend, m) {
       .def_property_readonly("architecture", &PyModel::architecture, "'rnn' or 'transformer'.")
       .def_property_readonly("source_vocab", &PyModel::source_vocab)
       .def_property_readonly("target_vocab", &PyModel::target_vocab);
+}
 
-  // Library errors become the matching Python exceptions with the library's message.
+// Library errors become the matching Python exceptions with the library's message.
+void register_exceptions() {
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -565,4 +573,15 @@ PYBIND11_MODULE(attend, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     }
   });
+}
+
+}  // namespace
+
+PYBIND11_MODULE(attend, m) {
+  m.doc() = "attend: attention mechanisms for NLP (C++ with a Python interface).";
+  bind_runtime(m);
+  bind_mechanisms(m);
+  bind_sdpa(m);
+  bind_model(m);
+  register_exceptions();
 }
