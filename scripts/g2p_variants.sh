@@ -38,9 +38,11 @@ declare -A flags=(
   [forward-ta]="--attention forward-ta --score additive"
   [hard-reinforce]="--attention hard --score additive --hard-estimator reinforce"
   [hard-gumbel]="--attention hard --score additive --hard-estimator gumbel"
+  [mocha]="--attention mocha --score additive --chunk 3"
+  [multi-head]="--attention multi-head --score additive --attention-heads 4"
 )
 all=(soft-additive soft-general soft-dot soft-scaled-dot soft-sparsemax soft-entmax15 static local-m local-m-auto local-p
-     location coverage monotonic forward forward-ta hard-reinforce hard-gumbel)
+     location coverage monotonic forward forward-ta hard-reinforce hard-gumbel mocha multi-head)
 if [[ $budget =~ ^([0-9]+)u$ ]]; then
   limit=(--max-steps "${BASH_REMATCH[1]}")
   out=docs/attention_results.md marker="<!-- table: g2p_variants.sh updates -->"

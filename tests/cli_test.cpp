@@ -41,7 +41,7 @@ class Cli : public ::testing::Test {
 std::string Cli::dir_;
 
 TEST_F(Cli, HelpIsCompleteForEverySubcommand) {
-  for (const char* sub : {"train", "eval", "translate", "align"}) {
+  for (const char* sub : {"train", "eval", "translate", "align", "score"}) {
     CliRun r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.output.find("--"), std::string::npos) << sub;
@@ -68,6 +68,58 @@ TEST_F(Cli, AttendCpuIsaPinsTheVectorKernels) {
   EXPECT_EQ(bad.code, 2) << bad.output;
   EXPECT_NE(bad.output.find("ATTEND_CPU_ISA: set_cpu_isa: 'avx1024' is not"), std::string::npos) << bad.output;
   EXPECT_NE(bad.output.find(attend::cpu_isas().front()), std::string::npos) << bad.output;
+}
+
+// attend score: sacrebleu's lines; files that do not pair up, or are not UTF-8, are named.
+TEST_F(Cli, ScorePrintsBleuAndChrfWithSignaturesAndNamesBadFiles) {
+  const std::string ref = dir_ + "/score.ref", hyp = dir_ + "/score.hyp", short_hyp = dir_ + "/score.short",
+                    bad = dir_ + "/score.bad";
+  std::ofstream(ref) << "the cat sat on a mat\n";
+  std::ofstream(hyp) << "the cat sat on the mat\n";
+  std::ofstream(short_hyp) << "";
+  std::ofstream(bad) << "caf\xe9\n";
+  CliRun r = run("score --ref " + ref + " --hyp " + hyp);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("BLEU|nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp = 53.73 83.3/60.0/50.0/33.3 (BP = 1.000"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("chrF2|nrefs:1|case:mixed|eff:yes|nc:6|nw:0|space:no = "), std::string::npos) << r.output;
+  r = run("score --json --ref " + ref + " --hyp " + hyp);
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"bleu\":53.728"), std::string::npos) << r.output;
+  r = run("score --ref " + ref + " --hyp " + short_hyp);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(short_hyp + " has 0 lines but " + ref + " has 1"), std::string::npos) << r.output;
+  r = run("score --ref " + bad + " --hyp " + hyp);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(bad + ":1: invalid UTF-8 at byte 4"), std::string::npos) << r.output;
+}
+
+// Training data without --task is the TSV task (it used to train the dates task, exit 0);
+// with --task dates it is an error; Moses-style parallel files train the same way.
+TEST_F(Cli, TrainingDataImpliesTheTsvTaskAndParallelFilesWork) {
+  const std::string small = " --hidden 8 --embedding 4 --attention-dim 4 --epochs 1 --batch 8 --overwrite --out ";
+  CliRun r = run("train --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv" + small + dir_ + "/implied");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::ifstream config(dir_ + "/implied/config.json");
+  const std::string text((std::istreambuf_iterator<char>(config)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("\"task\": \"tsv\""), std::string::npos) << text.substr(0, 400);
+  r = run("train --task dates --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--task dates generates its own data"), std::string::npos) << r.output;
+  std::ofstream(dir_ + "/src.txt") << "ab\nba\nabc\n";
+  std::ofstream(dir_ + "/tgt.txt") << "abab\nbaba\nabcabc\n";
+  std::ofstream(dir_ + "/tgt_short.txt") << "abab\nbaba\n";
+  const std::string moses = " --train-source " + dir_ + "/src.txt --dev-source " + dir_ + "/src.txt --dev-target " +
+                            dir_ + "/tgt.txt --train-target ";
+  r = run("train" + moses + dir_ + "/tgt.txt" + small + dir_ + "/moses");
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = run("train" + moses + dir_ + "/tgt_short.txt" + small + dir_ + "/moses2");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("src.txt has 3 lines but " + dir_ + "/tgt_short.txt has 2"), std::string::npos) << r.output;
+  r = run("train --train-source " + dir_ + "/src.txt --dev " + dir_ + "/dev.tsv --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--train-source and --train-target go together"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {

@@ -10,6 +10,7 @@
 
 #include "attend/data/batch.h"
 #include "attend/data/dates.h"
+#include "attend/data/lines.h"
 #include "attend/data/tsv.h"
 #include "attend/eval/alignment.h"
 #include "attend/eval/metrics.h"
@@ -89,6 +90,57 @@ TEST(Tsv, ErrorsNameFileAndLine) {
   auto ok = read_tsv(p);
   ASSERT_EQ(ok.size(), 2u);
   EXPECT_EQ(ok[0].target, "c d");
+}
+
+// Plain lines: a byte-order mark and "\r\n" are not data, a last line without '\n' is, empty
+// lines are kept (an empty translation is a translation), and bad lines are named.
+TEST(Lines, KeepEveryLineAndNameBadOnes) {
+  EXPECT_EQ(parse_lines("\xEF\xBB\xBFone\r\n\nthree", "f"), (std::vector<std::string>{"one", "", "three"}));
+  EXPECT_TRUE(parse_lines("", "f").empty());
+  EXPECT_EQ(parse_lines("a\n", "f").size(), 1u);
+  auto message = [](auto&& f) {
+    try {
+      f();
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message([] { parse_lines("ok\nbad \xc3\n", "f.txt"); }),
+            "f.txt:2: invalid UTF-8 at byte 5 (0xc3) of the line");
+  EXPECT_NE(
+      message([] { parse_lines("ok\n" + std::string(70000, 'x'), "f.txt"); }).find("f.txt:2: line of 70000 bytes"),
+      std::string::npos);
+}
+
+// Moses-style parallel files pair line i with line i; anything that does not pair up is named.
+TEST(Lines, ParallelFilesPairUpOrSayWhereNot) {
+  const std::string src = temp_path("p.src"), tgt = temp_path("p.tgt");
+  { std::ofstream(src) << "hola\nadios\n"; }
+  { std::ofstream(tgt) << "hello\ngoodbye\n"; }
+  auto pairs = read_parallel(src, tgt);
+  ASSERT_EQ(pairs.size(), 2u);
+  EXPECT_EQ(pairs[1].source, "adios");
+  EXPECT_EQ(pairs[1].target, "goodbye");
+  { std::ofstream(tgt) << "hello\n"; }
+  try {
+    read_parallel(src, tgt);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(src + " has 2 lines but " + tgt + " has 1"), std::string::npos) << e.what();
+  }
+  { std::ofstream(tgt) << "hello\n  \n"; }
+  try {
+    read_parallel(src, tgt);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(tgt + ":2: empty line (its pair on the other side is 'adios')"),
+              std::string::npos)
+        << e.what();
+  }
+  { std::ofstream(src) << ""; }
+  { std::ofstream(tgt) << ""; }
+  EXPECT_THROW(read_parallel(src, tgt), std::runtime_error);
 }
 
 TEST(Vocab, SpecialsFirstAndDuplicatesRejected) {

@@ -28,6 +28,7 @@
 #include "attend/viz/heatmap.h"
 #include "output.h"
 #include "progress.h"
+#include "score.h"
 
 namespace attend::cli {
 namespace {
@@ -231,6 +232,10 @@ int run_resume(CLI::App* cmd, const TrainArgs& a) {
 TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
   TrainOptions& o = a.opt;
   auto given = [&](const char* flag) { return cmd->count(flag) > 0; };
+  // Training data without --task is the TSV task (it used to train the dates task silently).
+  if (!given("--task"))
+    for (const char* flag : {"--train", "--dev", "--train-source", "--train-target", "--dev-source", "--dev-target"})
+      if (given(flag)) o.task = "tsv";
   o.model.architecture = parse_architecture(a.architecture);
   const bool rnn = o.model.architecture == Architecture::kRnn;
   for (const std::string& flag : rnn ? kTransformerFlags : rnn_flags())
@@ -581,13 +586,23 @@ int run_data_cmudict(const std::string& out, const std::string& split_from, cons
 // train's flags: the data, the model (either architecture), and the run.
 void add_data_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
-  cmd->add_option("--task", o.task, "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev)")
+  cmd->add_option("--task", o.task,
+                  "dates (built in), g2p (--data from attend data cmudict) or tsv (--train/--dev, or their "
+                  "-source/-target files); training data given without --task means tsv")
       ->check(CLI::IsMember({"dates", "g2p", "tsv"}))
       ->capture_default_str();
   cmd->add_option("--data", o.data_dir, "For --task g2p: directory with train.tsv and dev.tsv")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--train", o.train_path, "Training data: source<TAB>target per line")->check(CLI::ExistingFile);
   cmd->add_option("--dev", o.dev_path, "Dev data for model selection and early stopping")->check(CLI::ExistingFile);
+  cmd->add_option("--train-source", o.train_source, "Training sources, one per line (Moses-style, with --train-target)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--train-target", o.train_target, "Training targets: line i translates line i of --train-source")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--dev-source", o.dev_source, "Dev sources, one per line (with --dev-target)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--dev-target", o.dev_target, "Dev targets: line i translates line i of --dev-source")
+      ->check(CLI::ExistingFile);
 }
 
 void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
@@ -828,6 +843,8 @@ int run(int argc, const char* const* argv, Mode mode) {
   auto* translate_cmd = add_translate_command(app, tra);
   auto* align_cmd = add_align_command(app, aa);
   auto* data_cmd = add_data_command(app, da);
+  ScoreArgs sa;
+  auto* score_cmd = add_score_command(app, sa);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -840,6 +857,7 @@ int run(int argc, const char* const* argv, Mode mode) {
     throw std::invalid_argument("align: --out FILE.(png|svg) is required");
   if (mode == Mode::kParseOnly) return 0;
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
+  if (*score_cmd) return run_score(sa);
   if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
   if (*translate_cmd) return run_translate(tra.d, tra.texts, tra.show_attention);
   if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map);

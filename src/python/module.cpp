@@ -12,6 +12,8 @@
 #include "attend/attention/mechanism.h"
 #include "attend/attention/registry.h"
 #include "attend/cpu.h"
+#include "attend/eval/bleu.h"
+#include "attend/eval/chrf.h"
 #include "attend/ops/shape.h"
 #include "attend/models/translator.h"
 #include "attend/threads.h"
@@ -398,6 +400,33 @@ void bind_runtime(py::module_& m) {
         "machines with different instruction sets.");
 }
 
+// Translation metrics as sacrebleu computes them.
+void bind_metrics(py::module_& m) {
+  m.def("tokenize_13a", &tokenize_13a, py::arg("line"),
+        "mteval-v13a's tokenization (sacrebleu's default for BLEU).\n\n"
+        ">>> import attend\n>>> attend.tokenize_13a('Hello, world!')\n'Hello , world !'");
+  m.def(
+      "corpus_bleu",
+      [](const std::vector<std::string>& hypotheses, const std::vector<std::string>& references) {
+        const BleuScore s = corpus_bleu(hypotheses, references);
+        py::dict d;
+        d["score"] = s.score, d["precisions"] = s.precisions, d["brevity_penalty"] = s.brevity_penalty;
+        d["hyp_len"] = s.hyp_len, d["ref_len"] = s.ref_len, d["signature"] = kBleuSignature;
+        return d;
+      },
+      py::arg("hypotheses"), py::arg("references"),
+      "Corpus BLEU (0-100) of one reference per hypothesis, as sacrebleu computes it (13a, exp smoothing).");
+  m.def(
+      "corpus_chrf",
+      [](const std::vector<std::string>& hypotheses, const std::vector<std::string>& references) {
+        py::dict d;
+        d["score"] = corpus_chrf(hypotheses, references).score, d["signature"] = kChrfSignature;
+        return d;
+      },
+      py::arg("hypotheses"), py::arg("references"),
+      "Corpus chrF (0-100; character 6-grams, beta 2), as sacrebleu computes it.");
+}
+
 // The attention mechanisms of the registry: attention, attention_backward, mechanisms.
 void bind_mechanisms(py::module_& m) {
   m.def(
@@ -582,6 +611,7 @@ PYBIND11_MODULE(attend, m) {
   bind_runtime(m);
   bind_mechanisms(m);
   bind_sdpa(m);
+  bind_metrics(m);
   bind_model(m);
   register_exceptions();
 }

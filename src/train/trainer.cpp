@@ -17,6 +17,7 @@
 #include "attend/data/tsv.h"
 #include "attend/eval/metrics.h"
 #include "attend/io/checkpoint.h"
+#include "attend/data/lines.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/translator.h"
@@ -29,7 +30,21 @@ namespace attend {
 void TrainOptions::validate() const {
   auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
   if (task != "dates" && task != "tsv" && task != "g2p") bad("--task must be dates, g2p or tsv, got '" + task + "'");
-  if (task == "tsv" && (train_path.empty() || dev_path.empty())) bad("--task tsv needs --train and --dev files");
+  const bool moses_train = !train_source.empty() || !train_target.empty(),
+             moses_dev = !dev_source.empty() || !dev_target.empty();
+  if (task == "dates" && (!train_path.empty() || !dev_path.empty() || moses_train || moses_dev || !data_dir.empty()))
+    bad("--task dates generates its own data; --train, --dev and their -source/-target files are for --task tsv "
+        "(or g2p)");
+  if (moses_train && (train_source.empty() || train_target.empty()))
+    bad("--train-source and --train-target go together (line i of one translates line i of the other)");
+  if (moses_dev && (dev_source.empty() || dev_target.empty()))
+    bad("--dev-source and --dev-target go together (line i of one translates line i of the other)");
+  if ((moses_train && !train_path.empty()) || (moses_dev && !dev_path.empty()))
+    bad("give the training and dev data either as TSV files (--train, --dev) or as parallel files "
+        "(--train-source/--train-target, --dev-source/--dev-target), not both for one split");
+  if (task == "tsv" && ((train_path.empty() && !moses_train) || (dev_path.empty() && !moses_dev)))
+    bad("--task tsv needs training data (--train FILE.tsv, or --train-source and --train-target) and dev data "
+        "(--dev FILE.tsv, or --dev-source and --dev-target)");
   if (task == "g2p" && data_dir.empty() && (train_path.empty() || dev_path.empty()))
     bad("--task g2p needs --data DIR (from attend data cmudict) or --train and --dev");
   if (batch < 1) bad("--batch must be >= 1, got " + std::to_string(batch));
@@ -55,6 +70,10 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
   j = {{"task", o.task},
        {"train_path", o.train_path},
        {"dev_path", o.dev_path},
+       {"train_source", o.train_source},
+       {"train_target", o.train_target},
+       {"dev_source", o.dev_source},
+       {"dev_target", o.dev_target},
        {"data_dir", o.data_dir},
        {"dates_train", o.dates_train},
        {"dates_dev", o.dates_dev},
@@ -83,6 +102,9 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("task").get_to(o.task), j.at("train_path").get_to(o.train_path), j.at("dev_path").get_to(o.dev_path);
+  // Runs saved before parallel files were supported have none: empty.
+  o.train_source = j.value("train_source", ""), o.train_target = j.value("train_target", "");
+  o.dev_source = j.value("dev_source", ""), o.dev_target = j.value("dev_target", "");
   j.at("data_dir").get_to(o.data_dir), j.at("dates_train").get_to(o.dates_train);
   j.at("dates_dev").get_to(o.dates_dev), j.at("dates_test").get_to(o.dates_test);
   // The model settings come without vocabulary sizes (the data gives those): read them with the
@@ -205,7 +227,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // Data paths as absolute paths, so a run can be resumed from another working directory.
 TrainOptions with_absolute_paths(TrainOptions o) {
-  for (std::string* p : {&o.train_path, &o.dev_path, &o.data_dir})
+  for (std::string* p :
+       {&o.train_path, &o.dev_path, &o.data_dir, &o.train_source, &o.train_target, &o.dev_source, &o.dev_target})
     if (!p->empty()) *p = std::filesystem::absolute(*p).lexically_normal().string();
   return o;
 }
@@ -320,11 +343,21 @@ void Trainer::load_data() {
     test_examples_ = std::move(s.test);
     return;
   }
-  const std::string train = opt_.data_dir.empty() ? opt_.train_path : opt_.data_dir + "/train.tsv";
-  const std::string dev = opt_.data_dir.empty() ? opt_.dev_path : opt_.data_dir + "/dev.tsv";
-  train_examples_ = read_tsv(train);
-  dev_examples_ = read_tsv(dev);
-  state_.data_files = nlohmann::json::array({fingerprint(train), fingerprint(dev)});
+  state_.data_files = nlohmann::json::array();
+  // One split from a TSV file or from a pair of parallel files; each file is fingerprinted.
+  auto split = [&](const std::string& tsv, const std::string& source, const std::string& target) {
+    if (!source.empty()) {
+      state_.data_files.push_back(fingerprint(source));
+      state_.data_files.push_back(fingerprint(target));
+      return read_parallel(source, target, LinesOptions{.max_line_bytes = TsvOptions{}.max_line_bytes});
+    }
+    state_.data_files.push_back(fingerprint(tsv));
+    return read_tsv(tsv);
+  };
+  train_examples_ = split(opt_.data_dir.empty() ? opt_.train_path : opt_.data_dir + "/train.tsv", opt_.train_source,
+                          opt_.train_target);
+  dev_examples_ =
+      split(opt_.data_dir.empty() ? opt_.dev_path : opt_.data_dir + "/dev.tsv", opt_.dev_source, opt_.dev_target);
 }
 
 // What a new run may find in its directory, and what a killed one left there.

@@ -34,8 +34,10 @@
 namespace attend {
 
 struct TrainOptions {
-  std::string task = "dates";  // "dates" (built in), "g2p" (data_dir from attend data cmudict) or "tsv"
-  std::string train_path, dev_path;
+  std::string task = "dates";        // "dates" (built in), "g2p" (data_dir from attend data cmudict) or "tsv"
+  std::string train_path, dev_path;  // source<TAB>target per line
+  // Or Moses-style parallel files: line i of *_source is translated by line i of *_target.
+  std::string train_source, train_target, dev_source, dev_target;
   std::string data_dir;                                          // g2p: holds train.tsv and dev.tsv
   int dates_train = 40000, dates_dev = 1000, dates_test = 2000;  // sizes of the generated dates splits
   ModelConfig model;  // RNN or Transformer; vocabulary sizes are filled in from the data

@@ -1,0 +1,56 @@
+#include "attend/data/lines.h"
+
+#include <stdexcept>
+
+#include "attend/data/utf8.h"
+#include "attend/io/files.h"
+
+namespace attend {
+
+std::vector<std::string> read_lines(const std::string& path, const LinesOptions& options) {
+  return parse_lines(read_file(path), path, options);
+}
+
+std::vector<std::string> parse_lines(const std::string& text, const std::string& origin, const LinesOptions& options) {
+  std::vector<std::string> lines;
+  const size_t bom = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
+  for (size_t begin = bom; begin < text.size();) {
+    size_t end = text.find('\n', begin);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(begin, end - begin);
+    begin = end + 1;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    const std::string where = origin + ":" + std::to_string(lines.size() + 1) + ": ";
+    if (line.size() > options.max_line_bytes)
+      throw std::runtime_error(where + "line of " + std::to_string(line.size()) +
+                               " bytes is longer than the limit of " + std::to_string(options.max_line_bytes));
+    if (const std::string bad = describe_utf8_error(line); !bad.empty())
+      throw std::runtime_error(where + bad + " of the line");
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+std::vector<Example> read_parallel(const std::string& source_path, const std::string& target_path,
+                                   const LinesOptions& options) {
+  std::vector<std::string> src = read_lines(source_path, options), tgt = read_lines(target_path, options);
+  if (src.size() != tgt.size())
+    throw std::runtime_error(source_path + " has " + std::to_string(src.size()) + " lines but " + target_path +
+                             " has " + std::to_string(tgt.size()) +
+                             ": line i of one must translate line i of the other");
+  auto blank = [](const std::string& x) { return x.find_first_not_of(" \t\r\f\v") == std::string::npos; };
+  std::vector<Example> out;
+  out.reserve(src.size());
+  for (size_t i = 0; i < src.size(); ++i) {
+    for (const auto* side : {&src, &tgt})
+      if (blank((*side)[i]))
+        throw std::runtime_error((side == &src ? source_path : target_path) + ":" + std::to_string(i + 1) +
+                                 ": empty line (its pair on the other side is '" +
+                                 (side == &src ? tgt : src)[i].substr(0, 60) + "')");
+    out.push_back({std::move(src[i]), std::move(tgt[i])});
+  }
+  if (out.empty()) throw std::runtime_error(source_path + ": no examples (the files are empty)");
+  return out;
+}
+
+}  // namespace attend
