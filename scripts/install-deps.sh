@@ -1,24 +1,28 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12 packages, only what attend needs and the machine lacks.
-# Usage: scripts/install-deps.sh [build|test|fuzz]
+# Usage: scripts/install-deps.sh [build|test|fuzz|bible]
 #   build: compiler, CMake, the libraries the library and CLI link against, Python headers, NumPy
 #          and pybind11 for the Python module, npm for `attend data cmudict` (what `make demo` needs)
-#   test:  build + GoogleTest, Google Benchmark, PyTorch and pytest (what `make test` needs)
+#   test:  build + GoogleTest, Google Benchmark, PyTorch, pytest, NLTK and the bible modules (what `make test`
+#          needs)
 #   fuzz:  build + clang and its runtime with libFuzzer (what `make fuzz` needs)
+#   bible: diatheke and the SWORD modules of `attend data bible` (RV 1909, WEB, KJV)
 # Idempotent: a second run installs nothing. Needs root (or sudo) only when something is missing.
 set -euo pipefail
 
 profile=${1:-build}
 build_pkgs=(g++ make cmake pkg-config libopenblas-dev libhwy-dev libcli11-dev nlohmann-json3-dev libpng-dev
             libfreetype-dev libssl-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
-test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest)
+test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest python3-nltk)
 fuzz_pkgs=(clang libclang-rt-14-dev)
+bible_pkgs=(diatheke sword-text-sparv sword-text-web sword-text-kjv)
 
 case "$profile" in
   build) wanted=("${build_pkgs[@]}") ;;
-  test)  wanted=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  test)  wanted=("${build_pkgs[@]}" "${test_pkgs[@]}" "${bible_pkgs[@]}") ;;
   fuzz)  wanted=("${build_pkgs[@]}" "${fuzz_pkgs[@]}") ;;
-  *) echo "install-deps.sh: unknown profile '$profile' (expected build, test or fuzz)" >&2; exit 2 ;;
+  bible) wanted=("${bible_pkgs[@]}") ;;
+  *) echo "install-deps.sh: unknown profile '$profile' (expected build, test, fuzz or bible)" >&2; exit 2 ;;
 esac
 
 # A command already on PATH stands for its package: e.g. a Node.js that bundles npm, which

@@ -28,6 +28,7 @@
 #include "attend/viz/heatmap.h"
 #include "output.h"
 #include "progress.h"
+#include "data.h"
 #include "score.h"
 
 namespace attend::cli {
@@ -742,6 +743,7 @@ struct AlignArgs {
 };
 struct DataArgs {
   std::string out, split_from, dict_file;
+  std::string bible_out, pair;
 };
 
 CLI::App* add_eval_command(CLI::App& app, EvalArgs& e) {
@@ -788,6 +790,14 @@ CLI::App* add_data_command(CLI::App& app, DataArgs& d) {
                   "Use this directory's train/test split (*.train and *.test, or train.tsv and test.tsv)")
       ->check(CLI::ExistingDirectory);
   cmd->add_option("--dict", d.dict_file, "A local cmudict file instead of the npm package")->check(CLI::ExistingFile);
+  auto* bible = data_cmd->add_subcommand(
+      "bible",
+      "Verse-aligned Bible translations from Debian's SWORD modules (installed when missing): train/dev/test.tsv "
+      "(source<TAB>target) and .keys (each line's verse), split by book");
+  bible->add_option("--pair", d.pair, "es-en (Reina-Valera 1909 -> World English Bible) or kjv-web (KJV -> WEB)")
+      ->required()
+      ->check(CLI::IsMember({"es-en", "kjv-web"}));
+  bible->add_option("--out", d.bible_out, "Directory to write")->required();
   return data_cmd;
 }
 
@@ -856,6 +866,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*align_cmd && aa.format != "pharaoh" && aa.out_path.empty())
     throw std::invalid_argument("align: --out FILE.(png|svg) is required");
   if (mode == Mode::kParseOnly) return 0;
+  if (*data_cmd && !da.pair.empty()) return run_data_bible(da.pair, da.bible_out);
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
   if (*score_cmd) return run_score(sa);
   if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
