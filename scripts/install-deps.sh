@@ -11,7 +11,7 @@
 set -euo pipefail
 
 profile=${1:-build}
-build_pkgs=(g++ make cmake pkg-config libopenblas-dev libhwy-dev libcli11-dev nlohmann-json3-dev libpng-dev
+build_pkgs=(g++ make cmake pkg-config libopenblas-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
             libfreetype-dev libssl-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
 test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest python3-nltk)
 fuzz_pkgs=(clang libclang-rt-14-dev)

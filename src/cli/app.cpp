@@ -13,12 +13,15 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "attend/attention/registry.h"
 #include "attend/cpu.h"
 #include "attend/data/cmudict.h"
 #include "attend/eval/alignment.h"
+#include "attend/eval/bleu.h"
+#include "attend/eval/chrf.h"
 #include "attend/eval/metrics.h"
 #include "attend/data/tsv.h"
 #include "attend/io/files.h"
@@ -89,6 +92,7 @@ struct TrainArgs {
               tokenizer = "char", schedule = "constant", architecture = "rnn";
   std::map<std::string, std::string> mechanism_options;  // by option key, as given (registry.h)
   bool no_input_feeding = false, lowercase = false, post_norm = false;
+  SentencePieceOptions subwords;
   int encoder_layers = 1, layers = 2, decoder_layers = 2;  // --encoder-layers serves both models
   float dropout = 0.1f;
 };
@@ -283,8 +287,13 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
     o.target = {Tokenizer::Kind::kSpace, false, false};
   } else {
     const Tokenizer::Kind k = parse_tokenizer(a.tokenizer);
-    o.source = {k, a.lowercase, k == Tokenizer::Kind::kChar};
-    o.target = {k, false, k == Tokenizer::Kind::kChar};
+    o.source = {k, a.lowercase, k == Tokenizer::Kind::kChar, a.subwords, nullptr};
+    o.target = {k, false, k == Tokenizer::Kind::kChar, a.subwords, nullptr};
+    if (k != Tokenizer::Kind::kSentencePiece)
+      for (const char* flag : {"--vocab-size", "--spm-type", "--joint-vocab"})
+        if (given(flag))
+          throw std::invalid_argument(std::string(flag) + " is a setting of --tokenizer sentencepiece, not of " +
+                                      a.tokenizer);
   }
   return o;
 }
@@ -314,12 +323,33 @@ int train_and_report(const TrainOptions& o) {
   return 0;
 }
 
+// Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
+// and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
+bool scores_sentences(const Translator& tr) { return tr.target_tokenizer().kind != Tokenizer::Kind::kChar; }
+
+struct SentenceScores {
+  BleuScore bleu;
+  ChrfScore chrf;
+};
+SentenceScores sentence_scores(const std::vector<Example>& lines, const ReferenceSet& set,
+                               const std::vector<Translation>& out) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < set.sources.size(); ++i) index.emplace(set.sources[i], i);
+  std::vector<std::string> hyps, refs;
+  for (const Example& e : lines) {
+    hyps.push_back(out[index.at(e.source)].text);
+    refs.push_back(e.target);
+  }
+  return {corpus_bleu(hyps, refs), corpus_chrf(hyps, refs)};
+}
+
 int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors, bool alignment_stats_flag) {
   set_threads(d.threads);
   Translator tr = Translator::load(d.model);
+  const std::vector<Example> lines = read_tsv(test);
   // Several lines with the same source are several references for one input (e.g. CMUdict variants).
   const ReferenceSet set =
-      group_references(read_tsv(test), [&](const std::string& t) { return tr.target_tokenizer().split(t); });
+      group_references(lines, [&](const std::string& t) { return tr.target_tokenizer().split(t); });
   const std::vector<std::string>& sources = set.sources;
   const std::vector<std::vector<Tokens>>& refs = set.references;
   std::vector<Translation> out = tr.translate(sources, d.options());
@@ -334,6 +364,8 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
     unknown += t.unknown;
   }
   Scores s = score(hyps, refs);
+  std::optional<SentenceScores> mt;
+  if (scores_sentences(tr)) mt = sentence_scores(lines, set, out);
   AlignmentStats as;
   if (alignment_stats_flag)
     for (const auto& t : out) accumulate(as, alignment_stats(t.attention));
@@ -350,27 +382,32 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
                         {"token_error_rate", s.error_rate},
                         {"beam", d.beam},
                         {"unknown_source_tokens", unknown}};
+    if (mt) {
+      j["bleu"] = mt->bleu.score, j["bleu_signature"] = kBleuSignature;
+      j["chrf"] = mt->chrf.score, j["chrf_signature"] = kChrfSignature;
+    }
     if (alignment_stats_flag)
       j["alignment"] = {{"monotonicity", as.monotonicity}, {"entropy", as.entropy}, {"diagonality", as.diagonality}};
     std::printf("%s\n", j.dump().c_str());
-  } else {
-    std::printf(
-        "%s: %zu inputs, beam %d\n"
-        "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
-        "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
-        "  token accuracy    %6.2f%%\n"
-        "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
-        test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match), 100 * s.token_accuracy,
-        100 * s.error_rate);
-    if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
-    if (alignment_stats_flag)
-      std::printf(
-          "alignment (%zu steps):\n"
-          "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
-          "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
-          "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
-          as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
+    return 0;
   }
+  std::printf(
+      "%s: %zu inputs, beam %d\n"
+      "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
+      "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
+      "  token accuracy    %6.2f%%\n"
+      "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
+      test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match), 100 * s.token_accuracy,
+      100 * s.error_rate);
+  if (mt) std::printf("  %s\n  %s\n", mt->bleu.str().c_str(), mt->chrf.str().c_str());
+  if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
+  if (alignment_stats_flag)
+    std::printf(
+        "alignment (%zu steps):\n"
+        "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
+        "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
+        "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
+        as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
   return 0;
 }
 
@@ -703,9 +740,18 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
       ->check(whole(1, 10000000))
       ->capture_default_str();
-  cmd->add_option("--tokenizer", ta.tokenizer, "Tokens for --task tsv: char or space")
-      ->check(CLI::IsMember({"char", "space"}))
+  cmd->add_option("--tokenizer", ta.tokenizer,
+                  "Tokens for --task tsv: char, space (words), or sentencepiece (subwords: a model trained on the "
+                  "training split and saved with the model; outputs are detokenized)")
+      ->check(CLI::IsMember({"char", "space", "sentencepiece"}))
       ->capture_default_str();
+  cmd->add_option("--vocab-size", ta.subwords.vocab_size, "sentencepiece: pieces per model")
+      ->check(whole(8, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--spm-type", ta.subwords.type, "sentencepiece: unigram (Kudo 2018) or bpe")
+      ->check(CLI::IsMember({"unigram", "bpe"}))
+      ->capture_default_str();
+  cmd->add_flag("--joint-vocab", o.joint_vocab, "sentencepiece: one model and vocabulary for both sides");
   cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
   cmd->add_option("--save-every", o.save_every,
                   "Save the training state every N steps (0 = only at evaluations); see --resume")

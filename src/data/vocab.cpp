@@ -64,6 +64,10 @@ std::string Tokenizer::normalize(const std::string& text) const {
 
 std::vector<std::string> Tokenizer::split(const std::string& raw) const {
   const std::string text = normalize(raw);
+  if (kind == Kind::kSentencePiece) {
+    if (!subwords) throw std::logic_error("a sentencepiece tokenizer without its model");
+    return subwords->encode(text);
+  }
   std::vector<std::string> out;
   if (kind == Kind::kChar) {
     for (size_t i = 0; i < text.size();) {  // one UTF-8 code point per token
@@ -88,6 +92,10 @@ std::vector<std::string> Tokenizer::split(const std::string& raw) const {
 }
 
 std::string Tokenizer::join(const std::vector<std::string>& tokens) const {
+  if (kind == Kind::kSentencePiece) {
+    if (!subwords) throw std::logic_error("a sentencepiece tokenizer without its model");
+    return subwords->decode(tokens);
+  }
   std::string out;
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (kind == Kind::kSpace && i) out += ' ';
@@ -99,20 +107,32 @@ std::string Tokenizer::join(const std::vector<std::string>& tokens) const {
 Tokenizer::Kind parse_tokenizer(const std::string& name) {
   if (name == "char") return Tokenizer::Kind::kChar;
   if (name == "space") return Tokenizer::Kind::kSpace;
-  throw std::invalid_argument("unknown tokenizer '" + name + "' (expected char or space)");
+  if (name == "sentencepiece") return Tokenizer::Kind::kSentencePiece;
+  throw std::invalid_argument("unknown tokenizer '" + name + "' (expected char, space or sentencepiece)");
 }
 
-std::string to_string(Tokenizer::Kind kind) { return kind == Tokenizer::Kind::kChar ? "char" : "space"; }
+std::string to_string(Tokenizer::Kind kind) {
+  return kind == Tokenizer::Kind::kChar ? "char" : kind == Tokenizer::Kind::kSpace ? "space" : "sentencepiece";
+}
 
 void to_json(nlohmann::json& j, const Tokenizer& t) {
   j = {{"kind", to_string(t.kind)}, {"lowercase", t.lowercase}, {"collapse_spaces", t.collapse_spaces}};
+  if (t.kind == Tokenizer::Kind::kSentencePiece) {
+    j["vocab_size"] = t.subword_options.vocab_size;
+    j["spm_type"] = t.subword_options.type;
+  }
 }
 
 void from_json(const nlohmann::json& j, Tokenizer& t) {
-  reject_unknown_fields(j, {"kind", "lowercase", "collapse_spaces"}, "tokenizer");
+  reject_unknown_fields(j, {"kind", "lowercase", "collapse_spaces", "vocab_size", "spm_type"}, "tokenizer");
   t.kind = parse_tokenizer(json_field<std::string>(j, "kind", "tokenizer"));
   t.lowercase = json_field<bool>(j, "lowercase", "tokenizer");
   t.collapse_spaces = json_field<bool>(j, "collapse_spaces", "tokenizer");
+  if (t.kind == Tokenizer::Kind::kSentencePiece) {
+    t.subword_options.vocab_size = json_field<int>(j, "vocab_size", "tokenizer");
+    t.subword_options.type = json_field<std::string>(j, "spm_type", "tokenizer");
+    t.subword_options.validate();
+  }
 }
 
 }  // namespace attend

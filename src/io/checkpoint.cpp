@@ -106,16 +106,19 @@ void save_checkpoint(const std::string& dir, const std::vector<CheckpointFile>& 
   roll_forward(dir);
 }
 
-CheckpointReader::CheckpointReader(const std::string& dir, const std::vector<std::string>& names) : dir_(dir) {
+CheckpointReader::CheckpointReader(const std::string& dir, const std::vector<std::string>& names,
+                                   const std::vector<std::string>& optional)
+    : dir_(dir) {
   std::string problem;
   for (int attempt = 0; attempt < 5; ++attempt) {
-    if (try_read(names, &problem)) return;
+    if (try_read(names, optional, &problem)) return;
     std::this_thread::sleep_for(std::chrono::milliseconds(20 << attempt));  // a writer may be mid-save
   }
   throw std::runtime_error(problem);
 }
 
-bool CheckpointReader::try_read(const std::vector<std::string>& names, std::string* problem) {
+bool CheckpointReader::try_read(const std::vector<std::string>& required, const std::vector<std::string>& optional,
+                                std::string* problem) {
   files_.clear();
   std::unique_ptr<MappedFile> manifest = open_current(dir_, kManifestFile);
   nlohmann::json m;
@@ -135,6 +138,11 @@ bool CheckpointReader::try_read(const std::vector<std::string>& names, std::stri
     }
   }
   verified_ = manifest != nullptr;
+  std::vector<std::string> names = required;
+  for (const std::string& name : optional) {
+    std::error_code ec;
+    if (verified_ ? m["files"].contains(name) : std::filesystem::exists(path(name), ec)) names.push_back(name);
+  }
   for (const std::string& name : names) {
     std::unique_ptr<MappedFile> f = open_current(dir_, name);
     if (!f) {

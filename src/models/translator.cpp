@@ -18,6 +18,17 @@ namespace attend {
 
 namespace {
 constexpr const char* kFormat = "attend-seq2seq";
+// A SentencePiece tokenizer's model, in the model directory beside config.json.
+constexpr const char* kSourceSubwords = "source.spm";
+constexpr const char* kTargetSubwords = "target.spm";
+
+void load_subwords(Tokenizer& t, const CheckpointReader& files, const char* name, const std::string& side) {
+  if (t.kind != Tokenizer::Kind::kSentencePiece) return;
+  if (!files.has(name))
+    throw std::runtime_error(files.path(name) + ": missing (config.json's " + side +
+                             " tokenizer is sentencepiece, and this file is its model)");
+  t.subwords = SentencePiece::from_bytes(std::string(files.bytes(name)), files.path(name));
+}
 }  // namespace
 
 Vocab parse_vocab(const std::string& text, const std::string& path) {
@@ -85,9 +96,12 @@ Translator Translator::load(const std::string& dir) {
   }
   if (!S_ISDIR(st.st_mode)) throw std::runtime_error(dir + ": not a directory (a model is a directory)");
   // Every file from one checkpoint, checked against its manifest before anything is parsed.
-  const CheckpointReader files(dir, {"config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"});
+  const CheckpointReader files(dir, {"config.json", "src_vocab.json", "tgt_vocab.json", "model.safetensors"},
+                               {kSourceSubwords, kTargetSubwords});
   const std::string config_path = files.path("config.json");
   ModelFileConfig c = parse_model_config(std::string(files.bytes("config.json")), config_path);
+  load_subwords(c.source, files, kSourceSubwords, "source");
+  load_subwords(c.target, files, kTargetSubwords, "target");
   const ModelConfig& mc = c.model;
   Vocab sv = parse_vocab(std::string(files.bytes("src_vocab.json")), files.path("src_vocab.json"));
   Vocab tv = parse_vocab(std::string(files.bytes("tgt_vocab.json")), files.path("tgt_vocab.json"));
@@ -113,10 +127,17 @@ Translator Translator::load(const std::string& dir) {
 void Translator::save(const std::string& dir) const {
   nlohmann::json config = {{"format", kFormat},  {"version", 1},       {"model", model_->config_json()},
                            {"source", src_tok_}, {"target", tgt_tok_}, {"extra", extra_}};
-  save_checkpoint(dir, {{"src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n"},
-                        {"tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n"},
-                        {"model.safetensors", safetensors_bytes(model_->parameters(), {{"format", kFormat}})},
-                        {"config.json", config.dump(2) + "\n"}});
+  std::vector<CheckpointFile> files = {
+      {"src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n"},
+      {"tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n"},
+      {"model.safetensors", safetensors_bytes(model_->parameters(), {{"format", kFormat}})},
+      {"config.json", config.dump(2) + "\n"}};
+  for (const auto& [tok, name] : {std::pair{&src_tok_, kSourceSubwords}, {&tgt_tok_, kTargetSubwords}}) {
+    if (tok->kind != Tokenizer::Kind::kSentencePiece) continue;
+    if (!tok->subwords) throw std::logic_error("Translator::save: a sentencepiece tokenizer without its model");
+    files.push_back({name, tok->subwords->bytes()});
+  }
+  save_checkpoint(dir, files);
 }
 
 std::vector<Translation> Translator::translate(const std::vector<std::string>& sources, const DecodeOptions& options,

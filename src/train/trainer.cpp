@@ -18,6 +18,7 @@
 #include "attend/eval/metrics.h"
 #include "attend/io/checkpoint.h"
 #include "attend/data/lines.h"
+#include "attend/data/sentencepiece.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/translator.h"
@@ -47,6 +48,13 @@ void TrainOptions::validate() const {
         "(--dev FILE.tsv, or --dev-source and --dev-target)");
   if (task == "g2p" && data_dir.empty() && (train_path.empty() || dev_path.empty()))
     bad("--task g2p needs --data DIR (from attend data cmudict) or --train and --dev");
+  if (joint_vocab && (source.kind != Tokenizer::Kind::kSentencePiece || target.kind != Tokenizer::Kind::kSentencePiece))
+    bad("--joint-vocab needs --tokenizer sentencepiece");
+  if (joint_vocab && (source.subword_options.vocab_size != target.subword_options.vocab_size ||
+                      source.subword_options.type != target.subword_options.type))
+    bad("--joint-vocab: the source and target SentencePiece settings differ");
+  for (const Tokenizer* t : {&source, &target})
+    if (t->kind == Tokenizer::Kind::kSentencePiece) t->subword_options.validate();
   if (batch < 1) bad("--batch must be >= 1, got " + std::to_string(batch));
   if (epochs < 1) bad("--epochs must be >= 1, got " + std::to_string(epochs));
   if (threads < 1) bad("--threads must be >= 1, got " + std::to_string(threads));
@@ -81,6 +89,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"model", o.model},
        {"source", o.source},
        {"target", o.target},
+       {"joint_vocab", o.joint_vocab},
        {"batch", o.batch},
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
@@ -114,6 +123,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   model.get_to(o.model);
   o.model.set_vocabularies(0, 0);
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
+  o.joint_vocab = j.value("joint_vocab", false);  // runs saved before subwords had none
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -248,6 +258,10 @@ void require_finite(const std::vector<NamedParameter>& params, int64_t step, con
 
 Vocab build_vocab(const std::vector<Example>& examples, const Tokenizer& tok, bool source) {
   Vocab v;
+  if (tok.kind == Tokenizer::Kind::kSentencePiece) {  // every piece the model can produce
+    for (const std::string& piece : tok.subwords->pieces()) v.add(piece);
+    return v;
+  }
   for (const auto& e : examples)
     for (const auto& t : tok.split(source ? e.source : e.target)) v.add(t);
   return v;
@@ -375,7 +389,47 @@ void Trainer::check_directory() {
   }
 }
 
+// SentencePiece models: a resumed run takes those of its model directory; a new one trains them
+// on the training split (--joint-vocab: one on both sides).
+void Trainer::prepare_subwords() {
+  const bool src = opt_.source.kind == Tokenizer::Kind::kSentencePiece,
+             tgt = opt_.target.kind == Tokenizer::Kind::kSentencePiece;
+  if (!src && !tgt) return;
+  if (opt_.resume) {
+    const CheckpointReader files(opt_.out, {}, {"source.spm", "target.spm"});
+    for (auto [tok, name] : {std::pair{&opt_.source, "source.spm"}, {&opt_.target, "target.spm"}}) {
+      if (tok->kind != Tokenizer::Kind::kSentencePiece) continue;
+      if (!files.has(name))
+        throw std::runtime_error(files.path(name) + ": missing: the run's SentencePiece model cannot be resumed");
+      tok->subwords = SentencePiece::from_bytes(std::string(files.bytes(name)), files.path(name));
+    }
+    return;
+  }
+  auto sentences = [&](bool sources, bool targets) {
+    std::vector<std::string> out;
+    for (const Example& e : train_examples_) {
+      if (sources) out.push_back(e.source);
+      if (targets) out.push_back(e.target);
+    }
+    return out;
+  };
+  if (opt_.joint_vocab) {
+    opt_.source.subwords = opt_.target.subwords =
+        SentencePiece::train(sentences(true, true), opt_.source.subword_options);
+    message("sentencepiece: one " + opt_.source.subword_options.type + " model of " +
+            std::to_string(opt_.source.subword_options.vocab_size) + " pieces for both sides");
+    return;
+  }
+  for (auto [tok, sources] : {std::pair{&opt_.source, true}, {&opt_.target, false}}) {
+    if (tok->kind != Tokenizer::Kind::kSentencePiece) continue;
+    tok->subwords = SentencePiece::train(sentences(sources, !sources), tok->subword_options);
+    message(std::string("sentencepiece: a ") + tok->subword_options.type + " model of " +
+            std::to_string(tok->subword_options.vocab_size) + " pieces for the " + (sources ? "source" : "target"));
+  }
+}
+
 void Trainer::build_model() {
+  prepare_subwords();
   if (opt_.task == "dates") {  // the generated splits, for attend eval; the held-out test never trains
     write_tsv(opt_.out + "/dev.tsv", dev_examples_);
     write_tsv(opt_.out + "/test.tsv", test_examples_);

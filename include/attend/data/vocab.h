@@ -1,11 +1,14 @@
 // attend data: vocabularies and tokenizers.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
+
+#include "attend/data/sentencepiece.h"
 
 namespace attend {
 
@@ -28,17 +31,22 @@ class Vocab {
   std::unordered_map<std::string, int> index_;
 };
 
-// How text becomes tokens. Stored in a model's config.json.
+// How text becomes tokens. Stored in a model's config.json (a SentencePiece model in a file of
+// the model directory beside it).
 struct Tokenizer {
-  enum class Kind { kChar, kSpace };
+  enum class Kind { kChar, kSpace, kSentencePiece };
   Kind kind = Kind::kChar;
   bool lowercase = false;        // ASCII lower-casing before splitting
   bool collapse_spaces = false;  // trim and squeeze runs of white space to one space
+  // kSentencePiece: how to train the model, and the model (trained, or loaded with a model
+  // directory); split and join throw std::logic_error without it.
+  SentencePieceOptions subword_options;
+  std::shared_ptr<const SentencePiece> subwords;
   std::string normalize(const std::string& text) const;
   std::vector<std::string> split(const std::string& text) const;  // normalises first
   std::string join(const std::vector<std::string>& tokens) const;
 };
-Tokenizer::Kind parse_tokenizer(const std::string& name);  // "char" | "space"
+Tokenizer::Kind parse_tokenizer(const std::string& name);  // "char" | "space" | "sentencepiece"
 std::string to_string(Tokenizer::Kind kind);
 void to_json(nlohmann::json& j, const Tokenizer& t);
 void from_json(const nlohmann::json& j, Tokenizer& t);

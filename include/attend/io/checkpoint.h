@@ -42,13 +42,17 @@ void recover_checkpoint(const std::string& dir);
 // manifest every time is an error naming it, its size and hash, and what the manifest expects.
 class CheckpointReader {
  public:
-  CheckpointReader(const std::string& dir, const std::vector<std::string>& names);
+  // `names` must all be there; `optional` are read when the checkpoint has them (its manifest
+  // lists them, or, without a manifest, the file exists).
+  CheckpointReader(const std::string& dir, const std::vector<std::string>& names,
+                   const std::vector<std::string>& optional = {});
   std::string_view bytes(const std::string& name) const;
+  bool has(const std::string& name) const { return files_.count(name) != 0; }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
   bool verified() const { return verified_; }  // false for a directory without a manifest
 
  private:
-  bool try_read(const std::vector<std::string>& names, std::string* problem);
+  bool try_read(const std::vector<std::string>& names, const std::vector<std::string>& optional, std::string* problem);
   std::string dir_;
   std::map<std::string, std::unique_ptr<MappedFile>> files_;
   bool verified_ = false;

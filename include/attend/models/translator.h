@@ -3,6 +3,7 @@
 //   config.json        model settings, tokenizers, task and training settings
 //   model.safetensors  weights
 //   src_vocab.json, tgt_vocab.json   token lists (ids are positions)
+//   source.spm, target.spm           SentencePiece models, for sentencepiece tokenizers
 //   checkpoint.json    the manifest: each file's size and SHA-256, checked when loading
 //   metrics.jsonl      one line per evaluation during training
 #pragma once

@@ -42,6 +42,9 @@ struct TrainOptions {
   int dates_train = 40000, dates_dev = 1000, dates_test = 2000;  // sizes of the generated dates splits
   ModelConfig model;  // RNN or Transformer; vocabulary sizes are filled in from the data
   Tokenizer source, target;
+  // SentencePiece tokenizers: one model trained on both sides (so that the vocabularies agree)
+  // instead of one per side.
+  bool joint_vocab = false;
   int batch = 64;
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
@@ -122,6 +125,7 @@ class Trainer {
  private:
   void check_directory();
   void load_data();
+  void prepare_subwords();
   void build_model();
   void resume_finished(TrainState& saved, const std::string& origin) const;
   void begin_epoch();
