@@ -8,6 +8,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+#include <sstream>
+
 #include "attend/cpu.h"
 #include "attend/io/files.h"
 #include "cli_run.h"
@@ -120,6 +123,32 @@ TEST_F(Cli, TrainingDataImpliesTheTsvTaskAndParallelFilesWork) {
   r = run("train --train-source " + dir_ + "/src.txt --dev " + dir_ + "/dev.tsv --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--train-source and --train-target go together"), std::string::npos) << r.output;
+}
+
+// n-best lists in Marian's format, scores, and one JSON object per input.
+TEST_F(Cli, TranslatePrintsNBestListsScoresAndJson) {
+  const std::string m = " --model " + dir_ + "/model ";
+  CliRun r = run("translate" + m + "--beam 3 --n-best 2 ab ba");
+  ASSERT_EQ(r.code, 0) << r.output;
+  std::istringstream lines(r.output);
+  std::vector<std::string> got;
+  for (std::string line; std::getline(lines, line);) got.push_back(line);
+  ASSERT_EQ(got.size(), 4u) << r.output;
+  EXPECT_EQ(got[0].rfind("0 ||| ", 0), 0u) << got[0];
+  EXPECT_EQ(got[2].rfind("1 ||| ", 0), 0u) << got[2];
+  EXPECT_NE(got[1].find(" ||| F0= "), std::string::npos) << got[1];
+  r = run("translate" + m + "--with-scores ab");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find(" ||| -"), std::string::npos) << r.output;
+  r = run("translate" + m + "--json --beam 2 --n-best 2 ab");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const nlohmann::json j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j.at("input"), "ab");
+  EXPECT_EQ(j.at("nbest").size(), 2u);
+  EXPECT_EQ(j.at("nbest")[0].at("output"), j.at("output"));
+  r = run("translate" + m + "--beam 2 --n-best 3 ab");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--n-best 3 needs a beam at least as wide (--beam 2)"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {

@@ -144,19 +144,46 @@ void add_mechanism_flags(CLI::App* cmd, std::map<std::string, std::string>& valu
 struct DecodeArgs {
   std::string model;
   int beam = 1;
-  float length_penalty = 1.0f;
+  float length_penalty = 1.0f, coverage_penalty = 0.0f, max_length_ratio = 0.0f;
+  std::string length_norm = "power";
   int max_length = 0;
   int window_back = -1, window_forward = -1;
   int threads = 1;
-  DecodeOptions options() const { return {beam, length_penalty, max_length, window_back, window_forward}; }
+  int nbest = 1;
+  DecodeOptions options() const {
+    DecodeOptions o;
+    o.beam = beam, o.length_penalty = length_penalty, o.max_length = max_length;
+    o.window_back = window_back, o.window_forward = window_forward;
+    o.length_norm = length_norm == "gnmt" ? DecodeOptions::LengthNorm::kGnmt : DecodeOptions::LengthNorm::kPower;
+    o.coverage_penalty = coverage_penalty, o.max_length_ratio = max_length_ratio, o.nbest = nbest;
+    return o;
+  }
+};
+
+struct TranslateArgs {
+  DecodeArgs d;
+  std::vector<std::string> texts;
+  bool show_attention = false, with_scores = false, json = false;
 };
 
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
   app->add_option("--model", a.model, "Model directory (written by attend train)")
       ->required();  // load() says what is wrong
   app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(whole(1, kMaxBeam))->capture_default_str();
-  app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / length^alpha")
+  app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / lp(length), lp with this alpha")
       ->check(number(0, true))
+      ->capture_default_str();
+  app->add_option("--length-norm", a.length_norm,
+                  "lp(|Y|): power (|Y|^alpha) or gnmt ((5 + |Y|)^alpha / 6^alpha, Wu et al. 2016)")
+      ->check(CLI::IsMember({"power", "gnmt"}))
+      ->capture_default_str();
+  app->add_option("--coverage-penalty", a.coverage_penalty,
+                  "Beams: + beta x sum over source tokens of log(min(attention received, 1)) (Wu et al. 2016; 0 = off)")
+      ->check(CLI::Range(0.0f, 100.0f))
+      ->capture_default_str();
+  app->add_option("--max-length-ratio", a.max_length_ratio,
+                  "Outputs of at most ratio x source length tokens (0 = off; see --max-length)")
+      ->check(CLI::Range(0.0f, 1000.0f))
       ->capture_default_str();
   app->add_option("--window-back", a.window_back,
                   "Window constraint: attend at most this many positions before the previous argmax (-1 = off)")
@@ -414,19 +441,44 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
 // One output line per input line, in order: an input that cannot be translated gets an empty
 // line on stdout and its reason on stderr, and the command exits 1 at the end.
 struct TranslateOutput {
-  bool show_attention = false, color = false;
+  bool show_attention = false, color = false, with_scores = false, json = false, nbest = false;
   size_t failed = 0, done = 0;
   void put(const Translation& t, const std::string& input, const std::string& where) {
-    ++done;
+    const size_t id = done++;
     if (!t.error.empty()) {
       ++failed;
       std::fprintf(stderr, "attend: error: %s: %s; not translated\n", where.c_str(), t.error.c_str());
-      write_stdout("\n");
+      write_stdout(json ? nlohmann::json{{"input", input}, {"error", t.error}}.dump() + "\n" : nbest ? "" : "\n");
       return;
     }
     warn_unknown(t, input);
-    write_stdout(t.text + "\n");
+    if (json) {
+      write_stdout(translation_json(t, input).dump() + "\n");
+    } else if (nbest) {
+      char scores[96];
+      for (const Translation::Alternative& a : t.nbest) {
+        std::snprintf(scores, sizeof scores, " ||| F0= %.6g ||| %.6g\n", a.log_prob, a.score);
+        write_stdout(std::to_string(id) + " ||| " + a.text + scores);
+      }
+    } else if (with_scores) {
+      char score[48];
+      std::snprintf(score, sizeof score, " ||| %.6g\n", t.score);
+      write_stdout(t.text + score);
+    } else {
+      write_stdout(t.text + "\n");
+    }
     if (show_attention && !t.source_tokens.empty()) write_stdout(alignment_terminal(to_alignment(t, ""), color) + "\n");
+  }
+
+  static nlohmann::json translation_json(const Translation& t, const std::string& input) {
+    nlohmann::json j = {{"input", input},   {"output", t.text},       {"tokens", t.target_tokens},
+                        {"score", t.score}, {"log_prob", t.log_prob}, {"source_tokens", t.source_tokens}};
+    if (!t.nbest.empty()) {
+      j["nbest"] = nlohmann::json::array();
+      for (const Translation::Alternative& a : t.nbest)
+        j["nbest"].push_back({{"output", a.text}, {"tokens", a.tokens}, {"score", a.score}, {"log_prob", a.log_prob}});
+    }
+    return j;
   }
 };
 
@@ -459,15 +511,19 @@ void translate_stdin(const Translator& tr, const DecodeOptions& options, Transla
   }
 }
 
-int run_translate(const DecodeArgs& d, const std::vector<std::string>& texts, bool show_attention) {
+int run_translate(const TranslateArgs& a) {
+  const DecodeArgs& d = a.d;
   set_threads(d.threads);
+  if (d.nbest > d.beam)
+    throw std::invalid_argument("--n-best " + std::to_string(d.nbest) + " needs a beam at least as wide (--beam " +
+                                std::to_string(d.beam) + ")");
   Translator tr = Translator::load(d.model);
-  TranslateOutput out{show_attention, ::isatty(1) != 0};
-  if (texts.empty()) {
+  TranslateOutput out{a.show_attention, ::isatty(1) != 0, a.with_scores, a.json, d.nbest > 1};
+  if (a.texts.empty()) {
     translate_stdin(tr, d.options(), out);
   } else {
-    std::vector<Translation> done = tr.translate(texts, d.options());
-    for (size_t i = 0; i < done.size(); ++i) out.put(done[i], texts[i], "argument " + std::to_string(i + 1));
+    std::vector<Translation> done = tr.translate(a.texts, d.options());
+    for (size_t i = 0; i < done.size(); ++i) out.put(done[i], a.texts[i], "argument " + std::to_string(i + 1));
   }
   check_stdout();
   if (out.failed)
@@ -777,11 +833,6 @@ struct EvalArgs {
   std::string test;
   bool json = false, show_errors = false, alignment_stats = false;
 };
-struct TranslateArgs {
-  DecodeArgs d;
-  std::vector<std::string> texts;
-  bool show_attention = false;
-};
 struct AlignArgs {
   DecodeArgs d;
   std::string out_path, format, map = "all";
@@ -808,6 +859,12 @@ CLI::App* add_translate_command(CLI::App& app, TranslateArgs& t) {
   add_decode_flags(cmd, t.d);
   cmd->add_option("text", t.texts, "Inputs (default: read lines from stdin)");
   cmd->add_flag("--show-attention", t.show_attention, "Draw each attention matrix in the terminal");
+  cmd->add_option("--n-best", t.d.nbest,
+                  "Print the K best outputs per input (K <= --beam), as Marian does: ID ||| OUTPUT ||| F0= "
+                  "LOG-PROBABILITY ||| SCORE")
+      ->check(whole(1, kMaxBeam));
+  cmd->add_flag("--with-scores", t.with_scores, "Print OUTPUT ||| SCORE (the score the search ranked by)");
+  cmd->add_flag("--json", t.json, "Print one JSON object per input: output, tokens, score, log_prob, nbest");
   return cmd;
 }
 
@@ -916,7 +973,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
   if (*score_cmd) return run_score(sa);
   if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
-  if (*translate_cmd) return run_translate(tra.d, tra.texts, tra.show_attention);
+  if (*translate_cmd) return run_translate(tra);
   if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map);
   return 2;
 }

@@ -13,8 +13,11 @@ namespace attend {
 
 namespace {
 
+// The steps a batch needs: its longest source's limit, within what the decoder can take.
 int max_steps(const Batch& batch, const DecodeOptions& opt, const StepDecoder& dec) {
-  return std::min(step_limit(batch.S, opt), dec.max_steps());
+  int most = 0;
+  for (int b = 0; b < batch.B; ++b) most = std::max(most, step_limit(batch.src_lengths[b], opt));
+  return std::min(most, dec.max_steps());
 }
 
 // Row `r` of a step's weights [N,G,S], cut to the source's length n: G * n values.
@@ -73,13 +76,14 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
       const float* lp = logp.data() + int64_t(r) * V;
       const int best = static_cast<int>(std::max_element(lp + Vocab::kEos, lp + V) - lp);  // never <pad>/<unk>/<s>
       out[b].score += lp[best];
+      out[b].log_prob = out[b].score;
       rows[b].push_back(weights_row(s.weights, static_cast<int>(r), batch.src_lengths[b]));
-      if (best == Vocab::kEos) {
+      if (best != Vocab::kEos) out[b].tokens.push_back(best);
+      // </s>, or cut at this source's length limit
+      if (best == Vocab::kEos || static_cast<int>(out[b].tokens.size()) >= step_limit(batch.src_lengths[b], opt)) {
         done[b] = true;
         --remaining;
         ++finished_rows;
-      } else {
-        out[b].tokens.push_back(best);
       }
       prev[r] = best;
     }
@@ -113,13 +117,15 @@ class BeamSearch {
         live_(B_, std::vector<Live>(K_)),
         finished_(B_),
         closed_(B_, false),
+        cut_(B_, false),
         first_row_(B_),
         prev_(size_t(B_) * K_, Vocab::kBos) {
     for (int b = 0; b < B_; ++b) first_row_[b] = b * K_;
     rows_now_ = B_ * K_;
   }
 
-  std::vector<Hypothesis> run() {
+  // Source b's best nbest hypotheses, best first.
+  std::vector<std::vector<Hypothesis>> run() {
     const int steps = max_steps(batch_, opt_, dec_);
     for (int t = 0; t < steps; ++t) {
       const NextTokenScores s = dec_.step(prev_);
@@ -147,7 +153,28 @@ class BeamSearch {
   };
 
   float normalised(float logp, size_t len) const {
-    return opt_.length_penalty > 0.0f ? logp / std::pow(static_cast<float>(len), opt_.length_penalty) : logp;
+    if (opt_.length_penalty <= 0.0f) return logp;
+    const float l = static_cast<float>(len);
+    if (opt_.length_norm == DecodeOptions::LengthNorm::kGnmt)
+      return logp / std::pow((5.0f + l) / 6.0f, opt_.length_penalty);
+    return logp / std::pow(l, opt_.length_penalty);
+  }
+
+  // Wu et al.'s coverage penalty: beta * sum_i log(min(sum_t a_ti, 1)) over the source positions
+  // (the mean of the G maps); attention never received counts as 1e-6, not log 0.
+  float coverage(const Live& h, int n) const {
+    if (opt_.coverage_penalty <= 0.0f || n == 0) return 0.0f;
+    std::vector<double> received(n, 0.0);
+    for (const auto& row : h.rows)
+      for (int g = 0; g < G_; ++g)
+        for (int i = 0; i < n; ++i) received[i] += row[size_t(g) * n + i] / G_;
+    double sum = 0.0;
+    for (double c : received) sum += std::log(std::clamp(c, 1e-6, 1.0));
+    return static_cast<float>(opt_.coverage_penalty * sum);
+  }
+
+  float final_score(const Live& h, size_t len, int b) const {
+    return normalised(h.logp, len) + coverage(h, batch_.src_lengths[b]);
   }
 
   // Source b's step t: its K best continuations become its rows (parents[] says whose state each
@@ -176,7 +203,8 @@ class BeamSearch {
       h.rows.push_back(weights_row(weights, r0 + k, batch_.src_lengths[b]));
       h.logp = score;
       if (v == Vocab::kEos) {
-        add_finished(b, {std::move(h), normalised(score, live_[b][k].tokens.size() + 1)});
+        const float final = final_score(h, live_[b][k].tokens.size() + 1, b);
+        add_finished(b, {std::move(h), final});
         continue;
       }
       h.tokens.push_back(v);
@@ -193,6 +221,10 @@ class BeamSearch {
     }
     live_[b] = std::move(next);
     close_if_done(b);
+    if (!closed_[b] && t + 1 >= step_limit(batch_.src_lengths[b], opt_)) {  // out of steps: cut here
+      closed_[b] = cut_[b] = true;
+      ++closed_in_decoder_;
+    }
     return !closed_[b];
   }
 
@@ -208,7 +240,8 @@ class BeamSearch {
   }
 
   // Done when K hypotheses have finished and none of them is beaten by the best live one at its
-  // current length (the usual heuristic: live scores only fall as tokens are added).
+  // current length (the usual heuristic: live scores only fall as tokens are added; the
+  // coverage penalty, at most 0, is left out of the live bound).
   void close_if_done(int b) {
     if (static_cast<int>(finished_[b].size()) < K_) return;
     float best_finished = -INFINITY;
@@ -234,19 +267,25 @@ class BeamSearch {
     }
   }
 
-  std::vector<Hypothesis> results() {
-    std::vector<Hypothesis> out(B_);
+  std::vector<std::vector<Hypothesis>> results() {
+    std::vector<std::vector<Hypothesis>> out(B_);
     for (int b = 0; b < B_; ++b) {
-      if (!closed_[b])  // out of steps: the live hypotheses, cut at the limit, compete with the finished ones
+      if (!closed_[b] || cut_[b])  // out of steps: the live hypotheses, cut at the limit, compete with the finished
         for (const Live& h : live_[b])
           if (std::isfinite(h.logp))
-            finished_[b].push_back({h, normalised(h.logp, std::max<size_t>(h.tokens.size(), 1))});
+            finished_[b].push_back({h, final_score(h, std::max<size_t>(h.tokens.size(), 1), b)});
       if (finished_[b].empty()) finished_[b].push_back({live_[b][0], -INFINITY});
-      const Done& best = *std::max_element(finished_[b].begin(), finished_[b].end(),
-                                           [](const Done& x, const Done& y) { return x.score < y.score; });
-      out[b].tokens = best.hyp.tokens;
-      out[b].score = best.score;
-      set_attention(out[b], best.hyp.rows, G_, batch_.src_lengths[b]);
+      std::stable_sort(finished_[b].begin(), finished_[b].end(),
+                       [](const Done& x, const Done& y) { return x.score > y.score; });
+      for (size_t i = 0; i < finished_[b].size() && static_cast<int>(i) < opt_.nbest; ++i) {
+        const Done& d = finished_[b][i];
+        Hypothesis h;
+        h.tokens = d.hyp.tokens;
+        h.score = d.score;
+        h.log_prob = d.hyp.logp;
+        set_attention(h, d.hyp.rows, G_, batch_.src_lengths[b]);
+        out[b].push_back(std::move(h));
+      }
     }
     return out;
   }
@@ -258,12 +297,13 @@ class BeamSearch {
   std::vector<std::vector<Live>> live_;
   std::vector<std::vector<Done>> finished_;
   std::vector<bool> closed_;
+  std::vector<bool> cut_;       // closed at the length limit, not by the finished hypotheses
   std::vector<int> first_row_;  // source b's first row in the decoder (-1 once dropped)
   std::vector<int> prev_;       // every row's previous token
   int rows_now_ = 0, closed_in_decoder_ = 0, G_ = 1;
 };
 
-std::vector<Hypothesis> beam_search(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt) {
+std::vector<std::vector<Hypothesis>> beam_search(StepDecoder& dec, const Batch& batch, const DecodeOptions& opt) {
   return BeamSearch(dec, batch, opt).run();
 }
 
@@ -276,18 +316,34 @@ void DecodeOptions::validate() const {
                                   std::to_string(hi) + "], got " + std::to_string(v));
   };
   check("beam", beam, 1, kMaxBeam);
+  check("nbest", nbest, 1, beam);
   check("max_length", max_length, 0, kMaxDecodeLength);
   check("window_back", window_back, -1, INT32_MAX);
   check("window_forward", window_forward, -1, INT32_MAX);
-  if (!(length_penalty >= 0.0f && length_penalty <= 100.0f))
-    throw std::invalid_argument("decode: length_penalty must be in [0, 100], got " + std::to_string(length_penalty));
+  auto check_float = [](const char* name, float v, float hi) {
+    if (!(v >= 0.0f && v <= hi))  // NaN fails too
+      throw std::invalid_argument(std::string("decode: ") + name + " must be in [0, " + std::to_string(int(hi)) +
+                                  "], got " + std::to_string(v));
+  };
+  check_float("length_penalty", length_penalty, 100.0f);
+  check_float("coverage_penalty", coverage_penalty, 100.0f);
+  check_float("max_length_ratio", max_length_ratio, 1000.0f);
 }
 
-std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const DecodeOptions& opt) {
+std::vector<std::vector<Hypothesis>> decode_nbest(const Model& model, const Batch& batch, const DecodeOptions& opt) {
   opt.validate();
   NoGradScope no_grad;
   std::unique_ptr<StepDecoder> dec = model.decoder(batch, opt.beam, opt);
-  return opt.beam == 1 ? greedy(*dec, batch, opt) : beam_search(*dec, batch, opt);
+  if (opt.beam > 1) return beam_search(*dec, batch, opt);
+  std::vector<std::vector<Hypothesis>> out;
+  for (Hypothesis& h : greedy(*dec, batch, opt)) out.push_back({std::move(h)});
+  return out;
+}
+
+std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const DecodeOptions& opt) {
+  std::vector<Hypothesis> best;
+  for (auto& list : decode_nbest(model, batch, opt)) best.push_back(std::move(list.front()));
+  return best;
 }
 
 }  // namespace attend

@@ -175,14 +175,22 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
   for (size_t start = 0; start < real.size(); start += batch_size) {
     std::vector<int> idx(real.begin() + start, real.begin() + std::min(real.size(), start + batch_size));
     Batch batch = make_batch(enc, idx);
-    std::vector<Hypothesis> hyps = decode(*model_, batch, options);
+    std::vector<std::vector<Hypothesis>> hyps = decode_nbest(*model_, batch, options);
     for (int r = 0; r < batch.B; ++r) {
       Translation& t = out[idx[r]];
-      for (int id : hyps[r].tokens) t.target_tokens.push_back(tgt_vocab_.token(id));
-      t.text = tgt_tok_.join(t.target_tokens);
-      t.attention = std::move(hyps[r].attention);
-      t.maps = std::move(hyps[r].maps);
-      t.score = hyps[r].score;
+      for (Hypothesis& h : hyps[r]) {
+        Translation::Alternative a;
+        for (int id : h.tokens) a.tokens.push_back(tgt_vocab_.token(id));
+        a.text = tgt_tok_.join(a.tokens);
+        a.score = h.score, a.log_prob = h.log_prob;
+        if (t.nbest.empty()) {  // the best: this translation
+          t.target_tokens = a.tokens, t.text = a.text, t.score = a.score, t.log_prob = a.log_prob;
+          t.attention = std::move(h.attention);
+          t.maps = std::move(h.maps);
+        }
+        t.nbest.push_back(std::move(a));
+      }
+      if (options.nbest == 1) t.nbest.clear();
     }
   }
   return out;

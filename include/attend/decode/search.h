@@ -17,11 +17,15 @@ struct Hypothesis {
   std::vector<std::vector<float>> attention;
   // With several maps only: [G][rows][source] (G = model.attention_maps().size()).
   std::vector<std::vector<std::vector<float>>> maps;
-  float score = 0.0f;  // log-probability (length-normalised for beams)
+  float score = 0.0f;     // what the search ranks by: log_prob, normalised and penalised for beams
+  float log_prob = 0.0f;  // log p(tokens, </s> | source) (without </s> when cut at the length limit)
 };
 
 // One hypothesis per batch row, in the batch's row order. Runs without recording gradients.
 // Greedy for options.beam == 1, beam search otherwise.
 std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const DecodeOptions& options);
+// The options.nbest best hypotheses of every batch row (fewer when the beam found fewer), best
+// first.
+std::vector<std::vector<Hypothesis>> decode_nbest(const Model& model, const Batch& batch, const DecodeOptions& options);
 
 }  // namespace attend

@@ -2,7 +2,9 @@
 // one decoding step at a time over N rows (N = sources x rows per source, the beam size).
 #pragma once
 
+#include <algorithm>
 #include <climits>
+#include <cmath>
 #include <vector>
 
 #include "attend/tensor.h"
@@ -12,23 +14,42 @@ namespace attend {
 inline constexpr int kMaxBeam = 1024, kMaxDecodeLength = 1 << 16;
 
 struct DecodeOptions {
+  enum class LengthNorm {
+    kPower,  // log p / |Y|^alpha
+    kGnmt,   // log p / ((5 + |Y|)^alpha / 6^alpha) (Wu et al. 2016)
+  };
   int beam = 1;                 // 1 = greedy
-  float length_penalty = 1.0f;  // beam scores are log p / length^alpha (0 = raw log-probability)
-  int max_length = 0;           // 0 = 2 * source length + 10
+  float length_penalty = 1.0f;  // alpha of the beam's length normalisation (0 = raw log-probability)
+  int max_length = 0;           // 0 = 2 * source length + 10 (or max_length_ratio)
   // Window constraint: attend only within [last - window_back, last + window_forward] of the
   // position attended (argmax) at the previous step; -1 = no constraint. RNN models, any mechanism.
   int window_back = -1, window_forward = -1;
   // RNN models: decode with the general step (one op per product, any mechanism) even where the
   // fused step applies. For tests and benchmarks: both give the same logits up to rounding.
   bool reference_step = false;
-  // Throws std::invalid_argument naming the field and its range (beam 1..kMaxBeam, max_length
-  // 0..kMaxDecodeLength, windows >= -1, length_penalty 0..100). decode() calls it.
+  LengthNorm length_norm = LengthNorm::kPower;
+  // Beams: + beta * sum over source positions of log(min(attention received, 1)) (Wu et al.
+  // 2016), which favours hypotheses that attend to every source token; 0 = off.
+  float coverage_penalty = 0.0f;
+  // > 0: outputs of at most ceil(ratio x source length) tokens (and max_length, if set).
+  float max_length_ratio = 0.0f;
+  int nbest = 1;  // hypotheses kept per source, best first (decode_nbest); at most beam
+  // Throws std::invalid_argument naming the field and its range (beam 1..kMaxBeam, nbest
+  // 1..beam, max_length 0..kMaxDecodeLength, windows >= -1, length_penalty 0..100,
+  // coverage_penalty 0..100, max_length_ratio 0..1000). decode() calls it.
   void validate() const;
 };
 
-// The searches' step limit: options.max_length, or 2 x the longest source + 10 when it is 0.
-inline int step_limit(int longest_source, const DecodeOptions& options) {
-  return options.max_length > 0 ? options.max_length : 2 * longest_source + 10;
+// The most tokens an output of a source of `source_length` tokens may have: max_length,
+// ceil(max_length_ratio x source length) (the smaller, when both are set; at least 1), or
+// 2 x source length + 10.
+inline int step_limit(int source_length, const DecodeOptions& options) {
+  if (options.max_length_ratio > 0.0f) {
+    const double r = std::ceil(double(options.max_length_ratio) * source_length);
+    const int by_ratio = static_cast<int>(std::clamp(r, 1.0, double(kMaxDecodeLength)));
+    return options.max_length > 0 ? std::min(options.max_length, by_ratio) : by_ratio;
+  }
+  return options.max_length > 0 ? options.max_length : 2 * source_length + 10;
 }
 
 // The searches keep K rows per source, row b * K + k for source b: the source of every row.

@@ -31,7 +31,15 @@ struct Translation {
   // Models with several attention maps (Transformer: cross-attention of every layer and head,
   // named by model().attention_maps()): [map][target_tokens + 1][source_tokens]. Else empty.
   std::vector<std::vector<std::vector<float>>> maps;
-  float score = 0.0f;
+  float score = 0.0f;     // what the search ranked by (normalised and penalised for beams)
+  float log_prob = 0.0f;  // log p(output, </s> | source)
+  // With DecodeOptions::nbest > 1: the best outputs, best first (the first is this one).
+  struct Alternative {
+    std::string text;
+    std::vector<std::string> tokens;
+    float score = 0.0f, log_prob = 0.0f;
+  };
+  std::vector<Alternative> nbest;
   size_t unknown = 0;  // source tokens not in the vocabulary (mapped to <unk>)
   std::string error;   // why this input was not translated (e.g. too long); else empty
 };
