@@ -761,6 +761,14 @@ void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
 void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
   cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
+  cmd->add_option("--batch-tokens", o.batch_tokens,
+                  "Batches of up to N target tokens (padded), from examples of similar lengths, instead of --batch "
+                  "sentences (0 = off)")
+      ->check(whole(0, 100000000))
+      ->capture_default_str();
+  cmd->add_option("--accum", o.accum, "Batches per update (gradient accumulation; the loss is per target token)")
+      ->check(whole(1, 4096))
+      ->capture_default_str();
   cmd->add_option("--epochs", o.epochs, "Maximum epochs")->check(whole(1, 1 << 20))->capture_default_str();
   cmd->add_option("--max-minutes", o.max_minutes, "Stop after this many minutes (0 = no limit)")
       ->check(number(0, true))

@@ -82,4 +82,39 @@ std::vector<std::vector<int>> make_batches(const std::vector<EncodedExample>& ex
   return batches;
 }
 
+std::vector<std::vector<int>> make_token_batches(const std::vector<EncodedExample>& examples, int64_t max_tokens,
+                                                 Rng* rng) {
+  if (max_tokens < 1)
+    throw std::invalid_argument("make_token_batches: token budget must be >= 1, got " + std::to_string(max_tokens));
+  std::vector<int> order(examples.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (rng)
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng->below(i)]);
+  auto tokens = [&](int i) { return static_cast<int64_t>(examples[i].tgt.size()) + 1; };  // + </s>
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) {
+    return tokens(a) != tokens(b) ? tokens(a) < tokens(b) : examples[a].src.size() < examples[b].src.size();
+  });
+  std::vector<std::vector<int>> batches;
+  std::vector<int> current;
+  int64_t longest = 0;
+  for (int i : order) {
+    if (tokens(i) > max_tokens)
+      throw std::invalid_argument("training example " + std::to_string(i + 1) + " has " + std::to_string(tokens(i)) +
+                                  " target tokens with </s>, more than the batch budget of " +
+                                  std::to_string(max_tokens) + " (--batch-tokens)");
+    const int64_t next_longest = std::max(longest, tokens(i));
+    if (!current.empty() && next_longest * static_cast<int64_t>(current.size() + 1) > max_tokens) {
+      batches.push_back(std::move(current));
+      current.clear();
+      longest = 0;
+    }
+    current.push_back(i);
+    longest = std::max(longest, tokens(i));
+  }
+  if (!current.empty()) batches.push_back(std::move(current));
+  if (rng)
+    for (size_t i = batches.size(); i > 1; --i) std::swap(batches[i - 1], batches[rng->below(i)]);
+  return batches;
+}
+
 }  // namespace attend

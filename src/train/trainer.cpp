@@ -17,6 +17,7 @@
 #include "attend/data/tsv.h"
 #include "attend/eval/metrics.h"
 #include "attend/io/checkpoint.h"
+#include "attend/ops/elementwise.h"
 #include "attend/data/lines.h"
 #include "attend/data/sentencepiece.h"
 #include "attend/io/files.h"
@@ -56,6 +57,9 @@ void TrainOptions::validate() const {
   for (const Tokenizer* t : {&source, &target})
     if (t->kind == Tokenizer::Kind::kSentencePiece) t->subword_options.validate();
   if (batch < 1) bad("--batch must be >= 1, got " + std::to_string(batch));
+  if (batch_tokens < 0 || batch_tokens > 100000000)
+    bad("--batch-tokens must be in [0, 100000000], got " + std::to_string(batch_tokens));
+  if (accum < 1 || accum > 4096) bad("--accum must be in [1, 4096], got " + std::to_string(accum));
   if (epochs < 1) bad("--epochs must be >= 1, got " + std::to_string(epochs));
   if (threads < 1) bad("--threads must be >= 1, got " + std::to_string(threads));
   if (max_minutes < 0) bad("--max-minutes must be >= 0, got " + std::to_string(max_minutes));
@@ -91,6 +95,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"target", o.target},
        {"joint_vocab", o.joint_vocab},
        {"batch", o.batch},
+       {"batch_tokens", o.batch_tokens},
+       {"accum", o.accum},
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
        {"max_steps", o.max_steps},
@@ -124,6 +130,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.model.set_vocabularies(0, 0);
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
   o.joint_vocab = j.value("joint_vocab", false);  // runs saved before subwords had none
+  o.batch_tokens = j.value("batch_tokens", int64_t{0}), o.accum = j.value("accum", 1);  // nor these
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -507,7 +514,9 @@ void Trainer::restore() {
   TrainState s;
   try {
     s = saved.meta.get<TrainState>();
-    s.validate((static_cast<int64_t>(train_set_.size()) + opt_.batch - 1) / opt_.batch);
+    // Token batches hold at least one example each: at most one batch per example.
+    s.validate(opt_.batch_tokens > 0 ? static_cast<int64_t>(train_set_.size())
+                                     : (static_cast<int64_t>(train_set_.size()) + opt_.batch - 1) / opt_.batch);
   } catch (const std::exception& e) {
     throw std::runtime_error(origin + ": damaged: " + e.what());
   }
@@ -626,22 +635,37 @@ void Trainer::begin_epoch() {
   }
   const std::array<uint64_t, 4> now = rng_.state();
   rng_.set_state(state_.epoch_rng);
-  batches_ = make_batches(train_set_, opt_.batch, &rng_);
+  batches_ = opt_.batch_tokens > 0 ? make_token_batches(train_set_, opt_.batch_tokens, &rng_)
+                                   : make_batches(train_set_, opt_.batch, &rng_);
   if (state_.next_batch > 0) rng_.set_state(now);
 }
 
 bool Trainer::step() {
   TrainState& st = state_;
   if (st.next_batch >= batches_.size()) return false;
-  Batch batch = make_batch(train_set_, batches_[st.next_batch++]);
-  float loss_value;
-  {
+  // The update's batches (--accum: up to that many, fewer at the end of the epoch); each
+  // batch's mean loss is weighted by its share of their target tokens, so that the gradient is
+  // that of the mean over every token.
+  std::vector<Batch> group;
+  int64_t group_tokens = 0;
+  while (group.size() < size_t(opt_.accum) && st.next_batch < batches_.size()) {
+    group.push_back(make_batch(train_set_, batches_[st.next_batch++]));
+    group_tokens += group.back().target_tokens();
+  }
+  double loss_sum = 0.0;
+  for (const Batch& batch : group) {
     Tape tape;
     TapeScope scope(tape);
     Var loss = bundle_->model().loss(batch, opt_.label_smoothing, &rng_);
-    loss_value = loss.value().item();
-    if (std::isfinite(loss_value)) tape.backward(loss);
+    const float weight = float(batch.target_tokens()) / float(std::max<int64_t>(group_tokens, 1));
+    if (group.size() > 1) loss = scale(loss, weight);
+    const float value = loss.value().item();
+    loss_sum += value;
+    if (!std::isfinite(value)) break;
+    tape.backward(loss);
   }
+  const float loss_value = static_cast<float>(loss_sum);
+  const int64_t step_tokens = group_tokens;
   ++st.step;
   const float norm = std::isfinite(loss_value) ? adam_->step(schedule_.at(st.step) * st.lr_scale) : NAN;
   adam_->zero_grad();
@@ -659,12 +683,12 @@ bool Trainer::step() {
   st.nonfinite = 0;
   st.epoch_loss += loss_value;
   ++st.epoch_steps;
-  tokens_ += batch.target_tokens();
+  tokens_ += static_cast<double>(step_tokens);
   if (cb_.on_step) {
-    const int64_t per_epoch = static_cast<int64_t>(batches_.size());
+    const int64_t per_epoch = (static_cast<int64_t>(batches_.size()) + opt_.accum - 1) / opt_.accum;
     TrainProgress p;
     p.epoch = st.epoch, p.epochs = opt_.epochs, p.step = st.step, p.steps_per_epoch = per_epoch;
-    p.step_in_epoch = static_cast<int64_t>(st.next_batch);
+    p.step_in_epoch = (static_cast<int64_t>(st.next_batch) + opt_.accum - 1) / opt_.accum;
     p.loss = st.epoch_loss / st.epoch_steps;
     p.elapsed_seconds = elapsed();
     p.tokens_per_second = tokens_ / std::max(1e-9, seconds_since(tok_t0_));

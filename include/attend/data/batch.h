@@ -37,5 +37,11 @@ Batch make_batch(const std::vector<EncodedExample>& examples, const std::vector<
 // order inside equal lengths and the order of the batches are shuffled (training), without it
 // the grouping is deterministic by length (evaluation).
 std::vector<std::vector<int>> make_batches(const std::vector<EncodedExample>& examples, int batch_size, Rng* rng);
+// Batches of at most `max_tokens` padded target tokens (rows x the longest target + 1, for
+// </s>), filled from examples sorted by target then source length (similar lengths, little
+// padding); with an rng, ties and the batch order are shuffled. Every example is in exactly one
+// batch; an example longer than max_tokens by itself throws std::invalid_argument naming it.
+std::vector<std::vector<int>> make_token_batches(const std::vector<EncodedExample>& examples, int64_t max_tokens,
+                                                 Rng* rng);
 
 }  // namespace attend

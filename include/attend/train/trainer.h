@@ -46,6 +46,8 @@ struct TrainOptions {
   // instead of one per side.
   bool joint_vocab = false;
   int batch = 64;
+  int64_t batch_tokens = 0;  // > 0: batches of up to this many padded target tokens instead of `batch` sentences
+  int accum = 1;             // batches per update (gradient accumulation), the loss a mean over all their tokens
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
   int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
