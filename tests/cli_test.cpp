@@ -151,6 +151,33 @@ TEST_F(Cli, TranslatePrintsNBestListsScoresAndJson) {
   EXPECT_NE(r.output.find("--n-best 3 needs a beam at least as wide (--beam 2)"), std::string::npos) << r.output;
 }
 
+// The dev metric picks the best model: with --metric loss every evaluation records the
+// teacher-forced dev loss and the saved model is the evaluation with the lowest.
+TEST_F(Cli, DevMetricChoosesTheBestModel) {
+  const std::string out = dir_ + "/by_loss";
+  CliRun r = run("train --train " + dir_ + "/train.tsv --dev " + dir_ +
+                 "/dev.tsv --hidden 8 --embedding 4 --attention-dim 4 --batch 8 --eval-every 5 --max-steps 40 "
+                 "--patience 100 --metric loss --out " +
+                 out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("best dev loss "), std::string::npos) << r.output;
+  std::ifstream metrics(out + "/metrics.jsonl");
+  double lowest = INFINITY, best_loss = NAN;
+  int records = 0;
+  for (std::string line; std::getline(metrics, line); ++records) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    EXPECT_EQ(j.at("metric"), "loss");
+    const double loss = j.at("dev_loss");
+    EXPECT_GT(loss, 0.0);
+    EXPECT_EQ(j.at("best").get<bool>(), loss < lowest) << line;
+    if (loss < lowest) lowest = loss, best_loss = loss;
+  }
+  EXPECT_EQ(records, 8);
+  EXPECT_EQ(best_loss, lowest);
+  r = run("train --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv --metric bleu2 --out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2) << r.output;
+}
+
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {
   CliRun r = run("train --threads 0 --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);

@@ -325,6 +325,12 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
   return o;
 }
 
+std::string format_fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
 int train_and_report(const TrainOptions& o) {
   ProgressReporter progress(::isatty(2));
   TrainCallbacks cb;
@@ -344,9 +350,14 @@ int train_and_report(const TrainOptions& o) {
                  o.out.c_str(), kTrainStateFile, o.out.c_str());
     return 128 + sig;
   }
-  std::printf("trained %lld steps in %s (%s); best dev exact match %.2f%% at step %lld; model in %s\n",
-              static_cast<long long>(r.steps), format_duration(r.seconds).c_str(), r.stop_reason.c_str(),
-              100 * r.best.dev_exact_match, static_cast<long long>(r.best.step), o.out.c_str());
+  const std::string best = r.best.metric == "bleu"   ? "BLEU " + format_fixed(r.best.dev_bleu, 2)
+                           : r.best.metric == "chrf" ? "chrF " + format_fixed(r.best.dev_chrf, 2)
+                           : r.best.metric == "loss"
+                               ? "loss " + format_fixed(r.best.dev_loss, 4)
+                               : "exact match " + format_fixed(100 * r.best.dev_exact_match, 2) + "%";
+  std::printf("trained %lld steps in %s (%s); best dev %s at step %lld; model in %s\n", static_cast<long long>(r.steps),
+              format_duration(r.seconds).c_str(), r.stop_reason.c_str(), best.c_str(),
+              static_cast<long long>(r.best.step), o.out.c_str());
   return 0;
 }
 
@@ -765,6 +776,11 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "Batches of up to N target tokens (padded), from examples of similar lengths, instead of --batch "
                   "sentences (0 = off)")
       ->check(whole(0, 100000000))
+      ->capture_default_str();
+  cmd->add_option("--metric", o.metric,
+                  "Dev metric that keeps the best model and stops the run: exact, bleu, chrf, loss (teacher-forced), "
+                  "or auto (bleu for sentencepiece targets, else exact)")
+      ->check(CLI::IsMember({"auto", "exact", "bleu", "chrf", "loss"}))
       ->capture_default_str();
   cmd->add_option("--accum", o.accum, "Batches per update (gradient accumulation; the loss is per target token)")
       ->check(whole(1, 4096))

@@ -47,10 +47,15 @@ void ProgressReporter::step(const TrainProgress& p) {
 
 void ProgressReporter::eval(const EvalRecord& r) {
   clear_line();
+  char extra[64] = "";
+  if (r.metric == "bleu" || r.metric == "chrf")
+    std::snprintf(extra, sizeof extra, "  dev BLEU %.2f  chrF %.2f", r.dev_bleu, r.dev_chrf);
+  else if (r.metric == "loss")
+    std::snprintf(extra, sizeof extra, "  dev loss %.4f", r.dev_loss);
   std::fprintf(stderr,
-               "epoch %d step %lld: train loss %.4f  dev exact match %.2f%%  dev error rate %.2f%%  lr %.2g  %s%s\n",
+               "epoch %d step %lld: train loss %.4f  dev exact match %.2f%%  dev error rate %.2f%%%s  lr %.2g  %s%s\n",
                r.epoch, static_cast<long long>(r.step), r.train_loss, 100 * r.dev_exact_match, 100 * r.dev_error_rate,
-               r.lr, format_duration(r.elapsed_seconds).c_str(), r.best ? "  (best, saved)" : "");
+               extra, r.lr, format_duration(r.elapsed_seconds).c_str(), r.best ? "  (best, saved)" : "");
 }
 
 void ProgressReporter::message(const std::string& m) {

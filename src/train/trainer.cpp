@@ -7,6 +7,7 @@
 #include <cmath>
 #include <iomanip>
 #include <sstream>
+#include <unordered_map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -19,6 +20,8 @@
 #include "attend/io/checkpoint.h"
 #include "attend/ops/elementwise.h"
 #include "attend/data/lines.h"
+#include "attend/eval/bleu.h"
+#include "attend/eval/chrf.h"
 #include "attend/data/sentencepiece.h"
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
@@ -60,6 +63,8 @@ void TrainOptions::validate() const {
   if (batch_tokens < 0 || batch_tokens > 100000000)
     bad("--batch-tokens must be in [0, 100000000], got " + std::to_string(batch_tokens));
   if (accum < 1 || accum > 4096) bad("--accum must be in [1, 4096], got " + std::to_string(accum));
+  if (metric != "auto" && metric != "exact" && metric != "bleu" && metric != "chrf" && metric != "loss")
+    bad("--metric must be auto, exact, bleu, chrf or loss, got '" + metric + "'");
   if (epochs < 1) bad("--epochs must be >= 1, got " + std::to_string(epochs));
   if (threads < 1) bad("--threads must be >= 1, got " + std::to_string(threads));
   if (max_minutes < 0) bad("--max-minutes must be >= 0, got " + std::to_string(max_minutes));
@@ -96,6 +101,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"joint_vocab", o.joint_vocab},
        {"batch", o.batch},
        {"batch_tokens", o.batch_tokens},
+       {"metric", o.metric},
        {"accum", o.accum},
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
@@ -131,6 +137,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
   o.joint_vocab = j.value("joint_vocab", false);  // runs saved before subwords had none
   o.batch_tokens = j.value("batch_tokens", int64_t{0}), o.accum = j.value("accum", 1);  // nor these
+  o.metric = j.value("metric", std::string("auto"));
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -142,12 +149,28 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
 
 // ---- the training state -----------------------------------------------------------------
 
+double EvalRecord::score() const {
+  if (metric == "bleu") return dev_bleu;
+  if (metric == "chrf") return dev_chrf;
+  if (metric == "loss") return -dev_loss;
+  return dev_exact_match;
+}
+
+bool EvalRecord::better_than(const EvalRecord& o) const {
+  if (score() != o.score()) return score() > o.score();
+  return metric == "exact" && dev_error_rate < o.dev_error_rate;
+}
+
 void to_json(nlohmann::json& j, const EvalRecord& r) {
   j = {{"step", r.step},
        {"epoch", r.epoch},
        {"train_loss", r.train_loss},
        {"dev_exact_match", r.dev_exact_match},
        {"dev_error_rate", r.dev_error_rate},
+       {"dev_bleu", r.dev_bleu},
+       {"dev_chrf", r.dev_chrf},
+       {"dev_loss", r.dev_loss},
+       {"metric", r.metric},
        {"lr", r.lr},
        {"elapsed_seconds", r.elapsed_seconds},
        {"best", r.best}};
@@ -160,6 +183,9 @@ void from_json(const nlohmann::json& j, EvalRecord& r) {
   r.dev_exact_match = json_field<double>(j, "dev_exact_match", w);
   r.dev_error_rate = json_field<double>(j, "dev_error_rate", w), r.lr = json_field<double>(j, "lr", w);
   r.elapsed_seconds = json_field<double>(j, "elapsed_seconds", w), r.best = json_field<bool>(j, "best", w);
+  // Records written before the metric was a choice have none of these: exact match.
+  r.dev_bleu = j.value("dev_bleu", 0.0), r.dev_chrf = j.value("dev_chrf", 0.0), r.dev_loss = j.value("dev_loss", 0.0);
+  r.metric = j.value("metric", std::string("exact"));
 }
 
 void to_json(nlohmann::json& j, const TrainState& s) {
@@ -446,7 +472,7 @@ void Trainer::build_model() {
   state_.src_vocab_sha256 = vocab_sha256(src_vocab), state_.tgt_vocab_sha256 = vocab_sha256(tgt_vocab);
   size_t unknown = 0;
   train_set_ = encode(train_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab);
-  encode(dev_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab, &unknown);
+  dev_set_ = encode(dev_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab, &unknown);
   // Dev evaluation compares against every reference of a source (grouped once, here).
   dev_refs_ = group_references(dev_examples_, [&](const std::string& t) { return opt_.target.split(t); });
   for (size_t i = 0; i < train_set_.size(); ++i)
@@ -590,10 +616,31 @@ void Trainer::resume_finished(TrainState& s, const std::string& origin) const {
 
 // Dev evaluation: greedy decoding, exact match against any of a source's references. A better
 // model replaces the saved one as one unit; a stall halves the learning rate.
+// The dev metric that picks the best model and stops the run: --metric, or for "auto" BLEU when
+// the outputs are subword sentences and exact match otherwise.
+std::string Trainer::dev_metric() const {
+  if (opt_.metric != "auto") return opt_.metric;
+  return opt_.target.kind == Tokenizer::Kind::kSentencePiece ? "bleu" : "exact";
+}
+
+// Teacher-forced loss per target token over the dev set (no dropout, no label smoothing).
+double Trainer::dev_loss() const {
+  NoGradScope no_grad;
+  double total = 0.0;
+  int64_t tokens = 0;
+  for (const auto& idx : make_batches(dev_set_, opt_.batch, nullptr)) {
+    const Batch batch = make_batch(dev_set_, idx);
+    total += double(bundle_->model().loss(batch, 0.0f, nullptr).value().item()) * batch.target_tokens();
+    tokens += batch.target_tokens();
+  }
+  return tokens ? total / double(tokens) : 0.0;
+}
+
 void Trainer::evaluate() {
   const ReferenceSet& refs = dev_refs_;
+  std::vector<Translation> out = bundle_->translate(refs.sources, DecodeOptions{});
   std::vector<Tokens> hyps;
-  for (auto& t : bundle_->translate(refs.sources, DecodeOptions{})) hyps.push_back(std::move(t.target_tokens));
+  for (auto& t : out) hyps.push_back(t.target_tokens);
   const Scores s = score(hyps, refs.references);
   TrainState& st = state_;
   st.last_eval_step = st.step;
@@ -601,9 +648,18 @@ void Trainer::evaluate() {
   r.step = st.step, r.epoch = std::min(st.epoch, opt_.epochs),
   r.train_loss = st.epoch_steps ? st.epoch_loss / st.epoch_steps : 0.0;
   r.dev_exact_match = s.exact_match, r.dev_error_rate = s.error_rate;
+  r.metric = dev_metric();
+  if (r.metric == "bleu" || r.metric == "chrf") {  // every dev line's output against its own reference
+    std::unordered_map<std::string, size_t> index;
+    for (size_t i = 0; i < refs.sources.size(); ++i) index.emplace(refs.sources[i], i);
+    std::vector<std::string> texts, references;
+    for (const Example& e : dev_examples_)
+      texts.push_back(out[index.at(e.source)].text), references.push_back(e.target);
+    r.dev_bleu = corpus_bleu(texts, references).score, r.dev_chrf = corpus_chrf(texts, references).score;
+  }
+  if (r.metric == "loss") r.dev_loss = dev_loss();
   r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
-  r.best = s.exact_match > st.best.dev_exact_match ||
-           (s.exact_match == st.best.dev_exact_match && s.error_rate < st.best.dev_error_rate);
+  r.best = st.best.step == 0 && st.best.epoch == 0 ? true : r.better_than(st.best);
   if (r.best) {
     st.best = result_.best = r;
     st.stale = 0;
@@ -616,7 +672,7 @@ void Trainer::evaluate() {
   st.metrics += nlohmann::json(r).dump() + "\n";
   write_file_atomic(opt_.out + "/metrics.jsonl", st.metrics);
   if (cb_.on_eval) cb_.on_eval(r);
-  if (s.exact_match >= 1.0) {
+  if (r.metric == "exact" && s.exact_match >= 1.0) {
     st.stop_reason = "dev exact match reached 100%";
     stop_ = true;
   } else if (st.stale >= opt_.patience) {

@@ -10,14 +10,20 @@
 
 namespace attend {
 
+// One evaluation on the dev set. score() is the value of its metric, higher is better.
 struct EvalRecord {
   int64_t step = 0;
   int epoch = 0;
   double train_loss = 0.0;
   double dev_exact_match = 0.0, dev_error_rate = 0.0;
+  double dev_bleu = 0.0, dev_chrf = 0.0;  // of the detokenized outputs (0 unless the metric is bleu or chrf)
+  double dev_loss = 0.0;                  // teacher-forced, per target token (0 unless the metric is loss)
+  std::string metric = "exact";           // what chose the best model: exact, bleu, chrf or loss
   double lr = 0.0;
   double elapsed_seconds = 0.0;
   bool best = false;
+  double score() const;
+  bool better_than(const EvalRecord& other) const;  // by the metric (exact: ties broken by error rate)
 };
 void to_json(nlohmann::json& j, const EvalRecord& r);
 void from_json(const nlohmann::json& j, EvalRecord& r);

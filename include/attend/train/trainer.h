@@ -48,6 +48,9 @@ struct TrainOptions {
   int batch = 64;
   int64_t batch_tokens = 0;  // > 0: batches of up to this many padded target tokens instead of `batch` sentences
   int accum = 1;             // batches per update (gradient accumulation), the loss a mean over all their tokens
+  // The dev metric that picks the best model and stops the run: exact (match), bleu, chrf, loss
+  // (teacher-forced), or auto: bleu for sentencepiece targets, else exact.
+  std::string metric = "auto";
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
   int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
@@ -128,6 +131,8 @@ class Trainer {
   void check_directory();
   void load_data();
   void prepare_subwords();
+  std::string dev_metric() const;
+  double dev_loss() const;
   void build_model();
   void resume_finished(TrainState& saved, const std::string& origin) const;
   void begin_epoch();
@@ -140,7 +145,7 @@ class Trainer {
   TrainCallbacks cb_;
   std::unique_ptr<DirectoryLock> lock_;
   std::vector<Example> train_examples_, dev_examples_, test_examples_;
-  std::vector<EncodedExample> train_set_;
+  std::vector<EncodedExample> train_set_, dev_set_;
   ReferenceSet dev_refs_;  // the dev sources, each with all its references
   std::unique_ptr<Translator> bundle_;
   std::vector<NamedParameter> params_;
