@@ -143,6 +143,32 @@ TEST(Lines, ParallelFilesPairUpOrSayWhereNot) {
   EXPECT_THROW(read_parallel(src, tgt), std::runtime_error);
 }
 
+// Subword alignments at the word level: weights summed over a word's source pieces, averaged
+// over its target pieces; the </s> row stays; rows keep their sums.
+TEST(WordAlignment, PiecesMergeIntoWords) {
+  const WordGroups src = group_pieces({"\u2581The", "\u2581king", "dom", "."});
+  EXPECT_EQ(src.words, (std::vector<std::string>{"The", "kingdom."}));
+  EXPECT_EQ(src.word_of_piece, (std::vector<int>{0, 1, 1, 1}));
+  const WordGroups tgt = group_pieces({"\u2581Das", "\u2581K\u00f6nig", "reich"});
+  const AlignmentMatrix pieces = {{0.7f, 0.1f, 0.1f, 0.1f},   // Das
+                                  {0.0f, 0.6f, 0.2f, 0.2f},   // K\u00f6nig
+                                  {0.2f, 0.0f, 0.8f, 0.0f},   // reich
+                                  {0.1f, 0.1f, 0.1f, 0.7f}};  // </s>
+  const AlignmentMatrix words = merge_subwords(pieces, src, tgt);
+  ASSERT_EQ(words.size(), 3u);
+  EXPECT_NEAR(words[0][0], 0.7f, 1e-6);
+  EXPECT_NEAR(words[0][1], 0.3f, 1e-6);
+  EXPECT_NEAR(words[1][0], 0.1f, 1e-6);  // (0.0 + 0.2) / 2
+  EXPECT_NEAR(words[1][1], 0.9f, 1e-6);  // (1.0 + 0.8) / 2
+  EXPECT_NEAR(words[2][1], 0.9f, 1e-6);  // </s>, as it was
+  for (const auto& row : words) EXPECT_NEAR(row[0] + row[1], 1.0f, 1e-6);
+  EXPECT_EQ(group_pieces({"dom", "\u2581x"}).words, (std::vector<std::string>{"dom", "x"}))
+      << "a first piece without a marker";
+  EXPECT_THROW(merge_subwords({{1.0f}}, src, tgt), std::invalid_argument);
+  const WordGroups chars = one_group_per_token({"a", "b"});
+  EXPECT_EQ(merge_subwords({{0.5f, 0.5f}}, chars, one_group_per_token({"x"})), (AlignmentMatrix{{0.5f, 0.5f}}));
+}
+
 TEST(Vocab, SpecialsFirstAndDuplicatesRejected) {
   Vocab v;
   EXPECT_EQ(v.id("<pad>"), Vocab::kPad);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -124,6 +125,29 @@ TEST_F(SubwordModel, TheModelsAreInTheDirectoryAndOutputsAreDetokenized) {
   const auto resumed = testing::run("train --resume " + m + " --max-steps 5");
   EXPECT_EQ(resumed.code, 0) << resumed.output;
   EXPECT_EQ(resumed.output.find("sentencepiece: one"), std::string::npos) << "a resumed run retrained its subwords";
+}
+
+// attend align reports words for subword models (--subwords: the pieces).
+TEST_F(SubwordModel, AlignmentsAreOverWordsUnlessAskedForPieces) {
+  const std::string text = corpus()[5];
+  const size_t words = std::count(text.begin(), text.end(), ' ') + 1;
+  const Translator tr = Translator::load(dir_ + "/model");
+  const size_t pieces = tr.source_tokenizer().split(text).size();
+  ASSERT_GT(pieces, words) << "the test needs words of several pieces";
+  auto max_source = [](const std::string& pharaoh) {
+    int most = -1;
+    std::istringstream in(pharaoh);
+    for (std::string pair; in >> pair;) most = std::max(most, std::stoi(pair.substr(0, pair.find('-'))));
+    return most;
+  };
+  const auto word_level =
+      testing::run("align --model " + dir_ + "/model --format pharaoh --max-length 40 '" + text + "'");
+  ASSERT_EQ(word_level.code, 0) << word_level.output;
+  EXPECT_LT(max_source(word_level.output), int(words)) << word_level.output;
+  const auto piece_level =
+      testing::run("align --model " + dir_ + "/model --format pharaoh --subwords --max-length 40 '" + text + "'");
+  ASSERT_EQ(piece_level.code, 0) << piece_level.output;
+  EXPECT_LT(max_source(piece_level.output), int(pieces)) << piece_level.output;
 }
 
 TEST_F(SubwordModel, AMissingOrDamagedSubwordModelIsNamed) {

@@ -573,6 +573,20 @@ MapChoice choose_map(const std::string& which, const std::vector<AttentionMap>& 
   return c;
 }
 
+// A subword model's alignment over words (SentencePiece pieces merged back: weights summed over a
+// word's source pieces, averaged over its target pieces); other tokens stay as they are.
+Translation at_word_level(Translation t, const Translator& tr) {
+  auto groups = [](const Tokenizer& tok, const std::vector<std::string>& tokens) {
+    return tok.kind == Tokenizer::Kind::kSentencePiece ? group_pieces(tokens) : one_group_per_token(tokens);
+  };
+  const WordGroups src = groups(tr.source_tokenizer(), t.source_tokens);
+  const WordGroups tgt = groups(tr.target_tokenizer(), t.target_tokens);
+  t.attention = merge_subwords(t.attention, src, tgt);
+  for (auto& m : t.maps) m = merge_subwords(m, src, tgt);
+  t.source_tokens = src.words, t.target_tokens = tgt.words;
+  return t;
+}
+
 // The one matrix a choice stands for (the mean unless a map was named).
 Translation with_map(Translation t, const MapChoice& c) {
   if (c.index >= 0) t.attention = t.maps[c.index];
@@ -595,7 +609,7 @@ std::vector<std::vector<Alignment>> panels(const Translation& t, const std::vect
 }
 
 int run_align(const DecodeArgs& d, const std::string& out_path, const std::vector<std::string>& texts,
-              std::string format, const std::string& map) {
+              std::string format, const std::string& map, bool subwords) {
   if (format.empty()) {
     const std::string ext = std::filesystem::path(out_path).extension().string();
     format = ext.empty() ? "" : ext.substr(1);
@@ -615,6 +629,9 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
     while (std::getline(std::cin, line)) inputs.push_back(line);
   }
   std::vector<Translation> out = tr.translate(inputs, d.options());
+  if (!subwords)
+    for (Translation& t : out)
+      if (t.error.empty()) t = at_word_level(std::move(t), tr);
   if (format == "pharaoh") {  // one line per input: i-j pairs, 0-based, source-target
     std::string text;
     for (size_t i = 0; i < out.size(); ++i) {
@@ -861,6 +878,7 @@ struct AlignArgs {
   DecodeArgs d;
   std::string out_path, format, map = "all";
   std::vector<std::string> texts;
+  bool subwords = false;
 };
 struct DataArgs {
   std::string out, split_from, dict_file;
@@ -904,6 +922,8 @@ CLI::App* add_align_command(CLI::App& app, AlignArgs& a) {
                   "Transformer: all (the mean, then every layer's heads), mean, or LAYER:HEAD (pharaoh: the mean "
                   "unless LAYER:HEAD)")
       ->capture_default_str();
+  cmd->add_flag("--subwords", a.subwords,
+                "Subword models: the alignment of the SentencePiece pieces (default: of the words they make up)");
   return cmd;
 }
 
@@ -998,7 +1018,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*score_cmd) return run_score(sa);
   if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
   if (*translate_cmd) return run_translate(tra);
-  if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map);
+  if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map, aa.subwords);
   return 2;
 }
 

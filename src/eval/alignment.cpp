@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace attend {
 
@@ -53,6 +54,47 @@ std::string pharaoh(const AlignmentMatrix& w, size_t outputs) {
     if (!out.empty()) out += ' ';
     out += std::to_string(argmax(w[j])) + "-" + std::to_string(j);
   }
+  return out;
+}
+
+WordGroups group_pieces(const std::vector<std::string>& pieces) {
+  static const std::string kMarker = "\xe2\x96\x81";  // U+2581, SentencePiece's word boundary
+  WordGroups g;
+  for (const std::string& p : pieces) {
+    const bool starts = p.rfind(kMarker, 0) == 0;
+    if (starts || g.words.empty()) g.words.emplace_back();
+    g.words.back() += starts ? p.substr(kMarker.size()) : p;
+    g.word_of_piece.push_back(static_cast<int>(g.words.size()) - 1);
+  }
+  return g;
+}
+
+WordGroups one_group_per_token(const std::vector<std::string>& tokens) {
+  WordGroups g;
+  g.words = tokens;
+  for (size_t i = 0; i < tokens.size(); ++i) g.word_of_piece.push_back(static_cast<int>(i));
+  return g;
+}
+
+AlignmentMatrix merge_subwords(const AlignmentMatrix& weights, const WordGroups& source, const WordGroups& target) {
+  const size_t pieces = target.word_of_piece.size(), words = target.words.size();
+  if (weights.size() < pieces)
+    throw std::invalid_argument("merge_subwords: " + std::to_string(weights.size()) + " rows for " +
+                                std::to_string(pieces) + " target pieces");
+  const size_t extra = weights.size() - pieces;
+  AlignmentMatrix out(words + extra, std::vector<float>(source.words.size(), 0.0f));
+  std::vector<int> count(words + extra, 0);
+  for (size_t r = 0; r < weights.size(); ++r) {
+    if (weights[r].size() != source.word_of_piece.size())
+      throw std::invalid_argument("merge_subwords: row " + std::to_string(r) + " has " +
+                                  std::to_string(weights[r].size()) + " weights for " +
+                                  std::to_string(source.word_of_piece.size()) + " source pieces");
+    const size_t row = r < pieces ? size_t(target.word_of_piece[r]) : words + (r - pieces);
+    for (size_t s = 0; s < weights[r].size(); ++s) out[row][source.word_of_piece[s]] += weights[r][s];
+    ++count[row];
+  }
+  for (size_t row = 0; row < out.size(); ++row)
+    for (float& w : out[row]) w /= float(std::max(count[row], 1));
   return out;
 }
 

@@ -24,4 +24,19 @@ void accumulate(AlignmentStats& total, const AlignmentStats& one);
 // position i, both 0-based, separated by spaces. Rows beyond `outputs` (e.g. </s>) are left out.
 std::string pharaoh(const AlignmentMatrix& weights, size_t outputs);
 
+// Subword pieces grouped into words: a SentencePiece piece that starts with U+2581 ("▁")
+// begins a word; every other piece continues the word before it.
+struct WordGroups {
+  std::vector<int> word_of_piece;  // [pieces]
+  std::vector<std::string> words;  // the words' text, without the marker
+};
+WordGroups group_pieces(const std::vector<std::string>& pieces);
+// One group per token (for tokenizers whose tokens are already the units shown).
+WordGroups one_group_per_token(const std::vector<std::string>& tokens);
+
+// A piece-level alignment [target pieces + extra rows (</s>)][source pieces] at the word level:
+// [target words + the same extra rows][source words], weights summed over a word's source
+// pieces and averaged over its target pieces (so that each row still sums to what it did).
+AlignmentMatrix merge_subwords(const AlignmentMatrix& weights, const WordGroups& source, const WordGroups& target);
+
 }  // namespace attend
