@@ -31,6 +31,7 @@
 #include "attend/viz/heatmap.h"
 #include "output.h"
 #include "progress.h"
+#include "average.h"
 #include "data.h"
 #include "score.h"
 
@@ -799,6 +800,10 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "or auto (bleu for sentencepiece targets, else exact)")
       ->check(CLI::IsMember({"auto", "exact", "bleu", "chrf", "loss"}))
       ->capture_default_str();
+  cmd->add_option("--keep-checkpoints", o.keep_checkpoints,
+                  "Also save every evaluation's weights in OUT/checkpoints/step-N, keeping the last N (attend average)")
+      ->check(whole(0, 10000))
+      ->capture_default_str();
   cmd->add_option("--accum", o.accum, "Batches per update (gradient accumulation; the loss is per target token)")
       ->check(whole(1, 4096))
       ->capture_default_str();
@@ -1002,6 +1007,8 @@ int run(int argc, const char* const* argv, Mode mode) {
   auto* data_cmd = add_data_command(app, da);
   ScoreArgs sa;
   auto* score_cmd = add_score_command(app, sa);
+  AverageArgs va;
+  auto* average_cmd = add_average_command(app, va);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1016,6 +1023,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*data_cmd && !da.pair.empty()) return run_data_bible(da.pair, da.bible_out);
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
   if (*score_cmd) return run_score(sa);
+  if (*average_cmd) return run_average(va);
   if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
   if (*translate_cmd) return run_translate(tra);
   if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map, aa.subwords);

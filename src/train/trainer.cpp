@@ -6,6 +6,7 @@
 #include <map>
 #include <cmath>
 #include <iomanip>
+#include <cstdio>
 #include <sstream>
 #include <unordered_map>
 #include <nlohmann/json.hpp>
@@ -63,6 +64,8 @@ void TrainOptions::validate() const {
   if (batch_tokens < 0 || batch_tokens > 100000000)
     bad("--batch-tokens must be in [0, 100000000], got " + std::to_string(batch_tokens));
   if (accum < 1 || accum > 4096) bad("--accum must be in [1, 4096], got " + std::to_string(accum));
+  if (keep_checkpoints < 0 || keep_checkpoints > 10000)
+    bad("--keep-checkpoints must be in [0, 10000], got " + std::to_string(keep_checkpoints));
   if (metric != "auto" && metric != "exact" && metric != "bleu" && metric != "chrf" && metric != "loss")
     bad("--metric must be auto, exact, bleu, chrf or loss, got '" + metric + "'");
   if (epochs < 1) bad("--epochs must be >= 1, got " + std::to_string(epochs));
@@ -102,6 +105,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"batch", o.batch},
        {"batch_tokens", o.batch_tokens},
        {"metric", o.metric},
+       {"keep_checkpoints", o.keep_checkpoints},
        {"accum", o.accum},
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
@@ -137,7 +141,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
   o.joint_vocab = j.value("joint_vocab", false);  // runs saved before subwords had none
   o.batch_tokens = j.value("batch_tokens", int64_t{0}), o.accum = j.value("accum", 1);  // nor these
-  o.metric = j.value("metric", std::string("auto"));
+  o.metric = j.value("metric", std::string("auto")), o.keep_checkpoints = j.value("keep_checkpoints", 0);
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -375,6 +379,8 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
   load_data();  // first: bad data is found before anything is written
   lock_ = std::make_unique<DirectoryLock>(opt_.out);
   check_directory();
+  std::error_code ec;  // a new run's checkpoints are its own: an older run's would be averaged with them
+  if (!opt_.resume) std::filesystem::remove_all(opt_.out + "/checkpoints", ec);
   set_threads(opt_.threads);
   build_model();
   if (opt_.resume) restore();
@@ -636,6 +642,22 @@ double Trainer::dev_loss() const {
   return tokens ? total / double(tokens) : 0.0;
 }
 
+// This evaluation's weights in out/checkpoints/step-NNNNNNNN (each saved as one unit), and the
+// oldest removed beyond --keep-checkpoints.
+void Trainer::keep_checkpoint() {
+  const std::string root = opt_.out + "/checkpoints";
+  char name[32];
+  std::snprintf(name, sizeof name, "step-%08lld", static_cast<long long>(state_.step));
+  make_directories(root);
+  require_finite(params_, state_.step, opt_.out);
+  bundle_->save(root + "/" + name);
+  std::vector<std::string> kept;
+  for (const auto& e : std::filesystem::directory_iterator(root))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) kept.push_back(e.path().string());
+  std::sort(kept.begin(), kept.end());  // zero-padded steps: by name is by step
+  for (size_t i = 0; i + opt_.keep_checkpoints < kept.size(); ++i) std::filesystem::remove_all(kept[i]);
+}
+
 void Trainer::evaluate() {
   const ReferenceSet& refs = dev_refs_;
   std::vector<Translation> out = bundle_->translate(refs.sources, DecodeOptions{});
@@ -669,6 +691,7 @@ void Trainer::evaluate() {
     ++st.stale;
     st.lr_scale *= 0.5f;
   }
+  if (opt_.keep_checkpoints > 0) keep_checkpoint();
   st.metrics += nlohmann::json(r).dump() + "\n";
   write_file_atomic(opt_.out + "/metrics.jsonl", st.metrics);
   if (cb_.on_eval) cb_.on_eval(r);

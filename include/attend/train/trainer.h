@@ -51,6 +51,9 @@ struct TrainOptions {
   // The dev metric that picks the best model and stops the run: exact (match), bleu, chrf, loss
   // (teacher-forced), or auto: bleu for sentencepiece targets, else exact.
   std::string metric = "auto";
+  // > 0: every evaluation also saves the weights to out/checkpoints/step-NNNNNNNN, keeping the
+  // last this many (for attend average).
+  int keep_checkpoints = 0;
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
   int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
@@ -132,6 +135,7 @@ class Trainer {
   void load_data();
   void prepare_subwords();
   std::string dev_metric() const;
+  void keep_checkpoint();
   double dev_loss() const;
   void build_model();
   void resume_finished(TrainState& saved, const std::string& origin) const;
