@@ -787,6 +787,24 @@ void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
       ->capture_default_str();
 }
 
+// What a token is (--task tsv).
+void add_tokenizer_flags(CLI::App* cmd, TrainArgs& ta) {
+  TrainOptions& o = ta.opt;
+  cmd->add_option("--tokenizer", ta.tokenizer,
+                  "Tokens for --task tsv: char, space (words), or sentencepiece (subwords: a model trained on the "
+                  "training split and saved with the model; outputs are detokenized)")
+      ->check(CLI::IsMember({"char", "space", "sentencepiece"}))
+      ->capture_default_str();
+  cmd->add_option("--vocab-size", ta.subwords.vocab_size, "sentencepiece: pieces per model")
+      ->check(whole(8, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--spm-type", ta.subwords.type, "sentencepiece: unigram (Kudo 2018) or bpe")
+      ->check(CLI::IsMember({"unigram", "bpe"}))
+      ->capture_default_str();
+  cmd->add_flag("--joint-vocab", o.joint_vocab, "sentencepiece: one model and vocabulary for both sides");
+  cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
+}
+
 void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
   cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
@@ -842,19 +860,6 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_option("--dates-train", o.dates_train, "Generated training examples for --task dates")
       ->check(whole(1, 10000000))
       ->capture_default_str();
-  cmd->add_option("--tokenizer", ta.tokenizer,
-                  "Tokens for --task tsv: char, space (words), or sentencepiece (subwords: a model trained on the "
-                  "training split and saved with the model; outputs are detokenized)")
-      ->check(CLI::IsMember({"char", "space", "sentencepiece"}))
-      ->capture_default_str();
-  cmd->add_option("--vocab-size", ta.subwords.vocab_size, "sentencepiece: pieces per model")
-      ->check(whole(8, 1000000))
-      ->capture_default_str();
-  cmd->add_option("--spm-type", ta.subwords.type, "sentencepiece: unigram (Kudo 2018) or bpe")
-      ->check(CLI::IsMember({"unigram", "bpe"}))
-      ->capture_default_str();
-  cmd->add_flag("--joint-vocab", o.joint_vocab, "sentencepiece: one model and vocabulary for both sides");
-  cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
   cmd->add_option("--save-every", o.save_every,
                   "Save the training state every N steps (0 = only at evaluations); see --resume")
       ->check(at_least(0))
@@ -995,6 +1000,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   auto* train_cmd =
       app.add_subcommand("train", "Train a model: an RNN encoder-decoder with attention, or a Transformer");
   add_data_flags(train_cmd, ta);
+  add_tokenizer_flags(train_cmd, ta);
   add_model_flags(train_cmd, ta);
   add_run_flags(train_cmd, ta);
   EvalArgs ea;
