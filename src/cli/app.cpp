@@ -822,6 +822,11 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "Also save every evaluation's weights in OUT/checkpoints/step-N, keeping the last N (attend average)")
       ->check(whole(0, 10000))
       ->capture_default_str();
+  cmd->add_option("--ema", o.ema,
+                  "Evaluate and save an exponential moving average of the weights with this decay, e.g. 0.9999 "
+                  "(0 = off)")
+      ->check(CLI::Range(0.0f, 0.999999f))
+      ->capture_default_str();
   cmd->add_option("--accum", o.accum, "Batches per update (gradient accumulation; the loss is per target token)")
       ->check(whole(1, 4096))
       ->capture_default_str();

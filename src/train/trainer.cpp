@@ -64,6 +64,7 @@ void TrainOptions::validate() const {
   if (batch_tokens < 0 || batch_tokens > 100000000)
     bad("--batch-tokens must be in [0, 100000000], got " + std::to_string(batch_tokens));
   if (accum < 1 || accum > 4096) bad("--accum must be in [1, 4096], got " + std::to_string(accum));
+  if (!(ema >= 0.0f && ema < 1.0f)) bad("--ema must be in [0, 1), got " + std::to_string(ema));
   if (keep_checkpoints < 0 || keep_checkpoints > 10000)
     bad("--keep-checkpoints must be in [0, 10000], got " + std::to_string(keep_checkpoints));
   if (metric != "auto" && metric != "exact" && metric != "bleu" && metric != "chrf" && metric != "loss")
@@ -106,6 +107,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"batch_tokens", o.batch_tokens},
        {"metric", o.metric},
        {"keep_checkpoints", o.keep_checkpoints},
+       {"ema", json_float(o.ema)},
        {"accum", o.accum},
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
@@ -142,6 +144,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.joint_vocab = j.value("joint_vocab", false);  // runs saved before subwords had none
   o.batch_tokens = j.value("batch_tokens", int64_t{0}), o.accum = j.value("accum", 1);  // nor these
   o.metric = j.value("metric", std::string("auto")), o.keep_checkpoints = j.value("keep_checkpoints", 0);
+  o.ema = j.value("ema", 0.0f);
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -515,6 +518,21 @@ void Trainer::build_model() {
   adam_ = std::make_unique<Adam>(
       params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm});
   schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
+  if (opt_.ema > 0.0f)
+    for (const auto& p : params_) ema_.push_back(p.var.value().clone());  // the average starts at the initial weights
+}
+
+void Trainer::update_ema() {
+  const float d = opt_.ema;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    float* e = ema_[i].data();
+    const float* w = params_[i].var.value().data();
+    for (int64_t k = 0; k < ema_[i].numel(); ++k) e[k] = d * e[k] + (1.0f - d) * w[k];
+  }
+}
+
+void Trainer::swap_ema() {
+  for (size_t i = 0; i < params_.size(); ++i) std::swap(params_[i].var.value(), ema_[i]);
 }
 
 void Trainer::message(const std::string& m) const {
@@ -533,6 +551,7 @@ void Trainer::save_state() {
   std::map<std::string, const Tensor*> view;
   for (const auto& p : params_) tensors.push_back({"param." + p.name, p.var});
   for (auto& m : adam_->state()) tensors.push_back({"adam." + m.name, m.var});
+  for (size_t i = 0; i < ema_.size(); ++i) tensors.push_back({"ema." + params_[i].name, Var(ema_[i])});
   for (const auto& t : tensors) view[t.name] = &t.var.value();
   nlohmann::json meta = s;
   meta["version"] = 1, meta["options"] = opt_, meta["tensors_sha256"] = tensors_sha256(view);
@@ -586,17 +605,24 @@ void Trainer::restore() {
     message("resuming with " + std::to_string(opt_.threads) + " threads instead of " + std::to_string(old_threads) +
             ": the result will not be bit-identical to an uninterrupted run");
 
-  std::map<std::string, Tensor> weights, moments;
+  std::map<std::string, Tensor> weights, moments, averages;
   for (auto& [name, t] : saved.tensors) {
     if (name.rfind("param.", 0) == 0)
       weights.emplace(name.substr(6), t);
     else if (name.rfind("adam.", 0) == 0)
       moments.emplace(name.substr(5), t);
+    else if (name.rfind("ema.", 0) == 0 && !ema_.empty())
+      averages.emplace(name.substr(4), t);
     else
       throw std::runtime_error(origin + ": unexpected tensor '" + name + "'");
   }
   require_finite(saved.tensors, origin);
   assign_parameters(params_, weights, origin);
+  if (!ema_.empty()) {  // the moving average, in the same layout as the weights
+    std::vector<NamedParameter> shadow;
+    for (size_t i = 0; i < ema_.size(); ++i) shadow.push_back({params_[i].name, Var(ema_[i])});
+    assign_parameters(shadow, averages, origin);
+  }
   adam_->load_state(s.adam_steps, moments, origin);
   rng_.set_state(s.rng);
   state_ = std::move(s);
@@ -659,6 +685,21 @@ void Trainer::keep_checkpoint() {
 }
 
 void Trainer::evaluate() {
+  if (!ema_.empty()) {  // the moving average is what is evaluated and saved
+    swap_ema();
+    try {
+      evaluate_weights();
+    } catch (...) {
+      swap_ema();
+      throw;
+    }
+    swap_ema();
+    return;
+  }
+  evaluate_weights();
+}
+
+void Trainer::evaluate_weights() {
   const ReferenceSet& refs = dev_refs_;
   std::vector<Translation> out = bundle_->translate(refs.sources, DecodeOptions{});
   std::vector<Tokens> hyps;
@@ -760,6 +801,7 @@ bool Trainer::step() {
     return true;
   }
   st.nonfinite = 0;
+  if (!ema_.empty()) update_ema();
   st.epoch_loss += loss_value;
   ++st.epoch_steps;
   tokens_ += static_cast<double>(step_tokens);

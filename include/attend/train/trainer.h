@@ -54,6 +54,10 @@ struct TrainOptions {
   // > 0: every evaluation also saves the weights to out/checkpoints/step-NNNNNNNN, keeping the
   // last this many (for attend average).
   int keep_checkpoints = 0;
+  // > 0: an exponential moving average of the weights, ema = decay * ema + (1 - decay) * w after
+  // every update, is what is evaluated and saved (Marian's --exponential-smoothing, fairseq's
+  // --ema-decay); the optimizer trains the raw weights.
+  float ema = 0.0f;
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
   int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
@@ -136,6 +140,9 @@ class Trainer {
   void prepare_subwords();
   std::string dev_metric() const;
   void keep_checkpoint();
+  void update_ema();
+  void swap_ema();          // exchanges the model's weights with the moving average (evaluate, save)
+  void evaluate_weights();  // evaluate() on the weights the model has now
   double dev_loss() const;
   void build_model();
   void resume_finished(TrainState& saved, const std::string& origin) const;
@@ -154,6 +161,7 @@ class Trainer {
   std::unique_ptr<Translator> bundle_;
   std::vector<NamedParameter> params_;
   std::unique_ptr<Adam> adam_;
+  std::vector<Tensor> ema_;  // the moving average of params_ (with --ema), in their order
   LrSchedule schedule_;
   Rng rng_{1};
   TrainState state_;
