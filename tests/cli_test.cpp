@@ -178,6 +178,19 @@ TEST_F(Cli, DevMetricChoosesTheBestModel) {
   EXPECT_EQ(r.code, 2) << r.output;
 }
 
+// Token-sized decoding batches change the grouping, not the outputs; an input longer than the
+// budget is decoded alone.
+TEST_F(Cli, TranslateInTokenSizedBatchesGivesTheSameOutputs) {
+  const std::string inputs = " ab ba abc cab bca aab cc acb bac cba";
+  const CliRun plain = run("translate --model " + dir_ + "/model" + inputs);
+  ASSERT_EQ(plain.code, 0) << plain.output;
+  for (const char* flags : {" --batch-tokens 1", " --batch-tokens 7", " --batch 1", " --batch 3 --batch-tokens 100"}) {
+    const CliRun r = run("translate --model " + dir_ + "/model" + flags + inputs);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(r.output, plain.output) << flags;
+  }
+}
+
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {
   CliRun r = run("train --threads 0 --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);

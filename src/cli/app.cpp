@@ -151,6 +151,8 @@ struct DecodeArgs {
   int window_back = -1, window_forward = -1;
   int threads = 1;
   int nbest = 1;
+  int batch = 64;            // sentences decoded together
+  int64_t batch_tokens = 0;  // > 0: at most this many padded source tokens per batch
   DecodeOptions options() const {
     DecodeOptions o;
     o.beam = beam, o.length_penalty = length_penalty, o.max_length = max_length;
@@ -196,6 +198,13 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
       ->capture_default_str();
   app->add_option("--max-length", a.max_length, "Longest output in tokens (0 = 2 x source + 10)")
       ->check(whole(0, kMaxDecodeLength))
+      ->capture_default_str();
+  app->add_option("--batch", a.batch, "Inputs decoded together (of similar lengths)")
+      ->check(whole(1, 1 << 16))
+      ->capture_default_str();
+  app->add_option("--batch-tokens", a.batch_tokens,
+                  "Also at most this many padded source tokens per batch (0 = off): bounded memory for long inputs")
+      ->check(whole(0, 100000000))
       ->capture_default_str();
   app->add_option("--threads", a.threads, "Threads for matrix products and attention kernels")
       ->check(whole(1, max_threads()))
@@ -391,7 +400,7 @@ int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_
       group_references(lines, [&](const std::string& t) { return tr.target_tokenizer().split(t); });
   const std::vector<std::string>& sources = set.sources;
   const std::vector<std::vector<Tokens>>& refs = set.references;
-  std::vector<Translation> out = tr.translate(sources, d.options());
+  std::vector<Translation> out = tr.translate(sources, d.options(), d.batch, d.batch_tokens);
   for (size_t i = 0; i < out.size(); ++i)  // a wrong score would be worse than none
     if (!out[i].error.empty())
       throw std::runtime_error(test + ": source '" + sources[i].substr(0, 60) + "': " + out[i].error +
@@ -498,7 +507,7 @@ constexpr size_t kMaxInputBytes = 1 << 20;  // one line of stdin
 
 // Reads stdin as it arrives: each group of lines already there is translated and written
 // before more is read, so translate works interactively and in pipes, in bounded memory.
-void translate_stdin(const Translator& tr, const DecodeOptions& options, TranslateOutput& out) {
+void translate_stdin(const Translator& tr, const DecodeArgs& d, TranslateOutput& out) {
   StdinLines lines(kMaxInputBytes);
   size_t lineno = 0;
   for (std::optional<StdinLines::Line> first = lines.next(/*wait=*/true); first; first = lines.next(true)) {
@@ -512,7 +521,7 @@ void translate_stdin(const Translator& tr, const DecodeOptions& options, Transla
     }
     std::vector<std::string> inputs;
     for (const auto& l : group) inputs.push_back(l.text);
-    std::vector<Translation> done = tr.translate(inputs, options);
+    std::vector<Translation> done = tr.translate(inputs, d.options(), d.batch, d.batch_tokens);
     for (size_t i = 0; i < group.size(); ++i) {
       if (group[i].too_long)
         done[i].error = "line of " + std::to_string(group[i].bytes) + " bytes is longer than the limit of " +
@@ -532,9 +541,9 @@ int run_translate(const TranslateArgs& a) {
   Translator tr = Translator::load(d.model);
   TranslateOutput out{a.show_attention, ::isatty(1) != 0, a.with_scores, a.json, d.nbest > 1};
   if (a.texts.empty()) {
-    translate_stdin(tr, d.options(), out);
+    translate_stdin(tr, d, out);
   } else {
-    std::vector<Translation> done = tr.translate(a.texts, d.options());
+    std::vector<Translation> done = tr.translate(a.texts, d.options(), d.batch, d.batch_tokens);
     for (size_t i = 0; i < done.size(); ++i) out.put(done[i], a.texts[i], "argument " + std::to_string(i + 1));
   }
   check_stdout();
@@ -629,7 +638,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
     std::string line;
     while (std::getline(std::cin, line)) inputs.push_back(line);
   }
-  std::vector<Translation> out = tr.translate(inputs, d.options());
+  std::vector<Translation> out = tr.translate(inputs, d.options(), d.batch, d.batch_tokens);
   if (!subwords)
     for (Translation& t : out)
       if (t.error.empty()) t = at_word_level(std::move(t), tr);

@@ -141,10 +141,12 @@ void Translator::save(const std::string& dir) const {
 }
 
 std::vector<Translation> Translator::translate(const std::vector<std::string>& sources, const DecodeOptions& options,
-                                               int batch_size) const {
+                                               int batch_size, int64_t batch_tokens) const {
   options.validate();
   if (batch_size < 1)
     throw std::invalid_argument("translate: batch size must be >= 1, got " + std::to_string(batch_size));
+  if (batch_tokens < 0)
+    throw std::invalid_argument("translate: batch tokens must be >= 0, got " + std::to_string(batch_tokens));
   std::vector<Translation> out(sources.size());
   std::vector<EncodedExample> enc;
   std::vector<int> real;  // inputs with at least one token
@@ -172,8 +174,12 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
   // Batches of similar lengths: less padding for the encoder to run over and, with greedy
   // decoding dropping finished sentences, fewer steps for nothing. Outputs return in input order.
   std::stable_sort(real.begin(), real.end(), [&](int a, int b) { return enc[a].src.size() < enc[b].src.size(); });
-  for (size_t start = 0; start < real.size(); start += batch_size) {
-    std::vector<int> idx(real.begin() + start, real.begin() + std::min(real.size(), start + batch_size));
+  for (size_t start = 0, end = 0; start < real.size(); start = end) {
+    end = start + 1;  // sorted by length: the last input of a batch is its longest
+    while (end < real.size() && end - start < size_t(batch_size) &&
+           (batch_tokens == 0 || int64_t(end + 1 - start) * int64_t(enc[real[end]].src.size()) <= batch_tokens))
+      ++end;
+    std::vector<int> idx(real.begin() + start, real.begin() + end);
     Batch batch = make_batch(enc, idx);
     std::vector<std::vector<Hypothesis>> hyps = decode_nbest(*model_, batch, options);
     for (int r = 0; r < batch.B; ++r) {

@@ -69,9 +69,11 @@ class Translator {
 
   // One Translation per source, in order. An input the model cannot take (longer than
   // model().max_source_length() tokens) is not translated and says why in its `error`; the
-  // others are translated all the same.
+  // others are translated all the same. Inputs are decoded in batches of similar length: at
+  // most batch_size sentences, and with batch_tokens > 0 at most that many padded source
+  // tokens (sentences x the longest; a longer input goes alone).
   std::vector<Translation> translate(const std::vector<std::string>& sources, const DecodeOptions& options,
-                                     int batch_size = 64) const;
+                                     int batch_size = 64, int64_t batch_tokens = 0) const;
 
   const Model& model() const { return *model_; }
   const Tokenizer& source_tokenizer() const { return src_tok_; }
