@@ -44,15 +44,24 @@ class Cli : public ::testing::Test {
 std::string Cli::dir_;
 
 TEST_F(Cli, HelpIsCompleteForEverySubcommand) {
-  for (const char* sub : {"train", "eval", "translate", "align", "score"}) {
+  for (const char* sub : {"train", "eval", "translate", "align", "score", "average"}) {
     CliRun r = run(std::string(sub) + " --help");
     EXPECT_EQ(r.code, 0) << sub;
     EXPECT_NE(r.output.find("--"), std::string::npos) << sub;
   }
   CliRun r = run("train --help");
-  for (const char* flag : {"--task", "--train", "--dev", "--attention", "--score", "--hidden", "--batch", "--epochs",
-                           "--max-minutes", "--seed", "--threads", "--out"})
+  for (const char* flag : {"--task",        "--train",        "--dev",          "--attention",   "--score",
+                           "--hidden",      "--batch",        "--epochs",       "--max-minutes", "--seed",
+                           "--threads",     "--out",          "--train-source", "--tokenizer",   "--vocab-size",
+                           "--joint-vocab", "--batch-tokens", "--accum",        "--metric",      "--keep-checkpoints",
+                           "--ema"})
     EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+  r = run("translate --help");
+  for (const char* flag : {"--n-best", "--with-scores", "--json", "--length-norm", "--coverage-penalty",
+                           "--max-length-ratio", "--batch-tokens"})
+    EXPECT_NE(r.output.find(flag), std::string::npos) << flag;
+  r = run("data bible --help");
+  EXPECT_NE(r.output.find("--pair"), std::string::npos) << r.output;
   EXPECT_EQ(run("").code, 2);
 }
 
