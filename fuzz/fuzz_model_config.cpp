@@ -1,11 +1,11 @@
 // libFuzzer target: a model directory's config.json (and the model it describes, when small).
 // Any input must parse or throw std::runtime_error naming the file.
-#include "attend/attention/registry.h"
 #include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 
+#include "attend/attention/registry.h"
 #include "attend/models/translator.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -23,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const attend::Seq2SeqConfig& m = c.model.rnn;
     if (m.hidden <= 64 && m.embedding <= 64 && m.attention.attention_dim <= 64 && m.encoder_size() <= 64 &&
         m.encoder_layers <= 3 && m.src_vocab <= 200 && m.tgt_vocab <= 200 &&
-        (!find_mechanism(m.attention.mechanism).option("window") || m.attention.option("window") <= 64))
+        (!attend::find_mechanism(m.attention.mechanism).option("window") || m.attention.option("window") <= 64))
       (void)c.model.build(rng)->parameters();
   } else {
     const attend::TransformerConfig& m = c.model.transformer;
