@@ -13,7 +13,6 @@
 #include <map>
 #include <optional>
 #include <set>
-#include <unordered_map>
 #include <nlohmann/json.hpp>
 
 #include "attend/attention/registry.h"
@@ -381,14 +380,8 @@ struct SentenceScores {
 };
 SentenceScores sentence_scores(const std::vector<Example>& lines, const ReferenceSet& set,
                                const std::vector<Translation>& out) {
-  std::unordered_map<std::string, size_t> index;
-  for (size_t i = 0; i < set.sources.size(); ++i) index.emplace(set.sources[i], i);
-  std::vector<std::string> hyps, refs;
-  for (const Example& e : lines) {
-    hyps.push_back(out[index.at(e.source)].text);
-    refs.push_back(e.target);
-  }
-  return {corpus_bleu(hyps, refs), corpus_chrf(hyps, refs)};
+  const LineOutputs l = outputs_per_line(lines, set, out);
+  return {corpus_bleu(l.hypotheses, l.references), corpus_chrf(l.hypotheses, l.references)};
 }
 
 int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors, bool alignment_stats_flag) {

@@ -82,37 +82,26 @@ V Log(D d, V x) {
   return hn::IfThenElse(invalid, hn::Set(d, NAN), r);
 }
 
-// y = f(x) lane by lane; NaN stays NaN (the clamps inside Exp would turn it into a number).
-template <class F>
-void Apply(const float* x, float* y, int64_t n, F f, void (*tail)(const float*, float*, int64_t)) {
+// y = F(x) lane by lane (F a template argument: inlined); NaN stays NaN (the clamps inside Exp
+// would turn it into a number).
+template <V (*F)(D, V)>
+void Apply(const float* x, float* y, int64_t n, void (*tail)(const float*, float*, int64_t)) {
   const D d;
   const int64_t lanes = static_cast<int64_t>(hn::Lanes(d));
   int64_t i = 0;
   for (; i + lanes <= n; i += lanes) {
     const V v = hn::LoadU(d, x + i);
-    hn::StoreU(hn::IfThenElse(hn::IsNaN(v), v, f(d, v)), d, y + i);
+    hn::StoreU(hn::IfThenElse(hn::IsNaN(v), v, F(d, v)), d, y + i);
   }
   tail(x + i, y + i, n - i);
 }
 
 }  // namespace
 
-void VExp(const float* x, float* y, int64_t n) {
-  Apply(
-      x, y, n, [](D d, V v) { return Exp(d, v); }, reference::vexp);
-}
-void VTanh(const float* x, float* y, int64_t n) {
-  Apply(
-      x, y, n, [](D d, V v) { return Tanh(d, v); }, reference::vtanh);
-}
-void VSigmoid(const float* x, float* y, int64_t n) {
-  Apply(
-      x, y, n, [](D d, V v) { return Sigmoid(d, v); }, reference::vsigmoid);
-}
-void VLog(const float* x, float* y, int64_t n) {
-  Apply(
-      x, y, n, [](D d, V v) { return Log(d, v); }, reference::vlog);
-}
+void VExp(const float* x, float* y, int64_t n) { Apply<Exp>(x, y, n, reference::vexp); }
+void VTanh(const float* x, float* y, int64_t n) { Apply<Tanh>(x, y, n, reference::vtanh); }
+void VSigmoid(const float* x, float* y, int64_t n) { Apply<Sigmoid>(x, y, n, reference::vsigmoid); }
+void VLog(const float* x, float* y, int64_t n) { Apply<Log>(x, y, n, reference::vlog); }
 
 float VExpShiftedSum(const float* x, float shift, float* y, int64_t n) {
   const D d;

@@ -8,7 +8,6 @@
 #include <iomanip>
 #include <cstdio>
 #include <sstream>
-#include <unordered_map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
@@ -713,16 +712,13 @@ void Trainer::evaluate_weights() {
   r.dev_exact_match = s.exact_match, r.dev_error_rate = s.error_rate;
   r.metric = dev_metric();
   if (r.metric == "bleu" || r.metric == "chrf") {  // every dev line's output against its own reference
-    std::unordered_map<std::string, size_t> index;
-    for (size_t i = 0; i < refs.sources.size(); ++i) index.emplace(refs.sources[i], i);
-    std::vector<std::string> texts, references;
-    for (const Example& e : dev_examples_)
-      texts.push_back(out[index.at(e.source)].text), references.push_back(e.target);
-    r.dev_bleu = corpus_bleu(texts, references).score, r.dev_chrf = corpus_chrf(texts, references).score;
+    const LineOutputs l = outputs_per_line(dev_examples_, refs, out);
+    r.dev_bleu = corpus_bleu(l.hypotheses, l.references).score;
+    r.dev_chrf = corpus_chrf(l.hypotheses, l.references).score;
   }
   if (r.metric == "loss") r.dev_loss = dev_loss();
   r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
-  r.best = st.best.step == 0 && st.best.epoch == 0 ? true : r.better_than(st.best);
+  r.best = st.best.step == 0 || r.better_than(st.best);  // step 0: no evaluation yet
   if (r.best) {
     st.best = result_.best = r;
     st.stale = 0;

@@ -31,6 +31,15 @@ struct ReferenceSet {
 template <class Examples, class Split>
 ReferenceSet group_references(const Examples& examples, Split split_target);
 
+// Corpus metrics (BLEU, chrF) score one output per test line against that line's own
+// reference: outputs[i] is the output (its `text`) for set.sources[i], lines the examples the
+// set was grouped from.
+struct LineOutputs {
+  std::vector<std::string> hypotheses, references;
+};
+template <class Examples, class Output>
+LineOutputs outputs_per_line(const Examples& lines, const ReferenceSet& set, const std::vector<Output>& outputs);
+
 template <class Examples, class Split>
 ReferenceSet group_references(const Examples& examples, Split split_target) {
   ReferenceSet r;
@@ -44,6 +53,18 @@ ReferenceSet group_references(const Examples& examples, Split split_target) {
     r.references[it->second].push_back(split_target(e.target));
   }
   return r;
+}
+
+template <class Examples, class Output>
+LineOutputs outputs_per_line(const Examples& lines, const ReferenceSet& set, const std::vector<Output>& outputs) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < set.sources.size(); ++i) index.emplace(set.sources[i], i);
+  LineOutputs l;
+  for (const auto& e : lines) {
+    l.hypotheses.push_back(outputs.at(index.at(e.source)).text);
+    l.references.push_back(e.target);
+  }
+  return l;
 }
 
 }  // namespace attend
