@@ -84,6 +84,11 @@ TEST_F(Averaging, EachWeightIsTheMeanAndMismatchesAreNamed) {
                                  " (the model settings differ)"),
             std::string::npos)
       << mismatch.output;
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/avg/config.json")) << "the model in --out is kept";
+  // A failed average into a new directory leaves no directory behind.
+  const auto fresh = testing::run("average --out " + dir_ + "/new " + a + " " + dir_ + "/other");
+  EXPECT_EQ(fresh.code, 1) << fresh.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/new"));
 }
 
 }  // namespace

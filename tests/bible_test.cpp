@@ -1,6 +1,7 @@
 // attend data bible: each quirk of diatheke's OSIS exports on a small fixture, the split by
 // book, and (when Debian's modules are installed) the real es-en corpus.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -80,6 +81,30 @@ TEST(BibleAlign, PairsNonEmptyVersesOfBothAndSplitsByBook) {
 }
 
 // The real thing, when Debian's modules are installed (scripts/install-deps.sh bible).
+// A .keys file must name one verse per line of the data it belongs to.
+TEST(BibleKeys, KeysFilesAreCheckedAgainstTheirData) {
+  const std::string dir = ::testing::TempDir() + "/attend_keys_" + std::to_string(::getpid());
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir + "/good.keys") << "Mark 1:1\nI Samuel 3:4\nRevelation of John 22:21\n";
+  std::ofstream(dir + "/bad.keys") << "Mark 1:1\nMark one\nMark 1:3\n";
+  std::ofstream(dir + "/nobook.keys") << "Mark 1:1\nMarcos 1:2\nMark 1:3\n";
+  EXPECT_EQ(read_keys(dir + "/good.keys", 3, "t.tsv"), (std::vector<int>{40, 8, 65}));
+  auto error = [&](const std::string& file, size_t lines) {
+    try {
+      read_keys(dir + "/" + file, lines, "t.tsv");
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("good.keys", 4),
+            dir + "/good.keys names 3 verses but t.tsv has 4 lines: the keys are not those of this file");
+  EXPECT_EQ(error("bad.keys", 3),
+            dir + "/bad.keys:2: 'Mark one' is not a verse key (BOOK CHAPTER:VERSE, e.g. 'Mark 1:1')");
+  EXPECT_NE(error("nobook.keys", 3).find("nobook.keys:2: 'Marcos 1:2' is not a verse key"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
 TEST(BibleData, EsEnFromTheInstalledModules) {
   if (!program_exists("diatheke")) GTEST_SKIP() << "diatheke is not installed";
   const std::string list = run_program({"diatheke", "-b", "system", "-k", "modulelist"});
@@ -98,6 +123,8 @@ TEST(BibleData, EsEnFromTheInstalledModules) {
   std::string first;
   std::getline(keys, first);
   EXPECT_EQ(first, "Esther 1:1");
+  EXPECT_EQ(read_keys(dir + "/test.keys", test.size(), dir + "/test.tsv").size(), test.size());
+  EXPECT_TRUE(std::filesystem::exists(dir + "/checkpoint.json")) << "the six files are written as one unit";
   for (const auto& e : train) {
     ASSERT_EQ(e.source.find('<'), std::string::npos) << e.source;
     ASSERT_EQ(e.target.find("The following words"), std::string::npos) << "the WEB glossary leaked";

@@ -99,12 +99,42 @@ TEST_F(Cli, ScorePrintsBleuAndChrfWithSignaturesAndNamesBadFiles) {
   r = run("score --json --ref " + ref + " --hyp " + hyp);
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("\"bleu\":53.728"), std::string::npos) << r.output;
+  r = run("score --json --ref " + ref + " --hyp - < " + hyp);  // a pipe of translations, as sacrebleu takes
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"bleu\":53.728"), std::string::npos) << r.output;
+  r = run("score --ref - --hyp - < " + hyp);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("cannot both be standard input"), std::string::npos) << r.output;
   r = run("score --ref " + ref + " --hyp " + short_hyp);
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find(short_hyp + " has 0 lines but " + ref + " has 1"), std::string::npos) << r.output;
   r = run("score --ref " + bad + " --hyp " + hyp);
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find(bad + ":1: invalid UTF-8 at byte 4"), std::string::npos) << r.output;
+}
+
+// attend eval --keys: scores per book; a keys file that does not belong to --test is named
+// before anything is decoded.
+TEST_F(Cli, EvalScoresEachBookOfAKeysFile) {
+  std::ofstream keys(dir_ + "/dev.keys"), short_keys(dir_ + "/short.keys");
+  for (int i = 1; i <= 10; ++i) keys << (i <= 4 ? "Ruth 1:" : "Titus 2:") << i << "\n";
+  for (int i = 1; i <= 9; ++i) short_keys << "Ruth 1:" << i << "\n";
+  keys.close(), short_keys.close();
+  const std::string eval = "eval --model " + dir_ + "/model --test " + dir_ + "/dev.tsv --keys ";
+  CliRun r = run(eval + dir_ + "/dev.keys");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("by book (" + dir_ + "/dev.keys):\n  Ruth"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("\n  Titus                      6 lines  BLEU"), std::string::npos) << r.output;
+  r = run(eval + dir_ + "/dev.keys --json");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j.at("books").size(), 2u);
+  EXPECT_EQ(j["books"][0]["book"], "Ruth");
+  EXPECT_EQ(j["books"][0]["lines"], 4);
+  r = run(eval + dir_ + "/short.keys");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find(dir_ + "/short.keys names 9 verses but " + dir_ + "/dev.tsv has 10 lines"), std::string::npos)
+      << r.output;
 }
 
 // Training data without --task is the TSV task (it used to train the dates task, exit 0);

@@ -2,6 +2,8 @@
 // causality of the decoder's self-attention, and padding that changes nothing it should not.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include "attend/decode/search.h"
 #include "attend/models/transformer.h"
 #include "attend/nn/transformer_layers.h"
@@ -109,16 +111,36 @@ TEST(TransformerModel, LossGradientsThroughEveryParameter) {
     ex[i].tgt.assign(ex[i].src.rbegin(), ex[i].src.rend());
   }
   const Batch batch = make_batch(ex, {0, 1, 2});
-  for (int variant = 0; variant < 4; ++variant) {
-    const bool pre = variant % 2 == 0, tie = variant >= 2;
-    SCOPED_TRACE(std::string(pre ? "pre-LN" : "post-LN") + (tie ? ", tied embeddings" : ""));
+  for (int variant = 0; variant < 6; ++variant) {
+    const bool pre = variant % 2 == 0, tie = variant >= 2, share_all = variant >= 4;
+    SCOPED_TRACE(std::string(pre ? "pre-LN" : "post-LN") + (tie ? ", tied embeddings" : "") +
+                 (share_all ? ", one matrix for all three" : ""));
     Rng rng(11);
-    Transformer model(tiny(pre, tie), rng);
+    TransformerConfig c = tiny(pre, tie);
+    c.share_all_embeddings = share_all;
+    Transformer model(c, rng);
     std::vector<Var> params;
     for (const auto& p : model.parameters()) params.push_back(p.var);
     gradcheck([&](const std::vector<Var>&) { return model.loss(batch, 0.1f, nullptr); }, params,
               {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
   }
+}
+
+// --tie-embeddings with --joint-vocab: the encoder reads the target table, so there is no
+// source table among the parameters and the config round-trips; without one vocabulary or
+// without tied outputs it is refused.
+TEST(TransformerModel, SharedEmbeddingsAreOneMatrix) {
+  TransformerConfig c = tiny(true, true);
+  c.share_all_embeddings = true;
+  Rng rng(3);
+  Transformer model(c, rng);
+  for (const auto& p : model.parameters()) EXPECT_EQ(p.name.find("src_embedding"), std::string::npos) << p.name;
+  nlohmann::json j = c;
+  EXPECT_TRUE(j.get<TransformerConfig>().share_all_embeddings);
+  c.tgt_vocab = 10;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c.tgt_vocab = 9, c.tie_embeddings = false;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
 }
 
 // log p(y | row) from a row of logits.

@@ -18,6 +18,7 @@
 #include "attend/attention/registry.h"
 #include "attend/cpu.h"
 #include "attend/data/cmudict.h"
+#include "attend/data/bible.h"
 #include "attend/eval/alignment.h"
 #include "attend/eval/bleu.h"
 #include "attend/eval/chrf.h"
@@ -291,6 +292,7 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
     if (given("--encoder-layers")) t.encoder_layers = a.encoder_layers;
     if (given("--decoder-layers")) t.decoder_layers = a.decoder_layers;
     t.pre_norm = !a.post_norm;
+    t.share_all_embeddings = t.tie_embeddings && o.joint_vocab;  // one matrix for all three
     // Vaswani et al.'s schedule: linear warm-up to the peak --lr, then 1/sqrt(step) decay.
     if (!given("--schedule")) a.schedule = "inverse-sqrt";
     if (!given("--warmup")) o.warmup = 1000;
@@ -370,6 +372,12 @@ int train_and_report(const TrainOptions& o) {
   return 0;
 }
 
+struct EvalArgs {
+  DecodeArgs d;
+  std::string test, keys;
+  bool json = false, show_errors = false, alignment_stats = false;
+};
+
 // Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
 // and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
 bool scores_sentences(const Translator& tr) { return tr.target_tokenizer().kind != Tokenizer::Kind::kChar; }
@@ -384,71 +392,121 @@ SentenceScores sentence_scores(const std::vector<Example>& lines, const Referenc
   return {corpus_bleu(l.hypotheses, l.references), corpus_chrf(l.hypotheses, l.references)};
 }
 
-int run_eval(const DecodeArgs& d, const std::string& test, bool json, bool show_errors, bool alignment_stats_flag) {
-  set_threads(d.threads);
-  Translator tr = Translator::load(d.model);
-  const std::vector<Example> lines = read_tsv(test);
-  // Several lines with the same source are several references for one input (e.g. CMUdict variants).
-  const ReferenceSet set =
-      group_references(lines, [&](const std::string& t) { return tr.target_tokenizer().split(t); });
-  const std::vector<std::string>& sources = set.sources;
-  const std::vector<std::vector<Tokens>>& refs = set.references;
-  std::vector<Translation> out = tr.translate(sources, d.options(), d.batch, d.batch_tokens);
-  for (size_t i = 0; i < out.size(); ++i)  // a wrong score would be worse than none
-    if (!out[i].error.empty())
-      throw std::runtime_error(test + ": source '" + sources[i].substr(0, 60) + "': " + out[i].error +
-                               "; no score was computed");
-  std::vector<Tokens> hyps;
-  size_t unknown = 0;
-  for (const auto& t : out) {
-    hyps.push_back(t.target_tokens);
-    unknown += t.unknown;
+// BLEU and chrF of each book a .keys file names (books in the order they first appear).
+struct BookScores {
+  std::string book;
+  size_t lines = 0;
+  SentenceScores scores;
+};
+std::vector<BookScores> book_scores(const std::vector<int>& book_of_line, const LineOutputs& l) {
+  std::vector<int> order;
+  std::map<int, LineOutputs> by_book;
+  for (size_t i = 0; i < book_of_line.size(); ++i) {
+    auto [it, fresh] = by_book.try_emplace(book_of_line[i]);
+    if (fresh) order.push_back(book_of_line[i]);
+    it->second.hypotheses.push_back(l.hypotheses[i]);
+    it->second.references.push_back(l.references[i]);
   }
-  Scores s = score(hyps, refs);
+  std::vector<BookScores> out;
+  for (int b : order) {
+    const LineOutputs& o = by_book.at(b);
+    out.push_back({bible::books()[b],
+                   o.hypotheses.size(),
+                   {corpus_bleu(o.hypotheses, o.references), corpus_chrf(o.hypotheses, o.references)}});
+  }
+  return out;
+}
+
+struct EvalReport {
+  Scores s;
   std::optional<SentenceScores> mt;
-  if (scores_sentences(tr)) mt = sentence_scores(lines, set, out);
-  AlignmentStats as;
-  if (alignment_stats_flag)
-    for (const auto& t : out) accumulate(as, alignment_stats(t.attention));
-  if (show_errors)
-    for (size_t i = 0; i < out.size(); ++i)
-      if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
-        std::fprintf(stderr, "wrong: %s -> %s\n", sources[i].c_str(), out[i].text.c_str());
-  if (json) {
-    nlohmann::json j = {{"test", test},
-                        {"inputs", s.sentences},
-                        {"exact_match", s.exact_match},
-                        {"sentence_error_rate", 1.0 - s.exact_match},
-                        {"token_accuracy", s.token_accuracy},
-                        {"token_error_rate", s.error_rate},
-                        {"beam", d.beam},
-                        {"unknown_source_tokens", unknown}};
-    if (mt) {
-      j["bleu"] = mt->bleu.score, j["bleu_signature"] = kBleuSignature;
-      j["chrf"] = mt->chrf.score, j["chrf_signature"] = kChrfSignature;
-    }
-    if (alignment_stats_flag)
-      j["alignment"] = {{"monotonicity", as.monotonicity}, {"entropy", as.entropy}, {"diagonality", as.diagonality}};
-    std::printf("%s\n", j.dump().c_str());
-    return 0;
+  std::vector<BookScores> books;
+  AlignmentStats alignment;
+  size_t unknown = 0;
+};
+
+void print_eval_json(const EvalArgs& e, const EvalReport& r) {
+  nlohmann::json j = {{"test", e.test},
+                      {"inputs", r.s.sentences},
+                      {"exact_match", r.s.exact_match},
+                      {"sentence_error_rate", 1.0 - r.s.exact_match},
+                      {"token_accuracy", r.s.token_accuracy},
+                      {"token_error_rate", r.s.error_rate},
+                      {"beam", e.d.beam},
+                      {"unknown_source_tokens", r.unknown}};
+  if (r.mt) {
+    j["bleu"] = r.mt->bleu.score, j["bleu_signature"] = kBleuSignature;
+    j["chrf"] = r.mt->chrf.score, j["chrf_signature"] = kChrfSignature;
   }
+  if (!e.keys.empty()) {
+    j["books"] = nlohmann::json::array();
+    for (const BookScores& b : r.books)
+      j["books"].push_back(
+          {{"book", b.book}, {"lines", b.lines}, {"bleu", b.scores.bleu.score}, {"chrf", b.scores.chrf.score}});
+  }
+  if (e.alignment_stats)
+    j["alignment"] = {{"monotonicity", r.alignment.monotonicity},
+                      {"entropy", r.alignment.entropy},
+                      {"diagonality", r.alignment.diagonality}};
+  std::printf("%s\n", j.dump().c_str());
+}
+
+void print_eval_text(const EvalArgs& e, const EvalReport& r) {
   std::printf(
       "%s: %zu inputs, beam %d\n"
       "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
       "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
       "  token accuracy    %6.2f%%\n"
       "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
-      test.c_str(), s.sentences, d.beam, 100 * s.exact_match, 100 * (1 - s.exact_match), 100 * s.token_accuracy,
-      100 * s.error_rate);
-  if (mt) std::printf("  %s\n  %s\n", mt->bleu.str().c_str(), mt->chrf.str().c_str());
-  if (unknown) std::printf("  (%zu source tokens were unknown to the model)\n", unknown);
-  if (alignment_stats_flag)
+      e.test.c_str(), r.s.sentences, e.d.beam, 100 * r.s.exact_match, 100 * (1 - r.s.exact_match),
+      100 * r.s.token_accuracy, 100 * r.s.error_rate);
+  if (r.mt) std::printf("  %s\n  %s\n", r.mt->bleu.str().c_str(), r.mt->chrf.str().c_str());
+  if (!r.books.empty()) std::printf("by book (%s):\n", e.keys.c_str());
+  for (const BookScores& b : r.books)
+    std::printf("  %-22s %5zu lines  BLEU %6.2f  chrF %6.2f\n", b.book.c_str(), b.lines, b.scores.bleu.score,
+                b.scores.chrf.score);
+  if (r.unknown) std::printf("  (%zu source tokens were unknown to the model)\n", r.unknown);
+  if (e.alignment_stats)
     std::printf(
         "alignment (%zu steps):\n"
         "  monotonicity      %6.2f%%  (steps whose argmax does not move backwards)\n"
         "  mean entropy      %6.3f nats  (0 = all weight on one position)\n"
         "  diagonality       %6.2f%%  (weight within max(1, S/10) positions of the diagonal)\n",
-        as.steps, 100 * as.monotonicity, as.entropy, 100 * as.diagonality);
+        r.alignment.steps, 100 * r.alignment.monotonicity, r.alignment.entropy, 100 * r.alignment.diagonality);
+}
+
+int run_eval(const EvalArgs& e) {
+  set_threads(e.d.threads);
+  Translator tr = Translator::load(e.d.model);
+  const std::vector<Example> lines = read_tsv(e.test);
+  std::vector<int> book_of_line;  // read before decoding: a wrong keys file wastes no time
+  if (!e.keys.empty()) book_of_line = bible::read_keys(e.keys, lines.size(), e.test);
+  // Several lines with the same source are several references for one input (e.g. CMUdict variants).
+  const ReferenceSet set =
+      group_references(lines, [&](const std::string& t) { return tr.target_tokenizer().split(t); });
+  const std::vector<std::string>& sources = set.sources;
+  const std::vector<std::vector<Tokens>>& refs = set.references;
+  std::vector<Translation> out = tr.translate(sources, e.d.options(), e.d.batch, e.d.batch_tokens);
+  for (size_t i = 0; i < out.size(); ++i)  // a wrong score would be worse than none
+    if (!out[i].error.empty())
+      throw std::runtime_error(e.test + ": source '" + sources[i].substr(0, 60) + "': " + out[i].error +
+                               "; no score was computed");
+  EvalReport r;
+  std::vector<Tokens> hyps;
+  for (const auto& t : out) {
+    hyps.push_back(t.target_tokens);
+    r.unknown += t.unknown;
+  }
+  r.s = score(hyps, refs);
+  if (scores_sentences(tr)) r.mt = sentence_scores(lines, set, out);
+  if (!book_of_line.empty()) r.books = book_scores(book_of_line, outputs_per_line(lines, set, out));
+  if (e.alignment_stats)
+    for (const auto& t : out) accumulate(r.alignment, alignment_stats(t.attention));
+  if (e.show_errors)
+    for (size_t i = 0; i < out.size(); ++i)
+      if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
+        std::fprintf(stderr, "wrong: %s -> %s\n", sources[i].c_str(), out[i].text.c_str());
+  e.json ? print_eval_json(e, r) : print_eval_text(e, r);
   return 0;
 }
 
@@ -783,7 +841,8 @@ void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_flag("--post-norm", ta.post_norm,
                 "transformer: LayerNorm after each sublayer, as in the paper (default: before)");
   cmd->add_flag("--tie-embeddings", o.model.transformer.tie_embeddings,
-                "transformer: the output layer reuses the target embeddings (Press & Wolf 2017)");
+                "transformer: the output layer reuses the target embeddings (Press & Wolf 2017); with --joint-vocab "
+                "the encoder does too: one matrix for all three");
   cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
       ->check(at_least(1))
       ->capture_default_str();
@@ -886,11 +945,6 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
 }
 
 // The other subcommands' arguments.
-struct EvalArgs {
-  DecodeArgs d;
-  std::string test;
-  bool json = false, show_errors = false, alignment_stats = false;
-};
 struct AlignArgs {
   DecodeArgs d;
   std::string out_path, format, map = "all";
@@ -910,6 +964,9 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& e) {
   cmd->add_flag("--show-errors", e.show_errors, "List the wrong outputs on stderr");
   cmd->add_flag("--alignment-stats", e.alignment_stats,
                 "Also report monotonicity, mean entropy and diagonality of the attention");
+  cmd->add_option("--keys", e.keys,
+                  "Also score each book: the verse keys of --test, one per line (the .keys file of attend data bible)")
+      ->check(CLI::ExistingFile);
   return cmd;
 }
 
@@ -1037,7 +1094,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
   if (*score_cmd) return run_score(sa);
   if (*average_cmd) return run_average(va);
-  if (*eval_cmd) return run_eval(ea.d, ea.test, ea.json, ea.show_errors, ea.alignment_stats);
+  if (*eval_cmd) return run_eval(ea);
   if (*translate_cmd) return run_translate(tra);
   if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map, aa.subwords);
   return 2;

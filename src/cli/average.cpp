@@ -21,8 +21,8 @@ CLI::App* add_average_command(CLI::App& app, AverageArgs& a) {
   return cmd;
 }
 
-int run_average(const AverageArgs& a) {
-  make_directories(a.out);
+namespace {
+void average_into(const AverageArgs& a) {
   const DirectoryLock lock(a.out, "attend average");
   recover_checkpoint(a.out);
   std::error_code ec;
@@ -32,6 +32,19 @@ int run_average(const AverageArgs& a) {
     if (std::filesystem::equivalent(m, a.out, ec))
       throw std::invalid_argument("average: --out " + a.out + " is also one of the inputs");
   average_checkpoints(a.models, a.out);
+}
+}  // namespace
+
+int run_average(const AverageArgs& a) {
+  std::error_code ec;
+  const bool fresh = !std::filesystem::exists(a.out, ec);
+  make_directories(a.out);
+  try {
+    average_into(a);
+  } catch (...) {
+    if (fresh) std::filesystem::remove_all(a.out, ec);  // a failed average leaves no directory behind
+    throw;
+  }
   std::printf("averaged %zu checkpoints into %s\n", a.models.size(), a.out.c_str());
   return 0;
 }

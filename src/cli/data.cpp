@@ -7,6 +7,7 @@
 
 #include "attend/data/bible.h"
 #include "attend/data/tsv.h"
+#include "attend/io/checkpoint.h"
 #include "attend/io/files.h"
 #include "attend/io/process.h"
 
@@ -48,10 +49,10 @@ std::vector<bible::Verse> export_module(const std::string& module) {
   return verses;
 }
 
-void write_keys(const std::string& path, const std::vector<std::string>& keys) {
+std::string keys_text(const std::vector<std::string>& keys) {
   std::string text;
   for (const std::string& k : keys) text.append(k).append("\n");
-  write_file_atomic(path, text);
+  return text;
 }
 
 }  // namespace
@@ -60,13 +61,16 @@ int run_data_bible(const std::string& pair, const std::string& out) {
   const bible::Pair p = bible::modules(pair);
   if (!modules_installed(p)) install_modules(p);
   const bible::Corpus c = bible::align(export_module(p.source_module), export_module(p.target_module));
-  make_directories(out);
-  const std::pair<const char*, const bible::Split*> splits[] = {
+  const std::pair<std::string, const bible::Split*> splits[] = {
       {"train", &c.train}, {"dev", &c.dev}, {"test", &c.test}};
+  std::vector<CheckpointFile> files;
   for (const auto& [name, split] : splits) {
-    write_tsv(out + "/" + name + ".tsv", split->examples);
-    write_keys(out + "/" + name + ".keys", split->keys);
+    files.push_back({name + ".tsv", tsv_text(split->examples)});
+    files.push_back({name + ".keys", keys_text(split->keys)});
   }
+  // The six files replace the old ones as one unit (with a manifest), whatever is killed when.
+  const DirectoryLock lock(out, "attend data bible");
+  save_checkpoint(out, files);
   std::printf(
       "wrote %s/{train,dev,test}.tsv and .keys: %zu/%zu/%zu verse pairs (%s -> %s); %zu verses without a "
       "partner dropped\n",

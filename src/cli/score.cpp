@@ -9,16 +9,19 @@
 #include "attend/data/lines.h"
 #include "attend/eval/bleu.h"
 #include "attend/eval/chrf.h"
+#include "attend/io/files.h"
 
 namespace attend::cli {
 
 CLI::App* add_score_command(CLI::App& app, ScoreArgs& a) {
   auto* cmd = app.add_subcommand(
       "score", "BLEU and chrF of translations against references (one sentence per line), as sacrebleu computes them");
-  cmd->add_option("--ref", a.ref, "References, one per line")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--hyp", a.hyp, "Translations, one per line, line i translating the source of reference i")
+  const CLI::Validator file_or_stdin = CLI::ExistingFile | CLI::IsMember({"-"});
+  cmd->add_option("--ref", a.ref, "References, one per line (- for standard input)")->required()->check(file_or_stdin);
+  cmd->add_option("--hyp", a.hyp,
+                  "Translations, one per line, line i translating the source of reference i (- for standard input)")
       ->required()
-      ->check(CLI::ExistingFile);
+      ->check(file_or_stdin);
   cmd->add_flag("--json", a.json, "Print one JSON object");
   return cmd;
 }
@@ -35,8 +38,15 @@ std::string format_translation_scores(const std::vector<std::string>& hypotheses
   return j.dump() + "\n";
 }
 
+namespace {
+std::vector<std::string> lines_of(const std::string& path) {
+  return path == "-" ? parse_lines(read_stdin(), "standard input") : read_lines(path);
+}
+}  // namespace
+
 int run_score(const ScoreArgs& a) {
-  const std::vector<std::string> refs = read_lines(a.ref), hyps = read_lines(a.hyp);
+  if (a.ref == "-" && a.hyp == "-") throw std::invalid_argument("score: --ref and --hyp cannot both be standard input");
+  const std::vector<std::string> refs = lines_of(a.ref), hyps = lines_of(a.hyp);
   if (refs.size() != hyps.size())
     throw std::runtime_error(a.hyp + " has " + std::to_string(hyps.size()) + " lines but " + a.ref + " has " +
                              std::to_string(refs.size()) + ": line i of one must translate the source of line i of " +

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "attend/data/lines.h"
+
 namespace attend::bible {
 
 namespace {
@@ -221,6 +223,23 @@ Corpus align(const std::vector<Verse>& source, const std::vector<Verse>& target)
   }
   c.dropped = source.size() + target.size() - 2 * paired;
   return c;
+}
+
+std::vector<int> read_keys(const std::string& path, size_t lines, const std::string& data_path) {
+  const std::vector<std::string> keys = read_lines(path);
+  if (keys.size() != lines)
+    throw std::runtime_error(path + " names " + std::to_string(keys.size()) + " verses but " + data_path + " has " +
+                             std::to_string(lines) + " lines: the keys are not those of this file");
+  std::vector<int> book(keys.size());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string line = keys[i] + ": ";
+    const Key k = find_key(line);
+    if (k.book < 0 || k.begin != 0 || k.end != line.size())
+      throw std::runtime_error(path + ":" + std::to_string(i + 1) + ": '" + keys[i].substr(0, 80) +
+                               "' is not a verse key (BOOK CHAPTER:VERSE, e.g. 'Mark 1:1')");
+    book[i] = k.book;
+  }
+  return book;
 }
 
 Pair modules(const std::string& pair) {

@@ -48,10 +48,14 @@ std::vector<Example> parse_tsv(const std::string& text, const std::string& path,
   return out;
 }
 
-void write_tsv(const std::string& path, const std::vector<Example>& examples) {
+std::string tsv_text(const std::vector<Example>& examples) {
   std::string text;
-  for (const auto& e : examples) text += e.source + "\t" + e.target + "\n";
-  write_file_atomic(path, text);
+  for (const auto& e : examples) text.append(e.source).append("\t").append(e.target).append("\n");
+  return text;
+}
+
+void write_tsv(const std::string& path, const std::vector<Example>& examples) {
+  write_file_atomic(path, tsv_text(examples));
 }
 
 }  // namespace attend

@@ -130,6 +130,20 @@ std::string read_file(const std::string& path, uint64_t max_bytes) {
   return out;
 }
 
+std::string read_stdin(uint64_t max_bytes) {
+  std::string out;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw_errno("standard input", "read failed", errno);
+    if (n == 0) return out;
+    if (out.size() + static_cast<size_t>(n) > max_bytes)
+      throw std::runtime_error("standard input: more than " + std::to_string(max_bytes) + " bytes");
+    out.append(buf, static_cast<size_t>(n));
+  }
+}
+
 MappedFile::MappedFile(const std::string& path) : path_(path) {
   uint64_t size = 0;
   const int fd = open_regular(path, UINT64_MAX, &size);

@@ -31,6 +31,9 @@ void TransformerConfig::validate() const {
   if (src_vocab < 5 || tgt_vocab < 5)
     bad("vocabularies need at least one real token, got " + std::to_string(src_vocab) + " and " +
         std::to_string(tgt_vocab));
+  if (share_all_embeddings && (!tie_embeddings || src_vocab != tgt_vocab))
+    bad("share_all_embeddings needs tie_embeddings and one vocabulary for both sides, got vocabularies " +
+        std::to_string(src_vocab) + " and " + std::to_string(tgt_vocab));
   if (dim > (1 << 14) || ffn > (1 << 16) || src_vocab > (1 << 22) || tgt_vocab > (1 << 22))
     bad("sizes beyond the limits (dim 16384, ffn 65536, vocabularies 4M)");
 }
@@ -43,6 +46,7 @@ void to_json(nlohmann::json& j, const TransformerConfig& c) {
        {"decoder_layers", c.decoder_layers},
        {"pre_norm", c.pre_norm},
        {"tie_embeddings", c.tie_embeddings},
+       {"share_all_embeddings", c.share_all_embeddings},
        {"dropout", json_float(c.dropout)},
        {"max_length", c.max_length},
        {"src_vocab", c.src_vocab},
@@ -53,13 +57,14 @@ void from_json(const nlohmann::json& j, TransformerConfig& c) {
   const char* w = "transformer config";
   reject_unknown_fields(j,
                         {"architecture", "dim", "heads", "ffn", "encoder_layers", "decoder_layers", "pre_norm",
-                         "tie_embeddings", "dropout", "max_length", "src_vocab", "tgt_vocab"},
+                         "tie_embeddings", "share_all_embeddings", "dropout", "max_length", "src_vocab", "tgt_vocab"},
                         w);
   c.dim = json_field<int>(j, "dim", w), c.heads = json_field<int>(j, "heads", w), c.ffn = json_field<int>(j, "ffn", w);
   c.encoder_layers = json_field<int>(j, "encoder_layers", w),
   c.decoder_layers = json_field<int>(j, "decoder_layers", w);
   c.pre_norm = json_field<bool>(j, "pre_norm", w, true),
   c.tie_embeddings = json_field<bool>(j, "tie_embeddings", w, false);
+  c.share_all_embeddings = json_field<bool>(j, "share_all_embeddings", w, false);
   c.dropout = json_field<float>(j, "dropout", w, 0.1f), c.max_length = json_field<int>(j, "max_length", w, 512);
   c.src_vocab = json_field<int>(j, "src_vocab", w), c.tgt_vocab = json_field<int>(j, "tgt_vocab", w);
   c.validate();
@@ -74,7 +79,7 @@ nlohmann::json Transformer::config_json() const {
 Transformer::Transformer(const TransformerConfig& config, Rng& rng) : config_(config) {
   config.validate();
   const int C = config.dim;
-  src_emb_ = Embedding(config.src_vocab, C, rng);
+  if (!config.share_all_embeddings) src_emb_ = Embedding(config.src_vocab, C, rng);
   tgt_emb_ = Embedding(config.tgt_vocab, C, rng);
   const LayerOptions lo{config.pre_norm, config.dropout};
   for (int l = 0; l < config.encoder_layers; ++l) encoder_.emplace_back(C, config.heads, config.ffn, lo, rng);
@@ -113,7 +118,8 @@ Transformer::Encoded Transformer::encode(const std::vector<int>& src, const std:
                                          Rng* rng) const {
   Encoded e;
   e.B = static_cast<int>(lengths.size()), e.S = S, e.lengths = lengths;
-  Var x = embed(src_emb_, batch_major(src, e.B, S), e.B, S, 0, rng);  // [B,S,C]
+  const Embedding& source_table = config_.share_all_embeddings ? tgt_emb_ : src_emb_;
+  Var x = embed(source_table, batch_major(src, e.B, S), e.B, S, 0, rng);  // [B,S,C]
   for (const auto& layer : encoder_) x = layer(x, lengths, rng);
   e.memory = config_.pre_norm ? enc_norm_(x) : x;
   return e;
@@ -214,7 +220,7 @@ std::vector<AttentionMap> Transformer::attention_maps() const {
 }
 
 void Transformer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
-  src_emb_.collect(prefix + "src_embedding.", out);
+  if (!config_.share_all_embeddings) src_emb_.collect(prefix + "src_embedding.", out);
   tgt_emb_.collect(prefix + "tgt_embedding.", out);
   for (size_t l = 0; l < encoder_.size(); ++l) encoder_[l].collect(prefix + "encoder." + std::to_string(l) + ".", out);
   for (size_t l = 0; l < decoder_cell_.size(); ++l)

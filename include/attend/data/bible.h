@@ -48,6 +48,11 @@ struct Corpus {
 // Lamentations, Titus; train = the other books.
 Corpus align(const std::vector<Verse>& source, const std::vector<Verse>& target);
 
+// The book (index into books()) of each line of a `.keys` file, checked against the data file it
+// names the verses of: one key per line of `data_path` (`lines` of them), each "BOOK C:V".
+// Errors (std::runtime_error) name the files and counts, or the file, line and key.
+std::vector<int> read_keys(const std::string& path, size_t lines, const std::string& data_path);
+
 // The SWORD modules of a language pair: "es-en" (spaRV1909eb -> engWEB2015eb) or "kjv-web"
 // (engKJV2006eb -> engWEB2015eb); throws std::invalid_argument naming the pairs otherwise.
 struct Pair {

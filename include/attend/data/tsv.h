@@ -21,5 +21,6 @@ std::vector<Example> read_tsv(const std::string& path, const TsvOptions& options
 // The same for text already in memory; `origin` names it in errors.
 std::vector<Example> parse_tsv(const std::string& text, const std::string& origin, const TsvOptions& options = {});
 void write_tsv(const std::string& path, const std::vector<Example>& examples);
+std::string tsv_text(const std::vector<Example>& examples);  // what write_tsv writes
 
 }  // namespace attend

@@ -17,6 +17,9 @@ inline constexpr uint64_t kMaxReadBytes = 1ull << 30;  // read_file's default bo
 // socket) or a file larger than `max_bytes` is refused before a byte is read.
 std::string read_file(const std::string& path, uint64_t max_bytes = kMaxReadBytes);
 
+// All of standard input (a pipe, a file, a terminal) up to `max_bytes`; more is an error.
+std::string read_stdin(uint64_t max_bytes = kMaxReadBytes);
+
 // A regular file mapped read-only: the pages come from the page cache, so a large model costs
 // no copy of its bytes. Same checks as read_file.
 class MappedFile {

@@ -27,6 +27,9 @@ struct TransformerConfig {
   int encoder_layers = 2, decoder_layers = 2;
   bool pre_norm = true;         // false: post-LN, as in the paper
   bool tie_embeddings = false;  // output projection = target embedding table (Press & Wolf 2017)
+  // The encoder reads the target embedding table too: one matrix for source, target and output
+  // (fairseq's --share-all-embeddings; needs one vocabulary for both sides and tie_embeddings).
+  bool share_all_embeddings = false;
   float dropout = 0.1f;
   int max_length = 512;  // longest sequence the positions cover
   int src_vocab = 0, tgt_vocab = 0;
