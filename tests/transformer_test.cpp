@@ -126,6 +126,32 @@ TEST(TransformerModel, LossGradientsThroughEveryParameter) {
   }
 }
 
+// Training with dropout (on the embeddings, sub-layers and attention weights): the masks come
+// from the RNG, so a fixed seed gives a fixed function, whose gradients are those of its
+// finite differences; another seed drops other units.
+TEST(TransformerModel, DropoutIncludingAttentionWeightsIsDifferentiableAndSeeded) {
+  std::vector<EncodedExample> ex(2);
+  for (int i = 0; i < 2; ++i) {
+    for (int k = 0; k < 4 + i; ++k) ex[i].src.push_back(4 + (2 * i + k) % 5);
+    ex[i].tgt.assign(ex[i].src.rbegin(), ex[i].src.rend());
+  }
+  const Batch batch = make_batch(ex, {0, 1});
+  TransformerConfig c = tiny(true, false);
+  c.dropout = 0.3f;
+  Rng init(4);
+  Transformer model(c, init);
+  auto loss_with_seed = [&](uint64_t seed) {
+    Rng r(seed);
+    return model.loss(batch, 0.0f, &r);
+  };
+  EXPECT_EQ(loss_with_seed(5).value().item(), loss_with_seed(5).value().item());
+  EXPECT_NE(loss_with_seed(5).value().item(), loss_with_seed(6).value().item());
+  std::vector<Var> params;
+  for (const auto& p : model.parameters()) params.push_back(p.var);
+  gradcheck([&](const std::vector<Var>&) { return loss_with_seed(5); }, params,
+            {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
+}
+
 // --tie-embeddings with --joint-vocab: the encoder reads the target table, so there is no
 // source table among the parameters and the config round-trips; without one vocabulary or
 // without tied outputs it is refused.

@@ -80,6 +80,14 @@ Tensor sinusoidal_positions(int length, int dim) {
 }
 
 namespace {
+// Dropout on the attention weights in training (Vaswani et al.'s attention dropout): a fresh
+// seed per call, drawn from the training RNG, so a run is reproducible from its seed.
+SdpaOptions attention_options(float p, Rng* rng) {
+  SdpaOptions o;
+  if (rng && p > 0.0f) o.dropout = p, o.seed = rng->next_u64();
+  return o;
+}
+
 // x + dropout(f), the residual connection around a sub-layer.
 Var residual(const Var& x, const Var& f, float p, Rng* rng) {
   return add(x, rng && p > 0.0f ? dropout(f, p, *rng) : f);
@@ -90,7 +98,7 @@ TransformerEncoderLayer::TransformerEncoderLayer(int dim, int heads, int ffn, La
     : attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), opt_(options) {}
 
 Var TransformerEncoderLayer::operator()(const Var& x, const std::vector<int>& key_lengths, Rng* rng) const {
-  SdpaOptions o;
+  SdpaOptions o = attention_options(opt_.dropout, rng);
   o.key_lengths = key_lengths;
   if (opt_.pre_norm) {
     Var n = ln1_(x);
@@ -119,7 +127,7 @@ TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, La
 
 Var TransformerDecoderLayer::operator()(const Var& y, const Var& memory, const std::vector<int>& source_lengths,
                                         Rng* rng) const {
-  SdpaOptions self, cross;
+  SdpaOptions self = attention_options(opt_.dropout, rng), cross = attention_options(opt_.dropout, rng);
   self.causal = true;
   cross.key_lengths = source_lengths;
   if (opt_.pre_norm) {
