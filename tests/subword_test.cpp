@@ -174,5 +174,29 @@ TEST_F(SubwordModel, AMissingOrDamagedSubwordModelIsNamed) {
       << r.output;
 }
 
+// A side that SentencePiece turns into no pieces at all (zero-width spaces) is named with its
+// file and line before any training, and no model directory is written.
+TEST_F(SubwordModel, ASideWithoutPiecesIsNamedWithItsLine) {
+  const std::string bad = dir_ + "/empty_side.tsv";
+  {
+    std::ofstream out(bad);
+    for (const std::string& s : corpus()) out << s << '\t' << s << '\n';
+    out << "\n" << corpus()[0] << "\t\xe2\x80\x8b\xe2\x80\x8b\n";
+  }
+  const size_t line = corpus().size() + 2;
+  const auto r = testing::run("train --train " + bad + " --dev " + dir_ +
+                              "/train.tsv --tokenizer sentencepiece --vocab-size 60 --joint-vocab --hidden 16 "
+                              "--embedding 8 --attention-dim 8 --max-steps 3 --out " +
+                              dir_ + "/never");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(
+      r.output.find(
+          bad + ":" + std::to_string(line) +
+          ": the target '\xe2\x80\x8b\xe2\x80\x8b' has no tokens after tokenization (sentencepiece drops all of it)"),
+      std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/never/config.json"));
+}
+
 }  // namespace
 }  // namespace attend

@@ -47,7 +47,7 @@ std::vector<Example> read_parallel(const std::string& source_path, const std::st
         throw std::runtime_error((side == &src ? source_path : target_path) + ":" + std::to_string(i + 1) +
                                  ": empty line (its pair on the other side is '" +
                                  (side == &src ? tgt : src)[i].substr(0, 60) + "')");
-    out.push_back({std::move(src[i]), std::move(tgt[i])});
+    out.push_back({std::move(src[i]), std::move(tgt[i]), i + 1});
   }
   if (out.empty()) throw std::runtime_error(source_path + ": no examples (the files are empty)");
   return out;

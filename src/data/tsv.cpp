@@ -35,7 +35,7 @@ std::vector<Example> parse_tsv(const std::string& text, const std::string& path,
       throw std::runtime_error(where + "no tab in '" + line.substr(0, 60) + "' (expected source<TAB>target)");
     if (line.find('\t', tab + 1) != std::string::npos)
       throw std::runtime_error(where + "more than one tab in '" + line.substr(0, 60) + "'");
-    Example e{line.substr(0, tab), line.substr(tab + 1)};
+    Example e{line.substr(0, tab), line.substr(tab + 1), lineno};
     if (e.source.empty() || e.target.empty())
       throw std::runtime_error(where + "empty " + std::string(e.source.empty() ? "source" : "target"));
     auto blank = [](const std::string& x) { return x.find_first_not_of(" \t\r\f\v") == std::string::npos; };

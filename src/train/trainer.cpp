@@ -469,6 +469,27 @@ void Trainer::prepare_subwords() {
   }
 }
 
+// A side left without tokens by its tokenizer (a line of characters it drops, such as
+// zero-width spaces or control characters) can neither train nor be scored: named with its file
+// and line.
+void Trainer::check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples,
+                           bool train) const {
+  const std::string tsv = !opt_.data_dir.empty() ? opt_.data_dir + (train ? "/train.tsv" : "/dev.tsv")
+                          : train                ? opt_.train_path
+                                                 : opt_.dev_path;
+  for (size_t i = 0; i < set.size(); ++i) {
+    const bool source = set[i].src.empty();
+    if (!source && !set[i].tgt.empty()) continue;
+    const std::string& moses =
+        train ? (source ? opt_.train_source : opt_.train_target) : (source ? opt_.dev_source : opt_.dev_target);
+    const std::string& text = source ? examples[i].source : examples[i].target;
+    throw std::runtime_error((moses.empty() ? tsv : moses) + ":" + std::to_string(examples[i].line) + ": the " +
+                             (source ? "source" : "target") + " '" + text.substr(0, 60) +
+                             "' has no tokens after tokenization (" +
+                             to_string((source ? opt_.source : opt_.target).kind) + " drops all of it)");
+  }
+}
+
 void Trainer::build_model() {
   prepare_subwords();
   if (opt_.task == "dates") {  // the generated splits, for attend eval; the held-out test never trains
@@ -483,9 +504,8 @@ void Trainer::build_model() {
   dev_set_ = encode(dev_examples_, opt_.source, src_vocab, opt_.target, tgt_vocab, &unknown);
   // Dev evaluation compares against every reference of a source (grouped once, here).
   dev_refs_ = group_references(dev_examples_, [&](const std::string& t) { return opt_.target.split(t); });
-  for (size_t i = 0; i < train_set_.size(); ++i)
-    if (train_set_[i].src.empty() || train_set_[i].tgt.empty())
-      throw std::runtime_error("training example " + std::to_string(i + 1) + " has no tokens on one side");
+  check_tokens(train_set_, train_examples_, true);
+  check_tokens(dev_set_, dev_examples_, false);
   if (unknown) message("dev set: " + std::to_string(unknown) + " source tokens are not in the training vocabulary");
 
   ModelConfig mc = opt_.model;

@@ -8,6 +8,7 @@ namespace attend {
 
 struct Example {
   std::string source, target;
+  size_t line = 0;  // 1-based line of its file, for errors (0: not read from a file)
 };
 
 struct TsvOptions {
