@@ -188,19 +188,48 @@ bool encode_png(const Canvas& c, std::string* out) {
 
 namespace {
 
+// `s` broken at spaces into lines of at most `width` pixels (a longer word gets a line of its own).
+std::vector<std::string> wrap_words(const std::string& s, int width, Text& text) {
+  std::vector<std::string> lines;
+  std::string line;
+  size_t begin = 0;
+  while (begin <= s.size()) {
+    size_t end = s.find(' ', begin);
+    if (end == std::string::npos) end = s.size();
+    const std::string word = s.substr(begin, end - begin);
+    const std::string joined = line.empty() ? word : line + " " + word;
+    if (!line.empty() && text.advance(joined) > width) {
+      lines.push_back(line);
+      line = word;
+    } else {
+      line = joined;
+    }
+    begin = end + 1;
+  }
+  if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
 // One heatmap panel: labelled grid, colour scale and title, drawn at (x0, y0) of a canvas.
 class Panel {
  public:
   static constexpr int kCell = 26, kPad = 14, kFontPx = 15, kGap = 6, kScaleW = 16, kScaleGap = 18;
+  static constexpr int kLineH = kFontPx + 6, kMinTitleW = 480;
   Panel(const Alignment& a, Text& text) : a_(a), text_(text) {
     a.validate();
     for (const auto& t : a.target) row_label_w_ = std::max(row_label_w_, text.advance(display(t)));
     for (const auto& s : a.source) col_label_h_ = std::max(col_label_h_, text.advance(display(s)));
-    title_h_ = a.title.empty() ? 0 : kFontPx + 12;
     S_ = static_cast<int>(a.source.size()), T_ = static_cast<int>(a.target.size());
-    grid_x_ = kPad + row_label_w_ + kGap, grid_y_ = kPad + title_h_ + col_label_h_ + kGap;
     const int legend_w = kScaleGap + kScaleW + 8 + text.advance("1.0");
-    width_ = std::max(grid_x_ + S_ * kCell + legend_w + kPad, kPad * 2 + text.advance(a.title));
+    const int grid_w = kPad + row_label_w_ + kGap + S_ * kCell + legend_w + kPad;
+    // A long title (a 40-word sentence and its translation) wraps to the width of the grid.
+    const int title_w = std::max(grid_w, kMinTitleW) - 2 * kPad;
+    if (!a.title.empty()) title_lines_ = wrap_words(a.title, title_w, text);
+    int widest = 0;
+    for (const auto& l : title_lines_) widest = std::max(widest, text.advance(l));
+    title_h_ = title_lines_.empty() ? 0 : int(title_lines_.size()) * kLineH + 6;
+    grid_x_ = kPad + row_label_w_ + kGap, grid_y_ = kPad + title_h_ + col_label_h_ + kGap;
+    width_ = std::max(grid_w, kPad * 2 + widest);
     height_ = grid_y_ + std::max(T_ * kCell, 3 * kCell) + kPad;
   }
   int width() const { return width_; }
@@ -209,7 +238,8 @@ class Panel {
   void draw(Canvas& c, int x0, int y0) const {
     const Rgb ink{20, 20, 20}, grid{225, 225, 225};
     const int gx = x0 + grid_x_, gy = y0 + grid_y_;
-    if (!a_.title.empty()) text_.draw(c, a_.title, x0 + kPad, y0 + kPad + text_.ascender(), ink);
+    for (size_t i = 0; i < title_lines_.size(); ++i)
+      text_.draw(c, title_lines_[i], x0 + kPad, y0 + kPad + text_.ascender() + int(i) * kLineH, ink);
     // Column labels, rotated, centred on their columns; row labels right-aligned.
     for (int s = 0; s < S_; ++s)
       text_.draw(c, display(a_.source[s]), gx + s * kCell + kCell / 2 + kFontPx / 3, gy - kGap, ink, /*vertical=*/true);
@@ -232,6 +262,7 @@ class Panel {
  private:
   const Alignment& a_;
   Text& text_;
+  std::vector<std::string> title_lines_;
   int row_label_w_ = 0, col_label_h_ = 0, title_h_ = 0, S_ = 0, T_ = 0, grid_x_ = 0, grid_y_ = 0, width_ = 0,
       height_ = 0;
 };
