@@ -102,6 +102,9 @@ TEST_F(Cli, ScorePrintsBleuAndChrfWithSignaturesAndNamesBadFiles) {
   r = run("score --json --ref " + ref + " --hyp - < " + hyp);  // a pipe of translations, as sacrebleu takes
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("\"bleu\":53.728"), std::string::npos) << r.output;
+  r = run("score --ref " + ref + " --hyp - < " + short_hyp);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("standard input has 0 lines but " + ref + " has 1"), std::string::npos) << r.output;
   r = run("score --ref - --hyp - < " + hyp);
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("cannot both be standard input"), std::string::npos) << r.output;

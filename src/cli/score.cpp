@@ -47,10 +47,11 @@ std::vector<std::string> lines_of(const std::string& path) {
 int run_score(const ScoreArgs& a) {
   if (a.ref == "-" && a.hyp == "-") throw std::invalid_argument("score: --ref and --hyp cannot both be standard input");
   const std::vector<std::string> refs = lines_of(a.ref), hyps = lines_of(a.hyp);
+  auto name = [](const std::string& path) { return path == "-" ? std::string("standard input") : path; };
   if (refs.size() != hyps.size())
-    throw std::runtime_error(a.hyp + " has " + std::to_string(hyps.size()) + " lines but " + a.ref + " has " +
-                             std::to_string(refs.size()) + ": line i of one must translate the source of line i of " +
-                             "the other");
+    throw std::runtime_error(name(a.hyp) + " has " + std::to_string(hyps.size()) + " lines but " + name(a.ref) +
+                             " has " + std::to_string(refs.size()) + ": line i of one must translate the source of " +
+                             "line i of the other");
   std::fputs(format_translation_scores(hyps, refs, a.json).c_str(), stdout);
   return 0;
 }
