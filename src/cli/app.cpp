@@ -386,9 +386,7 @@ struct SentenceScores {
   BleuScore bleu;
   ChrfScore chrf;
 };
-SentenceScores sentence_scores(const std::vector<Example>& lines, const ReferenceSet& set,
-                               const std::vector<Translation>& out) {
-  const LineOutputs l = outputs_per_line(lines, set, out);
+SentenceScores sentence_scores(const LineOutputs& l) {
   return {corpus_bleu(l.hypotheses, l.references), corpus_chrf(l.hypotheses, l.references)};
 }
 
@@ -410,9 +408,7 @@ std::vector<BookScores> book_scores(const std::vector<int>& book_of_line, const 
   std::vector<BookScores> out;
   for (int b : order) {
     const LineOutputs& o = by_book.at(b);
-    out.push_back({bible::books()[b],
-                   o.hypotheses.size(),
-                   {corpus_bleu(o.hypotheses, o.references), corpus_chrf(o.hypotheses, o.references)}});
+    out.push_back({bible::books()[b], o.hypotheses.size(), sentence_scores(o)});
   }
   return out;
 }
@@ -498,8 +494,11 @@ int run_eval(const EvalArgs& e) {
     r.unknown += t.unknown;
   }
   r.s = score(hyps, refs);
-  if (scores_sentences(tr)) r.mt = sentence_scores(lines, set, out);
-  if (!book_of_line.empty()) r.books = book_scores(book_of_line, outputs_per_line(lines, set, out));
+  if (scores_sentences(tr) || !book_of_line.empty()) {
+    const LineOutputs per_line = outputs_per_line(lines, set, out);
+    if (scores_sentences(tr)) r.mt = sentence_scores(per_line);
+    if (!book_of_line.empty()) r.books = book_scores(book_of_line, per_line);
+  }
   if (e.alignment_stats)
     for (const auto& t : out) accumulate(r.alignment, alignment_stats(t.attention));
   if (e.show_errors)

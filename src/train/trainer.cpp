@@ -409,10 +409,8 @@ void Trainer::load_data() {
     state_.data_files.push_back(fingerprint(tsv));
     return read_tsv(tsv);
   };
-  train_examples_ = split(opt_.data_dir.empty() ? opt_.train_path : opt_.data_dir + "/train.tsv", opt_.train_source,
-                          opt_.train_target);
-  dev_examples_ =
-      split(opt_.data_dir.empty() ? opt_.dev_path : opt_.data_dir + "/dev.tsv", opt_.dev_source, opt_.dev_target);
+  train_examples_ = split(tsv_path(true), opt_.train_source, opt_.train_target);
+  dev_examples_ = split(tsv_path(false), opt_.dev_source, opt_.dev_target);
 }
 
 // What a new run may find in its directory, and what a killed one left there.
@@ -469,22 +467,25 @@ void Trainer::prepare_subwords() {
   }
 }
 
+// The TSV file of the training or dev split (--data DIR's, or --train / --dev).
+std::string Trainer::tsv_path(bool train) const {
+  if (!opt_.data_dir.empty()) return opt_.data_dir + (train ? "/train.tsv" : "/dev.tsv");
+  return train ? opt_.train_path : opt_.dev_path;
+}
+
 // A side left without tokens by its tokenizer (a line of characters it drops, such as
 // zero-width spaces or control characters) can neither train nor be scored: named with its file
 // and line.
 void Trainer::check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples,
                            bool train) const {
-  const std::string tsv = !opt_.data_dir.empty() ? opt_.data_dir + (train ? "/train.tsv" : "/dev.tsv")
-                          : train                ? opt_.train_path
-                                                 : opt_.dev_path;
   for (size_t i = 0; i < set.size(); ++i) {
     const bool source = set[i].src.empty();
     if (!source && !set[i].tgt.empty()) continue;
     const std::string& moses =
         train ? (source ? opt_.train_source : opt_.train_target) : (source ? opt_.dev_source : opt_.dev_target);
     const std::string& text = source ? examples[i].source : examples[i].target;
-    throw std::runtime_error((moses.empty() ? tsv : moses) + ":" + std::to_string(examples[i].line) + ": the " +
-                             (source ? "source" : "target") + " '" + text.substr(0, 60) +
+    throw std::runtime_error((moses.empty() ? tsv_path(train) : moses) + ":" + std::to_string(examples[i].line) +
+                             ": the " + (source ? "source" : "target") + " '" + text.substr(0, 60) +
                              "' has no tokens after tokenization (" +
                              to_string((source ? opt_.source : opt_.target).kind) + " drops all of it)");
   }

@@ -145,6 +145,7 @@ class Trainer {
   void evaluate_weights();  // evaluate() on the weights the model has now
   double dev_loss() const;
   void build_model();
+  std::string tsv_path(bool train) const;
   void check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples, bool train) const;
   void resume_finished(TrainState& saved, const std::string& origin) const;
   void begin_epoch();
