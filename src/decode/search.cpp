@@ -20,14 +20,17 @@ int max_steps(const Batch& batch, const DecodeOptions& opt, const StepDecoder& d
   return std::min(most, dec.max_steps());
 }
 
-// Row `r` of a step's weights [N,G,S], cut to the source's length n: G * n values.
-std::vector<float> weights_row(const Tensor& w, int r, int n) {
-  const int64_t G = w.size(1), S = w.size(2);
-  std::vector<float> out(size_t(G) * n);
+// Row `r` of a step's weights [N,G,S], cut to the source's length n, then its K trace values:
+// G * n + K values (the searches carry both as one row, so that beams reorder them together).
+std::vector<float> weights_row(const NextTokenScores& s, int r, int n) {
+  const Tensor& w = s.weights;
+  const int64_t G = w.size(1), S = w.size(2), K = s.trace.defined() ? s.trace.size(1) : 0;
+  std::vector<float> out(size_t(G) * n + K);
   for (int64_t g = 0; g < G; ++g) {
     const float* p = w.data() + (int64_t(r) * G + g) * S;
     std::copy(p, p + n, out.begin() + g * n);
   }
+  if (K) std::copy(s.trace.data() + int64_t(r) * K, s.trace.data() + int64_t(r + 1) * K, out.end() - K);
   return out;
 }
 
@@ -42,11 +45,14 @@ Tensor log_probs(const Tensor& logits) {
   return lp;
 }
 
-// Rows of G * n weights per step -> the hypothesis' attention (the mean of the G maps) and,
-// for G > 1, every map.
+// Rows of G * n weights (and the trace) per step -> the hypothesis' attention (the mean of the
+// G maps), for G > 1 every map, and the trace.
 void set_attention(Hypothesis& h, const std::vector<std::vector<float>>& rows, int G, int n) {
   h.attention.assign(rows.size(), std::vector<float>(n, 0.0f));
   if (G > 1) h.maps.assign(G, std::vector<std::vector<float>>(rows.size(), std::vector<float>(n)));
+  h.trace.clear();
+  for (const auto& row : rows)
+    if (row.size() > size_t(G) * n) h.trace.emplace_back(row.begin() + size_t(G) * n, row.end());
   for (size_t t = 0; t < rows.size(); ++t)
     for (int g = 0; g < G; ++g)
       for (int s = 0; s < n; ++s) {
@@ -77,7 +83,7 @@ std::vector<Hypothesis> greedy(StepDecoder& dec, const Batch& batch, const Decod
       const int best = static_cast<int>(std::max_element(lp + Vocab::kEos, lp + V) - lp);  // never <pad>/<unk>/<s>
       out[b].score += lp[best];
       out[b].log_prob = out[b].score;
-      rows[b].push_back(weights_row(s.weights, static_cast<int>(r), batch.src_lengths[b]));
+      rows[b].push_back(weights_row(s, static_cast<int>(r), batch.src_lengths[b]));
       if (best != Vocab::kEos) out[b].tokens.push_back(best);
       // </s>, or cut at this source's length limit
       if (best == Vocab::kEos || static_cast<int>(out[b].tokens.size()) >= step_limit(batch.src_lengths[b], opt)) {
@@ -133,7 +139,7 @@ class BeamSearch {
       const Tensor logp = log_probs(s.logits);
       std::vector<int> parents(rows_now_, 0);
       bool any_open = false;
-      for (int b = 0; b < B_; ++b) any_open = expand(b, t, logp, s.weights, parents) || any_open;
+      for (int b = 0; b < B_; ++b) any_open = expand(b, t, logp, s, parents) || any_open;
       if (!any_open) break;
       dec_.reorder(parents);
       drop_closed_sources();
@@ -144,7 +150,7 @@ class BeamSearch {
  private:
   struct Live {
     std::vector<int> tokens;
-    std::vector<std::vector<float>> rows;  // G * n weights per step
+    std::vector<std::vector<float>> rows;  // G * n weights (and the trace) per step
     float logp = 0.0f;
   };
   struct Done {
@@ -179,7 +185,7 @@ class BeamSearch {
 
   // Source b's step t: its K best continuations become its rows (parents[] says whose state each
   // continues), </s> continuations go to its finished list. Returns whether b is still open.
-  bool expand(int b, int t, const Tensor& logp, const Tensor& weights, std::vector<int>& parents) {
+  bool expand(int b, int t, const Tensor& logp, const NextTokenScores& step, std::vector<int>& parents) {
     const int r0 = first_row_[b];
     if (r0 < 0) return false;
     if (closed_[b]) {
@@ -200,7 +206,7 @@ class BeamSearch {
     for (size_t i = 0; i < keep && static_cast<int>(next.size()) < K_; ++i) {
       const auto [score, k, v] = cand[i];
       Live h = live_[b][k];
-      h.rows.push_back(weights_row(weights, r0 + k, batch_.src_lengths[b]));
+      h.rows.push_back(weights_row(step, r0 + k, batch_.src_lengths[b]));
       h.logp = score;
       if (v == Vocab::kEos) {
         const float final = final_score(h, live_[b][k].tokens.size() + 1, b);

@@ -9,6 +9,7 @@
 #include <type_traits>
 #include <stdexcept>
 
+#include "attend/attention/registry.h"
 #include "attend/ops/dropout.h"
 #include "attend/ops/embedding.h"
 #include "attend/ops/elementwise.h"
@@ -228,6 +229,8 @@ RnnState Seq2Seq::advance_decoder_cell(const Var& gates_emb, const DecoderState&
   return decoder_cell_.step(gi, state.rnn);  // s_t
 }
 
+std::vector<std::string> Seq2Seq::trace_names() const { return find_mechanism(config_.attention.mechanism).trace; }
+
 Seq2Seq::StepOutput Seq2Seq::step(const std::vector<int>& prev, const DecoderState& state, const Encoded& enc,
                                   Rng* dropout_rng, const WindowConstraint* window) const {
   const int B = enc.B, H = config_.hidden;
@@ -250,6 +253,7 @@ Seq2Seq::StepOutput Seq2Seq::step(const std::vector<int>& prev, const DecoderSta
     }
   }
   out.weights = reshape(a.weights, Shape{B, enc.S});
+  out.trace = a.trace;
   out.attentional = attentional(a, out.state.rnn.h, enc);
   if (config_.input_feeding) out.state.feed = out.attentional;
   Var h = dropout_rng ? dropout(out.attentional, config_.dropout, *dropout_rng) : out.attentional;

@@ -72,7 +72,7 @@ class RnnStepDecoder final : public StepDecoder {
     Seq2Seq::StepOutput s = model_.step(prev, state_, enc_, nullptr, use_window_ ? &window_ : nullptr);
     state_ = std::move(s.state);
     const Tensor w = s.weights.value();  // [N,S]
-    return {s.logits.value(), w.view(Shape{w.size(0), 1, w.size(1)})};
+    return {s.logits.value(), w.view(Shape{w.size(0), 1, w.size(1)}), s.trace};
   }
 
   void reorder(const std::vector<int>& parents) override { state_ = gather_state(state_, parents); }

@@ -193,6 +193,7 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
           t.target_tokens = a.tokens, t.text = a.text, t.score = a.score, t.log_prob = a.log_prob;
           t.attention = std::move(h.attention);
           t.maps = std::move(h.maps);
+          t.trace = std::move(h.trace);
         }
         t.nbest.push_back(std::move(a));
       }

@@ -33,6 +33,9 @@ struct ScoreParams {
 struct AttentionResult {
   Var context;  // [B, T, Dv]
   Var weights;  // [B, T, S]
+  // A decoding step's values for pictures, [B, K], named by the mechanism's registry entry
+  // (MechanismInfo::trace), e.g. local-p's predicted centre p_t; empty for most mechanisms.
+  Tensor trace;
 };
 
 // Throws std::invalid_argument naming what does not fit: ranks, batch/length mismatches, the

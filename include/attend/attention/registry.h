@@ -56,6 +56,9 @@ struct MechanismInfo {
   std::string paper;                 // "Luong et al. 2015, eqs. 9-10"
   std::vector<MechanismOption> options;
   std::vector<MechanismArray> arrays;
+  // What step() puts in AttentionResult::trace, one name per column, each a source position
+  // (drawn over the heatmap by attend report), e.g. {"predicted centre p_t"}; empty for none.
+  std::vector<std::string> trace;
   bool additive_only = false;  // extends the additive score (location, coverage)
   bool needs_summary = false;  // reads the encoder summary (static)
   std::function<std::shared_ptr<AttentionMechanism>(const AttentionConfig&, int query_dim, int key_dim, Rng&)> make;

@@ -17,6 +17,8 @@ struct Hypothesis {
   std::vector<std::vector<float>> attention;
   // With several maps only: [G][rows][source] (G = model.attention_maps().size()).
   std::vector<std::vector<std::vector<float>>> maps;
+  // [rows][K]: per row, the values of model.trace_names() (empty when it has none).
+  std::vector<std::vector<float>> trace;
   float score = 0.0f;     // what the search ranks by: log_prob, normalised and penalised for beams
   float log_prob = 0.0f;  // log p(tokens, </s> | source) (without </s> when cut at the length limit)
 };

@@ -50,6 +50,9 @@ class Model : public Module {
   // The G attention maps of a step, in the order of NextTokenScores::weights: {"attention"} for one;
   // a Transformer's cross-attention layer by layer, head by head.
   virtual std::vector<AttentionMap> attention_maps() const { return {{"attention", 0, 0}}; }
+  // What decoding records per output step beside the weights, each a source position (local-p's
+  // predicted centre): the names of NextTokenScores::trace's columns. Empty for most models.
+  virtual std::vector<std::string> trace_names() const { return {}; }
 };
 
 }  // namespace attend

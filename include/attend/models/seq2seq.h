@@ -64,6 +64,7 @@ class Seq2Seq : public Model {
     Var logits;       // [B,V]
     Var weights;      // [B,S]
     Var attentional;  // h̃_t [B,H]
+    Tensor trace;     // [B,K] what the mechanism exposes (trace_names()), or empty
     DecoderState state;
   };
 
@@ -102,6 +103,7 @@ class Seq2Seq : public Model {
   bool fused_step_applies(const DecodeOptions& options) const;
   Architecture architecture() const override { return Architecture::kRnn; }
   nlohmann::json config_json() const override;
+  std::vector<std::string> trace_names() const override;  // the mechanism's (MechanismInfo::trace)
   // Computes the input tables of every source and target token once (see use_frozen below).
   void freeze() override;
 

@@ -63,6 +63,7 @@ struct NextTokenScores {
   Tensor logits;   // [N,V] scores of the next token
   Tensor weights;  // [N,G,S] the step's attention over source positions: G maps (1 for the RNN
                    // model, layers x heads of cross-attention for the Transformer)
+  Tensor trace;    // [N,K] what the model exposes per step (Model::trace_names()), or empty (K = 0)
 };
 
 class StepDecoder {

@@ -31,6 +31,9 @@ struct Translation {
   // Models with several attention maps (Transformer: cross-attention of every layer and head,
   // named by model().attention_maps()): [map][target_tokens + 1][source_tokens]. Else empty.
   std::vector<std::vector<std::vector<float>>> maps;
+  // [target_tokens + 1][K]: what the model records per step beside the weights, named by
+  // model().trace_names() (local-p's predicted centre); empty for most models.
+  std::vector<std::vector<float>> trace;
   float score = 0.0f;     // what the search ranked by (normalised and penalised for beams)
   float log_prob = 0.0f;  // log p(output, </s> | source)
   // With DecodeOptions::nbest > 1: the best outputs, best first (the first is this one).

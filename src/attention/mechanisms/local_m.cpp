@@ -25,7 +25,11 @@ class LocalM final : public AttentionMechanism {
     for (int64_t b = 0; b < B; ++b)
       centre[b] = std::min(rate_ * static_cast<float>(st.step), static_cast<float>(std::max(0, m.lengths[b] - 1)));
     ++st.step;
-    return scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, window_));
+    AttentionResult a =
+        scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, window_));
+    a.trace = Tensor(Shape{B, 1});
+    std::copy(centre.begin(), centre.end(), a.trace.data());
+    return a;
   }
 
  private:
@@ -64,6 +68,7 @@ void register_mechanism_local_m(MechanismRegistry& r) {
                     .help = "p_t = rate * t (1 = Luong et al.; auto = source / output length of the training data)",
                     .min_exclusive = true,
                     .named_values = {{"auto", 0.0}}}},
+       .trace = {"window centre p_t"},
        .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<LocalM>(c, q, k, rng); },
        .fit_to_data = fit_rate});
 }

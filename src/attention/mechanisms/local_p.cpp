@@ -28,7 +28,9 @@ class LocalP final : public AttentionMechanism {
     AttentionResult a =
         scorer_.weigh(scorer_.scores(query, m.scorer), m.scorer, window_mask(m.scorer.mask, centre, window_));
     Var w = mul(a.weights, gaussian_around(p, static_cast<int>(S), sigma_));  // [B,1,S]
-    return {bmm(w, m.scorer.values), w};
+    Tensor trace(Shape{B, 1});
+    std::copy(centre.begin(), centre.end(), trace.data());
+    return {bmm(w, m.scorer.values), w, trace};
   }
 
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
@@ -61,6 +63,7 @@ void register_mechanism_local_p(MechanismRegistry& r) {
                     .help = "width of the Gaussian around p_t (0 = D/2, Luong et al.)"}},
        .arrays = {{"Wp", "position.W.weight", "[Dq, A]", {"", "attention_dim"}},
                   {"vp", "position.v.weight", "[A]", {"attention_dim"}}},
+       .trace = {"predicted centre p_t"},
        .make = [](const AttentionConfig& c, int q, int k, Rng& rng) { return std::make_shared<LocalP>(c, q, k, rng); },
        .validate =
            [](const AttentionConfig& c) {
