@@ -123,7 +123,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite},
        {"save_every", o.save_every},
-       {"out", o.out}};
+       {"out", o.out},
+       {"command", o.command}};
 }
 
 void from_json(const nlohmann::json& j, TrainOptions& o) {
@@ -141,6 +142,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.model.set_vocabularies(0, 0);
   j.at("source").get_to(o.source), j.at("target").get_to(o.target);
   o.joint_vocab = j.value("joint_vocab", false);  // runs saved before subwords had none
+  o.command = j.value("command", "");             // nor before reports showed it
   o.batch_tokens = j.value("batch_tokens", int64_t{0}), o.accum = j.value("accum", 1);  // nor these
   o.metric = j.value("metric", std::string("auto")), o.keep_checkpoints = j.value("keep_checkpoints", 0);
   o.ema = j.value("ema", 0.0f);
@@ -179,6 +181,7 @@ void to_json(nlohmann::json& j, const EvalRecord& r) {
        {"metric", r.metric},
        {"lr", r.lr},
        {"elapsed_seconds", r.elapsed_seconds},
+       {"tokens_per_second", r.tokens_per_second},
        {"best", r.best}};
 }
 
@@ -192,6 +195,9 @@ void from_json(const nlohmann::json& j, EvalRecord& r) {
   // Records written before the metric was a choice have none of these: exact match.
   r.dev_bleu = j.value("dev_bleu", 0.0), r.dev_chrf = j.value("dev_chrf", 0.0), r.dev_loss = j.value("dev_loss", 0.0);
   r.metric = j.value("metric", std::string("exact"));
+  r.tokens_per_second = j.value("tokens_per_second", 0.0);
+  if (!(r.tokens_per_second >= 0.0 && std::isfinite(r.tokens_per_second)))
+    throw std::invalid_argument(std::string(w) + ": tokens_per_second is " + std::to_string(r.tokens_per_second));
 }
 
 void to_json(nlohmann::json& j, const TrainState& s) {
@@ -359,10 +365,7 @@ SavedState read_state(const std::string& dir) {
   return s;
 }
 
-}  // namespace
-
-TrainOptions load_train_options(const std::string& dir) {
-  const SavedState s = read_state(dir);
+TrainOptions options_of(const SavedState& s, const std::string& dir) {
   try {
     TrainOptions o = s.meta.at("options").get<TrainOptions>();
     o.out = dir;
@@ -371,6 +374,23 @@ TrainOptions load_train_options(const std::string& dir) {
   } catch (const std::exception& e) {
     throw std::runtime_error(dir + "/" + kTrainStateFile + ": bad options in the training state: " + e.what());
   }
+}
+
+}  // namespace
+
+TrainOptions load_train_options(const std::string& dir) { return options_of(read_state(dir), dir); }
+
+nlohmann::json load_train_summary(const std::string& dir) {
+  const SavedState s = read_state(dir);
+  nlohmann::json out = {{"options", options_of(s, dir)}};
+  try {
+    const TrainState st = s.meta.get<TrainState>();
+    out["step"] = st.step, out["epoch"] = st.epoch, out["elapsed_seconds"] = st.elapsed_seconds;
+    out["finished"] = st.finished, out["stop_reason"] = st.stop_reason, out["data_files"] = st.data_files;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(dir + "/" + kTrainStateFile + ": damaged: " + e.what());
+  }
+  return out;
 }
 
 // ---- the trainer ------------------------------------------------------------------------
@@ -599,7 +619,7 @@ void Trainer::restore() {
   } catch (const std::exception& e) {
     throw std::runtime_error(origin + ": bad options in the training state: " + e.what());
   }
-  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every"})
+  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every", "command"})
     was.erase(free), now.erase(free);
   if (was != now) {
     std::string diff;
@@ -705,6 +725,8 @@ void Trainer::keep_checkpoint() {
 }
 
 void Trainer::evaluate() {
+  // The training speed since the previous evaluation, before this one adds its own time.
+  window_rate_ = window_tokens_ / std::max(1e-9, seconds_since(window_t0_));
   if (!ema_.empty()) {  // the moving average is what is evaluated and saved
     swap_ema();
     try {
@@ -714,9 +736,10 @@ void Trainer::evaluate() {
       throw;
     }
     swap_ema();
-    return;
+  } else {
+    evaluate_weights();
   }
-  evaluate_weights();
+  window_tokens_ = 0.0, window_t0_ = std::chrono::steady_clock::now();
 }
 
 void Trainer::evaluate_weights() {
@@ -739,6 +762,7 @@ void Trainer::evaluate_weights() {
   }
   if (r.metric == "loss") r.dev_loss = dev_loss();
   r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
+  r.tokens_per_second = window_rate_;
   r.best = st.best.step == 0 || r.better_than(st.best);  // step 0: no evaluation yet
   if (r.best) {
     st.best = result_.best = r;
@@ -822,6 +846,7 @@ bool Trainer::step() {
   st.epoch_loss += loss_value;
   ++st.epoch_steps;
   tokens_ += static_cast<double>(step_tokens);
+  window_tokens_ += static_cast<double>(step_tokens);
   if (cb_.on_step) {
     const int64_t per_epoch = (static_cast<int64_t>(batches_.size()) + opt_.accum - 1) / opt_.accum;
     TrainProgress p;
@@ -880,7 +905,7 @@ void Trainer::end_epoch() {
 TrainResult Trainer::run() {
   TrainState& st = state_;
   first_step_ = st.step;
-  tok_t0_ = std::chrono::steady_clock::now();
+  tok_t0_ = window_t0_ = std::chrono::steady_clock::now();
   if (!opt_.resume) save_state();  // resumable from the first moment
   for (; st.epoch <= opt_.epochs && !stop_; ++st.epoch, st.next_batch = 0) {
     begin_epoch();

@@ -21,6 +21,9 @@ struct EvalRecord {
   std::string metric = "exact";           // what chose the best model: exact, bleu, chrf or loss
   double lr = 0.0;
   double elapsed_seconds = 0.0;
+  // Training target tokens per second between the previous evaluation and this one (the
+  // evaluations themselves not counted); 0 in records written before it was kept.
+  double tokens_per_second = 0.0;
   bool best = false;
   double score() const;
   bool better_than(const EvalRecord& other) const;  // by the metric (exact: ties broken by error rate)

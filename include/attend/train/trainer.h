@@ -76,6 +76,7 @@ struct TrainOptions {
   bool resume = false;     // continue the run whose training state is in `out`
   bool overwrite = false;  // train into `out` even though it holds another run's model or state
   std::string out;         // model directory
+  std::string command;     // the command line that started the run, for reports (not a setting)
   void validate() const;   // throws std::invalid_argument naming the option and value
 };
 void to_json(nlohmann::json& j, const TrainOptions& o);
@@ -85,6 +86,10 @@ inline constexpr const char* kTrainStateFile = "train_state.safetensors";
 // The options a run in `dir` was started with, read from its training state (for resuming);
 // throws std::runtime_error naming the file when there is none or it is damaged.
 TrainOptions load_train_options(const std::string& dir);
+// How the run in `dir` went, from its training state (for reports): {"options", "step", "epoch",
+// "elapsed_seconds", "finished", "stop_reason", "data_files" (path, bytes, sha256 of each data
+// file)}; throws like load_train_options.
+nlohmann::json load_train_summary(const std::string& dir);
 
 struct TrainProgress {
   int epoch = 0, epochs = 0;
@@ -173,6 +178,9 @@ class Trainer {
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now(), tok_t0_ = t0_;
   double tokens_ = 0.0;
   int64_t first_step_ = 0;
+  // Training tokens since the previous evaluation ended, and when it ended (EvalRecord's tokens/s).
+  double window_tokens_ = 0.0, window_rate_ = 0.0;
+  std::chrono::steady_clock::time_point window_t0_ = t0_;
 };
 
 }  // namespace attend
