@@ -32,13 +32,15 @@ build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The main job: train the default model (bi-GRU encoder, GRU decoder, additive attention) on the
-# built-in dates task, report held-out exact match, and draw one alignment.
+# built-in dates task, report held-out exact match, draw one alignment, and write the HTML report.
 demo: deps
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_TESTS=OFF"
-	$(BUILD)/attend train --task dates --out runs/dates --max-minutes 6 --overwrite
+	$(BUILD)/attend train --task dates --out runs/dates --max-minutes 6 --eval-every 100 --overwrite
 	$(BUILD)/attend eval --model runs/dates --test runs/dates/test.tsv
 	$(BUILD)/attend translate --model runs/dates "the 3rd of march, 1999" "Wednesday, November 25, 2026" "11/25/26"
 	$(BUILD)/attend align --model runs/dates --out runs/dates/alignment.png "the 25th of november, 2026"
+	$(BUILD)/attend report --model runs/dates --data runs/dates/test.tsv --test runs/dates/test.tsv \
+	  --out runs/dates/report.html
 
 test: deps-test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_TESTS=ON"

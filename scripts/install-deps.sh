@@ -3,8 +3,8 @@
 # Usage: scripts/install-deps.sh [build|test|fuzz|bible]
 #   build: compiler, CMake, the libraries the library and CLI link against, Python headers, NumPy
 #          and pybind11 for the Python module, npm for `attend data cmudict` (what `make demo` needs)
-#   test:  build + GoogleTest, Google Benchmark, PyTorch, pytest, NLTK and the bible modules (what `make test`
-#          needs)
+#   test:  build + GoogleTest, Google Benchmark, PyTorch, pytest, NLTK, Chromium (the report page's browser test)
+#          and the bible modules (what `make test` needs)
 #   fuzz:  build + clang and its runtime with libFuzzer (what `make fuzz` needs)
 #   bible: diatheke and the SWORD modules of `attend data bible` (RV 1909, WEB, KJV)
 # Idempotent: a second run installs nothing. Needs root (or sudo) only when something is missing.
@@ -13,7 +13,7 @@ set -euo pipefail
 profile=${1:-build}
 build_pkgs=(g++ make cmake pkg-config libopenblas-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
             libfreetype-dev libssl-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
-test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest python3-nltk)
+test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest python3-nltk chromium)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bible_pkgs=(diatheke sword-text-sparv sword-text-web sword-text-kjv)
 

@@ -33,43 +33,13 @@
 #include "progress.h"
 #include "average.h"
 #include "data.h"
+#include "evaluate.h"
+#include "validators.h"
+#include "report.h"
 #include "score.h"
 
 namespace attend::cli {
 namespace {
-
-// "--threads: must be a whole number in [1, 8], got '0'" rather than CLI11's range message. Every
-// integer from the command line is bounded here, before any arithmetic is done with it.
-CLI::Validator whole(long min, long max = INT32_MAX) {
-  return CLI::Validator(
-      [min, max](std::string& v) -> std::string {
-        try {
-          size_t used = 0;
-          const long x = std::stol(v, &used);
-          if (used == v.size() && x >= min && x <= max) return "";
-        } catch (const std::exception&) {}
-        if (max == INT32_MAX) return "must be a whole number >= " + std::to_string(min) + ", got '" + v + "'";
-        return "must be a whole number in [" + std::to_string(min) + ", " + std::to_string(max) + "], got '" + v + "'";
-      },
-      max == INT32_MAX ? ">=" + std::to_string(min) : "[" + std::to_string(min) + ", " + std::to_string(max) + "]");
-}
-CLI::Validator at_least(long min) { return whole(min); }
-
-// Floats: "--lr: must be a number > 0, got '-1'".
-CLI::Validator number(double min, bool inclusive, double max = 1e300) {
-  return CLI::Validator(
-      [=](std::string& v) -> std::string {
-        try {
-          size_t used = 0;
-          const double x = std::stod(v, &used);
-          if (used == v.size() && (inclusive ? x >= min : x > min) && x <= max) return "";
-        } catch (const std::exception&) {}
-        std::string range = std::string(inclusive ? ">= " : "> ") + CLI::detail::to_string(min);
-        if (max < 1e300) range += " and <= " + CLI::detail::to_string(max);
-        return "must be a number " + range + ", got '" + v + "'";
-      },
-      "NUMBER");
-}
 
 // SIGINT/SIGTERM during training: the first one asks the trainer to save its state and stop
 // after the current step; the handler then resets, so a second one ends the process at once
@@ -336,12 +306,6 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
   return o;
 }
 
-std::string format_fixed(double v, int digits) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
-  return buf;
-}
-
 int train_and_report(const TrainOptions& o) {
   ProgressReporter progress(::isatty(2));
   TrainCallbacks cb;
@@ -361,11 +325,7 @@ int train_and_report(const TrainOptions& o) {
                  o.out.c_str(), kTrainStateFile, o.out.c_str());
     return 128 + sig;
   }
-  const std::string best = r.best.metric == "bleu"   ? "BLEU " + format_fixed(r.best.dev_bleu, 2)
-                           : r.best.metric == "chrf" ? "chrF " + format_fixed(r.best.dev_chrf, 2)
-                           : r.best.metric == "loss"
-                               ? "loss " + format_fixed(r.best.dev_loss, 4)
-                               : "exact match " + format_fixed(100 * r.best.dev_exact_match, 2) + "%";
+  const std::string best = format_dev_score(r.best);
   std::printf("trained %lld steps in %s (%s); best dev %s at step %lld; model in %s\n", static_cast<long long>(r.steps),
               format_duration(r.seconds).c_str(), r.stop_reason.c_str(), best.c_str(),
               static_cast<long long>(r.best.step), o.out.c_str());
@@ -376,49 +336,6 @@ struct EvalArgs {
   DecodeArgs d;
   std::string test, keys;
   bool json = false, show_errors = false, alignment_stats = false;
-};
-
-// Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
-// and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
-bool scores_sentences(const Translator& tr) { return tr.target_tokenizer().kind != Tokenizer::Kind::kChar; }
-
-struct SentenceScores {
-  BleuScore bleu;
-  ChrfScore chrf;
-};
-SentenceScores sentence_scores(const LineOutputs& l) {
-  return {corpus_bleu(l.hypotheses, l.references), corpus_chrf(l.hypotheses, l.references)};
-}
-
-// BLEU and chrF of each book a .keys file names (books in the order they first appear).
-struct BookScores {
-  std::string book;
-  size_t lines = 0;
-  SentenceScores scores;
-};
-std::vector<BookScores> book_scores(const std::vector<int>& book_of_line, const LineOutputs& l) {
-  std::vector<int> order;
-  std::map<int, LineOutputs> by_book;
-  for (size_t i = 0; i < book_of_line.size(); ++i) {
-    auto [it, fresh] = by_book.try_emplace(book_of_line[i]);
-    if (fresh) order.push_back(book_of_line[i]);
-    it->second.hypotheses.push_back(l.hypotheses[i]);
-    it->second.references.push_back(l.references[i]);
-  }
-  std::vector<BookScores> out;
-  for (int b : order) {
-    const LineOutputs& o = by_book.at(b);
-    out.push_back({bible::books()[b], o.hypotheses.size(), sentence_scores(o)});
-  }
-  return out;
-}
-
-struct EvalReport {
-  Scores s;
-  std::optional<SentenceScores> mt;
-  std::vector<BookScores> books;
-  AlignmentStats alignment;
-  size_t unknown = 0;
 };
 
 void print_eval_json(const EvalArgs& e, const EvalReport& r) {
@@ -473,38 +390,11 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
 
 int run_eval(const EvalArgs& e) {
   set_threads(e.d.threads);
-  Translator tr = Translator::load(e.d.model);
-  const std::vector<Example> lines = read_tsv(e.test);
-  std::vector<int> book_of_line;  // read before decoding: a wrong keys file wastes no time
-  if (!e.keys.empty()) book_of_line = bible::read_keys(e.keys, lines.size(), e.test);
-  // Several lines with the same source are several references for one input (e.g. CMUdict variants).
-  const ReferenceSet set =
-      group_references(lines, [&](const std::string& t) { return tr.target_tokenizer().split(t); });
-  const std::vector<std::string>& sources = set.sources;
-  const std::vector<std::vector<Tokens>>& refs = set.references;
-  std::vector<Translation> out = tr.translate(sources, e.d.options(), e.d.batch, e.d.batch_tokens);
-  for (size_t i = 0; i < out.size(); ++i)  // a wrong score would be worse than none
-    if (!out[i].error.empty())
-      throw std::runtime_error(e.test + ": source '" + sources[i].substr(0, 60) + "': " + out[i].error +
-                               "; no score was computed");
-  EvalReport r;
-  std::vector<Tokens> hyps;
-  for (const auto& t : out) {
-    hyps.push_back(t.target_tokens);
-    r.unknown += t.unknown;
-  }
-  r.s = score(hyps, refs);
-  if (scores_sentences(tr) || !book_of_line.empty()) {
-    const LineOutputs per_line = outputs_per_line(lines, set, out);
-    if (scores_sentences(tr)) r.mt = sentence_scores(per_line);
-    if (!book_of_line.empty()) r.books = book_scores(book_of_line, per_line);
-  }
-  if (e.alignment_stats)
-    for (const auto& t : out) accumulate(r.alignment, alignment_stats(t.attention));
+  const Translator tr = Translator::load(e.d.model);
+  const EvalReport r = evaluate_test(tr, {e.test, e.keys, e.d.options(), e.d.batch, e.d.batch_tokens});
   if (e.show_errors)
-    for (size_t i = 0; i < out.size(); ++i)
-      if (std::find(refs[i].begin(), refs[i].end(), hyps[i]) == refs[i].end())
-        std::fprintf(stderr, "wrong: %s -> %s\n", sources[i].c_str(), out[i].text.c_str());
+    for (const auto& [source, output] : r.wrong)
+      std::fprintf(stderr, "wrong: %s -> %s\n", source.c_str(), output.c_str());
   e.json ? print_eval_json(e, r) : print_eval_text(e, r);
   return 0;
 }
@@ -1054,6 +944,22 @@ void use_cpu_isa_from_environment() {
 
 }  // namespace
 
+// The command line as a shell would take it back: words with anything but [A-Za-z0-9_./=:,+-]
+// in single quotes.
+std::string shell_words(int argc, const char* const* argv) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    const std::string w = argv[i];
+    const bool plain = !w.empty() && w.find_first_not_of(
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                         "0123456789_./=:,+-") == std::string::npos;
+    std::string quoted = "'";
+    for (char c : w) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    out += (i ? " " : "") + (plain ? w : quoted + "'");
+  }
+  return out;
+}
+
 int run(int argc, const char* const* argv, Mode mode) {
   if (mode != Mode::kParseOnly) use_cpu_isa_from_environment();
   CLI::App app{"attend: attention mechanisms for NLP: train, evaluate, translate and look at alignments"};
@@ -1078,6 +984,8 @@ int run(int argc, const char* const* argv, Mode mode) {
   auto* score_cmd = add_score_command(app, sa);
   AverageArgs va;
   auto* average_cmd = add_average_command(app, va);
+  ReportArgs ra;
+  auto* report_cmd = add_report_command(app, ra);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1085,7 +993,10 @@ int run(int argc, const char* const* argv, Mode mode) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
   }
-  if (*train_cmd) return run_train(train_cmd, ta, mode);
+  if (*train_cmd) {
+    ta.opt.command = shell_words(argc, argv);
+    return run_train(train_cmd, ta, mode);
+  }
   if (*align_cmd && aa.format != "pharaoh" && aa.out_path.empty())
     throw std::invalid_argument("align: --out FILE.(png|svg) is required");
   if (mode == Mode::kParseOnly) return 0;
@@ -1093,6 +1004,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
   if (*score_cmd) return run_score(sa);
   if (*average_cmd) return run_average(va);
+  if (*report_cmd) return run_report(ra);
   if (*eval_cmd) return run_eval(ea);
   if (*translate_cmd) return run_translate(tra);
   if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map, aa.subwords);

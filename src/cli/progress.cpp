@@ -5,6 +5,19 @@
 
 namespace attend::cli {
 
+std::string format_fixed(double v, int digits) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+std::string format_dev_score(const EvalRecord& r) {
+  if (r.metric == "bleu") return "BLEU " + format_fixed(r.dev_bleu, 2);
+  if (r.metric == "chrf") return "chrF " + format_fixed(r.dev_chrf, 2);
+  if (r.metric == "loss") return "loss " + format_fixed(r.dev_loss, 4);
+  return "exact match " + format_fixed(100 * r.dev_exact_match, 2) + "%";
+}
+
 std::string format_duration(double seconds) {
   const long s = std::lround(std::max(0.0, seconds));
   char buf[32];

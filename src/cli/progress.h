@@ -23,6 +23,9 @@ class ProgressReporter {
   double last_draw_ = -1.0;
 };
 
-std::string format_duration(double seconds);  // "1:05:09", "4:02"
+std::string format_duration(double seconds);     // "1:05:09", "4:02"
+std::string format_fixed(double v, int digits);  // "%.*f"
+// An evaluation's dev score by its metric: "exact match 96.50%", "BLEU 21.30", "loss 1.2345".
+std::string format_dev_score(const EvalRecord& r);
 
 }  // namespace attend::cli

@@ -12,22 +12,9 @@ std::vector<std::string> read_lines(const std::string& path, const LinesOptions&
 }
 
 std::vector<std::string> parse_lines(const std::string& text, const std::string& origin, const LinesOptions& options) {
-  std::vector<std::string> lines;
-  const size_t bom = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;
-  for (size_t begin = bom; begin < text.size();) {
-    size_t end = text.find('\n', begin);
-    if (end == std::string::npos) end = text.size();
-    std::string line = text.substr(begin, end - begin);
-    begin = end + 1;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    const std::string where = origin + ":" + std::to_string(lines.size() + 1) + ": ";
-    if (line.size() > options.max_line_bytes)
-      throw std::runtime_error(where + "line of " + std::to_string(line.size()) +
-                               " bytes is longer than the limit of " + std::to_string(options.max_line_bytes));
-    if (const std::string bad = describe_utf8_error(line); !bad.empty())
-      throw std::runtime_error(where + bad + " of the line");
-    lines.push_back(std::move(line));
-  }
+  std::vector<std::string> lines = split_lines(text);
+  for (size_t n = 0; n < lines.size(); ++n)
+    check_text_line(lines[n], origin + ":" + std::to_string(n + 1) + ": ", options.max_line_bytes);
   return lines;
 }
 
