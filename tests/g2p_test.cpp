@@ -157,10 +157,10 @@ TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
   const std::string cli = ATTEND_CLI, d = dir.string();
   auto run = [](const std::string& cmd) { return WEXITSTATUS(std::system(cmd.c_str())); };
   ASSERT_EQ(run(cli + " data cmudict --split-from " + d + "/slice --out " + d + "/data > /dev/null"), 0);
-  ASSERT_EQ(
-      run(cli + " train --task g2p --data " + d + "/data --out " + d + "/model --epochs 3 --hidden 64 " +
-          "--encoder-hidden 32 --encoder-layers 1 --embedding 32 --attention-dim 32 --dropout 0.1 > /dev/null 2>&1"),
-      0);
+  ASSERT_EQ(run(cli + " train --task g2p --data " + d + "/data --out " + d + "/model --epochs 3 --hidden 64 " +
+                "--encoder-hidden 32 --encoder-layers 1 --embedding 32 --attention-dim 32 --dropout 0.1 --lr 3e-3 " +
+                "> /dev/null 2>&1"),
+            0);
   ASSERT_EQ(
       run(cli + " eval --model " + d + "/model --test " + d + "/data/test.tsv --beam 3 --json > " + d + "/eval.json"),
       0);
@@ -168,7 +168,9 @@ TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
   EXPECT_NE(eval.find("\"sentence_error_rate\""), std::string::npos) << eval;
   EXPECT_NE(eval.find("\"token_error_rate\""), std::string::npos) << eval;
   const double per = std::stod(eval.substr(eval.find("\"token_error_rate\":") + 19));
-  EXPECT_LT(per, 0.8) << "three epochs on 2,500 words should get most phones right: " << eval;
+  // At lr 3e-3 (seeds 1 and 2: PER 0.53 and 0.46); at the recipe's 1e-3, 120 updates are still
+  // on the unigram plateau (PER ~0.8), too close to any bound to test anything.
+  EXPECT_LT(per, 0.65) << "three epochs on 2,500 words should get half the phones right: " << eval;
   ASSERT_EQ(run("echo ATTENTION | " + cli + " translate --model " + d + "/model > " + d + "/out.txt"), 0);
   const std::string phones = read_file(d + "/out.txt");
   EXPECT_GT(phones.size(), 3u);

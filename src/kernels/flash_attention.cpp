@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "blas.h"
+#include "counter_random.h"
 #include "parallel.h"
 #include "vec_math.h"
 
@@ -54,12 +55,6 @@ void finish_scores(const SdpaProblem& p, int b, int h, int t, int s0, int c, int
   for (int j = std::max(0, hi - s0); j < c; ++j) x[j] = -INFINITY;
 }
 
-uint64_t mix(uint64_t z) {  // splitmix64's finaliser
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  return z ^ (z >> 31);
-}
-
 // Rows [t0, t0 + r) of one (b, h): their key ranges and the union [kmin, kmax).
 struct RowRanges {
   int lo[Br], hi[Br];
@@ -77,7 +72,7 @@ struct RowRanges {
 
 bool sdpa_keep(const SdpaProblem& p, int b, int h, int t, int s) {
   const uint64_t index = ((uint64_t(b) * p.H + h) * p.T + t) * p.S + s;
-  const uint64_t x = mix(p.seed + 0x9e3779b97f4a7c15ULL * (index + 1));
+  const uint64_t x = counter_draw(p.seed, index);
   return static_cast<float>(x >> 40) * (1.0f / 16777216.0f) >= p.dropout;
 }
 
