@@ -491,6 +491,27 @@ TEST(Autograd, GradientsAccumulateAndDeepGraphsWork) {
   EXPECT_NEAR(x.grad().data()[0], 3.0f + 2.0f, 1e-2f) << "gradients must accumulate across backward calls";
 }
 
+// Backward releases each node as soon as it has run (its closure, with the activations it saved,
+// and its gradient), so memory falls during the walk; leaves keep their gradients.
+TEST(Autograd, BackwardReleasesWhatEachNodeKeptOnceItRan) {
+  Var x(Tensor::from(Shape{2}, {0.5f, -1.0f}), true);
+  Tape tape;
+  TapeScope scope(tape);
+  auto saved = std::make_shared<int>(0);  // stands for an activation a backward function keeps
+  std::weak_ptr<int> watch = saved;
+  Var y = make_result(x.value().clone(), /*record=*/true, [x, saved](Node& out) {
+    for (int i = 0; i < 2; ++i) x.grad_ref().data()[i] += 3.0f * out.grad.data()[i];
+  });
+  saved.reset();
+  Var l = sum(tanh(y));
+  EXPECT_FALSE(watch.expired()) << "the tape holds the closure until backward";
+  tape.backward(l);
+  EXPECT_TRUE(watch.expired()) << "the closure must be released once it has run";
+  EXPECT_FALSE(y.grad().defined()) << "an intermediate gradient is released once consumed";
+  for (int i = 0; i < 2; ++i)
+    EXPECT_NEAR(x.grad().data()[i], 3.0f * (1.0f - std::pow(std::tanh(x.value().data()[i]), 2.0f)), 1e-6f);
+}
+
 TEST(Autograd, NothingRecordedWithoutTape) {
   Var x(Tensor::from(Shape{1}, {0.5f}), true);
   Var y = tanh(x);

@@ -37,6 +37,15 @@ void Tape::backward(Var& root) {
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
     Node& n = **it;
     if (n.backward && n.grad.defined()) n.backward(n);
+    // Nothing reads a node once its backward has run: what it kept for backward (inputs, saved
+    // activations) and its gradient go now, so memory falls as the walk proceeds instead of
+    // peaking at every activation plus every gradient. A view of a leaf stays until clear():
+    // deferred weight gradients (flush_deferred) still add to it. A node the caller holds (the
+    // root) keeps its value.
+    if (n.leaf_grad) continue;
+    n.backward = nullptr;
+    n.grad = Tensor();
+    it->reset();
   }
   flush_deferred();
 }
@@ -78,7 +87,7 @@ void Tape::clear() {
   deferred_.clear();
   // Newest first: a node's inputs are older, so each release frees one node without recursion.
   while (!nodes_.empty()) {
-    nodes_.back()->backward = nullptr;
+    if (nodes_.back()) nodes_.back()->backward = nullptr;  // (null: released by backward)
     nodes_.pop_back();
   }
 }
