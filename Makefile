@@ -78,6 +78,7 @@ bench: deps-test
 	$(BUILD)/bench/gemv_cache --benchmark_color=false
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/mechanism_step_bench --benchmark_color=false
 	$(PYTHON) bench/seq2seq.py --attend $(BUILD)/bench/seq2seq_bench
+	$(PYTHON) bench/transformer.py --attend $(BUILD)/bench/transformer_bench
 	$(PYTHON) bench/sdpa.py --attend $(BUILD)/bench/sdpa_bench
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/sdpa_decode_bench 1
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/sdpa_decode_bench 2
