@@ -344,6 +344,16 @@ class PyModel {
       for (const AttentionMap& m : t_.model().attention_maps()) names.push_back(m.name);
       d["map_names"] = names;
     }
+    const std::vector<std::string> trace = t_.model().trace_names();
+    if (!trace.empty() && !t.trace.empty()) {  // e.g. local-p's predicted centre, one per row
+      py::dict traced;
+      for (size_t k = 0; k < trace.size(); ++k) {
+        py::array_t<float> values(py::ssize_t(t.trace.size()));
+        for (size_t r = 0; r < t.trace.size(); ++r) values.mutable_data()[r] = t.trace[r][k];
+        traced[py::str(trace[k])] = values;
+      }
+      d["trace"] = traced;
+    }
     return d;
   }
 
@@ -581,7 +591,9 @@ void bind_model(py::module_& m) {
            "Attention weights for one input: rows = output tokens and </s>, columns = source tokens.\n\n"
            ">>> model.align('11/25/26').shape  # doctest: +SKIP\n(11, 8)")
       .def("alignment", &PyModel::alignment, py::arg("text"), py::arg("beam") = 1,
-           "The output, its tokens, the source tokens and the weights, as a dict.")
+           "The output, its tokens, the source tokens and the weights, as a dict; a Transformer's also has "
+           "'maps' [layers*heads, rows, source] and 'map_names'; local-p and local-m models also have 'trace' "
+           "{name: one source position per row}, e.g. local-p's predicted centre.")
       .def("loss", &PyModel::loss, py::arg("sources"), py::arg("targets"), py::arg("label_smoothing") = 0.0f,
            "Teacher-forced mean cross-entropy and logits [B, T, V] (T = longest target + </s>).")
       .def("parameters", &PyModel::parameters, "Every weight by name, as NumPy arrays (copies).")

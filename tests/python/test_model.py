@@ -38,6 +38,21 @@ def test_golden_check_other_architectures(tmp_path, extra):
     assert diff <= 1e-4 and abs(loss - ref) <= 1e-5 * max(1.0, abs(ref)), (diff, loss, ref)
 
 
+def test_local_p_alignment_has_its_predicted_centres(tmp_path):
+    """alignment() also returns what the mechanism decided per row: local-p's centre p_t, whose
+    window [p_t - D, p_t + D] holds all of that row's weight."""
+    out = tmp_path / "model"
+    subprocess.run([CLI, "train", "--dates-train", "600", "--epochs", "1", "--hidden", "32", "--embedding", "16",
+                    "--attention", "local-p", "--window", "2", "--out", str(out)], check=True, capture_output=True)
+    a = attend.Model.load(str(out)).alignment("25.11.2026", beam=3)
+    centre = a["trace"]["predicted centre p_t"]
+    assert centre.shape == (len(a["target_tokens"]),)
+    assert ((centre >= 0) & (centre <= len(a["source_tokens"]) - 1)).all()
+    for row, c in zip(a["weights"], centre):
+        inside = [s for s in range(len(row)) if np.floor(c) - 2 <= s <= np.ceil(c) + 2]
+        assert row[inside].sum() == pytest.approx(row.sum(), abs=1e-6)
+
+
 @pytest.mark.parametrize("extra", [[], ["--post-norm", "--tie-embeddings"]])
 def test_golden_check_transformer(tmp_path, extra):
     """The Transformer's teacher-forced logits equal the same network written in PyTorch."""
@@ -66,6 +81,7 @@ def test_model_translate_align_and_errors(dates_model):
     np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-5)
     a = model.alignment("25.11.2026")
     assert a["target_tokens"][-1] == "</s>" and a["weights"].shape == (len(a["target_tokens"]), len(a["source_tokens"]))
+    assert "trace" not in a  # soft attention records nothing beside its weights
     assert "src_embedding.weight" in model.parameters()
     with pytest.raises(RuntimeError, match="no-such-dir"):
         attend.Model.load("no-such-dir")
