@@ -53,7 +53,8 @@ namespace {
 constexpr size_t kMaxNotesPerFile = 10;                // then one line says how many more
 constexpr size_t kMaxSampleBytes = size_t(256) << 20;  // of one model's samples in the page
 constexpr size_t kDecodeChunk = 64;                    // samples decoded at a time
-constexpr uint64_t kMaxMetricsBytes = 64ull << 20;     // metrics.jsonl: a million evaluations fit
+constexpr uint64_t kMaxMetricsBytes = 64ull << 20;     // metrics.jsonl: a quarter million evaluations fit
+constexpr size_t kMaxChartPoints = 2000;               // per model, on each chart
 
 // Warnings: each goes to stderr and to the top of the page.
 struct Notes {
@@ -112,6 +113,19 @@ std::vector<SampleInput> read_samples(const std::string& path, size_t wanted, No
   return out;
 }
 
+// At most kMaxChartPoints records per model, evenly spaced, with every best one and the last (a
+// chart cannot show more, and a browser slows down drawing them).
+nlohmann::json thin_records(const nlohmann::json& records, const std::string& path, Notes& notes) {
+  if (records.size() <= kMaxChartPoints) return records;
+  const size_t every = (records.size() + kMaxChartPoints - 1) / kMaxChartPoints;
+  nlohmann::json kept = nlohmann::json::array();
+  for (size_t i = 0; i < records.size(); ++i)
+    if (i % every == 0 || i + 1 == records.size() || records[i].value("best", false)) kept.push_back(records[i]);
+  notes.add(path + ": " + std::to_string(records.size()) + " evaluations; the charts show every " +
+            std::to_string(every) + "th, each best one and the last (" + std::to_string(kept.size()) + ")");
+  return kept;
+}
+
 // DIR/metrics.jsonl as records (each validated and written back in one form); a missing file or
 // a bad line is a note.
 nlohmann::json read_metrics(const std::string& dir, Notes& notes) {
@@ -136,7 +150,7 @@ nlohmann::json read_metrics(const std::string& dir, Notes& notes) {
   } catch (const std::exception& e) {
     notes.add(std::string(e.what()) + ": no training curves");
   }
-  return records;
+  return thin_records(records, path, notes);
 }
 
 std::string thousands(int64_t n) {

@@ -165,6 +165,21 @@ def test_a_model_that_cannot_be_loaded_still_shows_its_training(models, browser,
     assert browser.eval("document.querySelectorAll('svg.chart').length") >= 3
 
 
+def test_a_long_run_is_thinned_to_what_a_chart_can_show(models, browser, tmp_path):
+    many = tmp_path / "many"
+    shutil.copytree(models / "rnn", many)
+    record = json.loads(open(many / "metrics.jsonl").readline())
+    with open(many / "metrics.jsonl", "w") as f:
+        for i in range(1, 10001):
+            f.write(json.dumps({**record, "step": i, "elapsed_seconds": i / 10, "best": i == 7777}) + "\n")
+    page = tmp_path / "many.html"
+    r = attend("report", "--model", many, "--data", models / "rnn" / "test.tsv", "--samples", "2", "--out", page)
+    assert "10000 evaluations; the charts show every 5th, each best one and the last (2002)" in r.stderr, r.stderr
+    open_clean(browser, page)
+    assert browser.eval("document.querySelectorAll('svg.chart[data-metric=\"train_loss\"] circle').length") == 2002
+    assert browser.eval("document.querySelectorAll('svg.chart[data-metric=\"train_loss\"] circle.best').length") == 1
+
+
 def test_text_in_the_data_cannot_become_markup(models, browser, tmp_path):
     data = tmp_path / "hostile.tsv"
     hostile = "</script><script>window.pwned = 1</script><!-- <b>x</b>"

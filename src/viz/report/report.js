@@ -93,6 +93,13 @@
     time: { label: "minutes", of: (r) => r.elapsed_seconds / 60 },
   };
 
+  // [min, max] by a loop: a long run's metrics can be more values than a spread call takes.
+  function extent(values) {
+    let lo = Infinity, hi = -Infinity;
+    for (const v of values) (lo = Math.min(lo, v)), (hi = Math.max(hi, v));
+    return [lo, hi];
+  }
+
   // Round tick values: about n of them over [lo, hi].
   function ticks(lo, hi, n) {
     if (!(hi > lo)) return [lo];
@@ -117,8 +124,9 @@
 
   function chartFrame(metric, xAxis, xs, ys) {
     const W = 480, H = 250, L = 60, R = 12, T = 26, B = 40;
-    const [x0, x1] = [Math.min(0, ...xs), Math.max(...xs, 1e-9)];
-    let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+    const [xlo, xhi] = extent(xs);
+    const [x0, x1] = [Math.min(0, xlo), Math.max(xhi, 1e-9)];
+    let [y0, y1] = extent(ys);
     if (y0 === y1) [y0, y1] = [y0 - (Math.abs(y0) * 0.1 || 1), y1 + (Math.abs(y1) * 0.1 || 1)];
     const pad = (y1 - y0) * 0.05;
     [y0, y1] = [y0 - pad, y1 + pad];
