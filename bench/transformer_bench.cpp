@@ -102,10 +102,8 @@ void check(const Shape2& s, const std::string& path) {
   tensors.push_back({"batch.tgt_in", ids(b.tgt_in, b.T, b.B)});
   tensors.push_back({"batch.tgt_out", ids(b.tgt_out, b.T, b.B)});
   save_safetensors(path, tensors);
-  int64_t params = 0;
-  for (const auto& p : model.parameters()) params += p.var.value().numel();
   std::printf("{\"impl\": \"attend\", \"task\": \"check\", \"loss\": %.7f, \"parameters\": %lld}\n", loss,
-              static_cast<long long>(params));
+              static_cast<long long>(model.parameter_count()));
 }
 
 void train(const Shape2& s, int B, double min_seconds) {

@@ -221,14 +221,12 @@ void add_training_rows(const std::string& dir, nlohmann::json& card, Notes& note
 
 nlohmann::json model_card(const Translator& tr, const std::string& dir, const nlohmann::json& metrics, Notes& notes) {
   const Model& model = tr.model();
-  int64_t parameters = 0;
-  for (const auto& p : model.parameters()) parameters += p.var.value().numel();
   const nlohmann::json config = model.config_json();
   nlohmann::json card = {{"rows", nlohmann::json::array()}, {"details", nlohmann::json::array()}};
   auto row = [&](const std::string& k, const std::string& v) { card["rows"].push_back({k, v}); };
   row("directory", dir);
   row("architecture", describe(config.get<ModelConfig>()));
-  row("parameters", thousands(parameters));
+  row("parameters", thousands(model.parameter_count()));
   row("vocabularies", thousands(int64_t(tr.source_vocab().size())) + " source, " +
                           thousands(int64_t(tr.target_vocab().size())) + " target tokens");
   row("tokenizers", "source " + describe(tr.source_tokenizer()) + "; target " + describe(tr.target_tokenizer()));
@@ -288,6 +286,14 @@ nlohmann::json sample_json(const Translator& tr, const SampleInput& in, const Tr
   return s;
 }
 
+// What a sample's weights take in the page (its packed matrices: the bulk of it).
+size_t packed_bytes(const nlohmann::json& sample) {
+  size_t n = sample.contains("weights") ? sample["weights"]["data"].get_ref<const std::string&>().size() : 0;
+  if (sample.contains("maps"))
+    for (const auto& m : sample["maps"]) n += m["data"].get_ref<const std::string&>().size();
+  return n;
+}
+
 void add_samples(const Translator& tr, const std::vector<SampleInput>& inputs, const ReportArgs& a, nlohmann::json& m,
                  Notes& notes) {
   DecodeOptions options;
@@ -301,7 +307,7 @@ void add_samples(const Translator& tr, const std::vector<SampleInput>& inputs, c
     const std::vector<Translation> out = tr.translate(sources, options);
     for (size_t i = 0; i < out.size() && bytes <= kMaxSampleBytes; ++i, ++shown) {
       m["samples"].push_back(sample_json(tr, inputs[start + i], out[i], overall));
-      bytes += m["samples"].back().dump().size();
+      bytes += packed_bytes(m["samples"].back());
       if (m["samples"].back().contains("error")) ++failed;
     }
   }
@@ -413,7 +419,7 @@ void check_out(const std::string& out) {
   if (!std::filesystem::exists(out, ec)) return;
   std::string head;
   try {
-    head = read_file(out, kMaxReadBytes).substr(0, 4096);
+    head = std::string(MappedFile(out).bytes().substr(0, 4096));  // mapped: only the head is read
   } catch (const std::exception& e) {
     throw std::runtime_error("--out " + out + ": cannot check what it holds: " + e.what());
   }

@@ -550,11 +550,10 @@ void Trainer::build_model() {
                             {"threads", opt_.threads}}}};
   bundle_ = std::make_unique<Translator>(mc.build(rng_), opt_.source, opt_.target, src_vocab, tgt_vocab, extra);
   params_ = bundle_->model().parameters();
-  int64_t n_params = 0;
-  for (const auto& p : params_) n_params += p.var.value().numel();
-  message("model: " + std::to_string(n_params) + " parameters; vocabularies " + std::to_string(src_vocab.size()) +
-          " (source) and " + std::to_string(tgt_vocab.size()) + " (target); " + std::to_string(train_set_.size()) +
-          " training and " + std::to_string(dev_examples_.size()) + " dev examples");
+  message("model: " + std::to_string(bundle_->model().parameter_count()) + " parameters; vocabularies " +
+          std::to_string(src_vocab.size()) + " (source) and " + std::to_string(tgt_vocab.size()) + " (target); " +
+          std::to_string(train_set_.size()) + " training and " + std::to_string(dev_examples_.size()) +
+          " dev examples");
   adam_ = std::make_unique<Adam>(
       params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm});
   schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
@@ -726,23 +725,23 @@ void Trainer::keep_checkpoint() {
 
 void Trainer::evaluate() {
   // The training speed since the previous evaluation, before this one adds its own time.
-  window_rate_ = window_tokens_ / std::max(1e-9, seconds_since(window_t0_));
+  const double rate = window_tokens_ / std::max(1e-9, seconds_since(window_t0_));
   if (!ema_.empty()) {  // the moving average is what is evaluated and saved
     swap_ema();
     try {
-      evaluate_weights();
+      evaluate_weights(rate);
     } catch (...) {
       swap_ema();
       throw;
     }
     swap_ema();
   } else {
-    evaluate_weights();
+    evaluate_weights(rate);
   }
   window_tokens_ = 0.0, window_t0_ = std::chrono::steady_clock::now();
 }
 
-void Trainer::evaluate_weights() {
+void Trainer::evaluate_weights(double tokens_per_second) {
   const ReferenceSet& refs = dev_refs_;
   std::vector<Translation> out = bundle_->translate(refs.sources, DecodeOptions{});
   std::vector<Tokens> hyps;
@@ -762,7 +761,7 @@ void Trainer::evaluate_weights() {
   }
   if (r.metric == "loss") r.dev_loss = dev_loss();
   r.lr = schedule_.at(st.step) * st.lr_scale, r.elapsed_seconds = elapsed();
-  r.tokens_per_second = window_rate_;
+  r.tokens_per_second = tokens_per_second;
   r.best = st.best.step == 0 || r.better_than(st.best);  // step 0: no evaluation yet
   if (r.best) {
     st.best = result_.best = r;

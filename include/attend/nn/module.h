@@ -23,6 +23,12 @@ class Module {
     return out;
   }
   virtual void collect(const std::string& prefix, std::vector<NamedParameter>& out) const = 0;
+  // How many numbers the parameters hold.
+  int64_t parameter_count() const {
+    int64_t n = 0;
+    for (const auto& p : parameters()) n += p.var.value().numel();
+    return n;
+  }
 };
 
 // A trainable leaf of the given shape, zero-filled until an initializer runs.

@@ -146,8 +146,10 @@ class Trainer {
   std::string dev_metric() const;
   void keep_checkpoint();
   void update_ema();
-  void swap_ema();          // exchanges the model's weights with the moving average (evaluate, save)
-  void evaluate_weights();  // evaluate() on the weights the model has now
+  void swap_ema();  // exchanges the model's weights with the moving average (evaluate, save)
+  // evaluate() on the weights the model has now; tokens_per_second: the training speed since the
+  // previous evaluation, for the record.
+  void evaluate_weights(double tokens_per_second);
   double dev_loss() const;
   void build_model();
   std::string tsv_path(bool train) const;
@@ -179,7 +181,7 @@ class Trainer {
   double tokens_ = 0.0;
   int64_t first_step_ = 0;
   // Training tokens since the previous evaluation ended, and when it ended (EvalRecord's tokens/s).
-  double window_tokens_ = 0.0, window_rate_ = 0.0;
+  double window_tokens_ = 0.0;
   std::chrono::steady_clock::time_point window_t0_ = t0_;
 };
 

@@ -7,7 +7,7 @@
 //    "models": [{"name", "dir", "error" (the model could not be loaded; else absent),
 //                "card": {...} (architecture, sizes, parameters, training settings, files),
 //                "metrics": [metrics.jsonl records], "test": {...} or absent,
-//                "maps": [{"name", "layer", "head"}], "subwords": bool, "mechanism": text,
+//                "maps": [{"name", "layer", "head"}], "subwords": bool,
 //                "stats": {"monotonicity", "entropy", "diagonality", "steps"},
 //                "samples": [{"source", "reference", "output", "correct", "error",
 //                             "src": [tokens], "tgt": [tokens + "</s>"],
