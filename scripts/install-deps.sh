@@ -11,9 +11,9 @@
 set -euo pipefail
 
 profile=${1:-build}
-build_pkgs=(g++ make cmake pkg-config libopenblas-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
+build_pkgs=(g++ make cmake pkg-config libboost-dev libopenblas-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
             libfreetype-dev libssl-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
-test_pkgs=(libgtest-dev libbenchmark-dev python3-torch python3-pytest python3-nltk chromium)
+test_pkgs=(libgtest-dev libbenchmark-dev hey python3-torch python3-pytest python3-nltk chromium)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bible_pkgs=(diatheke sword-text-sparv sword-text-web sword-text-kjv)
 

@@ -36,6 +36,7 @@
 #include "evaluate.h"
 #include "validators.h"
 #include "report.h"
+#include "serve.h"
 #include "score.h"
 
 namespace attend::cli {
@@ -986,6 +987,8 @@ int run(int argc, const char* const* argv, Mode mode) {
   auto* average_cmd = add_average_command(app, va);
   ReportArgs ra;
   auto* report_cmd = add_report_command(app, ra);
+  ServeArgs sv;
+  auto* serve_cmd = add_serve_command(app, sv);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -1005,6 +1008,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*score_cmd) return run_score(sa);
   if (*average_cmd) return run_average(va);
   if (*report_cmd) return run_report(ra);
+  if (*serve_cmd) return run_serve(sv);
   if (*eval_cmd) return run_eval(ea);
   if (*translate_cmd) return run_translate(tra);
   if (*align_cmd) return run_align(aa.d, aa.out_path, aa.texts, aa.format, aa.map, aa.subwords);

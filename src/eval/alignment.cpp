@@ -48,11 +48,18 @@ void accumulate(AlignmentStats& total, const AlignmentStats& one) {
   total.steps += one.steps;
 }
 
+std::vector<std::pair<int, int>> hard_alignment(const AlignmentMatrix& w, size_t outputs) {
+  std::vector<std::pair<int, int>> pairs;
+  for (size_t j = 0; j < std::min(outputs, w.size()); ++j)
+    pairs.emplace_back(static_cast<int>(argmax(w[j])), static_cast<int>(j));
+  return pairs;
+}
+
 std::string pharaoh(const AlignmentMatrix& w, size_t outputs) {
   std::string out;
-  for (size_t j = 0; j < std::min(outputs, w.size()); ++j) {
+  for (const auto& [i, j] : hard_alignment(w, outputs)) {
     if (!out.empty()) out += ' ';
-    out += std::to_string(argmax(w[j])) + "-" + std::to_string(j);
+    out += std::to_string(i) + "-" + std::to_string(j);
   }
   return out;
 }

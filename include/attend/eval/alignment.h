@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace attend {
@@ -23,6 +24,8 @@ void accumulate(AlignmentStats& total, const AlignmentStats& one);
 // Hard alignment in Pharaoh format: "i-j" for each output position j and its argmax source
 // position i, both 0-based, separated by spaces. Rows beyond `outputs` (e.g. </s>) are left out.
 std::string pharaoh(const AlignmentMatrix& weights, size_t outputs);
+// The same pairs as numbers: {source position i, output position j} for each output j.
+std::vector<std::pair<int, int>> hard_alignment(const AlignmentMatrix& weights, size_t outputs);
 
 // Subword pieces grouped into words: a SentencePiece piece that starts with U+2581 ("▁")
 // begins a word; every other piece continues the word before it.

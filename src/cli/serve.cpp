@@ -1,0 +1,86 @@
+#include "serve.h"
+
+#include <csignal>
+#include <cstdio>
+
+#include "attend/threads.h"
+#include "validators.h"
+
+namespace attend::cli {
+
+CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
+  auto* cmd = app.add_subcommand("serve", "Serve models over HTTP with JSON, batching concurrent requests together");
+  serve::ServerOptions& s = a.server;
+  cmd->add_option("--model", a.models, "NAME=DIR: a model directory, served under NAME (repeat for several)")
+      ->required();
+  cmd->add_option("--host", s.host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();
+  cmd->add_option("--port", s.port, "Port to listen on (0: any free port, printed at start)")
+      ->check(whole(0, 65535))
+      ->capture_default_str();
+  cmd->add_option("--threads", s.batcher.workers, "Decoding workers: batches decoded at once, one core each")
+      ->check(whole(1, 256))
+      ->capture_default_str();
+  cmd->add_option("--max-batch-tokens", s.batcher.max_batch_cost,
+                  "Source tokens per decoding batch (requests are merged up to it)")
+      ->check(whole(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--max-wait-ms", a.max_wait_ms, "How long a request waits for others to batch with")
+      ->check(whole(0, 10000))
+      ->capture_default_str();
+  cmd->add_flag("--no-batching", a.no_batching, "Decode every request on its own (for comparison)");
+  cmd->add_option("--max-queue", s.batcher.max_queue, "Requests waiting to be decoded; more get 503")
+      ->check(whole(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--max-connections", s.max_connections, "Open connections; more are closed at once")
+      ->check(whole(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--max-body-bytes", s.max_body_bytes, "Largest request body; larger get 413")
+      ->check(whole(64, 1 << 30))
+      ->capture_default_str();
+  cmd->add_option("--max-inputs", s.limits.max_inputs, "Inputs per request")
+      ->check(whole(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--max-input-bytes", s.limits.max_input_bytes, "Bytes per input")
+      ->check(whole(1, 1 << 20))
+      ->capture_default_str();
+  cmd->add_option("--max-beam", s.limits.max_beam, "Largest beam a request may ask for")
+      ->check(whole(1, 64))
+      ->capture_default_str();
+  cmd->add_option("--read-timeout-ms", a.read_timeout_ms, "A request must arrive whole within this")
+      ->check(whole(1, 3600000))
+      ->capture_default_str();
+  cmd->add_option("--write-timeout-ms", a.write_timeout_ms, "An answer must be taken within this")
+      ->check(whole(1, 3600000))
+      ->capture_default_str();
+  cmd->add_option("--drain-timeout-ms", a.drain_timeout_ms, "On SIGTERM, how long to finish requests in flight")
+      ->check(whole(1, 3600000))
+      ->capture_default_str();
+  cmd->add_flag("--quiet", a.quiet, "No log line per request");
+  return cmd;
+}
+
+int run_serve(const ServeArgs& a) {
+  serve::ServerOptions o = a.server;
+  o.batcher.max_wait = std::chrono::milliseconds(a.max_wait_ms);
+  o.batcher.batching = !a.no_batching;
+  o.read_timeout = std::chrono::milliseconds(a.read_timeout_ms);
+  o.write_timeout = std::chrono::milliseconds(a.write_timeout_ms);
+  o.drain_timeout = std::chrono::milliseconds(a.drain_timeout_ms);
+  o.log_requests = !a.quiet;
+  o.validate();
+  std::vector<std::pair<std::string, std::string>> specs;
+  for (const std::string& m : a.models) specs.push_back(serve::parse_model_spec(m));
+  set_threads(1);  // each worker decodes on one core; --threads is the number of workers
+  std::signal(SIGPIPE, SIG_IGN);
+  serve::ModelSet models(specs);
+  serve::Server server(models, o);
+  const int code = server.run([&](int port) {
+    std::fprintf(stderr, "attend serve: %zu model%s, %d worker%s, listening on http://%s:%d\n", specs.size(),
+                 specs.size() == 1 ? "" : "s", o.batcher.workers, o.batcher.workers == 1 ? "" : "s", o.host.c_str(),
+                 port);
+  });
+  std::fprintf(stderr, "attend serve: stopped\n");
+  return code;
+}
+
+}  // namespace attend::cli
