@@ -92,5 +92,35 @@ TEST(KvCache, ReorderFollowsBeamsAndCapacityIsAClearError) {
   EXPECT_THROW(cache.append(random_tensor({3, 2, 1, 2}, rng), random_tensor({3, 2, 1, 2}, rng)), std::invalid_argument);
 }
 
+// Dropping finished sequences compacts the cache in place; beams copy into new storage. Either
+// way, what the kept sequences attend to afterwards equals a cache that only ever held them.
+TEST(KvCache, DroppingAndReorderingEqualACacheBuiltFromTheKeptSequences) {
+  Rng rng(4);
+  const int B = 5, H = 2, cap = 8, D = 4;
+  std::vector<Tensor> ks, vs;
+  for (int t = 0; t < 3; ++t) {
+    ks.push_back(random_tensor({B, H, 1, D}, rng));
+    vs.push_back(random_tensor({B, H, 1, D}, rng));
+  }
+  for (const std::vector<int>& from : {std::vector<int>{1, 3, 4}, std::vector<int>{4, 0, 0, 2}}) {
+    KvCache full(B, H, cap, D), kept(static_cast<int>(from.size()), H, cap, D);
+    for (int t = 0; t < 3; ++t) {
+      full.append(ks[t], vs[t], {1, 1, t < 2 ? 1 : 0, 1, 1});  // sequence 2 stops early
+      kept.append(gather_rows(ks[t], from), gather_rows(vs[t], from), [&] {
+        std::vector<int> c;
+        for (int f : from) c.push_back(f == 2 && t == 2 ? 0 : 1);
+        return c;
+      }());
+    }
+    full.reorder(from);
+    ASSERT_EQ(full.lengths(), kept.lengths());
+    const Tensor k = random_tensor({static_cast<int64_t>(from.size()), H, 1, D}, rng);
+    full.append(k, k);
+    kept.append(k, k);
+    const Tensor q = random_tensor({static_cast<int64_t>(from.size()), H, 1, D}, rng);
+    EXPECT_EQ(max_diff(sdpa_decode(q, full), sdpa_decode(q, kept)), 0.0);
+  }
+}
+
 }  // namespace
 }  // namespace attend

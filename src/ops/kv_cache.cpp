@@ -60,15 +60,25 @@ void KvCache::reorder(const std::vector<int>& from) {
       throw std::invalid_argument("KvCache::reorder: source " + std::to_string(f) + " outside [0, " +
                                   std::to_string(B_) + ")");
   const int B = static_cast<int>(from.size());
-  Tensor k = Tensor::empty(Shape{B, Hkv_, capacity_, D_}), v = Tensor::empty(Shape{B, Hkv_, capacity_, D_});
+  // Dropping sequences (from strictly increasing, so from[b] >= b): compacted in place, as no
+  // row is read after it is overwritten. Otherwise (beams) into new storage. Either way only the
+  // cached positions of each head are copied, not the whole capacity.
+  bool increasing = true;
+  for (int b = 1; b < B && increasing; ++b) increasing = from[b] > from[b - 1];
+  Tensor k = increasing ? k_ : Tensor::empty(Shape{B, Hkv_, capacity_, D_});
+  Tensor v = increasing ? v_ : Tensor::empty(Shape{B, Hkv_, capacity_, D_});
   std::vector<int> lengths(B);
-  const int64_t per = int64_t(Hkv_) * capacity_ * D_;
   for (int b = 0; b < B; ++b) {
-    std::memcpy(k.data() + b * per, k_.data() + from[b] * per, sizeof(float) * per);
-    std::memcpy(v.data() + b * per, v_.data() + from[b] * per, sizeof(float) * per);
     lengths[b] = lengths_[from[b]];
+    if (increasing && from[b] == b) continue;
+    for (int h = 0; h < Hkv_; ++h) {
+      const int64_t dst = (int64_t(b) * Hkv_ + h) * capacity_ * D_,
+                    src = (int64_t(from[b]) * Hkv_ + h) * capacity_ * D_;
+      std::memcpy(k.data() + dst, k_.data() + src, sizeof(float) * lengths[b] * D_);
+      std::memcpy(v.data() + dst, v_.data() + src, sizeof(float) * lengths[b] * D_);
+    }
   }
-  k_ = k, v_ = v, lengths_ = lengths, B_ = B;
+  k_ = increasing ? k.narrow(0, B) : k, v_ = increasing ? v.narrow(0, B) : v, lengths_ = lengths, B_ = B;
 }
 
 void KvCache::clear() { std::fill(lengths_.begin(), lengths_.end(), 0); }
