@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs, from Debian 12 packages, only what attend needs and the machine lacks.
 # Usage: scripts/install-deps.sh [build|test|fuzz|bible]
-#   build: compiler, CMake, the libraries the library and CLI link against, Python headers, NumPy
+#   build: compiler, CMake, the libraries the library and CLI link against (Boost for attend serve's
+#          HTTP), Python headers, NumPy
 #          and pybind11 for the Python module, npm for `attend data cmudict` (what `make demo` needs)
-#   test:  build + GoogleTest, Google Benchmark, PyTorch, pytest, NLTK, Chromium (the report page's browser test)
-#          and the bible modules (what `make test` needs)
+#   test:  build + GoogleTest, Google Benchmark, PyTorch, pytest, NLTK, Chromium (the report page's browser test),
+#          wrk (bench/serve.py's load) and the bible modules (what `make test` and `make bench` need)
 #   fuzz:  build + clang and its runtime with libFuzzer (what `make fuzz` needs)
 #   bible: diatheke and the SWORD modules of `attend data bible` (RV 1909, WEB, KJV)
 # Idempotent: a second run installs nothing. Needs root (or sudo) only when something is missing.
@@ -13,7 +14,7 @@ set -euo pipefail
 profile=${1:-build}
 build_pkgs=(g++ make cmake pkg-config libboost-dev libopenblas-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
             libfreetype-dev libssl-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
-test_pkgs=(libgtest-dev libbenchmark-dev hey python3-torch python3-pytest python3-nltk chromium)
+test_pkgs=(libgtest-dev libbenchmark-dev wrk python3-torch python3-pytest python3-nltk chromium)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 bible_pkgs=(diatheke sword-text-sparv sword-text-web sword-text-kjv)
 

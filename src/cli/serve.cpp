@@ -1,5 +1,8 @@
 #include "serve.h"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
@@ -24,7 +27,9 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
                   "Source tokens per decoding batch (requests are merged up to it)")
       ->check(whole(1, 1000000))
       ->capture_default_str();
-  cmd->add_option("--max-wait-ms", a.max_wait_ms, "How long a request waits for others to batch with")
+  cmd->add_option("--max-wait-ms", a.max_wait_ms,
+                  "How long a free worker waits for more requests to batch with (0: batches form from what queued "
+                  "while the workers were busy)")
       ->check(whole(0, 10000))
       ->capture_default_str();
   cmd->add_flag("--no-batching", a.no_batching, "Decode every request on its own (for comparison)");
@@ -59,6 +64,23 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
   return cmd;
 }
 
+namespace {
+
+// A socket per connection, plus the model files and the listener: the soft limit (often 1,024)
+// is raised towards what --max-connections needs, within the hard limit.
+void raise_file_limit(size_t wanted) {
+  rlimit r{};
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur >= wanted) return;
+  const rlim_t before = r.rlim_cur;
+  r.rlim_cur = std::min<rlim_t>(wanted, r.rlim_max);
+  const rlim_t now = setrlimit(RLIMIT_NOFILE, &r) == 0 ? r.rlim_cur : before;
+  if (now < wanted)
+    std::fprintf(stderr, "attend serve: warning: open files limited to %llu (--max-connections wants %zu)\n",
+                 static_cast<unsigned long long>(now), wanted);
+}
+
+}  // namespace
+
 int run_serve(const ServeArgs& a) {
   serve::ServerOptions o = a.server;
   o.batcher.max_wait = std::chrono::milliseconds(a.max_wait_ms);
@@ -71,6 +93,7 @@ int run_serve(const ServeArgs& a) {
   std::vector<std::pair<std::string, std::string>> specs;
   for (const std::string& m : a.models) specs.push_back(serve::parse_model_spec(m));
   set_threads(1);  // each worker decodes on one core; --threads is the number of workers
+  raise_file_limit(o.max_connections + 64);
   std::signal(SIGPIPE, SIG_IGN);
   serve::ModelSet models(specs);
   serve::Server server(models, o);

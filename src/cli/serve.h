@@ -14,7 +14,7 @@ namespace attend::cli {
 struct ServeArgs {
   std::vector<std::string> models;  // NAME=DIR
   serve::ServerOptions server;
-  int max_wait_ms = 5, read_timeout_ms = 10000, write_timeout_ms = 10000, drain_timeout_ms = 30000;
+  int max_wait_ms = 0, read_timeout_ms = 10000, write_timeout_ms = 10000, drain_timeout_ms = 30000;
   bool no_batching = false, quiet = false;
 };
 

@@ -20,11 +20,11 @@
 namespace attend::serve {
 
 struct BatcherOptions {
-  int workers = 1;                           // batches run at once (each on its own thread)
-  size_t max_queue = 256;                    // requests waiting; submit() refuses more
-  int64_t max_batch_cost = 4096;             // a batch's budget (source tokens); a costlier request goes alone
-  std::chrono::microseconds max_wait{5000};  // how long the oldest request waits for company
-  bool batching = true;                      // false: every request is a batch of its own
+  int workers = 1;                        // batches run at once (each on its own thread)
+  size_t max_queue = 256;                 // requests waiting; submit() refuses more
+  int64_t max_batch_cost = 4096;          // a batch's budget (source tokens); a costlier request goes alone
+  std::chrono::microseconds max_wait{0};  // how long the oldest request waits for company
+  bool batching = true;                   // false: every request is a batch of its own
 
   void validate() const {
     if (workers < 1 || workers > 256)

@@ -51,6 +51,14 @@ std::string utc_now() {
   return buf;
 }
 
+// What a client sent, fit for a log line: control bytes (terminal escapes) become '?'.
+std::string printable(beast::string_view text) {
+  std::string out(text.data(), text.size());
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
+}
+
 class Session;
 
 // A translation request waiting in the batcher.
@@ -168,9 +176,11 @@ class Session : public std::enable_shared_from_this<Session> {
       return close();
     begin_request();
     keep_alive_ = false;
-    if (ec == beast::error::timeout) {
-      return reply({408, error_body("the request did not arrive within " +
-                                    std::to_string(server_.options.read_timeout.count()) + " ms")});
+    if (ec == beast::error::timeout) {  // Beast has closed the socket: counted and logged as 408
+      server_.metrics.response(route_, 408, std::chrono::duration<double>(Clock::now() - arrived_).count());
+      log(408, "(closed: the request did not arrive within the read timeout)", 0.0);
+      --server_.in_flight;
+      return close();
     }
     if (ec == http::error::body_limit)
       return reply({413, error_body("the request body is larger than " +
@@ -188,7 +198,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const auto& req = parser_->get();
       version_ = req.version() == 10 ? 10 : 11;
       method_ = std::string(req.method_string());
-      target_ = std::string(req.target().substr(0, 200));
+      target_ = printable(req.target().substr(0, 200));
       route_ = route_of(req.target());
     }
   }
@@ -308,7 +318,8 @@ void Server::Impl::watch_signals() {
     if (ec) return;
     if (signal == SIGHUP) {
       std::fprintf(stderr, "%s attend serve: SIGHUP: reloading every model\n", utc_now().c_str());
-      reload(nullptr, "");
+      if (reload(nullptr, "").status == 409)
+        std::fprintf(stderr, "%s attend serve: SIGHUP ignored: a reload is already running\n", utc_now().c_str());
     } else {
       begin_drain();
     }
