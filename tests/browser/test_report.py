@@ -9,7 +9,7 @@ import json
 import os
 import re
 import shutil
-import subprocess
+import sys
 import time
 
 import pytest
@@ -17,25 +17,13 @@ import pytest
 from cdp import Browser
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLI = os.environ.get("ATTEND_CLI", os.path.join(HERE, "..", "..", "build", "attend"))
-
-
-def attend(*args, check=True):
-    r = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
-    if check and r.returncode != 0:
-        raise AssertionError(f"attend {' '.join(map(str, args))}: exit {r.returncode}\n{r.stderr}")
-    return r
+sys.path.insert(0, os.path.join(HERE, "..", "pyhelpers"))
+from small_models import attend, train_small_models  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    common = ["--task", "dates", "--dates-train", "2000", "--seed", "1", "--threads", "1"]
-    attend("train", *common, "--max-steps", "90", "--eval-every", "30", "--out", root / "rnn")
-    attend("train", *common, "--model", "transformer", "--dim", "32", "--heads", "4", "--ffn", "64",
-           "--layers", "2", "--max-steps", "40", "--eval-every", "20", "--out", root / "transformer")
-    return root
+    return train_small_models(tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")

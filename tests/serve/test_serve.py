@@ -14,31 +14,22 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLI = os.environ.get("ATTEND_CLI", os.path.join(HERE, "..", "..", "build", "attend"))
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+sys.path.insert(0, os.path.join(HERE, "..", "pyhelpers"))
+from small_models import CLI, ENV, attend, train_small_models  # noqa: E402
+
 INPUTS = ["the 3rd of march, 1999", "Wednesday, November 25, 2026", "11/25/26", "1 jan 2000", "july 4, 1976"]
-
-
-def attend(*args):
-    r = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=600, env=ENV)
-    assert r.returncode == 0, f"attend {' '.join(map(str, args))}: exit {r.returncode}\n{r.stderr}"
-    return r
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("models")
-    common = ["--task", "dates", "--dates-train", "2000", "--seed", "1", "--threads", "1"]
-    attend("train", *common, "--max-steps", "150", "--eval-every", "150", "--out", root / "rnn")
-    attend("train", *common, "--model", "transformer", "--dim", "32", "--heads", "4", "--ffn", "64",
-           "--layers", "2", "--max-steps", "60", "--eval-every", "60", "--out", root / "transformer")
-    return root
+    return train_small_models(tmp_path_factory.mktemp("models"))
 
 
 class Server:
