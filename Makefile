@@ -76,6 +76,7 @@ bench: deps-test
 	@$(MAKE) --no-print-directory build CMAKE_FLAGS="-DATTEND_BUILD_BENCH=ON"
 	$(BUILD)/bench/gemm_blocking --benchmark_color=false
 	$(BUILD)/bench/gemv_cache --benchmark_color=false
+	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/layer_norm_bench --benchmark_color=false
 	OPENBLAS_NUM_THREADS=1 $(BUILD)/bench/mechanism_step_bench --benchmark_color=false
 	$(PYTHON) bench/seq2seq.py --attend $(BUILD)/bench/seq2seq_bench
 	$(PYTHON) bench/transformer.py --attend $(BUILD)/bench/transformer_bench

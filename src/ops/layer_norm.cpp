@@ -4,6 +4,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "kernels/layer_norm.h"
+
 namespace attend {
 
 Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps) {
@@ -17,51 +19,14 @@ Var layer_norm(const Var& x, const Var& gamma, const Var& beta, float eps) {
   Tensor y = Tensor::empty(s);
   Tensor xhat = Tensor::empty(s);            // saved for backward: (x - mean) * rstd
   Tensor rstd = Tensor::empty(Shape{rows});  // saved for backward: 1 / sqrt(var + eps)
-  const float* xp = x.value().data();
-  const float* g = gamma.value().data();
-  const float* b = beta.value().data();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = xp + r * C;
-    double mean = 0.0, var = 0.0;
-    for (int64_t c = 0; c < C; ++c) mean += xr[c];
-    mean /= C;
-    for (int64_t c = 0; c < C; ++c) var += (xr[c] - mean) * (xr[c] - mean);
-    var /= C;
-    const float rs = static_cast<float>(1.0 / std::sqrt(var + eps));
-    rstd.data()[r] = rs;
-    float* hr = xhat.data() + r * C;
-    float* yr = y.data() + r * C;
-    for (int64_t c = 0; c < C; ++c) {
-      hr[c] = static_cast<float>(xr[c] - mean) * rs;
-      yr[c] = hr[c] * g[c] + b[c];
-    }
-  }
+  kernels::layer_norm_forward(rows, C, x.value().data(), gamma.value().data(), beta.value().data(), eps, y.data(),
+                              xhat.data(), rstd.data());
   return make_result(std::move(y), needs_grad({&x, &gamma, &beta}), [x, gamma, beta, xhat, rstd, rows, C](Node& out) {
-    // forward: y = xhat * gamma + beta, xhat = (x - mean) * rstd
-    //   dgamma = sum_rows dy * xhat;  dbeta = sum_rows dy
-    //   dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)),  dxhat = dy * gamma
-    const float* dy = out.grad.data();
-    const float* g = gamma.value().data();
-    float* dg = gamma.requires_grad() ? gamma.grad_ref().data() : nullptr;
-    float* db = beta.requires_grad() ? beta.grad_ref().data() : nullptr;
-    float* dx = x.requires_grad() ? x.grad_ref().data() : nullptr;
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* dyr = dy + r * C;
-      const float* hr = xhat.data() + r * C;
-      double m1 = 0.0, m2 = 0.0;
-      for (int64_t c = 0; c < C; ++c) {
-        if (dg) dg[c] += dyr[c] * hr[c];
-        if (db) db[c] += dyr[c];
-        const double dh = double(dyr[c]) * g[c];
-        m1 += dh;
-        m2 += dh * hr[c];
-      }
-      if (!dx) continue;
-      m1 /= C, m2 /= C;
-      const float rs = rstd.data()[r];
-      float* dxr = dx + r * C;
-      for (int64_t c = 0; c < C; ++c) dxr[c] += rs * static_cast<float>(double(dyr[c]) * g[c] - m1 - hr[c] * m2);
-    }
+    // forward: y = xhat * gamma + beta, xhat = (x - mean) * rstd (kernels/layer_norm.h has the formulas)
+    kernels::layer_norm_backward(rows, C, out.grad.data(), xhat.data(), rstd.data(), gamma.value().data(),
+                                 x.requires_grad() ? x.grad_ref().data() : nullptr,
+                                 gamma.requires_grad() ? gamma.grad_ref().data() : nullptr,
+                                 beta.requires_grad() ? beta.grad_ref().data() : nullptr);
   });
 }
 
