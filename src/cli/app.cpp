@@ -318,7 +318,8 @@ int train_and_report(const TrainOptions& o) {
   TrainResult r = Trainer(o, cb).run();
   progress.finish();
   if (r.interrupted) {
-    const int sig = g_stop_signal;
+    const int sig = g_stop_signal ? static_cast<int>(g_stop_signal) : SIGTERM;  // (another rank's signal)
+    if (!Communicator::world().writer()) return 128 + sig;
     std::fprintf(stderr,
                  "attend: %s: stopped at step %lld; training state saved in %s/%s\n"
                  "continue with: attend train --resume %s\n",
@@ -326,6 +327,7 @@ int train_and_report(const TrainOptions& o) {
                  o.out.c_str(), kTrainStateFile, o.out.c_str());
     return 128 + sig;
   }
+  if (!Communicator::world().writer()) return 0;  // under mpirun, rank 0 reports
   const std::string best = format_dev_score(r.best);
   std::printf("trained %lld steps in %s (%s); best dev %s at step %lld; model in %s\n", static_cast<long long>(r.steps),
               format_duration(r.seconds).c_str(), r.stop_reason.c_str(), best.c_str(),

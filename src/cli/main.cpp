@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "app.h"
+#include "attend/train/communicator.h"
 
 namespace {
 
@@ -44,5 +45,6 @@ int main(int argc, char** argv) {
                  err ? std::strerror(err) : "an earlier write failed");
     if (code == 0) code = 1;
   }
+  attend::Communicator::finish(code);  // under mpirun: a failed rank stops the others
   return code;
 }

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "attend/attention/registry.h"
+#include "attend/cpu.h"
 #include "attend/data/batch.h"
 #include "attend/data/dates.h"
 #include "attend/data/tsv.h"
@@ -398,14 +399,73 @@ nlohmann::json load_train_summary(const std::string& dir) {
 Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
     : opt_(with_absolute_paths(options)), cb_(callbacks) {
   options.validate();
-  load_data();  // first: bad data is found before anything is written
-  lock_ = std::make_unique<DirectoryLock>(opt_.out);
-  check_directory();
-  std::error_code ec;  // a new run's checkpoints are its own: an older run's would be averaged with them
-  if (!opt_.resume) std::filesystem::remove_all(opt_.out + "/checkpoints", ec);
+  if (!comm_.writer()) cb_ = {.should_stop = callbacks.should_stop};  // rank 0 reports
+  load_data();           // first: bad data is found before anything is written
+  if (comm_.writer()) {  // rank 0 owns the directory; the others only read it
+    lock_ = std::make_unique<DirectoryLock>(opt_.out);
+    check_directory();
+    std::error_code ec;  // a new run's checkpoints are its own: an older run's would be averaged with them
+    if (!opt_.resume) std::filesystem::remove_all(opt_.out + "/checkpoints", ec);
+  }
+  comm_.barrier();
   set_threads(opt_.threads);
   build_model();
-  if (opt_.resume) restore();
+  check_ranks_agree();
+  if (opt_.resume) {
+    restore();
+  } else {  // every rank starts from rank 0's weights
+    for (auto& p : params_) comm_.broadcast(p.var.value().data(), p.var.value().numel());
+  }
+  if (comm_.size() > 1)
+    message(std::to_string(comm_.size()) + " processes: each update averages the gradients of " +
+            std::to_string(comm_.size()) + " shards of a batch of " +
+            (opt_.batch_tokens > 0 ? std::to_string(opt_.batch_tokens * comm_.size()) + " tokens"
+                                   : std::to_string(opt_.batch * comm_.size()) + " sentences"));
+}
+
+// Ranks started with different arguments, data or builds would train different models, or wait
+// for each other forever: found here, before the first update, on every rank.
+void Trainer::check_ranks_agree() const {
+  if (comm_.size() == 1) return;
+  nlohmann::json o = opt_;
+  o.erase("command");
+  const nlohmann::json what = {{"options", o},
+                               {"data", state_.data_files},
+                               {"vocabularies", {state_.src_vocab_sha256, state_.tgt_vocab_sha256}},
+                               {"parameters", bundle_->model().parameter_count()},
+                               {"attend", cpu_isa()}};
+  comm_.require_same("the options, data files, vocabularies and build", sha256_hex(what.dump()));
+}
+
+std::vector<int> Trainer::shard(const std::vector<int>& global) const {
+  const size_t n = global.size(), r = comm_.rank(), N = comm_.size();
+  return {global.begin() + n * r / N, global.begin() + n * (r + 1) / N};
+}
+
+// Sums every gradient over the ranks, as one flat buffer.
+void Trainer::reduce_gradients() {
+  size_t total = 0;
+  for (const auto& p : params_) total += p.var.value().numel();
+  grad_buffer_.resize(total);
+  size_t at = 0;
+  for (const auto& p : params_) {
+    const Tensor& g = p.var.grad_ref();
+    std::copy(g.data(), g.data() + g.numel(), grad_buffer_.begin() + at);
+    at += g.numel();
+  }
+  comm_.allreduce_sum(grad_buffer_.data(), static_cast<int64_t>(total));
+  at = 0;
+  for (const auto& p : params_) {
+    Tensor& g = p.var.grad_ref();
+    std::copy(grad_buffer_.begin() + at, grad_buffer_.begin() + at + g.numel(), g.data());
+    at += g.numel();
+  }
+}
+
+bool Trainer::any_rank(bool flag) const {
+  int64_t n = flag ? 1 : 0;
+  comm_.allreduce_sum(&n, 1);
+  return n > 0;
 }
 
 Trainer::~Trainer() = default;
@@ -513,7 +573,7 @@ void Trainer::check_tokens(const std::vector<EncodedExample>& set, const std::ve
 
 void Trainer::build_model() {
   prepare_subwords();
-  if (opt_.task == "dates") {  // the generated splits, for attend eval; the held-out test never trains
+  if (opt_.task == "dates" && comm_.writer()) {  // the generated splits, for attend eval; the test never trains
     write_tsv(opt_.out + "/dev.tsv", dev_examples_);
     write_tsv(opt_.out + "/test.tsv", test_examples_);
   }
@@ -581,6 +641,7 @@ void Trainer::message(const std::string& m) const {
 double Trainer::elapsed() const { return state_.elapsed_seconds + seconds_since(t0_); }
 
 void Trainer::save_state() {
+  if (!comm_.writer()) return;
   require_finite(params_, state_.step, opt_.out);
   TrainState s = state_;
   s.elapsed_seconds = elapsed();
@@ -594,6 +655,7 @@ void Trainer::save_state() {
   for (const auto& t : tensors) view[t.name] = &t.var.value();
   nlohmann::json meta = s;
   meta["version"] = 1, meta["options"] = opt_, meta["tensors_sha256"] = tensors_sha256(view);
+  meta["processes"] = comm_.size();
   save_safetensors(opt_.out + "/" + kTrainStateFile, tensors, {{kStateKey, meta.dump()}});
 }
 
@@ -635,6 +697,11 @@ void Trainer::restore() {
   if ((!s.src_vocab_sha256.empty() && s.src_vocab_sha256 != state_.src_vocab_sha256) ||
       (!s.tgt_vocab_sha256.empty() && s.tgt_vocab_sha256 != state_.tgt_vocab_sha256))
     throw std::runtime_error(origin + ": the vocabularies built from the data differ from the run's");
+  const int processes = saved.meta.value("processes", 1);
+  if (processes != comm_.size())
+    throw std::invalid_argument(origin + ": this run trained on " + std::to_string(processes) +
+                                " process(es); resume it with the same number (mpirun -np " +
+                                std::to_string(processes) + "), not " + std::to_string(comm_.size()));
   if (s.finished) resume_finished(s, origin);
   std::error_code ec;
   if (std::filesystem::exists(opt_.out + "/config.json", ec))  // the best model so far, which the run may keep
@@ -767,14 +834,14 @@ void Trainer::evaluate_weights(double tokens_per_second) {
     st.best = result_.best = r;
     st.stale = 0;
     require_finite(params_, st.step, opt_.out);
-    bundle_->save(opt_.out);  // one unit; only ever replaced by a better model
+    if (comm_.writer()) bundle_->save(opt_.out);  // one unit; only ever replaced by a better model
   } else {
     ++st.stale;
     st.lr_scale *= 0.5f;
   }
-  if (opt_.keep_checkpoints > 0) keep_checkpoint();
+  if (opt_.keep_checkpoints > 0 && comm_.writer()) keep_checkpoint();
   st.metrics += nlohmann::json(r).dump() + "\n";
-  write_file_atomic(opt_.out + "/metrics.jsonl", st.metrics);
+  if (comm_.writer()) write_file_atomic(opt_.out + "/metrics.jsonl", st.metrics);
   if (cb_.on_eval) cb_.on_eval(r);
   if (r.metric == "exact" && s.exact_match >= 1.0) {
     st.stop_reason = "dev exact match reached 100%";
@@ -795,8 +862,9 @@ void Trainer::begin_epoch() {
   }
   const std::array<uint64_t, 4> now = rng_.state();
   rng_.set_state(state_.epoch_rng);
-  batches_ = opt_.batch_tokens > 0 ? make_token_batches(train_set_, opt_.batch_tokens, &rng_)
-                                   : make_batches(train_set_, opt_.batch, &rng_);
+  const int N = comm_.size();  // a global batch: N shards of --batch sentences (or --batch-tokens)
+  batches_ = opt_.batch_tokens > 0 ? make_token_batches(train_set_, opt_.batch_tokens * N, &rng_)
+                                   : make_batches(train_set_, opt_.batch * N, &rng_);
   if (state_.next_batch > 0) rng_.set_state(now);
 }
 
@@ -806,23 +874,33 @@ bool Trainer::step() {
   // The update's batches (--accum: up to that many, fewer at the end of the epoch); each
   // batch's mean loss is weighted by its share of their target tokens, so that the gradient is
   // that of the mean over every token.
+  // With several processes, each trains on its shard and the sums run over every rank's.
   std::vector<Batch> group;
   int64_t group_tokens = 0;
-  while (group.size() < size_t(opt_.accum) && st.next_batch < batches_.size()) {
-    group.push_back(make_batch(train_set_, batches_[st.next_batch++]));
+  for (int taken = 0; taken < opt_.accum && st.next_batch < batches_.size(); ++taken) {
+    const std::vector<int> mine = comm_.size() > 1 ? shard(batches_[st.next_batch]) : batches_[st.next_batch];
+    ++st.next_batch;
+    if (mine.empty()) continue;  // fewer examples than processes at the end of an epoch
+    group.push_back(make_batch(train_set_, mine));
     group_tokens += group.back().target_tokens();
   }
+  comm_.allreduce_sum(&group_tokens, 1);
+  const bool weighted = group.size() > 1 || comm_.size() > 1;
   double loss_sum = 0.0;
   for (const Batch& batch : group) {
     Tape tape;
     TapeScope scope(tape);
     Var loss = bundle_->model().loss(batch, opt_.label_smoothing, &rng_);
     const float weight = float(batch.target_tokens()) / float(std::max<int64_t>(group_tokens, 1));
-    if (group.size() > 1) loss = scale(loss, weight);
+    if (weighted) loss = scale(loss, weight);
     const float value = loss.value().item();
     loss_sum += value;
     if (!std::isfinite(value)) break;
     tape.backward(loss);
+  }
+  if (comm_.size() > 1) {
+    comm_.allreduce_sum(&loss_sum, 1);
+    reduce_gradients();
   }
   const float loss_value = static_cast<float>(loss_sum);
   const int64_t step_tokens = group_tokens;
@@ -873,7 +951,7 @@ bool Trainer::after_step() {
     save_state();
     saved = true;
   }
-  if (cb_.should_stop && cb_.should_stop()) {
+  if (any_rank(cb_.should_stop && cb_.should_stop())) {
     if (!saved) save_state();
     st.stop_reason = "interrupted at step " + std::to_string(st.step);
     result_.interrupted = true;
@@ -882,7 +960,7 @@ bool Trainer::after_step() {
   if (opt_.max_steps > 0 && st.step >= opt_.max_steps) {
     st.stop_reason = "step budget of " + std::to_string(opt_.max_steps) + " updates used";
     st.stopped_on_budget = stop_ = true;
-  } else if (opt_.max_minutes > 0 && elapsed() > opt_.max_minutes * 60.0) {
+  } else if (any_rank(opt_.max_minutes > 0 && elapsed() > opt_.max_minutes * 60.0)) {
     st.stop_reason = "time budget of " + format_minutes(opt_.max_minutes * 60.0) + " used";
     st.stopped_on_budget = stop_ = true;
   }

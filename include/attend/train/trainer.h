@@ -28,6 +28,7 @@
 #include "attend/eval/metrics.h"
 #include "attend/models/model_config.h"
 #include "attend/random.h"
+#include "attend/train/communicator.h"
 #include "attend/train/optimizer.h"
 #include "attend/train/train_state.h"
 
@@ -161,8 +162,17 @@ class Trainer {
   double elapsed() const;
   void message(const std::string& m) const;
 
+  // Data parallelism (mpirun -np N): this rank's share of a global batch's examples; the
+  // gradients, token counts and losses summed over the ranks; whether any rank must stop.
+  std::vector<int> shard(const std::vector<int>& global) const;
+  void reduce_gradients();
+  bool any_rank(bool flag) const;
+  void check_ranks_agree() const;
+
   TrainOptions opt_;
   TrainCallbacks cb_;
+  const Communicator& comm_ = Communicator::world();  // one process unless started by mpirun
+  std::vector<float> grad_buffer_;                    // the gradients, flat, for the all-reduce
   std::unique_ptr<DirectoryLock> lock_;
   std::vector<Example> train_examples_, dev_examples_, test_examples_;
   std::vector<EncodedExample> train_set_, dev_set_;

@@ -1,0 +1,45 @@
+// attend train: the processes of a data-parallel run and what they exchange. With attend built
+// against MPI (OpenMPI) and started by mpirun, every rank is one process of MPI_COMM_WORLD;
+// otherwise, and for a plain `attend train`, there is one process and every exchange is the
+// identity. MPI is initialised on first use, and only when a launcher started the process (a
+// plain run pays nothing for it).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace attend {
+
+class Communicator {
+ public:
+  // The processes this one was started with (one, unless launched by mpirun).
+  static Communicator& world();
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  bool writer() const { return rank_ == 0; }  // the rank that writes files and prints
+
+  // In place, over every rank: x[i] = sum over ranks of x[i]. Collective: every rank calls it
+  // with the same n, in the same order.
+  void allreduce_sum(float* x, int64_t n) const;
+  void allreduce_sum(double* x, int64_t n) const;
+  void allreduce_sum(int64_t* x, int64_t n) const;
+  // x from `root` on every rank.
+  void broadcast(float* x, int64_t n, int root = 0) const;
+  // Throws std::runtime_error naming `what` and the ranks whose value differs from rank 0's
+  // (different data files, options or builds), on every rank.
+  void require_same(const std::string& what, const std::string& value) const;
+  void barrier() const;
+
+  // Called once by the program before it exits: MPI_Finalize after success; after a failure
+  // (exit code 1 or 2), MPI_Abort, so that no other rank waits forever in a collective.
+  static void finish(int exit_code);
+  // Whether this build can run on several processes.
+  static bool available();
+
+ private:
+  Communicator();
+  int rank_ = 0, size_ = 1;
+};
+
+}  // namespace attend

@@ -1,0 +1,157 @@
+#include "attend/train/communicator.h"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <vector>
+
+#ifdef ATTEND_MPI
+#include <mpi.h>
+#endif
+
+namespace attend {
+namespace {
+
+// MPI takes counts as int: larger exchanges go in pieces.
+constexpr int64_t kMaxPiece = int64_t(1) << 30;
+
+bool launched_by_mpirun() {
+  for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"})
+    if (std::getenv(v)) return true;
+  return false;
+}
+
+#ifdef ATTEND_MPI
+bool g_initialised = false;
+
+void check(int code, const char* what) {
+  if (code == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int len = 0;
+  MPI_Error_string(code, text, &len);
+  throw std::runtime_error(std::string("MPI: ") + what + " failed: " + std::string(text, len));
+}
+
+template <typename T>
+void allreduce(T* x, int64_t n, MPI_Datatype type) {
+  for (int64_t i = 0; i < n; i += kMaxPiece)
+    check(
+        MPI_Allreduce(MPI_IN_PLACE, x + i, static_cast<int>(std::min(kMaxPiece, n - i)), type, MPI_SUM, MPI_COMM_WORLD),
+        "all-reduce");
+}
+#endif
+
+}  // namespace
+
+Communicator::Communicator() {
+#ifdef ATTEND_MPI
+  if (!launched_by_mpirun()) return;
+  int provided = 0;
+  check(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "init");
+  g_initialised = true;
+  // Errors come back as codes (turned into exceptions) instead of ending the process.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank_);
+  MPI_Comm_size(MPI_COMM_WORLD, &size_);
+#else
+  if (launched_by_mpirun() && std::getenv("OMPI_COMM_WORLD_SIZE") && std::atoi(std::getenv("OMPI_COMM_WORLD_SIZE")) > 1)
+    throw std::runtime_error(
+        "started by mpirun, but this attend was built without MPI: install libopenmpi-dev and rebuild");
+#endif
+}
+
+Communicator& Communicator::world() {
+  static Communicator c;
+  return c;
+}
+
+bool Communicator::available() {
+#ifdef ATTEND_MPI
+  return true;
+#else
+  return false;
+#endif
+}
+
+void Communicator::allreduce_sum(float* x, int64_t n) const {
+#ifdef ATTEND_MPI
+  if (size_ > 1) allreduce(x, n, MPI_FLOAT);
+#else
+  (void)x, (void)n;
+#endif
+}
+
+void Communicator::allreduce_sum(double* x, int64_t n) const {
+#ifdef ATTEND_MPI
+  if (size_ > 1) allreduce(x, n, MPI_DOUBLE);
+#else
+  (void)x, (void)n;
+#endif
+}
+
+void Communicator::allreduce_sum(int64_t* x, int64_t n) const {
+#ifdef ATTEND_MPI
+  if (size_ > 1) allreduce(x, n, MPI_INT64_T);
+#else
+  (void)x, (void)n;
+#endif
+}
+
+void Communicator::broadcast(float* x, int64_t n, int root) const {
+#ifdef ATTEND_MPI
+  if (size_ > 1)
+    for (int64_t i = 0; i < n; i += kMaxPiece)
+      check(MPI_Bcast(x + i, static_cast<int>(std::min(kMaxPiece, n - i)), MPI_FLOAT, root, MPI_COMM_WORLD),
+            "broadcast");
+#else
+  (void)x, (void)n, (void)root;
+#endif
+}
+
+void Communicator::require_same(const std::string& what, const std::string& value) const {
+#ifdef ATTEND_MPI
+  if (size_ <= 1) return;
+  // Every rank's value, padded to the longest, gathered everywhere.
+  int64_t longest = static_cast<int64_t>(value.size());
+  int64_t len[1] = {longest};
+  check(MPI_Allreduce(MPI_IN_PLACE, len, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD), "all-reduce");
+  if (len[0] > (int64_t(1) << 20)) throw std::invalid_argument("require_same: value of " + what + " too long");
+  std::string mine = value;
+  mine.resize(len[0] + 1, '\0');
+  mine.back() = static_cast<char>(value.size() == static_cast<size_t>(len[0]));
+  std::vector<char> all(mine.size() * size_);
+  check(MPI_Allgather(mine.data(), static_cast<int>(mine.size()), MPI_CHAR, all.data(), static_cast<int>(mine.size()),
+                      MPI_CHAR, MPI_COMM_WORLD),
+        "all-gather");
+  std::string differ;
+  for (int r = 1; r < size_; ++r)
+    if (!std::equal(all.begin(), all.begin() + mine.size(), all.begin() + r * mine.size()))
+      differ += (differ.empty() ? "" : ", ") + std::to_string(r);
+  if (!differ.empty())
+    throw std::runtime_error("the ranks disagree on " + what + ": rank(s) " + differ +
+                             " differ from rank 0 (every rank must be started with the same arguments, data files "
+                             "and attend build)");
+#else
+  (void)what, (void)value;
+#endif
+}
+
+void Communicator::barrier() const {
+#ifdef ATTEND_MPI
+  if (size_ > 1) check(MPI_Barrier(MPI_COMM_WORLD), "barrier");
+#endif
+}
+
+void Communicator::finish(int exit_code) {
+#ifdef ATTEND_MPI
+  if (!g_initialised) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (finalized) return;
+  if (exit_code == 1 || exit_code == 2) MPI_Abort(MPI_COMM_WORLD, exit_code);  // (128 + signal: all stopped)
+  MPI_Finalize();
+#else
+  (void)exit_code;
+#endif
+}
+
+}  // namespace attend

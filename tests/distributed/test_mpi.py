@@ -1,0 +1,119 @@
+"""Data-parallel training on MPI (mpirun -np N attend train), on loopback: N processes with batch
+b equal one process with batch N x b (RNN and Transformer; N = 2 and 3), two runs are byte-
+identical, ranks started with different arguments stop with a clear error, a killed rank stops
+the others and the run resumes to the same bytes, and a run resumes only on its own rank count.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "pyhelpers"))
+from small_models import CLI, ENV, attend  # noqa: E402
+
+MPIRUN = shutil.which("mpirun")
+pytestmark = pytest.mark.skipif(MPIRUN is None, reason="mpirun not installed (scripts/install-deps.sh build)")
+
+# Root may run mpirun only when it says so; --oversubscribe: more ranks than cores.
+MPI_FLAGS = ["--allow-run-as-root", "--oversubscribe", "--mca", "btl", "self,vader,tcp", "--bind-to", "none"]
+BASE = ["--task", "dates", "--dates-train", "1000", "--seed", "3", "--threads", "1", "--dropout", "0"]
+COMMON = BASE + ["--max-steps", "24", "--eval-every", "8"]
+TRANSFORMER = ["--model", "transformer", "--dim", "32", "--heads", "4", "--ffn", "64", "--layers", "2"]
+
+
+def mpi(n, *args, timeout=600, check=True):
+    r = subprocess.run([MPIRUN, *MPI_FLAGS, "-np", str(n), CLI, *map(str, args)], capture_output=True, text=True,
+                       timeout=timeout, env=ENV)
+    if check and r.returncode != 0:
+        raise AssertionError(f"mpirun -np {n} attend {' '.join(map(str, args))}: exit {r.returncode}\n{r.stderr}")
+    return r
+
+
+def weights(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    return {k: np.frombuffer(data[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], dtype=np.float32)
+            for k, v in header.items() if k != "__metadata__"}
+
+
+def losses(d):
+    return [json.loads(line)["train_loss"] for line in open(d / "metrics.jsonl")]
+
+
+def assert_same_training(a, b, tol):
+    la, lb = losses(a), losses(b)
+    assert len(la) == len(lb) == 3
+    assert np.allclose(la, lb, rtol=1e-5), (la, lb)
+    wa, wb = weights(a / "model.safetensors"), weights(b / "model.safetensors")
+    assert wa.keys() == wb.keys()
+    # Relative to the largest weight of the model: some parameters have no gradient in exact
+    # arithmetic (a key's bias shifts every score of a query alike) and hold only rounding noise.
+    scale = max(float(np.max(np.abs(w))) for w in wa.values())
+    worst, name = max((float(np.max(np.abs(wa[k] - wb[k]))) / scale, k) for k in wa)
+    assert worst < tol, f"weights differ by {worst:.2e} of the largest weight ({name})"
+
+
+@pytest.mark.parametrize("ranks,arch", [(2, "rnn"), (2, "transformer"), (3, "rnn")])
+def test_n_ranks_with_batch_b_equal_one_process_with_batch_n_b(tmp_path, ranks, arch):
+    extra = TRANSFORMER if arch == "transformer" else []
+    attend("train", *COMMON, *extra, "--batch", 6 * ranks, "--out", tmp_path / "one")
+    r = mpi(ranks, "train", *COMMON, *extra, "--batch", 6, "--out", tmp_path / "many")
+    assert f"{ranks} processes" in r.stderr and r.stdout.count("trained 24 steps") == 1  # rank 0 reports
+    # The same batches and the same mean gradient; only the order of float sums differs.
+    assert_same_training(tmp_path / "one", tmp_path / "many", tol=1e-4)
+
+
+def test_two_runs_with_the_same_ranks_are_byte_identical(tmp_path):
+    for d in ("a", "b"):
+        mpi(2, "train", *COMMON, "--batch", 5, "--out", tmp_path / d)
+    assert open(tmp_path / "a/model.safetensors", "rb").read() == open(tmp_path / "b/model.safetensors", "rb").read()
+
+
+def test_ranks_with_different_arguments_stop_with_a_clear_error(tmp_path):
+    t0 = time.time()
+    cmd = [MPIRUN, *MPI_FLAGS, "-np", "1", CLI, "train", *COMMON, "--batch", "5", "--out", str(tmp_path / "m"),
+           ":", "-np", "1", CLI, "train", *COMMON, "--batch", "5", "--lr", "0.01", "--out", str(tmp_path / "m")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=ENV)
+    assert r.returncode != 0 and time.time() - t0 < 60
+    assert "the ranks disagree on the options, data files, vocabularies and build: rank(s) 1 differ" in r.stderr
+
+
+def test_a_killed_rank_stops_the_others_and_the_run_resumes_to_the_same_bytes(tmp_path):
+    args = ["train", *BASE, "--max-steps", "60", "--eval-every", "20", "--save-every", "3", "--batch", "5"]
+    mpi(2, *args, "--out", tmp_path / "whole")
+    p = subprocess.Popen([MPIRUN, *MPI_FLAGS, "-np", "2", CLI, *args, "--out", str(tmp_path / "killed")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
+    state = tmp_path / "killed" / "train_state.safetensors"
+    first = None
+    for _ in range(3000):  # until the run has saved after its first updates
+        if p.poll() is not None:
+            break
+        if state.exists():
+            first = first or state.stat().st_mtime_ns
+            if state.stat().st_mtime_ns != first:
+                break
+        time.sleep(0.01)
+    time.sleep(random.uniform(0.0, 0.2))
+    ranks = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True).stdout.split()]
+    assert p.poll() is None and len(ranks) == 2, "the run ended before a rank could be killed"
+    os.kill(random.choice(ranks), signal.SIGKILL)
+    t0 = time.time()
+    p.wait(timeout=90)
+    assert time.time() - t0 < 60, "the other rank did not stop within 60 s"
+    assert p.returncode != 0
+    r = attend("train", "--resume", tmp_path / "killed", check=False)  # one process: refused
+    assert r.returncode == 2 and "trained on 2 process(es); resume it with the same number (mpirun -np 2)" in r.stderr
+    mpi(2, "train", "--resume", tmp_path / "killed")
+    assert (open(tmp_path / "whole/model.safetensors", "rb").read() ==
+            open(tmp_path / "killed/model.safetensors", "rb").read())
