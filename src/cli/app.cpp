@@ -327,7 +327,12 @@ int train_and_report(const TrainOptions& o) {
                  o.out.c_str(), kTrainStateFile, o.out.c_str());
     return 128 + sig;
   }
-  if (!Communicator::world().writer()) return 0;  // under mpirun, rank 0 reports
+  const Communicator& comm = Communicator::world();
+  if (!comm.writer()) return 0;  // under mpirun, rank 0 reports
+  if (comm.size() > 1 && r.updates > 0 && r.update_seconds > 0)
+    std::fprintf(stderr, "%d processes: %.1f ms per update, of which %.1f ms (%.1f%%) exchanging gradients\n",
+                 comm.size(), 1e3 * r.update_seconds / double(r.updates), 1e3 * r.reduce_seconds / double(r.updates),
+                 100.0 * r.reduce_seconds / r.update_seconds);
   const std::string best = format_dev_score(r.best);
   std::printf("trained %lld steps in %s (%s); best dev %s at step %lld; model in %s\n", static_cast<long long>(r.steps),
               format_duration(r.seconds).c_str(), r.stop_reason.c_str(), best.c_str(),

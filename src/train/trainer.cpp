@@ -899,8 +899,10 @@ bool Trainer::step() {
     tape.backward(loss);
   }
   if (comm_.size() > 1) {
+    const auto r0 = std::chrono::steady_clock::now();
     comm_.allreduce_sum(&loss_sum, 1);
     reduce_gradients();
+    result_.reduce_seconds += seconds_since(r0);
   }
   const float loss_value = static_cast<float>(loss_sum);
   const int64_t step_tokens = group_tokens;
@@ -986,7 +988,9 @@ TrainResult Trainer::run() {
   if (!opt_.resume) save_state();  // resumable from the first moment
   for (; st.epoch <= opt_.epochs && !stop_; ++st.epoch, st.next_batch = 0) {
     begin_epoch();
-    while (!stop_ && step()) {
+    for (auto u0 = std::chrono::steady_clock::now(); !stop_ && step(); u0 = std::chrono::steady_clock::now()) {
+      result_.update_seconds += seconds_since(u0);
+      ++result_.updates;
       if (after_step()) {
         result_.stop_reason = st.stop_reason;
         result_.steps = st.step;

@@ -116,6 +116,10 @@ struct TrainResult {
   double seconds = 0.0;
   std::string stop_reason;
   bool interrupted = false;  // stopped by should_stop; resume with TrainOptions::resume
+  // Several processes: wall time of the updates (forward, backward, exchange, optimizer) and of
+  // the gradient exchange within them, over this run's updates.
+  double update_seconds = 0.0, reduce_seconds = 0.0;
+  int64_t updates = 0;  // taken by this run (a resumed run: since it resumed)
 };
 
 class Translator;
