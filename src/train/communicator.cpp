@@ -107,6 +107,30 @@ void Communicator::broadcast(float* x, int64_t n, int root) const {
 #endif
 }
 
+std::vector<std::string> Communicator::allgather(const std::string& mine) const {
+  if (size_ <= 1) return {mine};
+#ifdef ATTEND_MPI
+  if (mine.size() > size_t(kMaxPiece))
+    throw std::invalid_argument("Communicator::allgather: " + std::to_string(mine.size()) + " bytes, at most 2^30");
+  std::vector<int> counts(size_), offsets(size_);
+  int count = static_cast<int>(mine.size());
+  check(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, MPI_COMM_WORLD), "all-gather");
+  int64_t total = 0;
+  for (int r = 0; r < size_; ++r) offsets[r] = static_cast<int>(total), total += counts[r];
+  if (total > kMaxPiece)
+    throw std::runtime_error("Communicator::allgather: " + std::to_string(total) + " bytes in all");
+  std::string all(static_cast<size_t>(total), '\0');
+  check(
+      MPI_Allgatherv(mine.data(), count, MPI_CHAR, all.data(), counts.data(), offsets.data(), MPI_CHAR, MPI_COMM_WORLD),
+      "all-gather");
+  std::vector<std::string> out;
+  for (int r = 0; r < size_; ++r) out.push_back(all.substr(offsets[r], counts[r]));
+  return out;
+#else
+  return {mine};
+#endif
+}
+
 void Communicator::require_same(const std::string& what, const std::string& value) const {
 #ifdef ATTEND_MPI
   if (size_ <= 1) return;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <iomanip>
 #include <cstdio>
+#include <cstring>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -462,6 +463,49 @@ void Trainer::reduce_gradients() {
   }
 }
 
+namespace {
+
+// What dev scoring reads of a translation (its text and tokens), as length-prefixed bytes.
+void put(std::string& out, const std::string& s) {
+  const uint64_t n = s.size();
+  out.append(reinterpret_cast<const char*>(&n), sizeof n);
+  out += s;
+}
+std::string take(const std::string& in, size_t& at) {
+  uint64_t n = 0;
+  std::memcpy(&n, in.data() + at, sizeof n);
+  at += sizeof n;
+  std::string s = in.substr(at, n);
+  at += n;
+  return s;
+}
+
+}  // namespace
+
+// Dev decoding split across the processes: each translates a contiguous share of the sources,
+// and every rank gets all the outputs, in order (every rank takes the same decisions on them).
+std::vector<Translation> Trainer::translate_dev(const std::vector<std::string>& sources) const {
+  if (comm_.size() == 1) return bundle_->translate(sources, DecodeOptions{});
+  const size_t n = sources.size(), r = comm_.rank(), N = comm_.size();
+  const std::vector<std::string> mine(sources.begin() + n * r / N, sources.begin() + n * (r + 1) / N);
+  std::string bytes;
+  for (const Translation& t : bundle_->translate(mine, DecodeOptions{})) {
+    put(bytes, t.text);
+    put(bytes, std::to_string(t.target_tokens.size()));
+    for (const std::string& token : t.target_tokens) put(bytes, token);
+  }
+  std::vector<Translation> out;
+  for (const std::string& part : comm_.allgather(bytes))
+    for (size_t at = 0; at < part.size();) {
+      Translation t;
+      t.text = take(part, at);
+      const size_t tokens = std::stoul(take(part, at));
+      for (size_t k = 0; k < tokens; ++k) t.target_tokens.push_back(take(part, at));
+      out.push_back(std::move(t));
+    }
+  return out;
+}
+
 bool Trainer::any_rank(bool flag) const {
   int64_t n = flag ? 1 : 0;
   comm_.allreduce_sum(&n, 1);
@@ -810,7 +854,7 @@ void Trainer::evaluate() {
 
 void Trainer::evaluate_weights(double tokens_per_second) {
   const ReferenceSet& refs = dev_refs_;
-  std::vector<Translation> out = bundle_->translate(refs.sources, DecodeOptions{});
+  std::vector<Translation> out = translate_dev(refs.sources);
   std::vector<Tokens> hyps;
   for (auto& t : out) hyps.push_back(t.target_tokens);
   const Scores s = score(hyps, refs.references);

@@ -72,6 +72,11 @@ def test_n_ranks_with_batch_b_equal_one_process_with_batch_n_b(tmp_path, ranks, 
     assert f"{ranks} processes" in r.stderr and r.stdout.count("trained 24 steps") == 1  # rank 0 reports
     # The same batches and the same mean gradient; only the order of float sums differs.
     assert_same_training(tmp_path / "one", tmp_path / "many", tol=1e-4)
+    # Dev decoding was split across the ranks: what they recorded is what attend eval measures.
+    last = [r for r in map(json.loads, open(tmp_path / "many/metrics.jsonl")) if r["best"]][-1]  # the saved model
+    measured = json.loads(attend("eval", "--model", tmp_path / "many", "--test", tmp_path / "many/dev.tsv",
+                                 "--json").stdout)
+    assert (last["dev_exact_match"], last["dev_error_rate"]) == (measured["exact_match"], measured["token_error_rate"])
 
 
 def test_two_runs_with_the_same_ranks_are_byte_identical(tmp_path):

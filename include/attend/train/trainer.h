@@ -123,6 +123,7 @@ struct TrainResult {
 };
 
 class Translator;
+struct Translation;
 class DirectoryLock;
 
 // One training run in `options.out`. The constructor takes the directory's lock, finishes or
@@ -171,6 +172,7 @@ class Trainer {
   std::vector<int> shard(const std::vector<int>& global) const;
   void reduce_gradients();
   bool any_rank(bool flag) const;
+  std::vector<Translation> translate_dev(const std::vector<std::string>& sources) const;
   void check_ranks_agree() const;
 
   TrainOptions opt_;
