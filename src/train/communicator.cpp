@@ -131,6 +131,17 @@ std::vector<std::string> Communicator::allgather(const std::string& mine) const 
 #endif
 }
 
+void Communicator::broadcast(uint64_t* x, int64_t n, int root) const {
+#ifdef ATTEND_MPI
+  if (size_ > 1)
+    for (int64_t i = 0; i < n; i += kMaxPiece)
+      check(MPI_Bcast(x + i, static_cast<int>(std::min(kMaxPiece, n - i)), MPI_UINT64_T, root, MPI_COMM_WORLD),
+            "broadcast");
+#else
+  (void)x, (void)n, (void)root;
+#endif
+}
+
 void Communicator::require_same(const std::string& what, const std::string& value) const {
 #ifdef ATTEND_MPI
   if (size_ <= 1) return;

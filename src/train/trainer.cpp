@@ -904,12 +904,21 @@ void Trainer::begin_epoch() {
     state_.epoch_steps = 0;
     state_.epoch_rng = rng_.state();
   }
+  // Every process shuffles alike: a model that samples (hard attention) draws from the RNG as
+  // many times as its shard has rows, so the processes' generators part; rank 0's decides.
+  if (comm_.size() > 1) comm_.broadcast(state_.epoch_rng.data(), static_cast<int64_t>(state_.epoch_rng.size()));
   const std::array<uint64_t, 4> now = rng_.state();
   rng_.set_state(state_.epoch_rng);
   const int N = comm_.size();  // a global batch: N shards of --batch sentences (or --batch-tokens)
   batches_ = opt_.batch_tokens > 0 ? make_token_batches(train_set_, opt_.batch_tokens * N, &rng_)
                                    : make_batches(train_set_, opt_.batch * N, &rng_);
   if (state_.next_batch > 0) rng_.set_state(now);
+  if (comm_.size() > 1) {  // a check that costs one exchange per epoch: the shards must partition
+    std::string order;
+    for (const auto& b : batches_)
+      for (int i : b) order += std::to_string(i) + ",";
+    comm_.require_same("the epoch's batch order", sha256_hex(order));
+  }
 }
 
 bool Trainer::step() {

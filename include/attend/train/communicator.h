@@ -27,6 +27,7 @@ class Communicator {
   void allreduce_sum(int64_t* x, int64_t n) const;
   // x from `root` on every rank.
   void broadcast(float* x, int64_t n, int root = 0) const;
+  void broadcast(uint64_t* x, int64_t n, int root = 0) const;
   // Every rank's bytes, in rank order, on every rank (each at most 1 GiB).
   std::vector<std::string> allgather(const std::string& mine) const;
   // Throws std::runtime_error naming `what` and the ranks whose value differs from rank 0's
