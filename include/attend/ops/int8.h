@@ -1,0 +1,50 @@
+// attend ops: int8 weights for inference (attend translate --precision int8).
+//
+// A weight matrix quantized per output, symmetric, int8 with fp32 scales (Wu et al. 2016, as
+// CTranslate2 does); inputs are quantized per row as they arrive, products sum in int32 and are
+// scaled back to fp32 (kernels/int8_gemm.h has the arithmetic and its error). Attention
+// scores, softmax, LayerNorm and recurrences stay in fp32: only the affine products use it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "attend/tensor.h"
+
+namespace attend {
+
+namespace kernels {
+class Int8Gemm;
+}
+
+enum class Precision { kFp32, kInt8 };
+Precision parse_precision(const std::string& name);  // "fp32" | "int8"; throws naming the choices
+std::string to_string(Precision p);
+
+class Int8Weight {
+ public:
+  // w [In, Out] as Linear keeps it (rows first..first+In of a taller matrix: pass the pointer).
+  static std::shared_ptr<const Int8Weight> from_in_out(const float* w, int in, int out);
+  // w [Out, In]: an embedding table [V, E] used as the output layer (tied embeddings).
+  static std::shared_ptr<const Int8Weight> from_out_in(const float* w, int out, int in);
+
+  // y [M, Out] = x [M, In] W + bias [Out] (bias may be null), for raw buffers.
+  void apply(const float* x, int64_t M, const float* bias, float* y) const;
+  // x [..., In] -> [..., Out]; bias [Out] or undefined. Throws std::invalid_argument on shapes.
+  Tensor apply(const Tensor& x, const Tensor& bias) const;
+
+  int in() const { return in_; }
+  int out() const { return out_; }
+  int64_t bytes() const { return int64_t(q_.size()) + int64_t(scale_.size()) * 4; }
+
+ private:
+  Int8Weight(int in, int out);
+  int in_ = 0, out_ = 0;
+  std::vector<int8_t> q_;     // [Out, In]
+  std::vector<float> scale_;  // [Out]
+  std::shared_ptr<const kernels::Int8Gemm> gemm_;
+};
+
+}  // namespace attend

@@ -1,0 +1,123 @@
+#include "int8_gemm.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <stdexcept>
+#include <string>
+
+namespace attend::kernels {
+
+namespace {
+
+// y[n] = float(acc[n]) * s * sb[n] + bias[n] over one row, the int32 sums read from y's own
+// storage (memcpy: the bytes are an int32 until they are overwritten).
+void dequantize_row(int N, float s, const float* sb, const float* bias, float* y) {
+  for (int n = 0; n < N; ++n) {
+    int32_t acc;
+    std::memcpy(&acc, y + n, sizeof acc);
+    y[n] = static_cast<float>(acc) * s * sb[n] + (bias ? bias[n] : 0.0f);
+  }
+}
+
+const dnnl::engine& cpu_engine() {
+  static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// oneDNN runs on an OpenMP team of omp_get_max_threads() threads, a setting of each thread:
+// one, so that a product runs where it is called (attend's own threads split the work).
+dnnl::stream& thread_stream() {
+  thread_local dnnl::stream stream = [] {
+    omp_set_num_threads(1);
+    return dnnl::stream(cpu_engine());
+  }();
+  return stream;
+}
+
+}  // namespace
+
+int int8_range() {
+  static const int range = [] {
+    // oneDNN's ISA values are bit sets: each VNNI level adds one bit to the level below it.
+    const unsigned isa = static_cast<unsigned>(dnnl::get_effective_cpu_isa());
+    const unsigned vnni512 = dnnl_cpu_isa_avx512_core_vnni & ~unsigned(dnnl_cpu_isa_avx512_core);
+    const unsigned vnni256 = dnnl_cpu_isa_avx2_vnni & ~unsigned(dnnl_cpu_isa_avx2);
+    return (isa & (vnni512 | vnni256)) != 0 ? 127 : 63;
+  }();
+  return range;
+}
+
+void quantize_rows(const float* x, int64_t M, int K, int R, int8_t* q, float* scales) {
+  for (int64_t m = 0; m < M; ++m) {
+    const float* row = x + m * K;
+    int8_t* out = q + m * K;
+    float top = 0.0f, probe = 0.0f;  // probe: NaN when the row holds a NaN or an infinity
+    for (int k = 0; k < K; ++k) top = std::max(top, std::fabs(row[k])), probe += row[k] * 0.0f;
+    if (probe != probe) {
+      scales[m] = std::nanf("");
+      std::fill_n(out, K, int8_t{0});
+      continue;
+    }
+    if (top < 1e-30f) {
+      scales[m] = 0.0f;
+      std::fill_n(out, K, int8_t{0});
+      continue;
+    }
+    const float inv = static_cast<float>(R) / top, limit = static_cast<float>(R);
+    for (int k = 0; k < K; ++k) out[k] = static_cast<int8_t>(std::clamp(std::nearbyint(row[k] * inv), -limit, limit));
+    scales[m] = top / static_cast<float>(R);
+  }
+}
+
+void int8_gemm_reference(int64_t M, int N, int K, const int8_t* qa, const float* sa, const int8_t* qb, const float* sb,
+                         const float* bias, float* y) {
+  for (int64_t m = 0; m < M; ++m) {
+    float* row = y + m * N;
+    for (int n = 0; n < N; ++n) {
+      int32_t acc = 0;
+      for (int k = 0; k < K; ++k) acc += int32_t(qa[m * K + k]) * int32_t(qb[int64_t(n) * K + k]);
+      std::memcpy(row + n, &acc, sizeof acc);
+    }
+    dequantize_row(N, sa[m], sb, bias, row);
+  }
+}
+
+struct Int8Gemm::Primitive {
+  dnnl::matmul matmul;
+  dnnl::memory::desc weights;
+};
+
+Int8Gemm::Int8Gemm(int N, int K) : N_(N), K_(K) {
+  if (N < 1 || K < 1 || K > kInt8MaxK)
+    throw std::invalid_argument("int8 product: " + std::to_string(N) + " outputs of " + std::to_string(K) +
+                                " inputs (need N >= 1 and 1 <= K <= " + std::to_string(kInt8MaxK) + ")");
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  const dnnl::memory::dim any = DNNL_RUNTIME_DIM_VAL;
+  const dnnl::memory::desc src({any, K}, dt::s8, tag::ab), dst({any, N}, dt::s32, tag::ab);
+  const dnnl::memory::desc weights({K, N}, dt::s8, tag::ba);  // [N, K] row-major, read as [K, N]
+  thread_stream();                                            // this thread's OpenMP setting, before oneDNN looks
+  const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, dst), cpu_engine());
+  primitive_ = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), weights});
+}
+
+void Int8Gemm::run(int64_t M, const int8_t* qa, const float* sa, const int8_t* qb, const float* sb, const float* bias,
+                   float* y) const {
+  if (M == 0) return;
+  using dt = dnnl::memory::data_type;
+  using tag = dnnl::memory::format_tag;
+  dnnl::stream& stream = thread_stream();
+  const dnnl::engine& engine = cpu_engine();
+  dnnl::memory src({{M, K_}, dt::s8, tag::ab}, engine, const_cast<int8_t*>(qa));
+  dnnl::memory weights(primitive_->weights, engine, const_cast<int8_t*>(qb));
+  dnnl::memory dst({{M, N_}, dt::s32, tag::ab}, engine, y);
+  primitive_->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+  stream.wait();
+  for (int64_t m = 0; m < M; ++m) dequantize_row(N_, sa[m], sb, bias, y + m * N_);
+}
+
+}  // namespace attend::kernels
