@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdlib>
 #include <cstdio>
@@ -231,6 +232,23 @@ TEST_F(Cli, TranslateInTokenSizedBatchesGivesTheSameOutputs) {
     ASSERT_EQ(r.code, 0) << r.output;
     EXPECT_EQ(r.output, plain.output) << flags;
   }
+}
+
+// --precision int8: the same commands with int8 products; an unknown precision is refused.
+TEST_F(Cli, TranslateEvalAndAlignInInt8) {
+  const std::string model = " --model " + dir_ + "/model";
+  const std::string inputs = " ab ba abc cab bca aab cc acb bac cba";
+  const CliRun fp = run("translate" + model + inputs), q = run("translate --precision int8" + model + inputs);
+  ASSERT_EQ(q.code, 0) << q.output;
+  EXPECT_EQ(std::count(q.output.begin(), q.output.end(), '\n'), std::count(fp.output.begin(), fp.output.end(), '\n'));
+  CliRun r = run("eval --precision int8" + model + " --test " + dir_ + "/dev.tsv --json");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("\"exact_match\""), std::string::npos) << r.output;
+  r = run("align --precision int8" + model + " --format pharaoh abc");
+  EXPECT_EQ(r.code, 0) << r.output;
+  r = run("translate --precision fp16" + model + " abc");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("fp16"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {

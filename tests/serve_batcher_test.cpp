@@ -195,7 +195,8 @@ TEST(ServeApi, RequestsAreParsedStrictly) {
   EXPECT_EQ(status_of(R"({"model":"m","text":["a"],"beam":1e99})", "'beam' must be an integer"), 400);
   EXPECT_EQ(status_of(R"({"model":"m","text":["a"],"beam":2,"n_best":3})", "'n_best' must be 1..2"), 400);
   EXPECT_EQ(status_of(R"({"model":"m","text":["a"],"alignment":"yes"})", "'alignment' must be true or false"), 400);
-  EXPECT_EQ(status_of(R"({"model":"m","text":["a"],"precision":"int8"})", "fp32 only"), 400);
+  EXPECT_EQ(status_of(R"({"model":"m","text":["a"],"precision":"fp16"})", "'precision' must be \"fp32\" or \"int8\""),
+            400);
   EXPECT_EQ(status_of(R"({"model":"m","text":["a"],"beem":2})", "unknown field 'beem'"), 400);
   EXPECT_EQ(status_of(R"({"model":"m","text":[[[[["a"]]]]]})", "nested deeper than 4"), 400);
   EXPECT_EQ(status_of("{\"model\":\"m\",\"text\":[\"\xff\"]}", "malformed JSON"), 400);  // invalid UTF-8

@@ -124,6 +124,7 @@ struct DecodeArgs {
   int nbest = 1;
   int batch = 64;            // sentences decoded together
   int64_t batch_tokens = 0;  // > 0: at most this many padded source tokens per batch
+  std::string precision = "fp32";
   DecodeOptions options() const {
     DecodeOptions o;
     o.beam = beam, o.length_penalty = length_penalty, o.max_length = max_length;
@@ -179,6 +180,11 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
       ->capture_default_str();
   app->add_option("--threads", a.threads, "Threads for matrix products and attention kernels")
       ->check(whole(1, max_threads()))
+      ->capture_default_str();
+  app->add_option("--precision", a.precision,
+                  "fp32, or int8: the affine products with weights quantized per output row when loading "
+                  "(faster; outputs may differ slightly)")
+      ->check(CLI::IsMember({"fp32", "int8"}))
       ->capture_default_str();
 }
 
@@ -398,7 +404,7 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
 
 int run_eval(const EvalArgs& e) {
   set_threads(e.d.threads);
-  const Translator tr = Translator::load(e.d.model);
+  const Translator tr = Translator::load(e.d.model, parse_precision(e.d.precision));
   const EvalReport r = evaluate_test(tr, {e.test, e.keys, e.d.options(), e.d.batch, e.d.batch_tokens});
   if (e.show_errors)
     for (const auto& [source, output] : r.wrong)
@@ -486,7 +492,7 @@ int run_translate(const TranslateArgs& a) {
   if (d.nbest > d.beam)
     throw std::invalid_argument("--n-best " + std::to_string(d.nbest) + " needs a beam at least as wide (--beam " +
                                 std::to_string(d.beam) + ")");
-  Translator tr = Translator::load(d.model);
+  Translator tr = Translator::load(d.model, parse_precision(d.precision));
   TranslateOutput out{a.show_attention, ::isatty(1) != 0, a.with_scores, a.json, d.nbest > 1};
   if (a.texts.empty()) {
     translate_stdin(tr, d, out);
@@ -577,7 +583,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
                                 " (use a .png or .svg file, or --format pharaoh)");
   }
   set_threads(d.threads);
-  Translator tr = Translator::load(d.model);
+  Translator tr = Translator::load(d.model, parse_precision(d.precision));
   const std::vector<AttentionMap> maps = tr.model().attention_maps();
   const MapChoice choice = choose_map(map, maps);
   std::vector<std::string> inputs = texts;

@@ -83,7 +83,7 @@ class FusedSoftDecoder final : public StepDecoder {
     } else {
       const int E = w_.E;
       for (int n = 0; n < N; ++n) std::copy_n(w_.emb + int64_t(prev[n]) * E, E, emb_rows_.data() + int64_t(n) * E);
-      kernels::affine(N, GH, E, emb_rows_.data(), w_.w_emb, w_.b_ih, gi);
+      product(int8(&FusedInt8::w_emb), N, GH, E, emb_rows_.data(), w_.w_emb, w_.b_ih, gi);
     }
   }
 
@@ -93,9 +93,9 @@ class FusedSoftDecoder final : public StepDecoder {
     float *gi = gi_.data(), *gh = gh_.data();
     for (int i = 0; i < 2; ++i) {
       if ((i == 0) != reverse) {  // gh = s_{t-1} W_hh + b_hh
-        kernels::affine(N, GH, H, h_.data(), w_.w_hh, w_.b_hh, gh);
+        product(int8(&FusedInt8::w_hh), N, GH, H, h_.data(), w_.w_hh, w_.b_hh, gh);
       } else if (w_.input_feeding && t_ > 1) {  // gi += h̃_{t-1} W_ih[E:] (h̃_0 = 0: nothing to add)
-        kernels::gemm(false, false, N, GH, H, 1.0f, feed_.data(), H, w_.w_feed, GH, 1.0f, gi, GH);
+        add_feed_gates(gi);
       }
     }
     for (int n = 0; n < N; ++n) {
@@ -121,9 +121,9 @@ class FusedSoftDecoder final : public StepDecoder {
     const bool additive = w_.score == ScoreKind::kAdditive;
     for (int i = 0; i < 2; ++i) {
       if ((i == 0) != reverse)
-        kernels::affine(N, H, H, h_.data(), w_.w_cs, nullptr, pre_.data());
+        product(int8(&FusedInt8::w_cs), N, H, H, h_.data(), w_.w_cs, nullptr, pre_.data());
       else if (additive)
-        kernels::affine(N, A, H, h_.data(), w_.w_q, nullptr, q_.data());
+        product(int8(&FusedInt8::w_q), N, A, H, h_.data(), w_.w_q, nullptr, q_.data());
     }
     if (additive) {  // v_a^T tanh(s_t W_q + k_s W_k)
       kernels::additive_scores_forward(q_.data(), keys, w_.v_a, N, 1, S, A, scores_.data(), nullptr);
@@ -161,13 +161,37 @@ class FusedSoftDecoder final : public StepDecoder {
     }
     kernels::vtanh(pre_.data(), feed_.data(), int64_t(N) * H);
     Tensor logits = Tensor::empty(Shape{N, w_.V});
-    kernels::affine(N, w_.V, H, feed_.data(), w_.w_out, w_.b_out, logits.data());
+    product(int8(&FusedInt8::w_out), N, w_.V, H, feed_.data(), w_.w_out, w_.b_out, logits.data());
     return logits;
+  }
+
+  // The int8 weight `member` of a quantized model, or null (fp32).
+  const Int8Weight* int8(std::shared_ptr<const Int8Weight> FusedInt8::*member) const {
+    return w_.int8 ? (w_.int8->*member).get() : nullptr;
+  }
+
+  // y[N, Out] = x[N, In] w + bias: in int8 when q is given, else fp32.
+  static void product(const Int8Weight* q, int N, int Out, int In, const float* x, const float* w, const float* bias,
+                      float* y) {
+    if (q)
+      q->apply(x, N, bias, y);
+    else
+      kernels::affine(N, Out, In, x, w, bias, y);
+  }
+
+  // gi += h̃_{t-1} W_ih[E:] (fp32: one product accumulating in place; int8: a product, then a sum).
+  void add_feed_gates(float* gi) {
+    const int N = N_, H = w_.H, GH = G_ * H;
+    const Int8Weight* q = int8(&FusedInt8::w_feed);
+    if (!q) return kernels::gemm(false, false, N, GH, H, 1.0f, feed_.data(), H, w_.w_feed, GH, 1.0f, gi, GH);
+    q->apply(feed_.data(), N, nullptr, feed_gates_.data());
+    for (int64_t i = 0; i < int64_t(N) * GH; ++i) gi[i] += feed_gates_.data()[i];
   }
 
   void allocate_rows() {  // the per-step buffers of N_ rows
     const int H = w_.H, GH = G_ * H;
     gi_ = Tensor::empty(Shape{N_, GH}), gh_ = Tensor::empty(Shape{N_, GH}), emb_rows_ = Tensor::empty(Shape{N_, w_.E});
+    if (w_.int8 && w_.int8->w_feed) feed_gates_ = Tensor::empty(Shape{N_, GH});
     h_next_ = Tensor::empty(Shape{N_, H}), c_next_ = Tensor::empty(Shape{N_, H});
     q_ = Tensor::empty(Shape{N_, w_.A}), scores_ = Tensor::empty(Shape{N_, S_}), pre_ = Tensor::empty(Shape{N_, H});
   }
@@ -178,6 +202,7 @@ class FusedSoftDecoder final : public StepDecoder {
   int64_t t_ = 0;                                          // steps taken
   Tensor h_, c_, feed_;                                    // s_{t-1}, LSTM cell, h̃_{t-1}: [N,H]
   Tensor gi_, gh_, emb_rows_, h_next_, c_next_, scratch_;  // per-step buffers
+  Tensor feed_gates_;                                      // int8 with input feeding: h̃_{t-1} W_ih[E:]
   Tensor q_, scores_, pre_;
 };
 

@@ -93,6 +93,24 @@ class RnnStepDecoder final : public StepDecoder {
 
 }  // namespace
 
+void Seq2Seq::quantize() {
+  output_.quantize();
+  const int E = config_.embedding, H = config_.hidden, M = config_.memory_size(), GH = decoder_cell_.gates() * H;
+  const float* w_ih = decoder_cell_.w_ih().value().data();  // [E (+ H with input feeding), G*H]
+  auto q = std::make_shared<FusedInt8>();
+  q->w_emb = Int8Weight::from_in_out(w_ih, E, GH);
+  if (config_.input_feeding) q->w_feed = Int8Weight::from_in_out(w_ih + int64_t(E) * GH, H, GH);
+  q->w_hh = Int8Weight::from_in_out(decoder_cell_.w_hh().value().data(), H, GH);
+  const SoftAttention& scorer = attention_->scorer();
+  if (scorer.score() == ScoreKind::kAdditive) {
+    const Tensor& wq = scorer.params().Wq.value();  // [H, A]
+    q->w_q = Int8Weight::from_in_out(wq.data(), H, static_cast<int>(wq.size(1)));
+  }
+  q->w_cs = Int8Weight::from_in_out(attentional_layer_.weight().value().data() + int64_t(M) * H, H, H);
+  q->w_out = Int8Weight::from_in_out(output_.weight().value().data(), H, config_.tgt_vocab);
+  int8_ = std::move(q);
+}
+
 bool Seq2Seq::fused_step_applies(const DecodeOptions& options) const {
   const SoftAttention& scorer = attention_->scorer();
   return !options.reference_step && attention_->is_plain_soft() && scorer.normalizer() == Normalizer::kSoftmax &&
@@ -129,7 +147,8 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
                        attentional_layer_.weight().value().data() + int64_t(M) * H,
                        attentional_layer_.bias().defined() ? attentional_layer_.bias().value().data() : nullptr,
                        output_.weight().value().data(),
-                       output_.bias().value().data()};
+                       output_.bias().value().data(),
+                       int8_.get()};
   return fused_soft_decoder(w, ready.enc, ready.state);
 }
 

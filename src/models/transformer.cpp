@@ -102,7 +102,17 @@ Var Transformer::embed(const Embedding& table, const std::vector<int>& ids, int 
 }
 
 Var Transformer::output(const Var& h) const {
-  return config_.tie_embeddings ? matmul(h, tgt_emb_.table(), /*trans_a=*/false, /*trans_b=*/true) : output_(h);
+  if (!config_.tie_embeddings) return output_(h);
+  if (tied_int8_ && !Tape::current()) return Var(tied_int8_->apply(h.value(), Tensor()));
+  return matmul(h, tgt_emb_.table(), /*trans_a=*/false, /*trans_b=*/true);
+}
+
+void Transformer::quantize() {
+  for (auto& layer : encoder_) layer.quantize();
+  for (auto& layer : decoder_cell_) layer.quantize();
+  if (!config_.tie_embeddings) return output_.quantize();
+  const Tensor& table = tgt_emb_.table().value();  // [V, C]: each output's weights a row already
+  tied_int8_ = Int8Weight::from_out_in(table.data(), static_cast<int>(table.size(0)), static_cast<int>(table.size(1)));
 }
 
 namespace {

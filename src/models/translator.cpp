@@ -88,7 +88,7 @@ Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenize
   if (!model_) throw std::invalid_argument("Translator: no model");
 }
 
-Translator Translator::load(const std::string& dir) {
+Translator Translator::load(const std::string& dir, Precision precision) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     if (errno == ENOENT) throw std::runtime_error(dir + ": no such model directory");
@@ -121,7 +121,10 @@ Translator Translator::load(const std::string& dir) {
   require_finite(tensors, weights);
   assign_parameters(model->parameters(), tensors, weights);
   model->freeze();  // a loaded model is for inference
-  return Translator(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
+  if (precision == Precision::kInt8) model->quantize();
+  Translator t(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
+  t.precision_ = precision;
+  return t;
 }
 
 void Translator::save(const std::string& dir) const {

@@ -13,7 +13,14 @@ Linear::Linear(int in, int out, bool bias, Rng& rng) : w_(parameter(Shape{in, ou
   if (bias) b_ = parameter(Shape{out});
 }
 
-Var Linear::operator()(const Var& x) const { return linear(x, w_, b_); }
+Var Linear::operator()(const Var& x) const {
+  if (int8_ && !Tape::current()) return Var(int8_->apply(x.value(), b_.defined() ? b_.value() : Tensor()));
+  return linear(x, w_, b_);
+}
+
+void Linear::quantize() {
+  int8_ = Int8Weight::from_in_out(w_.value().data(), static_cast<int>(w_.size(0)), static_cast<int>(w_.size(1)));
+}
 
 void Linear::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
   out.push_back({prefix + "weight", w_});

@@ -55,6 +55,10 @@ void MultiHeadAttention::collect(const std::string& prefix, std::vector<NamedPar
   wo_.collect(prefix + "o.", out);
 }
 
+void MultiHeadAttention::quantize() {
+  for (Linear* l : {&wq_, &wk_, &wv_, &wo_}) l->quantize();
+}
+
 FeedForward::FeedForward(int dim, int hidden, Rng& rng) : w1_(dim, hidden, true, rng), w2_(hidden, dim, true, rng) {}
 
 Var FeedForward::operator()(const Var& x, float p, Rng* rng) const {
@@ -67,6 +71,8 @@ void FeedForward::collect(const std::string& prefix, std::vector<NamedParameter>
   w1_.collect(prefix + "w1.", out);
   w2_.collect(prefix + "w2.", out);
 }
+
+void FeedForward::quantize() { w1_.quantize(), w2_.quantize(); }
 
 Tensor sinusoidal_positions(int length, int dim) {
   Tensor pe(Shape{length, dim});
@@ -115,6 +121,8 @@ void TransformerEncoderLayer::collect(const std::string& prefix, std::vector<Nam
   ln1_.collect(prefix + "ln1.", out);
   ln2_.collect(prefix + "ln2.", out);
 }
+
+void TransformerEncoderLayer::quantize() { attn_.quantize(), ffn_.quantize(); }
 
 TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
     : self_attn_(dim, heads, rng),
@@ -191,5 +199,7 @@ void TransformerDecoderLayer::collect(const std::string& prefix, std::vector<Nam
   ln2_.collect(prefix + "ln2.", out);
   ln3_.collect(prefix + "ln3.", out);
 }
+
+void TransformerDecoderLayer::quantize() { self_attn_.quantize(), cross_attn_.quantize(), ffn_.quantize(); }
 
 }  // namespace attend

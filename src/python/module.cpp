@@ -287,7 +287,9 @@ returns a dict of d(loss)/d(input) for query, keys, values and every score param
 class PyModel {
  public:
   explicit PyModel(Translator t) : t_(std::move(t)) {}
-  static PyModel load(const py::object& dir) { return PyModel(Translator::load(to_path(dir, "Model.load"))); }
+  static PyModel load(const py::object& dir, const std::string& precision) {
+    return PyModel(Translator::load(to_path(dir, "Model.load"), parse_precision(precision)));
+  }
 
   std::vector<std::string> translate(const std::vector<std::string>& texts, int beam, int batch) const {
     if (batch < 1) throw std::invalid_argument("translate: batch must be >= 1, got " + std::to_string(batch));
@@ -392,6 +394,7 @@ class PyModel {
 
   std::string config() const { return t_.model().config_json().dump(); }
   std::string architecture() const { return to_string(t_.model().architecture()); }
+  std::string precision() const { return to_string(t_.precision()); }
   std::vector<std::string> source_vocab() const { return t_.source_vocab().tokens(); }
   std::vector<std::string> target_vocab() const { return t_.target_vocab().tokens(); }
 
@@ -581,8 +584,10 @@ void bind_sdpa(py::module_& m) {
 void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
       .def_static(
-          "load", &PyModel::load, py::arg("dir"),
-          "Loads and validates a model directory.\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
+          "load", &PyModel::load, py::arg("dir"), py::arg("precision") = "fp32",
+          "Loads and validates a model directory; precision 'int8' decodes with int8 products (weights "
+          "quantized per output row when loading).\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
+      .def_property_readonly("precision", &PyModel::precision, "'fp32' or 'int8': how the model decodes.")
       .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5, py::arg("batch") = 64,
            "Outputs for a list of inputs, decoded `batch` inputs at a time (of similar lengths).\n\n"
            ">>> model.translate(['the 3rd of march, 1999'])  # doctest: +SKIP\n"

@@ -107,8 +107,9 @@ TranslateRequest parse_translate_request(const std::string& body, bool align, co
     r.alignment = align || j["alignment"].get<bool>();
   }
   if (j.contains("precision")) {
-    const std::string p = string_field(j, "precision");
-    if (p != "fp32") throw ApiError(400, "field 'precision': this server decodes in fp32 only, got '" + p + "'");
+    r.precision = string_field(j, "precision");
+    if (r.precision != "fp32" && r.precision != "int8")
+      throw ApiError(400, "field 'precision' must be \"fp32\" or \"int8\", got '" + r.precision + "'");
   }
   return r;
 }

@@ -39,6 +39,7 @@ struct TranslateRequest {
   std::vector<std::string> texts;
   int beam = 1, n_best = 1;
   bool alignment = false;
+  std::string precision;  // "fp32" or "int8" when asked for (must be the model's); empty: the model's
 };
 
 // Throws ApiError(400) naming the field for malformed JSON, wrong types, out-of-range values and

@@ -16,6 +16,7 @@ nlohmann::json LoadedModel::describe() const {
           {"source_tokenizer", to_string(translator.source_tokenizer().kind)},
           {"target_tokenizer", to_string(translator.target_tokenizer().kind)},
           {"max_source_length", m.max_source_length()},
+          {"precision", to_string(translator.precision())},
           {"task", extra.contains("task") ? extra["task"] : nlohmann::json(nullptr)},
           {"generation", generation},
           {"loaded_at", std::chrono::duration_cast<std::chrono::seconds>(loaded_at.time_since_epoch()).count()}};
@@ -33,7 +34,8 @@ std::pair<std::string, std::string> parse_model_spec(const std::string& spec) {
   return {name, spec.substr(eq + 1)};
 }
 
-ModelSet::ModelSet(const std::vector<std::pair<std::string, std::string>>& models) {
+ModelSet::ModelSet(const std::vector<std::pair<std::string, std::string>>& models, Precision precision)
+    : precision_(precision) {
   if (models.empty()) throw std::invalid_argument("serve: give at least one --model NAME=DIR");
   for (const auto& [name, dir] : models) {
     if (models_.count(name)) throw std::invalid_argument("serve: model name '" + name + "' given twice");
@@ -44,7 +46,7 @@ ModelSet::ModelSet(const std::vector<std::pair<std::string, std::string>>& model
 std::shared_ptr<const LoadedModel> ModelSet::load(const std::string& name, const std::string& dir,
                                                   uint64_t generation) const {
   try {
-    auto m = std::make_shared<LoadedModel>(LoadedModel{name, dir, Translator::load(dir), generation, {}});
+    auto m = std::make_shared<LoadedModel>(LoadedModel{name, dir, Translator::load(dir, precision_), generation, {}});
     m->loaded_at = std::chrono::system_clock::now();
     return m;
   } catch (const std::exception& e) {

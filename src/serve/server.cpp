@@ -391,6 +391,10 @@ Response Server::Impl::submit(const std::shared_ptr<Session>& s, const std::stri
     for (const auto& m : models.all()) names += (names.empty() ? "" : ", ") + m->name;
     throw ApiError(404, "no model named '" + p->request.model + "' (models: " + names + ")");
   }
+  const std::string served = to_string(p->model->translator.precision());
+  if (!p->request.precision.empty() && p->request.precision != served)
+    throw ApiError(400, "field 'precision': model '" + p->request.model + "' decodes in " + served +
+                            " (attend serve --precision), got '" + p->request.precision + "'");
   const Tokenizer& tok = p->model->translator.source_tokenizer();
   for (size_t i = 0; i < p->request.texts.size(); ++i) {
     try {

@@ -102,3 +102,16 @@ def test_translate_batches_and_input_order(dates_model):
     assert [model.translate([t], beam=1)[0] for t in texts] == one
     with pytest.raises(ValueError, match="batch must be >= 1, got 0"):
         model.translate(texts, batch=0)
+
+
+def test_int8_model_translates_like_fp32(dates_model):
+    """precision="int8" quantizes the products when loading; the outputs of a trained model barely move."""
+    texts = ["25 November 2026", "11/25/26", "the 3rd of march, 1999", "2026-11-25", "Nov 25 2026", "1.2.03"]
+    fp = attend.Model.load(dates_model)
+    q = attend.Model.load(dates_model, precision="int8")
+    assert (fp.precision, q.precision) == ("fp32", "int8")
+    same = sum(a == b for a, b in zip(fp.translate(texts, beam=1), q.translate(texts, beam=1)))
+    assert same >= len(texts) - 1
+    assert q.translate(texts, beam=3, batch=1) == q.translate(texts, beam=3, batch=64)
+    with pytest.raises(ValueError, match="precision 'fp16': expected fp32 or int8"):
+        attend.Model.load(dates_model, precision="fp16")

@@ -23,6 +23,8 @@
 
 namespace attend {
 
+struct FusedInt8;  // models/fused_soft_decoder.h
+
 struct Seq2SeqConfig {
   CellKind cell = CellKind::kGru;
   int embedding = 64;
@@ -106,6 +108,8 @@ class Seq2Seq : public Model {
   std::vector<std::string> trace_names() const override;  // the mechanism's (MechanismInfo::trace)
   // Computes the input tables of every source and target token once (see use_frozen below).
   void freeze() override;
+  // The output layer and the fused step's products (fused_step_applies) in int8.
+  void quantize() override;
 
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
@@ -141,6 +145,7 @@ class Seq2Seq : public Model {
   RnnCell decoder_cell_;
   std::shared_ptr<AttentionMechanism> attention_;
   Linear attentional_layer_, output_;
+  std::shared_ptr<const FusedInt8> int8_;  // after quantize()
 };
 
 }  // namespace attend

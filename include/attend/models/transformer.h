@@ -65,6 +65,7 @@ class Transformer : public Model {
 
   const TransformerConfig& config() const { return config_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  void quantize() override;  // every layer's products and the output layer (tied: the table)
 
  private:
   friend class TransformerStepDecoder;  // transformer.cpp
@@ -75,9 +76,10 @@ class Transformer : public Model {
   Embedding src_emb_, tgt_emb_;
   std::vector<TransformerEncoderLayer> encoder_;
   std::vector<TransformerDecoderLayer> decoder_cell_;
-  LayerNorm enc_norm_, dec_norm_;  // pre-LN: after the last layer
-  Linear output_;                  // unless tied
-  Tensor positions_;               // [max_length, C]
+  LayerNorm enc_norm_, dec_norm_;                // pre-LN: after the last layer
+  Linear output_;                                // unless tied
+  std::shared_ptr<const Int8Weight> tied_int8_;  // tied and quantized: the table as the output layer
+  Tensor positions_;                             // [max_length, C]
 };
 
 }  // namespace attend

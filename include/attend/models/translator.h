@@ -17,6 +17,7 @@
 #include "attend/data/vocab.h"
 #include "attend/decode/search.h"
 #include "attend/models/model.h"
+#include "attend/ops/int8.h"
 #include "attend/models/model_config.h"
 
 namespace attend {
@@ -63,8 +64,9 @@ class Translator {
   Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab, Vocab tgt_vocab,
              nlohmann::json extra = nlohmann::json::object());
   // Loads and validates a model directory (every file against its manifest, every weight
-  // finite); errors name the file and what is wrong.
-  static Translator load(const std::string& dir);
+  // finite); errors name the file and what is wrong. With Precision::kInt8 the model decodes
+  // with int8 products (Model::quantize).
+  static Translator load(const std::string& dir, Precision precision = Precision::kFp32);
   // Writes config.json, the vocabularies and model.safetensors as one unit (io/checkpoint.h):
   // after any failure or kill the directory holds the old model or the new one, whole. With
   // another possible writer, hold the directory's lock (DirectoryLock) around it.
@@ -79,6 +81,7 @@ class Translator {
                                      int batch_size = 64, int64_t batch_tokens = 0) const;
 
   const Model& model() const { return *model_; }
+  Precision precision() const { return precision_; }
   const Tokenizer& source_tokenizer() const { return src_tok_; }
   const Tokenizer& target_tokenizer() const { return tgt_tok_; }
   const Vocab& source_vocab() const { return src_vocab_; }
@@ -92,6 +95,7 @@ class Translator {
   Tokenizer src_tok_, tgt_tok_;
   Vocab src_vocab_, tgt_vocab_;
   nlohmann::json extra_;
+  Precision precision_ = Precision::kFp32;
 };
 
 }  // namespace attend

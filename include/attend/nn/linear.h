@@ -1,7 +1,10 @@
 // attend nn: affine layer and embedding table.
 #pragma once
 
+#include <memory>
+
 #include "attend/nn/module.h"
+#include "attend/ops/int8.h"
 #include "attend/random.h"
 
 namespace attend {
@@ -13,11 +16,13 @@ class Linear : public Module {
   Linear(int in, int out, bool bias, Rng& rng);
   Var operator()(const Var& x) const;  // x [..., In] -> [..., Out]
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  void quantize() override;
   const Var& weight() const { return w_; }
   const Var& bias() const { return b_; }
 
  private:
   Var w_, b_;
+  std::shared_ptr<const Int8Weight> int8_;  // after quantize()
 };
 
 // table [V, E], N(0, 1/E) initialised.

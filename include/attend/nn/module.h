@@ -23,6 +23,11 @@ class Module {
     return out;
   }
   virtual void collect(const std::string& prefix, std::vector<NamedParameter>& out) const = 0;
+  // Inference in int8 from here on (ops/int8.h): the module and its children quantize the
+  // weights of their affine products once, now, and multiply in int8 whenever no tape records
+  // (so training through them stays exact). The fp32 weights stay, for saving and training.
+  // Call it again after changing the weights.
+  virtual void quantize() {}
   // How many numbers the parameters hold.
   int64_t parameter_count() const {
     int64_t n = 0;

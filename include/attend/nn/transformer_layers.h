@@ -42,6 +42,7 @@ class MultiHeadAttention : public Module {
   const Linear& wo() const { return wo_; }
   int heads() const { return heads_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  void quantize() override;
 
  private:
   Linear wq_, wk_, wv_, wo_;
@@ -55,6 +56,7 @@ class FeedForward : public Module {
   FeedForward(int dim, int hidden, Rng& rng);
   Var operator()(const Var& x, float dropout, Rng* rng) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  void quantize() override;
 
  private:
   Linear w1_, w2_;
@@ -75,6 +77,7 @@ class TransformerEncoderLayer : public Module {
   // x [B,S,C]; key_lengths [B] mask the padding -> [B,S,C].
   Var operator()(const Var& x, const std::vector<int>& key_lengths, Rng* dropout_rng) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  void quantize() override;
 
  private:
   MultiHeadAttention attn_;
@@ -99,6 +102,7 @@ class TransformerDecoderLayer : public Module {
   KvCache cross_keys_values(const Var& memory, const std::vector<int>& source_lengths) const;
   int heads() const { return self_attn_.heads(); }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  void quantize() override;
 
  private:
   MultiHeadAttention self_attn_, cross_attn_;

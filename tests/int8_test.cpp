@@ -1,0 +1,223 @@
+// int8 inference: the quantization (src/kernels/int8_gemm.h) by hand, oneDNN's product equal to
+// the plain int32 loops bit for bit, the error of Int8Weight within its analytic bound, NaN in
+// gives NaN out, and whole models (Transformer, RNN with the fused step) decoding in int8 close
+// to fp32 while training through a quantized layer stays exact.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <thread>
+#include <vector>
+
+#include "attend/models/seq2seq.h"
+#include "attend/models/transformer.h"
+#include "attend/nn/linear.h"
+#include "attend/ops/int8.h"
+#include "attend/random.h"
+#include "kernels/int8_gemm.h"
+
+namespace attend {
+namespace {
+
+std::vector<float> random_values(int64_t n, float scale, uint64_t seed) {
+  Rng rng(seed);
+  std::vector<float> v(n);
+  for (auto& x : v) x = scale * rng.normal();
+  return v;
+}
+
+TEST(Int8Quantize, RowsBySymmetricScaleZeroRowsAndNonFinite) {
+  const std::vector<float> x = {1.0f, -2.0f, 0.5f,  // scale 2/127: 63.5 -> 64 (to even), -127, 31.75 -> 32
+                                0.0f, 0.0f,  0.0f, std::nanf(""), 1.0f, 2.0f, 1.0f, INFINITY, 0.0f};
+  std::vector<int8_t> q(12);
+  std::vector<float> s(4);
+  kernels::quantize_rows(x.data(), 4, 3, 127, q.data(), s.data());
+  EXPECT_FLOAT_EQ(s[0], 2.0f / 127.0f);
+  EXPECT_EQ(q[0], 64);
+  EXPECT_EQ(q[1], -127);
+  EXPECT_EQ(q[2], 32);
+  EXPECT_EQ(s[1], 0.0f);
+  EXPECT_TRUE(std::isnan(s[2])) << "a NaN in the row";
+  EXPECT_TRUE(std::isnan(s[3])) << "an infinity in the row";
+  kernels::quantize_rows(x.data(), 1, 3, 63, q.data(), s.data());  // 7-bit weights
+  EXPECT_EQ(q[1], -63);
+  EXPECT_FLOAT_EQ(s[0], 2.0f / 63.0f);
+}
+
+// oneDNN's product and the reference loops sum the same integers: equal bit for bit, over
+// shapes with tails and values at the range's ends (where non-VNNI int16 pairs would saturate
+// with R = 127).
+TEST(Int8Gemm, OneDnnEqualsTheReferenceBitForBit) {
+  const int R = kernels::int8_range();
+  Rng rng(5);
+  for (int M : {1, 3, 17, 64})
+    for (int N : {1, 7, 256, 257})
+      for (int K : {1, 5, 64, 300}) {
+        std::vector<int8_t> qa(size_t(M) * K), qb(size_t(N) * K);
+        auto draw = [&] {  // a third at the ends of the range
+          const int v = rng.below(3) == 0 ? (rng.below(2) ? R : -R) : static_cast<int>(rng.below(2 * R + 1)) - R;
+          return static_cast<int8_t>(v);
+        };
+        for (auto& v : qa) v = draw();
+        for (auto& v : qb) v = draw();
+        const std::vector<float> sa = random_values(M, 0.01f, 1), sb = random_values(N, 0.01f, 2),
+                                 bias = random_values(N, 1.0f, 3);
+        std::vector<float> want(size_t(M) * N), got(size_t(M) * N);
+        kernels::int8_gemm_reference(M, N, K, qa.data(), sa.data(), qb.data(), sb.data(), bias.data(), want.data());
+        const kernels::Int8Gemm gemm(N, K);
+        gemm.run(M, qa.data(), sa.data(), qb.data(), sb.data(), bias.data(), got.data());
+        ASSERT_EQ(got, want) << "M " << M << " N " << N << " K " << K << " weight range " << R;
+      }
+}
+
+TEST(Int8Gemm, RefusesShapesItCannotSumExactly) {
+  EXPECT_THROW(kernels::Int8Gemm(0, 4), std::invalid_argument);
+  EXPECT_THROW(kernels::Int8Gemm(4, kernels::kInt8MaxK + 1), std::invalid_argument);
+}
+
+// |x.w - (qx sx).(qw sw)| <= sum_k |x_k| |dw_k| + |w_k| |dx_k| + |dx_k| |dw_k|, with |dx_k| <= sx/2
+// and |dw_k| <= sw/2 (rounding to the nearest step); checked for every output.
+TEST(Int8Weight, ErrorWithinTheRoundingBound) {
+  const int M = 9, In = 130, Out = 70;
+  const std::vector<float> x = random_values(int64_t(M) * In, 1.0f, 11), w = random_values(int64_t(In) * Out, 0.1f, 12),
+                           bias = random_values(Out, 1.0f, 13);
+  const auto q = Int8Weight::from_in_out(w.data(), In, Out);
+  std::vector<float> y(size_t(M) * Out);
+  q->apply(x.data(), M, bias.data(), y.data());
+  const int R = kernels::int8_range();
+  for (int m = 0; m < M; ++m) {
+    float xmax = 0.0f;
+    for (int k = 0; k < In; ++k) xmax = std::max(xmax, std::fabs(x[size_t(m) * In + k]));
+    const double dx = xmax / double(R) / 2.0;
+    for (int o = 0; o < Out; ++o) {
+      float wmax = 0.0f;
+      for (int k = 0; k < In; ++k) wmax = std::max(wmax, std::fabs(w[size_t(k) * Out + o]));
+      const double dw = wmax / double(R) / 2.0;
+      double exact = bias[o], bound = 1e-5;
+      for (int k = 0; k < In; ++k) {
+        const double xv = x[size_t(m) * In + k], wv = w[size_t(k) * Out + o];
+        exact += xv * wv;
+        bound += std::fabs(xv) * dw + std::fabs(wv) * dx + dx * dw;
+      }
+      ASSERT_LE(std::fabs(y[size_t(m) * Out + o] - exact), bound) << "row " << m << " output " << o;
+    }
+  }
+}
+
+TEST(Int8Weight, NonFiniteInputRowGivesNaNRowOnly) {
+  const int In = 16, Out = 8;
+  const std::vector<float> w = random_values(In * Out, 0.1f, 21);
+  std::vector<float> x = random_values(3 * In, 1.0f, 22);
+  x[In + 5] = INFINITY;
+  const auto q = Int8Weight::from_in_out(w.data(), In, Out);
+  std::vector<float> y(3 * Out);
+  q->apply(x.data(), 3, nullptr, y.data());
+  for (int o = 0; o < Out; ++o) {
+    EXPECT_TRUE(std::isfinite(y[o]));
+    EXPECT_TRUE(std::isnan(y[Out + o])) << "output " << o << " of the row with an infinity";
+    EXPECT_TRUE(std::isfinite(y[2 * Out + o]));
+  }
+}
+
+TEST(Int8Weight, ShapesAreChecked) {
+  const std::vector<float> w(12, 0.5f);
+  const auto q = Int8Weight::from_in_out(w.data(), 3, 4);
+  EXPECT_THROW(q->apply(Tensor(Shape{2, 4}), Tensor()), std::invalid_argument);
+  EXPECT_THROW(q->apply(Tensor(Shape{2, 3}), Tensor(Shape{3})), std::invalid_argument);
+  EXPECT_EQ(q->apply(Tensor(Shape{5, 2, 3}), Tensor(Shape{4})).shape(), (Shape{5, 2, 4}));
+  EXPECT_THROW(parse_precision("fp16"), std::invalid_argument);
+  EXPECT_EQ(parse_precision("int8"), Precision::kInt8);
+}
+
+TEST(Int8Weight, ThreadsGetTheSameNumbers) {
+  const int M = 33, In = 200, Out = 300;
+  const std::vector<float> x = random_values(int64_t(M) * In, 1.0f, 31), w = random_values(int64_t(In) * Out, 0.1f, 32);
+  const auto q = Int8Weight::from_in_out(w.data(), In, Out);
+  std::vector<float> alone(size_t(M) * Out);
+  q->apply(x.data(), M, nullptr, alone.data());
+  std::vector<std::vector<float>> outs(4, std::vector<float>(alone.size()));
+  std::vector<std::thread> threads;
+  for (auto& out : outs)
+    threads.emplace_back([&] {
+      for (int r = 0; r < 20; ++r) q->apply(x.data(), M, nullptr, out.data());
+    });
+  for (auto& t : threads) t.join();
+  for (const auto& out : outs) EXPECT_EQ(out, alone);
+}
+
+// Under a tape a quantized layer computes in fp32, so that gradients stay exact.
+TEST(Int8Linear, RecordingUsesTheFp32Weights) {
+  Rng rng(41);
+  Linear fp(24, 10, true, rng);
+  Linear q = fp;
+  q.quantize();
+  const Var x(Tensor::from(Shape{3, 24}, random_values(72, 1.0f, 42)));
+  Tape tape;
+  std::vector<float> recorded;
+  {
+    TapeScope scope(tape);
+    recorded = q(x).value().to_vector();
+  }
+  EXPECT_EQ(recorded, fp(x).value().to_vector());
+  NoGradScope no_grad;
+  EXPECT_NE(q(x).value().to_vector(), recorded) << "without a tape: the int8 product";
+}
+
+// Logits of every decoding step of `model`, fp32 then int8, within `tol` of the largest (for
+// 8 bits: the error grows with the quantization step, twice as large with 7).
+template <typename M>
+void expect_int8_steps_close(M& model, double tol, const std::string& what) {
+  Batch batch;
+  batch.B = 2, batch.S = 4, batch.src = {4, 5, 6, 7, 5, 4, 7, 1}, batch.src_lengths = {4, 3};
+  auto steps = [&] {
+    std::unique_ptr<StepDecoder> dec = model.decoder(batch, 1, DecodeOptions{});
+    std::vector<float> all;
+    std::vector<int> prev = {1, 1};
+    for (int t = 0; t < 5; ++t) {
+      const Tensor logits = dec->step(prev).logits;
+      all.insert(all.end(), logits.data(), logits.data() + logits.numel());
+      prev = {4 + t % 3, 5};
+    }
+    return all;
+  };
+  const std::vector<float> fp = steps();
+  model.quantize();
+  const std::vector<float> q = steps();
+  ASSERT_EQ(fp.size(), q.size());
+  double top = 0.0, worst = 0.0;
+  for (size_t i = 0; i < fp.size(); ++i) top = std::max(top, double(std::fabs(fp[i])));
+  for (size_t i = 0; i < fp.size(); ++i) worst = std::max(worst, double(std::fabs(fp[i] - q[i])));
+  EXPECT_LE(worst, tol * 127.0 / kernels::int8_range() * top) << what << ": largest logit " << top;
+  EXPECT_GT(worst, 0.0) << what << ": int8 was not used";
+}
+
+TEST(Int8Model, TransformerStepsCloseToFp32) {
+  for (bool pre : {true, false})
+    for (bool tie : {false, true}) {
+      TransformerConfig c;
+      c.dim = 32, c.heads = 4, c.ffn = 64, c.encoder_layers = 2, c.decoder_layers = 2, c.dropout = 0.0f;
+      c.pre_norm = pre, c.tie_embeddings = tie, c.max_length = 16, c.src_vocab = c.tgt_vocab = 11;
+      Rng rng(51);
+      Transformer model(c, rng);
+      expect_int8_steps_close(model, 0.05, std::string("pre_norm ") + (pre ? "1" : "0") + " tie " + (tie ? "1" : "0"));
+    }
+}
+
+TEST(Int8Model, RnnFusedStepsCloseToFp32) {
+  for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
+    for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kGeneral, ScoreKind::kAdditive})
+      for (bool feed : {false, true}) {
+        Seq2SeqConfig c;
+        c.cell = cell, c.attention.score = score, c.input_feeding = feed;
+        c.embedding = 16, c.hidden = 32, c.encoder_hidden = 16, c.attention.attention_dim = 24, c.dropout = 0.0f;
+        c.src_vocab = 11, c.tgt_vocab = 13;
+        Rng rng(61);
+        Seq2Seq model(c, rng);
+        ASSERT_TRUE(model.fused_step_applies(DecodeOptions{}));
+        expect_int8_steps_close(model, 0.05,
+                                "cell " + std::to_string(int(cell)) + " score " + std::to_string(int(score)) +
+                                    " feed " + std::to_string(feed));
+      }
+}
+
+}  // namespace
+}  // namespace attend
