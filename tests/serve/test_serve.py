@@ -436,3 +436,20 @@ def test_expect_100_continue_is_answered_before_the_body(server):
         c.sendall(body)
         reply = recv_all(c)
     assert reply.startswith(b"HTTP/1.1 200") and len(json.loads(reply.split(b"\r\n\r\n", 1)[1])["translations"]) == 5
+
+
+def test_int8_server_answers_as_attend_translate_in_int8(models):
+    """--precision int8: every model decodes with int8 products, exactly as `attend translate --precision int8`."""
+    s = Server(models, "--precision", "int8")
+    try:
+        _, _, body = s.request("GET", "/v1/models")
+        assert {m["name"]: m["precision"] for m in json.loads(body)["models"]} == {"dates": "int8", "tf": "int8"}
+        for name, sub in (("dates", "rnn"), ("tf", "transformer")):
+            status, out = s.post("/v1/translate", {"model": name, "text": INPUTS, "beam": 3, "precision": "int8"})
+            assert status == 200, out
+            want = attend("translate", "--precision", "int8", "--model", models / sub, "--beam", 3, *INPUTS).stdout
+            assert [t["text"] for t in out["translations"]] == want.splitlines()
+        status, out = s.post("/v1/translate", {"model": "dates", "text": ["a"], "precision": "fp32"})
+        assert status == 400 and "decodes in int8" in out["error"]
+    finally:
+        assert s.stop() == 0, s.log()
