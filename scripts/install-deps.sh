@@ -3,7 +3,8 @@
 # Usage: scripts/install-deps.sh [build|test|fuzz|bible]
 #   build: compiler, CMake, the libraries the library and CLI link against (oneDNN for int8 inference, Boost for
 #          attend serve, OpenMPI for training on several processes), Python headers, NumPy and pybind11
-#          for the Python module, npm for `attend data cmudict` (what `make demo` needs)
+#          for the Python module, npm for `attend data cmudict` (what `make demo` needs); oneDNN's CMake
+#          package asks for OpenCL (ocl-icd-opencl-dev, only recommended by libdnnl-dev)
 #   test:  build + GoogleTest, Google Benchmark, PyTorch, pytest, NLTK, Chromium (the report page's browser test),
 #          wrk (bench/serve.py's load) and the bible modules (what `make test` and `make bench` need)
 #   fuzz:  build + clang and its runtime with libFuzzer (what `make fuzz` needs)
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 profile=${1:-build}
-build_pkgs=(g++ make cmake pkg-config libboost-dev libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
+build_pkgs=(g++ make cmake pkg-config libboost-dev libopenmpi-dev openmpi-bin libopenblas-dev libdnnl-dev ocl-icd-opencl-dev libhwy-dev libsentencepiece-dev libcli11-dev nlohmann-json3-dev libpng-dev
             libfreetype-dev libssl-dev fonts-dejavu-core python3 python3-dev python3-numpy pybind11-dev npm)
 test_pkgs=(libgtest-dev libbenchmark-dev wrk python3-torch python3-pytest python3-nltk chromium)
 fuzz_pkgs=(clang libclang-rt-14-dev)

@@ -2,6 +2,7 @@
 // the plain int32 loops bit for bit, the error of Int8Weight within its analytic bound, NaN in
 // gives NaN out, and whole models (Transformer, RNN with the fused step) decoding in int8 close
 // to fp32 while training through a quantized layer stays exact.
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -142,6 +143,22 @@ TEST(Int8Weight, ThreadsGetTheSameNumbers) {
     });
   for (auto& t : threads) t.join();
   for (const auto& out : outs) EXPECT_EQ(out, alone);
+}
+
+// oneDNN runs each product on the calling thread and leaves the caller's OpenMP setting as it
+// was (PyTorch in the same process reads it).
+TEST(Int8Weight, LeavesTheCallersOpenMpThreadsAlone) {
+  const std::vector<float> w = random_values(64 * 32, 0.1f, 35), x = random_values(4 * 64, 1.0f, 36);
+  const auto get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+  const auto set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+  ASSERT_TRUE(get && set) << "libdnnl's OpenMP runtime is loaded";
+  const int before = get();
+  set(3);
+  const auto q = Int8Weight::from_in_out(w.data(), 64, 32);
+  std::vector<float> y(4 * 32);
+  q->apply(x.data(), 4, nullptr, y.data());
+  EXPECT_EQ(get(), 3);
+  set(before);
 }
 
 // Under a tape a quantized layer computes in fp32, so that gradients stay exact.

@@ -1,6 +1,6 @@
 #include "int8_gemm.h"
 
-#include <omp.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -28,13 +28,43 @@ const dnnl::engine& cpu_engine() {
   return engine;
 }
 
-// oneDNN runs on an OpenMP team of omp_get_max_threads() threads, a setting of each thread:
-// one, so that a product runs where it is called (attend's own threads split the work).
+// oneDNN runs on an OpenMP team of omp_get_max_threads() threads, a setting of the calling
+// thread: one while oneDNN plans or runs a product, so that it runs where it is called
+// (attend's own threads split the work), and the caller's setting back afterwards (PyTorch in
+// the same Python process reads the same setting). The functions are those of the OpenMP
+// runtime libdnnl loaded (libgomp), looked up at run time: attend itself is not built with
+// OpenMP. Without them oneDNN picks its own team; the int32 sums are the same either way.
+class OneOmpThread {
+ public:
+  OneOmpThread() {
+    if (api().set) before_ = api().get(), api().set(1);
+  }
+  ~OneOmpThread() {
+    if (api().set) api().set(before_);
+  }
+  OneOmpThread(const OneOmpThread&) = delete;
+  OneOmpThread& operator=(const OneOmpThread&) = delete;
+
+ private:
+  struct Api {
+    int (*get)() = nullptr;
+    void (*set)(int) = nullptr;
+  };
+  static const Api& api() {
+    static const Api a = [] {
+      Api r;
+      r.get = reinterpret_cast<int (*)()>(dlsym(RTLD_DEFAULT, "omp_get_max_threads"));
+      r.set = reinterpret_cast<void (*)(int)>(dlsym(RTLD_DEFAULT, "omp_set_num_threads"));
+      if (!r.get) r.set = nullptr;
+      return r;
+    }();
+    return a;
+  }
+  int before_ = 1;
+};
+
 dnnl::stream& thread_stream() {
-  thread_local dnnl::stream stream = [] {
-    omp_set_num_threads(1);
-    return dnnl::stream(cpu_engine());
-  }();
+  thread_local dnnl::stream stream(cpu_engine());
   return stream;
 }
 
@@ -100,7 +130,7 @@ Int8Gemm::Int8Gemm(int N, int K) : N_(N), K_(K) {
   const dnnl::memory::dim any = DNNL_RUNTIME_DIM_VAL;
   const dnnl::memory::desc src({any, K}, dt::s8, tag::ab), dst({any, N}, dt::s32, tag::ab);
   const dnnl::memory::desc weights({K, N}, dt::s8, tag::ba);  // [N, K] row-major, read as [K, N]
-  thread_stream();                                            // this thread's OpenMP setting, before oneDNN looks
+  const OneOmpThread one;
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, dst), cpu_engine());
   primitive_ = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), weights});
 }
@@ -110,6 +140,7 @@ void Int8Gemm::run(int64_t M, const int8_t* qa, const float* sa, const int8_t* q
   if (M == 0) return;
   using dt = dnnl::memory::data_type;
   using tag = dnnl::memory::format_tag;
+  const OneOmpThread one;
   dnnl::stream& stream = thread_stream();
   const dnnl::engine& engine = cpu_engine();
   dnnl::memory src({{M, K_}, dt::s8, tag::ab}, engine, const_cast<int8_t*>(qa));
