@@ -251,6 +251,32 @@ TEST_F(Cli, TranslateEvalAndAlignInInt8) {
   EXPECT_NE(r.output.find("fp16"), std::string::npos) << r.output;
 }
 
+// attend quantize writes a quarter-size copy that decodes in int8 unless told fp32, and refuses
+// to overwrite a model or to write over its input.
+TEST_F(Cli, QuantizeWritesAnInt8CopyThatDecodesInInt8) {
+  const std::string model = dir_ + "/model", out = dir_ + "/model-int8";
+  CliRun r = run("quantize --model " + model + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("weights"), std::string::npos) << r.output;
+  const auto size = [](const std::string& d) { return std::filesystem::file_size(d + "/model.safetensors"); };
+  EXPECT_LT(size(out), size(model) / 2);  // (this tiny model's header and biases weigh; 22.3 -> 5.7 MB for a G2P one)
+  const std::string inputs = " ab ba abc cab bca";
+  const CliRun stored = run("translate --model " + out + inputs);
+  ASSERT_EQ(stored.code, 0) << stored.output;
+  EXPECT_EQ(run("translate --precision int8 --model " + out + inputs).output, stored.output);
+  EXPECT_EQ(run("translate --precision fp32 --model " + out + inputs).code, 0);
+  r = run("quantize --model " + model + " --out " + out);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("already holds a model; give --overwrite"), std::string::npos) << r.output;
+  r = run("quantize --model " + out + " --out " + out + " --overwrite");
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.output.find("is also one of the inputs"), std::string::npos) << r.output;
+  EXPECT_EQ(run("translate --model " + out + inputs).output, stored.output) << "the refused runs changed nothing";
+  r = run("quantize --model " + dir_ + "/no-such-model --out " + dir_ + "/q2");
+  EXPECT_NE(r.code, 0);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/q2")) << "a failed run leaves no directory";
+}
+
 TEST_F(Cli, InvalidFlagValuesNameTheValue) {
   CliRun r = run("train --threads 0 --out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);

@@ -6,9 +6,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
+#include "attend/io/int8_weights.h"
+#include "attend/io/safetensors.h"
 #include "attend/models/seq2seq.h"
 #include "attend/models/transformer.h"
 #include "attend/nn/linear.h"
@@ -234,6 +238,77 @@ TEST(Int8Model, RnnFusedStepsCloseToFp32) {
                                 "cell " + std::to_string(int(cell)) + " score " + std::to_string(int(score)) +
                                     " feed " + std::to_string(feed));
       }
+}
+
+}  // namespace
+}  // namespace attend
+
+namespace attend {
+namespace {
+
+// attend quantize's file format (io/int8_weights.h): per output for layers, per token for
+// embedding tables, vectors untouched; every defect of a stored int8 tensor named.
+TEST(Int8Storage, RoundTripPerOutputAndPerTokenWithinHalfAStep) {
+  const Var w(Tensor::from(Shape{3, 4}, random_values(12, 1.0f, 71))),
+      table(Tensor::from(Shape{5, 2}, random_values(10, 1.0f, 72))),
+      bias(Tensor::from(Shape{4}, random_values(4, 1.0f, 73)));
+  const std::vector<NamedParameter> params = {
+      {"layer.weight", w}, {"tgt_embedding.weight", table}, {"layer.bias", bias}};
+  const StoredInt8 stored = quantize_for_storage(params);
+  ASSERT_EQ(stored.i8.size(), 2u);
+  std::set<std::string> int8;
+  std::map<std::string, Tensor> tensors =
+      parse_safetensors(safetensors_bytes(stored.f32, {}, stored.i8), "m.safetensors", nullptr, &int8);
+  EXPECT_EQ(int8, (std::set<std::string>{"layer.weight", "tgt_embedding.weight"}));
+  EXPECT_EQ(tensors.at("layer.weight.scale").shape(), (Shape{1, 4}));
+  EXPECT_EQ(tensors.at("tgt_embedding.weight.scale").shape(), (Shape{5, 1}));
+  dequantize_stored(tensors, int8, "m.safetensors");
+  EXPECT_EQ(tensors.size(), 3u);
+  EXPECT_EQ(tensors.at("layer.bias").to_vector(), bias.value().to_vector());
+  for (const auto& [name, original] : {std::pair{"layer.weight", w}, {"tgt_embedding.weight", table}}) {
+    const Tensor& back = tensors.at(name);
+    ASSERT_EQ(back.shape(), original.shape());
+    float top = 0.0f;
+    for (float v : original.value().to_vector()) top = std::max(top, std::fabs(v));
+    for (int64_t i = 0; i < back.numel(); ++i)
+      EXPECT_LE(std::fabs(back.data()[i] - original.value().data()[i]), top / 127.0f / 2.0f + 1e-6f) << name;
+  }
+  EXPECT_THROW(parse_safetensors(safetensors_bytes(stored.f32, {}, stored.i8), "m.safetensors"), std::runtime_error)
+      << "a reader that takes F32 only refuses I8";
+}
+
+std::string defect(const std::vector<NamedParameter>& f32, const std::vector<Int8Tensor>& i8) {
+  std::set<std::string> int8;
+  try {
+    std::map<std::string, Tensor> t =
+        parse_safetensors(safetensors_bytes(f32, {}, i8), "m.safetensors", nullptr, &int8);
+    dequantize_stored(t, int8, "m.safetensors");
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(Int8Storage, DamagedTensorsAreNamed) {
+  const Int8Tensor q{"w", Shape{2, 3}, {1, 2, 3, 4, 5, 6}};
+  const Var col(Tensor::full(Shape{1, 3}, 0.5f)), row(Tensor::full(Shape{2, 1}, 0.5f));
+  EXPECT_EQ(defect({{"w.scale", col}}, {q}), "");
+  EXPECT_EQ(defect({{"w.scale", row}}, {q}), "");
+  EXPECT_NE(defect({}, {q}).find("int8 tensor 'w' has no F32 scale 'w.scale'"), std::string::npos);
+  EXPECT_NE(defect({{"w.scale", Var(Tensor::full(Shape{3}, 0.5f))}}, {q})
+                .find("scale 'w.scale' has shape [3], expected [1, 3] or [2, 1]"),
+            std::string::npos);
+  EXPECT_NE(defect({{"w.scale", Var(Tensor::full(Shape{1, 3}, -1.0f))}}, {q}).find("scale element 0 is -1"),
+            std::string::npos);
+  EXPECT_NE(defect({{"w.scale", Var(Tensor::full(Shape{1, 3}, NAN))}}, {q}).find("scale element 0 is nan"),
+            std::string::npos);
+  EXPECT_NE(defect({{"w.scale", col}}, {{"w", Shape{2, 3}, {1, 2, -128, 4, 5, 6}}}).find("element 2 is -128"),
+            std::string::npos);
+  EXPECT_NE(defect({{"b.scale", Var(Tensor::full(Shape{1, 3}, 1.0f))}}, {{"b", Shape{3}, {1, 2, 3}}})
+                .find("int8 tensor 'b': shape [3]: only 2-D weights"),
+            std::string::npos);
+  EXPECT_NE(defect({}, {q, {"w.scale", Shape{1, 3}, {1, 1, 1}}}).find("tensor 'w.scale' is I8; scales are F32"),
+            std::string::npos);
 }
 
 }  // namespace

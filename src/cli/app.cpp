@@ -32,6 +32,7 @@
 #include "output.h"
 #include "progress.h"
 #include "average.h"
+#include "quantize.h"
 #include "data.h"
 #include "evaluate.h"
 #include "validators.h"
@@ -124,7 +125,7 @@ struct DecodeArgs {
   int nbest = 1;
   int batch = 64;            // sentences decoded together
   int64_t batch_tokens = 0;  // > 0: at most this many padded source tokens per batch
-  std::string precision = "fp32";
+  std::string precision;     // empty: as the model was saved
   DecodeOptions options() const {
     DecodeOptions o;
     o.beam = beam, o.length_penalty = length_penalty, o.max_length = max_length;
@@ -183,9 +184,14 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
       ->capture_default_str();
   app->add_option("--precision", a.precision,
                   "fp32, or int8: the affine products with weights quantized per output row when loading "
-                  "(faster; outputs may differ slightly)")
-      ->check(CLI::IsMember({"fp32", "int8"}))
-      ->capture_default_str();
+                  "(faster; outputs may differ slightly). Default: as the model was saved (int8 after attend "
+                  "quantize, else fp32)")
+      ->check(CLI::IsMember({"fp32", "int8"}));
+}
+
+std::optional<Precision> precision_of(const DecodeArgs& d) {
+  if (d.precision.empty()) return std::nullopt;
+  return parse_precision(d.precision);
 }
 
 Alignment to_alignment(const Translation& t, const std::string& title) {
@@ -404,7 +410,7 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
 
 int run_eval(const EvalArgs& e) {
   set_threads(e.d.threads);
-  const Translator tr = Translator::load(e.d.model, parse_precision(e.d.precision));
+  const Translator tr = Translator::load(e.d.model, precision_of(e.d));
   const EvalReport r = evaluate_test(tr, {e.test, e.keys, e.d.options(), e.d.batch, e.d.batch_tokens});
   if (e.show_errors)
     for (const auto& [source, output] : r.wrong)
@@ -492,7 +498,7 @@ int run_translate(const TranslateArgs& a) {
   if (d.nbest > d.beam)
     throw std::invalid_argument("--n-best " + std::to_string(d.nbest) + " needs a beam at least as wide (--beam " +
                                 std::to_string(d.beam) + ")");
-  Translator tr = Translator::load(d.model, parse_precision(d.precision));
+  Translator tr = Translator::load(d.model, precision_of(d));
   TranslateOutput out{a.show_attention, ::isatty(1) != 0, a.with_scores, a.json, d.nbest > 1};
   if (a.texts.empty()) {
     translate_stdin(tr, d, out);
@@ -583,7 +589,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
                                 " (use a .png or .svg file, or --format pharaoh)");
   }
   set_threads(d.threads);
-  Translator tr = Translator::load(d.model, parse_precision(d.precision));
+  Translator tr = Translator::load(d.model, precision_of(d));
   const std::vector<AttentionMap> maps = tr.model().attention_maps();
   const MapChoice choice = choose_map(map, maps);
   std::vector<std::string> inputs = texts;
@@ -998,6 +1004,8 @@ int run(int argc, const char* const* argv, Mode mode) {
   auto* score_cmd = add_score_command(app, sa);
   AverageArgs va;
   auto* average_cmd = add_average_command(app, va);
+  QuantizeArgs qa;
+  auto* quantize_cmd = add_quantize_command(app, qa);
   ReportArgs ra;
   auto* report_cmd = add_report_command(app, ra);
   ServeArgs sv;
@@ -1020,6 +1028,7 @@ int run(int argc, const char* const* argv, Mode mode) {
   if (*data_cmd) return run_data_cmudict(da.out, da.split_from, da.dict_file);
   if (*score_cmd) return run_score(sa);
   if (*average_cmd) return run_average(va);
+  if (*quantize_cmd) return run_quantize(qa);
   if (*report_cmd) return run_report(ra);
   if (*serve_cmd) return run_serve(sv);
   if (*eval_cmd) return run_eval(ea);

@@ -1,12 +1,9 @@
 #include "average.h"
 
 #include <cstdio>
-#include <filesystem>
-#include <stdexcept>
 
-#include "attend/io/checkpoint.h"
-#include "attend/io/files.h"
 #include "attend/models/average.h"
+#include "model_dir.h"
 
 namespace attend::cli {
 
@@ -21,30 +18,8 @@ CLI::App* add_average_command(CLI::App& app, AverageArgs& a) {
   return cmd;
 }
 
-namespace {
-void average_into(const AverageArgs& a) {
-  const DirectoryLock lock(a.out, "attend average");
-  recover_checkpoint(a.out);
-  std::error_code ec;
-  if (!a.overwrite && std::filesystem::exists(a.out + "/config.json", ec))
-    throw std::runtime_error(a.out + ": already holds a model; give --overwrite to replace it");
-  for (const std::string& m : a.models)
-    if (std::filesystem::equivalent(m, a.out, ec))
-      throw std::invalid_argument("average: --out " + a.out + " is also one of the inputs");
-  average_checkpoints(a.models, a.out);
-}
-}  // namespace
-
 int run_average(const AverageArgs& a) {
-  std::error_code ec;
-  const bool fresh = !std::filesystem::exists(a.out, ec);
-  make_directories(a.out);
-  try {
-    average_into(a);
-  } catch (...) {
-    if (fresh) std::filesystem::remove_all(a.out, ec);  // a failed average leaves no directory behind
-    throw;
-  }
+  write_model_directory(a.out, a.overwrite, a.models, "average", [&] { average_checkpoints(a.models, a.out); });
   std::printf("averaged %zu checkpoints into %s\n", a.models.size(), a.out.c_str());
   return 0;
 }

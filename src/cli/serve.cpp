@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 
 #include "attend/threads.h"
 #include "validators.h"
@@ -16,9 +17,10 @@ CLI::App* add_serve_command(CLI::App& app, ServeArgs& a) {
   serve::ServerOptions& s = a.server;
   cmd->add_option("--model", a.models, "NAME=DIR: a model directory, served under NAME (repeat for several)")
       ->required();
-  cmd->add_option("--precision", a.precision, "fp32, or int8: every model decodes with int8 products")
-      ->check(CLI::IsMember({"fp32", "int8"}))
-      ->capture_default_str();
+  cmd->add_option("--precision", a.precision,
+                  "fp32, or int8: every model decodes with int8 products. Default: each as it was saved (int8 "
+                  "after attend quantize, else fp32)")
+      ->check(CLI::IsMember({"fp32", "int8"}));
   cmd->add_option("--host", s.host, "Address to listen on (0.0.0.0: every interface)")->capture_default_str();
   cmd->add_option("--port", s.port, "Port to listen on (0: any free port, printed at start)")
       ->check(whole(0, 65535))
@@ -98,7 +100,7 @@ int run_serve(const ServeArgs& a) {
   set_threads(1);  // each worker decodes on one core; --threads is the number of workers
   raise_file_limit(o.max_connections + 64);
   std::signal(SIGPIPE, SIG_IGN);
-  serve::ModelSet models(specs, parse_precision(a.precision));
+  serve::ModelSet models(specs, a.precision.empty() ? std::nullopt : std::optional(parse_precision(a.precision)));
   serve::Server server(models, o);
   const int code = server.run([&](int port) {
     std::fprintf(stderr, "attend serve: %zu model%s, %d worker%s, listening on http://%s:%d\n", specs.size(),

@@ -16,7 +16,7 @@ struct ServeArgs {
   serve::ServerOptions server;
   int max_wait_ms = 0, read_timeout_ms = 10000, write_timeout_ms = 10000, drain_timeout_ms = 30000;
   bool no_batching = false, quiet = false;
-  std::string precision = "fp32";
+  std::string precision;  // empty: each model as it was saved
 };
 
 CLI::App* add_serve_command(CLI::App& app, ServeArgs& args);

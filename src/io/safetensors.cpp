@@ -26,7 +26,7 @@ uint64_t get_u64(std::string_view s) {
 }  // namespace
 
 std::string safetensors_bytes(const std::vector<NamedParameter>& tensors,
-                              const std::map<std::string, std::string>& metadata) {
+                              const std::map<std::string, std::string>& metadata, const std::vector<Int8Tensor>& int8) {
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
@@ -37,6 +37,14 @@ std::string safetensors_bytes(const std::vector<NamedParameter>& tensors,
     header[t.name] = {{"dtype", "F32"}, {"shape", t.var.shape().vec()}, {"data_offsets", {offset, offset + bytes}}};
     offset += bytes;
   }
+  for (const auto& t : int8) {
+    if (!seen.insert(t.name).second) throw std::invalid_argument("safetensors: duplicate tensor name '" + t.name + "'");
+    if (int64_t(t.values.size()) != t.shape.numel())
+      throw std::invalid_argument("safetensors: I8 tensor '" + t.name + "' has " + std::to_string(t.values.size()) +
+                                  " values for shape " + t.shape.str());
+    header[t.name] = {{"dtype", "I8"}, {"shape", t.shape.vec()}, {"data_offsets", {offset, offset + t.values.size()}}};
+    offset += t.values.size();
+  }
   std::string h = header.dump();
   while (h.size() % 8) h += ' ';  // keep the data 8-byte aligned, as the reference writer does
   std::string out;
@@ -46,6 +54,7 @@ std::string safetensors_bytes(const std::vector<NamedParameter>& tensors,
   static_assert(std::numeric_limits<float>::is_iec559, "IEEE floats");
   for (const auto& t : tensors)
     out.append(reinterpret_cast<const char*>(t.var.value().data()), t.var.value().numel() * sizeof(float));
+  for (const auto& t : int8) out.append(reinterpret_cast<const char*>(t.values.data()), t.values.size());
   return out;  // little-endian host (x86-64, aarch64)
 }
 
@@ -55,7 +64,8 @@ void save_safetensors(const std::string& path, const std::vector<NamedParameter>
 }
 
 std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const std::string& origin,
-                                                std::map<std::string, std::string>* metadata) {
+                                                std::map<std::string, std::string>* metadata,
+                                                std::set<std::string>* int8) {
   auto fail = [&](const std::string& what) {
     throw std::runtime_error(origin + ": invalid safetensors file: " + what);
   };
@@ -89,8 +99,11 @@ std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const st
     const std::string where = "tensor '" + name + "': ";
     if (!info.is_object() || !info.contains("dtype") || !info.contains("shape") || !info.contains("data_offsets"))
       fail(where + "needs dtype, shape and data_offsets");
-    if (!info["dtype"].is_string() || info["dtype"] != "F32")
-      fail(where + "dtype " + info["dtype"].dump() + " (only F32 is supported)");
+    const bool i8 = int8 && info["dtype"] == "I8";
+    if (!info["dtype"].is_string() || (info["dtype"] != "F32" && !i8))
+      fail(where + "dtype " + info["dtype"].dump() +
+           (int8 ? " (F32 or I8 are supported)" : " (only F32 is supported)"));
+    const uint64_t element = i8 ? 1 : sizeof(float);
     const auto& shape = info["shape"];
     const auto& offs = info["data_offsets"];
     if (!shape.is_array() || shape.size() > 4) fail(where + "shape " + shape.dump() + " (at most 4 dims)");
@@ -110,13 +123,19 @@ std::map<std::string, Tensor> parse_safetensors(std::string_view bytes, const st
       fail(where + "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "] outside the " +
            std::to_string(data_size) + " data bytes (truncated?)");
     }
-    if (end - begin != numel * sizeof(float)) {
-      fail(where + "shape " + shape.dump() + " needs " + std::to_string(numel * 4) + " bytes, offsets give " +
+    if (end - begin != numel * element) {
+      fail(where + "shape " + shape.dump() + " needs " + std::to_string(numel * element) + " bytes, offsets give " +
            std::to_string(end - begin));
     }
     ranges.emplace_back(begin, end);
     Tensor t{Shape(dims)};
-    if (numel) std::memcpy(t.data(), bytes.data() + 8 + n + begin, numel * sizeof(float));
+    const char* data = bytes.data() + 8 + n + begin;
+    if (i8) {
+      for (uint64_t i = 0; i < numel; ++i) t.data()[i] = static_cast<float>(static_cast<int8_t>(data[i]));
+      int8->insert(name);
+    } else if (numel) {
+      std::memcpy(t.data(), data, numel * sizeof(float));
+    }
     out.emplace(name, std::move(t));
   }
   // As the format's own reader does: the tensors tile the data exactly, no overlap, no gap, no

@@ -5,11 +5,13 @@
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
+#include <set>
 #include <stdexcept>
 
 #include "attend/data/utf8.h"
 #include "attend/io/checkpoint.h"
 #include "attend/io/files.h"
+#include "attend/io/int8_weights.h"
 #include "../io/json_field.h"
 #include "attend/io/safetensors.h"
 #include "attend/nn/init.h"
@@ -77,6 +79,14 @@ ModelFileConfig parse_model_config(const std::string& text, const std::string& p
   return c;
 }
 
+namespace {
+std::string weights_bytes(const std::vector<NamedParameter>& params, Precision weights) {
+  if (weights == Precision::kFp32) return safetensors_bytes(params, {{"format", kFormat}});
+  const StoredInt8 stored = quantize_for_storage(params);
+  return safetensors_bytes(stored.f32, {{"format", kFormat}, {"weights", "int8"}}, stored.i8);
+}
+}  // namespace
+
 Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenizer tgt_tok, Vocab src_vocab,
                        Vocab tgt_vocab, nlohmann::json extra)
     : model_(std::move(model)),
@@ -88,7 +98,7 @@ Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenize
   if (!model_) throw std::invalid_argument("Translator: no model");
 }
 
-Translator Translator::load(const std::string& dir, Precision precision) {
+Translator Translator::load(const std::string& dir, std::optional<Precision> precision) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
     if (errno == ENOENT) throw std::runtime_error(dir + ": no such model directory");
@@ -117,24 +127,25 @@ Translator Translator::load(const std::string& dir, Precision precision) {
     model = mc.build(rng);
   }
   const std::string weights = files.path("model.safetensors");
-  const std::map<std::string, Tensor> tensors = parse_safetensors(files.bytes("model.safetensors"), weights);
+  std::set<std::string> int8;
+  std::map<std::string, Tensor> tensors = parse_safetensors(files.bytes("model.safetensors"), weights, nullptr, &int8);
+  dequantize_stored(tensors, int8, weights);
   require_finite(tensors, weights);
   assign_parameters(model->parameters(), tensors, weights);
   model->freeze();  // a loaded model is for inference
-  if (precision == Precision::kInt8) model->quantize();
   Translator t(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
-  t.precision_ = precision;
+  t.precision_ = precision.value_or(int8.empty() ? Precision::kFp32 : Precision::kInt8);
+  if (t.precision_ == Precision::kInt8) t.model_->quantize();
   return t;
 }
 
-void Translator::save(const std::string& dir) const {
+void Translator::save(const std::string& dir, Precision weights) const {
   nlohmann::json config = {{"format", kFormat},  {"version", 1},       {"model", model_->config_json()},
                            {"source", src_tok_}, {"target", tgt_tok_}, {"extra", extra_}};
-  std::vector<CheckpointFile> files = {
-      {"src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n"},
-      {"tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n"},
-      {"model.safetensors", safetensors_bytes(model_->parameters(), {{"format", kFormat}})},
-      {"config.json", config.dump(2) + "\n"}};
+  std::vector<CheckpointFile> files = {{"src_vocab.json", nlohmann::json(src_vocab_.tokens()).dump(1) + "\n"},
+                                       {"tgt_vocab.json", nlohmann::json(tgt_vocab_.tokens()).dump(1) + "\n"},
+                                       {"model.safetensors", weights_bytes(model_->parameters(), weights)},
+                                       {"config.json", config.dump(2) + "\n"}};
   for (const auto& [tok, name] : {std::pair{&src_tok_, kSourceSubwords}, {&tgt_tok_, kTargetSubwords}}) {
     if (tok->kind != Tokenizer::Kind::kSentencePiece) continue;
     if (!tok->subwords) throw std::logic_error("Translator::save: a sentencepiece tokenizer without its model");

@@ -287,8 +287,9 @@ returns a dict of d(loss)/d(input) for query, keys, values and every score param
 class PyModel {
  public:
   explicit PyModel(Translator t) : t_(std::move(t)) {}
-  static PyModel load(const py::object& dir, const std::string& precision) {
-    return PyModel(Translator::load(to_path(dir, "Model.load"), parse_precision(precision)));
+  static PyModel load(const py::object& dir, const std::optional<std::string>& precision) {
+    const std::string path = to_path(dir, "Model.load");
+    return PyModel(precision ? Translator::load(path, parse_precision(*precision)) : Translator::load(path));
   }
 
   std::vector<std::string> translate(const std::vector<std::string>& texts, int beam, int batch) const {
@@ -583,10 +584,10 @@ void bind_sdpa(py::module_& m) {
 // A trained model directory.
 void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
-      .def_static(
-          "load", &PyModel::load, py::arg("dir"), py::arg("precision") = "fp32",
-          "Loads and validates a model directory; precision 'int8' decodes with int8 products (weights "
-          "quantized per output row when loading).\n\n>>> model = attend.Model.load('runs/dates')  # doctest: +SKIP")
+      .def_static("load", &PyModel::load, py::arg("dir"), py::arg("precision") = py::none(),
+                  "Loads and validates a model directory; precision 'int8' decodes with int8 products (weights "
+                  "quantized per output row when loading), 'fp32' in fp32, None as the model was saved.\n\n>>> model = "
+                  "attend.Model.load('runs/dates')  # doctest: +SKIP")
       .def_property_readonly("precision", &PyModel::precision, "'fp32' or 'int8': how the model decodes.")
       .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5, py::arg("batch") = 64,
            "Outputs for a list of inputs, decoded `batch` inputs at a time (of similar lengths).\n\n"

@@ -34,7 +34,7 @@ std::pair<std::string, std::string> parse_model_spec(const std::string& spec) {
   return {name, spec.substr(eq + 1)};
 }
 
-ModelSet::ModelSet(const std::vector<std::pair<std::string, std::string>>& models, Precision precision)
+ModelSet::ModelSet(const std::vector<std::pair<std::string, std::string>>& models, std::optional<Precision> precision)
     : precision_(precision) {
   if (models.empty()) throw std::invalid_argument("serve: give at least one --model NAME=DIR");
   for (const auto& [name, dir] : models) {

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,9 +29,9 @@ struct LoadedModel {
 class ModelSet {
  public:
   // NAME=DIR pairs; loads every directory (errors name the model and the file), each decoding
-  // in `precision` (reloads too).
+  // in `precision` (reloads too), or as it was saved.
   explicit ModelSet(const std::vector<std::pair<std::string, std::string>>& models,
-                    Precision precision = Precision::kFp32);
+                    std::optional<Precision> precision = std::nullopt);
   std::shared_ptr<const LoadedModel> get(const std::string& name) const;  // null when unknown
   std::vector<std::shared_ptr<const LoadedModel>> all() const;
   // Reloads one model (or every model for ""); throws std::invalid_argument for an unknown name
@@ -44,7 +45,7 @@ class ModelSet {
   mutable std::mutex mu_;  // guards models_
   std::mutex reload_mu_;   // one reload at a time
   std::map<std::string, std::shared_ptr<const LoadedModel>> models_;
-  Precision precision_;
+  std::optional<Precision> precision_;
 };
 
 // "NAME=DIR" -> {NAME, DIR}; names are [A-Za-z0-9._-]{1,64}. Throws std::invalid_argument.

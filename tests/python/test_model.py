@@ -115,3 +115,13 @@ def test_int8_model_translates_like_fp32(dates_model):
     assert q.translate(texts, beam=3, batch=1) == q.translate(texts, beam=3, batch=64)
     with pytest.raises(ValueError, match="precision 'fp16': expected fp32 or int8"):
         attend.Model.load(dates_model, precision="fp16")
+
+
+def test_quantized_directory_loads_in_int8(dates_model, tmp_path):
+    """attend quantize's output decodes in int8 by default; precision="fp32" dequantizes."""
+    out = tmp_path / "q"
+    subprocess.run([os.environ["ATTEND_CLI"], "quantize", "--model", dates_model, "--out", str(out)], check=True,
+                   capture_output=True)
+    q = attend.Model.load(str(out))
+    assert q.precision == "int8" and attend.Model.load(str(out), precision="fp32").precision == "fp32"
+    assert q.translate(["2026-11-25"], beam=1) == attend.Model.load(str(out), precision="int8").translate(["2026-11-25"], beam=1)

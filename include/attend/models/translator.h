@@ -9,6 +9,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,12 +66,14 @@ class Translator {
              nlohmann::json extra = nlohmann::json::object());
   // Loads and validates a model directory (every file against its manifest, every weight
   // finite); errors name the file and what is wrong. With Precision::kInt8 the model decodes
-  // with int8 products (Model::quantize).
-  static Translator load(const std::string& dir, Precision precision = Precision::kFp32);
+  // with int8 products (Model::quantize); without a precision, as the directory was saved (int8
+  // for one written with int8 weights, io/int8_weights.h; else fp32).
+  static Translator load(const std::string& dir, std::optional<Precision> precision = std::nullopt);
   // Writes config.json, the vocabularies and model.safetensors as one unit (io/checkpoint.h):
   // after any failure or kill the directory holds the old model or the new one, whole. With
-  // another possible writer, hold the directory's lock (DirectoryLock) around it.
-  void save(const std::string& dir) const;
+  // another possible writer, hold the directory's lock (DirectoryLock) around it. `weights`
+  // kInt8 stores the 2-D weights in int8 (attend quantize; a quarter of the bytes).
+  void save(const std::string& dir, Precision weights = Precision::kFp32) const;
 
   // One Translation per source, in order. An input the model cannot take (longer than
   // model().max_source_length() tokens) is not translated and says why in its `error`; the
