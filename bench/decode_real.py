@@ -9,7 +9,8 @@ order, the keys projected once per batch, every row stepped until all rows have 
 or the step limit (2 x the longest source + 10, as attend). attend decodes through its Python
 module, `attend.Model.load(DIR).translate(words, beam=1, batch=B)`, which is what `attend
 translate` and `attend eval` run: inputs batched by length, finished sentences dropped, the
-fused step for soft additive attention.
+fused step for soft additive attention; and the same with `precision="int8"` (`attend translate
+--precision int8`: int8 products, docs/benchmarks.md).
 
 Usage: PYTHONPATH=build/python bench/decode_real.py --model runs/g2p --test data/g2p/test.tsv [--words 2000]
 """
@@ -76,16 +77,20 @@ def main():
     srcs = [[src_vocab.get(t, 1) for t in tok.split(w)] for w in words]
     sep = " " if config["target"]["kind"] == "space" else ""
     model = golden_check.Seq2Seq(config["model"], golden_check.read_safetensors(f"{args.model}/model.safetensors"))
-    ours = attend.Model.load(args.model)
+    ours = attend.Model.load(args.model, precision="fp32")
+    ours8 = attend.Model.load(args.model, precision="int8")
 
     print(f"{args.model}: {len(words):,} inputs of {args.test}, greedy, one thread; torch {torch.__version__}")
     print()
-    print("| batch | attend | PyTorch | attend / PyTorch | outputs equal |")
-    print("|---:|---:|---:|---:|---:|")
+    print("| batch | attend | attend int8 | PyTorch | attend / PyTorch | int8 / PyTorch | outputs equal | int8 equal |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for B in (64, 8, 1):
         t0 = time.perf_counter()
         a = ours.translate(words, beam=1, batch=B)
         ta = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        a8 = ours8.translate(words, beam=1, batch=B)
+        ta8 = time.perf_counter() - t0
         t0 = time.perf_counter()
         p = []
         with torch.no_grad():
@@ -93,7 +98,9 @@ def main():
                 p += [sep.join(tgt_tokens[t] for t in row) for row in torch_greedy(model, srcs[i: i + B])]
         tp = time.perf_counter() - t0
         same = sum(x == y for x, y in zip(a, p)) / len(words)
-        print(f"| {B} | {len(words) / ta:,.0f} words/s | {len(words) / tp:,.0f} words/s | {tp / ta:.2f}x | {100 * same:.2f}% |")
+        same8 = sum(x == y for x, y in zip(a8, p)) / len(words)
+        print(f"| {B} | {len(words) / ta:,.0f} words/s | {len(words) / ta8:,.0f} words/s | {len(words) / tp:,.0f} words/s "
+              f"| {tp / ta:.2f}x | {tp / ta8:.2f}x | {100 * same:.2f}% | {100 * same8:.2f}% |")
 
 
 if __name__ == "__main__":

@@ -797,6 +797,8 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "(0 = off)")
       ->check(CLI::Range(0.0f, 0.999999f))
       ->capture_default_str();
+  cmd->add_flag("--shard-optimizer", o.shard_optimizer,
+                "Under mpirun: each process keeps Adam's moments for its share of the weights only (ZeRO stage 1)");
   cmd->add_option("--accum", o.accum, "Batches per update (gradient accumulation; the loss is per target token)")
       ->check(whole(1, 4096))
       ->capture_default_str();

@@ -1,5 +1,7 @@
 #include "attend/train/communicator.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <cstdlib>
 #include <stdexcept>
 #include <vector>
@@ -104,6 +106,40 @@ void Communicator::broadcast(float* x, int64_t n, int root) const {
             "broadcast");
 #else
   (void)x, (void)n, (void)root;
+#endif
+}
+
+namespace {
+// MPI's int counts and offsets of the shares, checked; their sum is the buffer's length.
+std::pair<std::vector<int>, std::vector<int>> share_counts(const std::vector<int64_t>& counts, int ranks) {
+  if (static_cast<int>(counts.size()) != ranks)
+    throw std::invalid_argument("Communicator: " + std::to_string(counts.size()) + " shares for " +
+                                std::to_string(ranks) + " ranks");
+  std::vector<int> c(ranks), o(ranks);
+  int64_t at = 0;
+  for (int r = 0; r < ranks; ++r) {
+    if (counts[r] < 0 || at + counts[r] > INT32_MAX)
+      throw std::invalid_argument("Communicator: share " + std::to_string(r) + " of " + std::to_string(counts[r]) +
+                                  " values at offset " + std::to_string(at) + " (the buffer must stay below 2^31)");
+    c[r] = static_cast<int>(counts[r]), o[r] = static_cast<int>(at), at += counts[r];
+  }
+  return {c, o};
+}
+}  // namespace
+
+void Communicator::reduce_scatter_sum(const float* x, float* mine, const std::vector<int64_t>& counts) const {
+  const auto [c, o] = share_counts(counts, size_);
+  if (size_ == 1) return (void)std::copy(x, x + c[0], mine);
+#ifdef ATTEND_MPI
+  check(MPI_Reduce_scatter(x, mine, c.data(), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD), "reduce-scatter");
+#endif
+}
+
+void Communicator::allgather(const float* mine, float* all, const std::vector<int64_t>& counts) const {
+  const auto [c, o] = share_counts(counts, size_);
+  if (size_ == 1) return (void)std::copy(mine, mine + c[0], all);
+#ifdef ATTEND_MPI
+  check(MPI_Allgatherv(mine, c[rank_], MPI_FLOAT, all, c.data(), o.data(), MPI_FLOAT, MPI_COMM_WORLD), "all-gather");
 #endif
 }
 

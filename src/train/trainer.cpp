@@ -109,6 +109,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"metric", o.metric},
        {"keep_checkpoints", o.keep_checkpoints},
        {"ema", json_float(o.ema)},
+       {"shard_optimizer", o.shard_optimizer},
        {"accum", o.accum},
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
@@ -147,7 +148,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.command = j.value("command", "");             // nor before reports showed it
   o.batch_tokens = j.value("batch_tokens", int64_t{0}), o.accum = j.value("accum", 1);  // nor these
   o.metric = j.value("metric", std::string("auto")), o.keep_checkpoints = j.value("keep_checkpoints", 0);
-  o.ema = j.value("ema", 0.0f);
+  o.ema = j.value("ema", 0.0f), o.shard_optimizer = j.value("shard_optimizer", false);
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
@@ -659,7 +660,8 @@ void Trainer::build_model() {
           std::to_string(train_set_.size()) + " training and " + std::to_string(dev_examples_.size()) +
           " dev examples");
   adam_ = std::make_unique<Adam>(
-      params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm});
+      params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm},
+      opt_.shard_optimizer ? &comm_ : nullptr);
   schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
   if (opt_.ema > 0.0f)
     for (const auto& p : params_) ema_.push_back(p.var.value().clone());  // the average starts at the initial weights
@@ -685,6 +687,7 @@ void Trainer::message(const std::string& m) const {
 double Trainer::elapsed() const { return state_.elapsed_seconds + seconds_since(t0_); }
 
 void Trainer::save_state() {
+  const std::vector<NamedParameter> moments = adam_->state();  // sharded: gathered from every rank
   if (!comm_.writer()) return;
   require_finite(params_, state_.step, opt_.out);
   TrainState s = state_;
@@ -694,7 +697,7 @@ void Trainer::save_state() {
   std::vector<NamedParameter> tensors;
   std::map<std::string, const Tensor*> view;
   for (const auto& p : params_) tensors.push_back({"param." + p.name, p.var});
-  for (auto& m : adam_->state()) tensors.push_back({"adam." + m.name, m.var});
+  for (const auto& m : moments) tensors.push_back({"adam." + m.name, m.var});
   for (size_t i = 0; i < ema_.size(); ++i) tensors.push_back({"ema." + params_[i].name, Var(ema_[i])});
   for (const auto& t : tensors) view[t.name] = &t.var.value();
   nlohmann::json meta = s;
@@ -954,7 +957,7 @@ bool Trainer::step() {
   if (comm_.size() > 1) {
     const auto r0 = std::chrono::steady_clock::now();
     comm_.allreduce_sum(&loss_sum, 1);
-    reduce_gradients();
+    if (!opt_.shard_optimizer) reduce_gradients();  // sharded, Adam::step reduce-scatters them
     result_.reduce_seconds += seconds_since(r0);
   }
   const float loss_value = static_cast<float>(loss_sum);

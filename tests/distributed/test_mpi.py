@@ -1,7 +1,8 @@
 """Data-parallel training on MPI (mpirun -np N attend train), on loopback: N processes with batch
 b equal one process with batch N x b (RNN and Transformer; N = 2 and 3), two runs are byte-
 identical, ranks started with different arguments stop with a clear error, a killed rank stops
-the others and the run resumes to the same bytes, and a run resumes only on its own rank count.
+the others and the run resumes to the same bytes, and a run resumes only on its own rank count;
+with --shard-optimizer the same training, and resumes to the same bytes.
 """
 
 import json
@@ -131,3 +132,35 @@ def test_a_model_that_samples_keeps_the_ranks_on_one_batch_order(tmp_path):
     r = mpi(3, "train", "--task", "dates", "--dates-train", "200", "--attention", "hard", "--batch", "7",
             "--threads", "1", "--max-steps", "40", "--eval-every", "20", "--out", tmp_path / "m")
     assert "disagree" not in r.stderr and r.stdout.count("trained 40 steps") == 1
+
+
+def moments(d):
+    return {k: v for k, v in weights(d / "train_state.safetensors").items() if k.startswith("adam.")}
+
+
+@pytest.mark.parametrize("ranks,arch", [(2, "rnn"), (2, "transformer"), (3, "rnn")])
+def test_a_sharded_optimizer_trains_as_the_replicated_one(tmp_path, ranks, arch):
+    """--shard-optimizer (ZeRO stage 1): the same weights, losses and (gathered) Adam moments."""
+    extra = TRANSFORMER if arch == "transformer" else []
+    mpi(ranks, "train", *COMMON, *extra, "--batch", 6, "--out", tmp_path / "replicated")
+    mpi(ranks, "train", *COMMON, *extra, "--batch", 6, "--shard-optimizer", "--out", tmp_path / "sharded")
+    assert_same_training(tmp_path / "replicated", tmp_path / "sharded", tol=1e-5)
+    a, b = moments(tmp_path / "replicated"), moments(tmp_path / "sharded")
+    assert a.keys() == b.keys() and len(a) > 0
+    for k in a:
+        assert np.allclose(a[k], b[k], rtol=1e-3, atol=1e-7 * max(1.0, float(np.max(np.abs(a[k]))))), k
+
+
+def test_a_sharded_run_resumes_to_the_same_bytes(tmp_path):
+    """Each rank takes its share of the saved moments back: stopped at 16 updates (an evaluation
+    step: evaluations halve the learning rate when the dev score does not improve) and resumed to
+    24 gives the bytes of 24 in one go."""
+    sharded = ["--batch", 5, "--shard-optimizer"]
+    mpi(2, "train", *COMMON, *sharded, "--out", tmp_path / "whole")
+    mpi(2, "train", *BASE, "--max-steps", 16, "--eval-every", 8, *sharded, "--out", tmp_path / "part")
+    mpi(2, "train", "--resume", tmp_path / "part", "--max-steps", 24)
+    whole, part = weights(tmp_path / "whole/train_state.safetensors"), weights(tmp_path / "part/train_state.safetensors")
+    assert whole.keys() == part.keys()
+    for k in whole:  # the weights after 24 updates and the moments, bit for bit
+        if k.startswith(("param.", "adam.")):
+            assert whole[k].tobytes() == part[k].tobytes(), k

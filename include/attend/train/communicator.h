@@ -28,6 +28,11 @@ class Communicator {
   // x from `root` on every rank.
   void broadcast(float* x, int64_t n, int root = 0) const;
   void broadcast(uint64_t* x, int64_t n, int root = 0) const;
+  // A flat buffer cut into one contiguous share per rank, counts[r] values for rank r (each
+  // < 2^31). reduce_scatter_sum: mine[i] = sum over ranks of their x[offset(rank) + i];
+  // allgather: all = every rank's `mine`, in rank order. Collective, as above.
+  void reduce_scatter_sum(const float* x, float* mine, const std::vector<int64_t>& counts) const;
+  void allgather(const float* mine, float* all, const std::vector<int64_t>& counts) const;
   // Every rank's bytes, in rank order, on every rank (each at most 1 GiB).
   std::vector<std::string> allgather(const std::string& mine) const;
   // Throws std::runtime_error naming `what` and the ranks whose value differs from rank 0's

@@ -59,6 +59,9 @@ struct TrainOptions {
   // every update, is what is evaluated and saved (Marian's --exponential-smoothing, fairseq's
   // --ema-decay); the optimizer trains the raw weights.
   float ema = 0.0f;
+  // Several processes: each keeps Adam's moments for its share of the weights only and updates
+  // that share (ZeRO stage 1, optimizer.h); the same training as without, up to summation order.
+  bool shard_optimizer = false;
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
   int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
