@@ -141,10 +141,11 @@ std::vector<NamedParameter> Adam::state() const {
   Share& s = *share_;
   std::vector<Tensor> m, v;
   for (const auto& p : params_) m.emplace_back(p.var.shape()), v.emplace_back(p.var.shape());
-  for (auto [moments, share] : {std::pair{&m, &s.m}, {&v, &s.v}}) {
+  for (const auto& [moments, share] : {std::pair{&m, &s.m}, {&v, &s.v}}) {
+    std::vector<Tensor>& into = *moments;  // a name the lambda can capture (clang 14: not a structured binding)
     s.comm->allgather(share->data(), s.flat.data(), s.counts);
     Share::pieces(params_, 0, static_cast<int64_t>(s.flat.size()), [&](size_t k, int64_t first, int64_t n, int64_t at) {
-      std::copy_n(s.flat.data() + at, n, (*moments)[k].data() + first);
+      std::copy_n(s.flat.data() + at, n, into[k].data() + first);
     });
   }
   for (size_t k = 0; k < params_.size(); ++k) {
