@@ -34,9 +34,11 @@ void Tape::backward(Var& root) {
     ~Running() { g_running_tape = previous; }
   } running(this);
   root.grad_ref().data()[0] += 1.0f;
+  std::vector<Node*> after_flush;  // ready once the deferred products are added
   for (auto it = nodes_.rbegin(); it != nodes_.rend(); ++it) {
     Node& n = **it;
     if (n.backward && n.grad.defined()) n.backward(n);
+    if (ready_) report_ready(static_cast<size_t>(nodes_.rend() - it) - 1, after_flush);
     // Nothing reads a node once its backward has run: what it kept for backward (inputs, saved
     // activations) and its gradient go now, so memory falls as the walk proceeds instead of
     // peaking at every activation plus every gradient. A view of a leaf stays until clear():
@@ -48,6 +50,7 @@ void Tape::backward(Var& root) {
     it->reset();
   }
   flush_deferred();
+  for (Node* leaf : after_flush) ready_(leaf);
 }
 
 Tape* Tape::running() { return g_running_tape; }
@@ -85,6 +88,7 @@ void Tape::flush_deferred() {
 
 void Tape::clear() {
   deferred_.clear();
+  first_use_.clear();
   // Newest first: a node's inputs are older, so each release frees one node without recursion.
   while (!nodes_.empty()) {
     if (nodes_.back()) nodes_.back()->backward = nullptr;  // (null: released by backward)
@@ -100,9 +104,35 @@ NoGradScope::~NoGradScope() { g_current_tape = previous_; }
 
 bool needs_grad(std::initializer_list<const Var*> inputs) {
   if (!g_current_tape) return false;
+  bool any = false;
   for (const Var* v : inputs)
-    if (v && v->requires_grad()) return true;
-  return false;
+    if (v && v->requires_grad()) any = true, g_current_tape->note_use(v->node());
+  return any;
+}
+
+void Tape::note_use(const Node* input) {
+  if (!ready_ || !input->leaf_grad) return;
+  Node* leaf = input->grad_owner ? input->grad_owner : const_cast<Node*>(input);
+  for (const auto& [n, at] : first_use_)
+    if (n == leaf) return;
+  first_use_.emplace_back(leaf, nodes_.size());  // the index the op about to be recorded gets
+}
+
+// The leaves whose earliest reader is op `index`: ready, unless deferred products still add to
+// their gradients (then after the flush).
+void Tape::report_ready(size_t index, std::vector<Node*>& after_flush) {
+  // first_use_ is in increasing index order (noted while recording) and the walk goes down: the
+  // leaves of `index` are at its end.
+  while (!first_use_.empty() && first_use_.back().second >= index) {
+    const auto [leaf, at] = first_use_.back();
+    first_use_.pop_back();
+    bool deferred = false;
+    for (const auto& d : deferred_) deferred = deferred || (d.w->grad_owner ? d.w->grad_owner : d.w) == leaf;
+    if (deferred)
+      after_flush.push_back(leaf);
+    else
+      ready_(leaf);
+  }
 }
 
 Var make_result(Tensor value, bool record, std::function<void(Node&)> backward) {

@@ -16,6 +16,7 @@ Var view_result(const Var& x, Tensor value, const std::function<Tensor(Tensor&)>
   if (record) {
     out.node()->grad = grad_view(x.grad_ref());
     out.node()->leaf_grad = x.leaf_grad();  // a view of a leaf is as good as the leaf
+    if (x.leaf_grad()) out.node()->grad_owner = x.node()->grad_owner ? x.node()->grad_owner : x.node();
   }
   return out;
 }

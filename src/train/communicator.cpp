@@ -127,6 +127,40 @@ std::pair<std::vector<int>, std::vector<int>> share_counts(const std::vector<int
 }
 }  // namespace
 
+#ifdef ATTEND_MPI
+namespace {
+std::vector<MPI_Request> g_pending;  // started by start_allreduce_sum, not yet completed
+}  // namespace
+#endif
+
+void Communicator::start_allreduce_sum(float* x, int64_t n) const {
+  if (n < 0 || n > INT32_MAX) throw std::invalid_argument("start_allreduce_sum: " + std::to_string(n) + " values");
+#ifdef ATTEND_MPI
+  if (size_ == 1) return;
+  g_pending.emplace_back();
+  check(MPI_Iallreduce(MPI_IN_PLACE, x, static_cast<int>(n), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &g_pending.back()),
+        "all-reduce");
+#else
+  (void)x;
+#endif
+}
+
+void Communicator::progress() const {
+#ifdef ATTEND_MPI
+  int done = 0;
+  if (!g_pending.empty())
+    check(MPI_Testall(static_cast<int>(g_pending.size()), g_pending.data(), &done, MPI_STATUSES_IGNORE), "all-reduce");
+#endif
+}
+
+void Communicator::wait_all() const {
+#ifdef ATTEND_MPI
+  if (!g_pending.empty())
+    check(MPI_Waitall(static_cast<int>(g_pending.size()), g_pending.data(), MPI_STATUSES_IGNORE), "all-reduce");
+  g_pending.clear();
+#endif
+}
+
 void Communicator::reduce_scatter_sum(const float* x, float* mine, const std::vector<int64_t>& counts) const {
   const auto [c, o] = share_counts(counts, size_);
   if (size_ == 1) return (void)std::copy(x, x + c[0], mine);

@@ -30,9 +30,14 @@
 #include "attend/models/translator.h"
 #include "attend/threads.h"
 #include "../io/json_field.h"
+#include "train/gradient_buckets.h"
 #include "attend/train/optimizer.h"
 
 namespace attend {
+
+// Several processes: gradients are exchanged in buckets of this many floats (4 MB), each started
+// as soon as backward has finished its parameters (gradient_buckets.h).
+constexpr int64_t kBucketFloats = int64_t(1) << 20;
 
 void TrainOptions::validate() const {
   auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
@@ -445,25 +450,6 @@ std::vector<int> Trainer::shard(const std::vector<int>& global) const {
 }
 
 // Sums every gradient over the ranks, as one flat buffer.
-void Trainer::reduce_gradients() {
-  size_t total = 0;
-  for (const auto& p : params_) total += p.var.value().numel();
-  grad_buffer_.resize(total);
-  size_t at = 0;
-  for (const auto& p : params_) {
-    const Tensor& g = p.var.grad_ref();
-    std::copy(g.data(), g.data() + g.numel(), grad_buffer_.begin() + at);
-    at += g.numel();
-  }
-  comm_.allreduce_sum(grad_buffer_.data(), static_cast<int64_t>(total));
-  at = 0;
-  for (const auto& p : params_) {
-    Tensor& g = p.var.grad_ref();
-    std::copy(grad_buffer_.begin() + at, grad_buffer_.begin() + at + g.numel(), g.data());
-    at += g.numel();
-  }
-}
-
 namespace {
 
 // What dev scoring reads of a translation (its text and tokens), as length-prefixed bytes.
@@ -659,6 +645,8 @@ void Trainer::build_model() {
           std::to_string(src_vocab.size()) + " (source) and " + std::to_string(tgt_vocab.size()) + " (target); " +
           std::to_string(train_set_.size()) + " training and " + std::to_string(dev_examples_.size()) +
           " dev examples");
+  if (comm_.size() > 1 && !opt_.shard_optimizer)
+    buckets_ = std::make_unique<GradientBuckets>(params_, comm_, kBucketFloats);
   adam_ = std::make_unique<Adam>(
       params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm},
       opt_.shard_optimizer ? &comm_ : nullptr);
@@ -943,8 +931,11 @@ bool Trainer::step() {
   comm_.allreduce_sum(&group_tokens, 1);
   const bool weighted = group.size() > 1 || comm_.size() > 1;
   double loss_sum = 0.0;
+  if (buckets_) buckets_->begin();
   for (const Batch& batch : group) {
     Tape tape;
+    // The last backward of the update finishes each gradient: its exchange starts from there.
+    if (buckets_ && &batch == &group.back()) tape.on_grad_ready([this](Node* leaf) { buckets_->ready(leaf); });
     TapeScope scope(tape);
     Var loss = bundle_->model().loss(batch, opt_.label_smoothing, &rng_);
     const float weight = float(batch.target_tokens()) / float(std::max<int64_t>(group_tokens, 1));
@@ -956,8 +947,8 @@ bool Trainer::step() {
   }
   if (comm_.size() > 1) {
     const auto r0 = std::chrono::steady_clock::now();
-    comm_.allreduce_sum(&loss_sum, 1);
-    if (!opt_.shard_optimizer) reduce_gradients();  // sharded, Adam::step reduce-scatters them
+    if (buckets_) buckets_->finish();   // (sharded, Adam::step reduce-scatters the gradients)
+    comm_.allreduce_sum(&loss_sum, 1);  // after the buckets: every rank starts them in one order
     result_.reduce_seconds += seconds_since(r0);
   }
   const float loss_value = static_cast<float>(loss_sum);

@@ -25,6 +25,7 @@ struct Node {
   // A leaf, or a view of one: no backward function reads this node's gradient, so additions
   // to it may wait until the end of the backward walk (Tape::defer_weight_grad).
   bool leaf_grad = false;
+  Node* grad_owner = nullptr;           // a view of a leaf: the leaf whose gradient its gradient views
   std::function<void(Node&)> backward;  // adds d(loss)/d(inputs) given this->grad
 
   Tensor& grad_ref() {
@@ -81,10 +82,20 @@ class Tape {
   // Worth it for thin products: ops defer when x has fewer than kDeferRows rows.
   void defer_weight_grad(Node* w, const Tensor& x, const Tensor& dy);
   size_t size() const { return nodes_.size(); }
+  // Data-parallel training: set before the forward pass, `fn` is called during backward once
+  // for every leaf (parameter) the pass used, as soon as no backward function left to run can
+  // change its gradient (after the earliest op that used it, or after the deferred products
+  // for it), so that its exchange can start while backward goes on.
+  void on_grad_ready(std::function<void(Node* leaf)> fn) { ready_ = std::move(fn); }
+  // For op authors (needs_grad calls it): the op about to be recorded reads `input`.
+  void note_use(const Node* input);
 
  private:
   void flush_deferred();
+  void report_ready(size_t index, std::vector<Node*>& after_flush);
   std::vector<std::shared_ptr<Node>> nodes_;
+  std::function<void(Node*)> ready_;
+  std::vector<std::pair<Node*, size_t>> first_use_;  // leaf, index of the first op reading it
   struct Deferred {
     Node* w;
     std::vector<std::pair<Tensor, Tensor>> terms;  // (x, dy)

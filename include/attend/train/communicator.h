@@ -25,6 +25,13 @@ class Communicator {
   void allreduce_sum(float* x, int64_t n) const;
   void allreduce_sum(double* x, int64_t n) const;
   void allreduce_sum(int64_t* x, int64_t n) const;
+  // Non-blocking all-reduce, in place: starts x[i] = sum over ranks of x[i] (n < 2^31); x must
+  // stay untouched until wait_all() has returned. progress() lets MPI advance what was started
+  // (call it now and then); wait_all() completes everything started. Every rank starts the
+  // same exchanges in the same order.
+  void start_allreduce_sum(float* x, int64_t n) const;
+  void progress() const;
+  void wait_all() const;
   // x from `root` on every rank.
   void broadcast(float* x, int64_t n, int root = 0) const;
   void broadcast(uint64_t* x, int64_t n, int root = 0) const;

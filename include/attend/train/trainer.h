@@ -133,6 +133,8 @@ class DirectoryLock;
 // discards what a killed run left there, reads and checks the data (before anything is written),
 // and builds the model, optimizer and state, or restores them with `options.resume`; run() trains
 // until a stopping rule (epochs, budget, early stopping, should_stop) and saves as it goes.
+class GradientBuckets;  // src/train/gradient_buckets.h
+
 class Trainer {
  public:
   explicit Trainer(const TrainOptions& options, const TrainCallbacks& callbacks = {});
@@ -173,7 +175,6 @@ class Trainer {
   // Data parallelism (mpirun -np N): this rank's share of a global batch's examples; the
   // gradients, token counts and losses summed over the ranks; whether any rank must stop.
   std::vector<int> shard(const std::vector<int>& global) const;
-  void reduce_gradients();
   bool any_rank(bool flag) const;
   std::vector<Translation> translate_dev(const std::vector<std::string>& sources) const;
   void check_ranks_agree() const;
@@ -181,7 +182,7 @@ class Trainer {
   TrainOptions opt_;
   TrainCallbacks cb_;
   const Communicator& comm_ = Communicator::world();  // one process unless started by mpirun
-  std::vector<float> grad_buffer_;                    // the gradients, flat, for the all-reduce
+  std::unique_ptr<GradientBuckets> buckets_;          // several processes, unsharded: the exchange
   std::unique_ptr<DirectoryLock> lock_;
   std::vector<Example> train_examples_, dev_examples_, test_examples_;
   std::vector<EncodedExample> train_set_, dev_set_;
