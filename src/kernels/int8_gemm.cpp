@@ -3,11 +3,13 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <oneapi/dnnl/dnnl.hpp>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 
 namespace attend::kernels {
 
@@ -119,7 +121,28 @@ void int8_gemm_reference(int64_t M, int N, int K, const int8_t* qa, const float*
 struct Int8Gemm::Primitive {
   dnnl::matmul matmul;
   dnnl::memory::desc weights;
+  uint64_t id;  // unique over the process: the key of the threads' prepared arguments
 };
+
+namespace {
+
+// A thread's oneDNN arguments for one product at one M, made once and pointed at each call's
+// buffers (set_data_handle): making them costs about as much as a small product.
+struct Arguments {
+  int64_t M = -1;
+  dnnl::memory src, weights, dst;
+  std::unordered_map<int, dnnl::memory> map;
+};
+
+Arguments& thread_arguments(uint64_t id) {
+  thread_local std::unordered_map<uint64_t, Arguments> cache;
+  if (cache.size() > 4096 && !cache.count(id)) cache.clear();  // bounded: reloaded models leave theirs behind
+  return cache[id];
+}
+
+std::atomic<uint64_t> g_next_id{1};
+
+}  // namespace
 
 Int8Gemm::Int8Gemm(int N, int K) : N_(N), K_(K) {
   if (N < 1 || K < 1 || K > kInt8MaxK)
@@ -132,7 +155,7 @@ Int8Gemm::Int8Gemm(int N, int K) : N_(N), K_(K) {
   const dnnl::memory::desc weights({K, N}, dt::s8, tag::ba);  // [N, K] row-major, read as [K, N]
   const OneOmpThread one;
   const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(src, weights, dst), cpu_engine());
-  primitive_ = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), weights});
+  primitive_ = std::make_shared<const Primitive>(Primitive{dnnl::matmul(pd), weights, g_next_id++});
 }
 
 void Int8Gemm::run(int64_t M, const int8_t* qa, const float* sa, const int8_t* qb, const float* sb, const float* bias,
@@ -143,10 +166,18 @@ void Int8Gemm::run(int64_t M, const int8_t* qa, const float* sa, const int8_t* q
   const OneOmpThread one;
   dnnl::stream& stream = thread_stream();
   const dnnl::engine& engine = cpu_engine();
-  dnnl::memory src({{M, K_}, dt::s8, tag::ab}, engine, const_cast<int8_t*>(qa));
-  dnnl::memory weights(primitive_->weights, engine, const_cast<int8_t*>(qb));
-  dnnl::memory dst({{M, N_}, dt::s32, tag::ab}, engine, y);
-  primitive_->matmul.execute(stream, {{DNNL_ARG_SRC, src}, {DNNL_ARG_WEIGHTS, weights}, {DNNL_ARG_DST, dst}});
+  Arguments& a = thread_arguments(primitive_->id);
+  if (a.M != M) {
+    a.src = dnnl::memory({{M, K_}, dt::s8, tag::ab}, engine, DNNL_MEMORY_NONE);
+    a.weights = dnnl::memory(primitive_->weights, engine, DNNL_MEMORY_NONE);
+    a.dst = dnnl::memory({{M, N_}, dt::s32, tag::ab}, engine, DNNL_MEMORY_NONE);
+    a.map = {{DNNL_ARG_SRC, a.src}, {DNNL_ARG_WEIGHTS, a.weights}, {DNNL_ARG_DST, a.dst}};
+    a.M = M;
+  }
+  a.src.set_data_handle(const_cast<int8_t*>(qa));
+  a.weights.set_data_handle(const_cast<int8_t*>(qb));
+  a.dst.set_data_handle(y);
+  primitive_->matmul.execute(stream, a.map);
   stream.wait();
   for (int64_t m = 0; m < M; ++m) dequantize_row(N_, sa[m], sb, bias, y + m * N_);
 }

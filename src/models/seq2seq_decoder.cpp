@@ -95,6 +95,7 @@ class RnnStepDecoder final : public StepDecoder {
 
 void Seq2Seq::quantize() {
   output_.quantize();
+  for (Rnn& layer : encoder_) layer.quantize();
   const int E = config_.embedding, H = config_.hidden, M = config_.memory_size(), GH = decoder_cell_.gates() * H;
   const float* w_ih = decoder_cell_.w_ih().value().data();  // [E (+ H with input feeding), G*H]
   auto q = std::make_shared<FusedInt8>();

@@ -34,7 +34,18 @@ RnnCell::RnnCell(CellKind kind, int input, int hidden, Rng& rng) : kind_(kind), 
   }
 }
 
-Var RnnCell::project_input(const Var& x) const { return linear(x, w_ih_, b_ih_); }
+Var RnnCell::project_input(const Var& x) const {
+  if (ih_int8_ && !Tape::current()) return Var(ih_int8_->apply(x.value(), b_ih_.value()));
+  return linear(x, w_ih_, b_ih_);
+}
+
+void RnnCell::quantize() {
+  if (!w_ih_.defined()) return;  // (a bidirectional layer's unused backward cell)
+  const auto in_out = [](const Var& w) {
+    return Int8Weight::from_in_out(w.value().data(), static_cast<int>(w.size(0)), static_cast<int>(w.size(1)));
+  };
+  ih_int8_ = in_out(w_ih_), hh_int8_ = in_out(w_hh_);
+}
 
 Var RnnCell::project_input_rows(const Var& x, int64_t first, int64_t rows, bool with_bias) const {
   return linear(x, narrow(w_ih_, first, rows), with_bias ? b_ih_ : Var());
@@ -137,7 +148,10 @@ Rnn::Output Rnn::forward_inference(const std::vector<Var>& gi_tm, const std::vec
     for (int i = 0; i < S; ++i) {
       const int t = d == 1 ? S - 1 - i : i;
       // gh = h W_hh + b_hh; the state starts at zero, so the first step's is b_hh alone
-      kernels::affine(B, GH, H, i > 0 ? h.data() : nullptr, w_hh, b_hh, gh.data());
+      if (c.w_hh_int8() && i > 0)
+        c.w_hh_int8()->apply(h.data(), B, b_hh, gh.data());
+      else
+        kernels::affine(B, GH, H, i > 0 ? h.data() : nullptr, w_hh, b_hh, gh.data());
       for (int b = 0; b < B; ++b) {
         const int64_t r = int64_t(b) * H;
         if (t >= lengths[b]) {  // past the end: the state stays

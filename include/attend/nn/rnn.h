@@ -1,10 +1,12 @@
 // attend nn: GRU and LSTM cells and (bi)directional recurrent layers over padded batches.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "attend/nn/module.h"
+#include "attend/ops/int8.h"
 #include "attend/random.h"
 
 namespace attend {
@@ -33,6 +35,9 @@ class RnnCell : public Module {
   RnnState step(const Var& gi, const RnnState& state, const Tensor& valid = Tensor()) const;
   RnnState zero_state(int batch) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
+  // project_input and the inference loop's recurrent product (Rnn::forward without a tape) in int8.
+  void quantize() override;
+  const Int8Weight* w_hh_int8() const { return hh_int8_.get(); }  // after quantize(), else null
   CellKind kind() const { return kind_; }
   int hidden() const { return hidden_; }
   int gates() const { return kind_ == CellKind::kGru ? 3 : 4; }
@@ -45,6 +50,7 @@ class RnnCell : public Module {
   CellKind kind_ = CellKind::kGru;
   int hidden_ = 0;
   Var w_ih_, b_ih_, w_hh_, b_hh_;
+  std::shared_ptr<const Int8Weight> ih_int8_, hh_int8_;
 };
 
 // A recurrent layer over a padded batch, uni- or bidirectional.
@@ -62,6 +68,7 @@ class Rnn : public Module {
   // The same from inputs already projected by each direction's cell: gi_tm[d] [S*B, G*H].
   Output forward_projected(const std::vector<Var>& gi_tm, const std::vector<int>& lengths, int S) const;
   int directions() const { return bidirectional_ ? 2 : 1; }
+  void quantize() override { fwd_.quantize(), bwd_.quantize(); }
   const RnnCell& cell(int direction) const { return direction == 0 ? fwd_ : bwd_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   int output_dim() const { return fwd_.hidden() * (bidirectional_ ? 2 : 1); }

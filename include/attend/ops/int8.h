@@ -3,7 +3,8 @@
 // A weight matrix quantized per output, symmetric, int8 with fp32 scales (Wu et al. 2016, as
 // CTranslate2 does); inputs are quantized per row as they arrive, products sum in int32 and are
 // scaled back to fp32 (kernels/int8_gemm.h has the arithmetic and its error). Attention
-// scores, softmax, LayerNorm and recurrences stay in fp32: only the affine products use it.
+// scores, softmax, LayerNorm and the gates' nonlinearities stay in fp32: only the affine
+// products (recurrent ones included) use it.
 #pragma once
 
 #include <cstdint>
