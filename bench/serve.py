@@ -67,7 +67,8 @@ def wrk(url, test_file, name, connections, seconds, mix=False):
 def measure(args, name, model_dir, test_file):
     rows = []
     for batching in (True, False):
-        extra = ["--threads", str(args.threads), "--max-queue", "4096", "--max-wait-ms", str(args.max_wait_ms)]
+        extra = ["--threads", str(args.threads), "--max-queue", "4096", "--max-wait-ms", str(args.max_wait_ms),
+                 "--precision", args.precision]
         extra += [] if batching else ["--no-batching"]
         s = Server(args.attend, name, model_dir, *extra)
         try:
@@ -91,7 +92,8 @@ def decode_rates(args, name, model_dir, test_file, n=256):
 
     def seconds(batch, inputs):
         t0 = time.perf_counter()
-        subprocess.run([args.attend, "translate", "--model", model_dir, "--batch", str(batch)], input="\n".join(inputs) + "\n",
+        subprocess.run([args.attend, "translate", "--model", model_dir, "--batch", str(batch), "--precision",
+                        args.precision], input="\n".join(inputs) + "\n",
                        capture_output=True, text=True, check=True, env=env)
         return time.perf_counter() - t0
 
@@ -153,6 +155,7 @@ def main():
     p.add_argument("--concurrency", default="1,8,64")
     p.add_argument("--max-wait-ms", type=int, default=0, help="attend serve --max-wait-ms")
     p.add_argument("--soak-minutes", type=float, default=0)
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8"), help="attend serve --precision")
     args = p.parse_args()
     args.concurrency = [int(c) for c in args.concurrency.split(",")]
     models = [parse_model(m) for m in args.model]
