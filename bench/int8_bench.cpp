@@ -46,11 +46,19 @@ int main(int argc, char** argv) {
   struct Shape {
     int M, In, Out;
   };
-  for (Shape s : {Shape{1, 256, 768}, {1, 512, 1536}, {1, 256, 256}, {1, 512, 2048}, {1, 256, 8000}, {8, 256, 768},
-                  {8, 512, 1536}, {64, 256, 1024}, {64, 512, 2048}, {64, 1024, 256}})
+  for (Shape s : {Shape{1, 256, 768},
+                  {1, 512, 1536},
+                  {1, 256, 256},
+                  {1, 512, 2048},
+                  {1, 256, 8000},
+                  {8, 256, 768},
+                  {8, 512, 1536},
+                  {64, 256, 1024},
+                  {64, 512, 2048},
+                  {64, 1024, 256}})
     for (const char* how : {"fp32", "int8", "int8-reference"}) {
-      const std::string name = "M:" + std::to_string(s.M) + "/In:" + std::to_string(s.In) +
-                               "/Out:" + std::to_string(s.Out) + "/" + how;
+      const std::string name =
+          "M:" + std::to_string(s.M) + "/In:" + std::to_string(s.In) + "/Out:" + std::to_string(s.Out) + "/" + how;
       benchmark::RegisterBenchmark(name.c_str(), product, std::string(how), s.M, s.In, s.Out);
     }
   return attend::bench::run_side_by_side(argc, argv, "fp32", {"int8", "int8-reference"});

@@ -18,8 +18,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::set<std::string> int8;
     auto stored = attend::parse_safetensors(bytes, "fuzz.safetensors", nullptr, &int8);
     attend::dequantize_stored(stored, int8, "fuzz.safetensors");
-  } catch (const std::runtime_error&) {
-  }
+  } catch (const std::runtime_error&) {}
   std::map<std::string, attend::Tensor> tensors;
   try {
     tensors = attend::parse_safetensors(bytes, "fuzz.safetensors");
