@@ -66,48 +66,60 @@ Communicator& Communicator::world() {
   return c;
 }
 
-bool Communicator::available() {
+// The typed collectives: one MPI datatype per C++ type, in pieces of at most kMaxPiece.
 #ifdef ATTEND_MPI
-  return true;
-#else
-  return false;
-#endif
+namespace {
+template <typename T>
+MPI_Datatype mpi_type();
+template <>
+MPI_Datatype mpi_type<float>() {
+  return MPI_FLOAT;
+}
+template <>
+MPI_Datatype mpi_type<double>() {
+  return MPI_DOUBLE;
+}
+template <>
+MPI_Datatype mpi_type<int64_t>() {
+  return MPI_INT64_T;
+}
+template <>
+MPI_Datatype mpi_type<uint64_t>() {
+  return MPI_UINT64_T;
 }
 
-void Communicator::allreduce_sum(float* x, int64_t n) const {
+template <typename T>
+void broadcast_pieces(T* x, int64_t n, int root) {
+  for (int64_t i = 0; i < n; i += kMaxPiece)
+    check(MPI_Bcast(x + i, static_cast<int>(std::min(kMaxPiece, n - i)), mpi_type<T>(), root, MPI_COMM_WORLD),
+          "broadcast");
+}
+}  // namespace
+#endif
+
+template <typename T>
+void Communicator::sum_in_place(T* x, int64_t n) const {
 #ifdef ATTEND_MPI
-  if (size_ > 1) allreduce(x, n, MPI_FLOAT);
+  if (size_ > 1) allreduce(x, n, mpi_type<T>());
 #else
   (void)x, (void)n;
 #endif
 }
 
-void Communicator::allreduce_sum(double* x, int64_t n) const {
+template <typename T>
+void Communicator::broadcast_in_place(T* x, int64_t n, int root) const {
 #ifdef ATTEND_MPI
-  if (size_ > 1) allreduce(x, n, MPI_DOUBLE);
-#else
-  (void)x, (void)n;
-#endif
-}
-
-void Communicator::allreduce_sum(int64_t* x, int64_t n) const {
-#ifdef ATTEND_MPI
-  if (size_ > 1) allreduce(x, n, MPI_INT64_T);
-#else
-  (void)x, (void)n;
-#endif
-}
-
-void Communicator::broadcast(float* x, int64_t n, int root) const {
-#ifdef ATTEND_MPI
-  if (size_ > 1)
-    for (int64_t i = 0; i < n; i += kMaxPiece)
-      check(MPI_Bcast(x + i, static_cast<int>(std::min(kMaxPiece, n - i)), MPI_FLOAT, root, MPI_COMM_WORLD),
-            "broadcast");
+  if (size_ > 1) broadcast_pieces(x, n, root);
 #else
   (void)x, (void)n, (void)root;
 #endif
 }
+
+void Communicator::allreduce_sum(float* x, int64_t n) const { sum_in_place(x, n); }
+void Communicator::allreduce_sum(double* x, int64_t n) const { sum_in_place(x, n); }
+void Communicator::allreduce_sum(int64_t* x, int64_t n) const { sum_in_place(x, n); }
+void Communicator::broadcast(float* x, int64_t n, int root) const { broadcast_in_place(x, n, root); }
+void Communicator::broadcast(uint64_t* x, int64_t n, int root) const { broadcast_in_place(x, n, root); }
 
 namespace {
 // MPI's int counts and offsets of the shares, checked; their sum is the buffer's length.
@@ -198,17 +210,6 @@ std::vector<std::string> Communicator::allgather(const std::string& mine) const 
   return out;
 #else
   return {mine};
-#endif
-}
-
-void Communicator::broadcast(uint64_t* x, int64_t n, int root) const {
-#ifdef ATTEND_MPI
-  if (size_ > 1)
-    for (int64_t i = 0; i < n; i += kMaxPiece)
-      check(MPI_Bcast(x + i, static_cast<int>(std::min(kMaxPiece, n - i)), MPI_UINT64_T, root, MPI_COMM_WORLD),
-            "broadcast");
-#else
-  (void)x, (void)n, (void)root;
 #endif
 }
 

@@ -50,11 +50,13 @@ class Communicator {
   // Called once by the program before it exits: MPI_Finalize after success; after a failure
   // (exit code 1 or 2), MPI_Abort, so that no other rank waits forever in a collective.
   static void finish(int exit_code);
-  // Whether this build can run on several processes.
-  static bool available();
 
  private:
   Communicator();
+  template <typename T>
+  void sum_in_place(T* x, int64_t n) const;
+  template <typename T>
+  void broadcast_in_place(T* x, int64_t n, int root) const;
   int rank_ = 0, size_ = 1;
 };
 
