@@ -10,7 +10,10 @@ PyTorch (Debian's 1.13) is measured two ways:
 Every measurement runs in its own process, so "extra MiB" is that process's peak RSS beyond
 its inputs and outputs. FLOPs: forward 4·B·H·T·S·D, forward+backward 3.5x that, causal half.
 
-Usage: bench/sdpa.py [--attend build/bench/sdpa_bench] [--quick]
+The machine's FMA peak and OpenBLAS's sgemm rate are measured first (bench/fma_peak.cpp), and
+every fused figure is also given as a percentage of that peak.
+
+Usage: bench/sdpa.py [--attend build/bench/sdpa_bench] [--peak build/bench/fma_peak] [--quick]
 """
 import argparse
 import json
@@ -100,6 +103,7 @@ def run(cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attend", default="build/bench/sdpa_bench")
+    ap.add_argument("--peak", default="build/bench/fma_peak", help="the machine's FMA peak and sgemm rate")
     ap.add_argument("--quick", action="store_true", help="B = 1 and T <= 1024 only")
     ap.add_argument("--torch-worker", nargs=6, help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -108,9 +112,12 @@ def main():
         torch_worker(int(B), int(T), causal == "1", mode, formulation, int(repeats))
         return
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    peak = run([a.peak])
+    print(f"this machine, one thread: FMA peak {peak['fma_gflops']:.1f} GFLOP/s ({peak['isa']}), "
+          f"OpenBLAS sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s; '% peak' = fused GFLOP/s / FMA peak")
     print(f"H={H} D={D} S=T fp32, one thread; GFLOP/s by the FLOP convention above; "
           "ratio = attend fused / PyTorch (time); extra = peak RSS beyond inputs and outputs")
-    head = (f"{'B':>2} {'T':>5} {'causal':>6} {'pass':>7} | {'fused ms':>9} {'GFLOP/s':>7} {'extra MiB':>9} | "
+    head = (f"{'B':>2} {'T':>5} {'causal':>6} {'pass':>7} | {'fused ms':>9} {'GFLOP/s':>7} {'% peak':>6} {'extra MiB':>9} | "
             f"{'ref GFLOP/s':>11} | {'torch plain':>11} {'x':>5} {'MiB':>7} | {'torch tuned':>11} {'x':>5} {'MiB':>7}")
     print(head)
     print("-" * len(head))
@@ -129,6 +136,7 @@ def main():
                                         str(reps)])
                     ref_s = f"{ref['gflops']:11.2f}" if ref else f"{'-':>11}"
                     print(f"{B:>2} {T:>5} {causal:>6} {mode:>7} | {fused['seconds'] * 1e3:9.2f} {fused['gflops']:7.1f} "
+                          f"{100 * fused['gflops'] / peak['fma_gflops']:6.0f} "
                           f"{fused['extra_mib']:9.1f} | {ref_s} | "
                           f"{torch['plain']['gflops']:11.1f} {torch['plain']['seconds'] / fused['seconds']:5.2f} "
                           f"{torch['plain']['extra_mib']:7.0f} | "
