@@ -104,11 +104,10 @@ void Seq2Seq::quantize() {
   q->w_hh = Int8Weight::from_in_out(decoder_cell_.w_hh().value().data(), H, GH);
   const SoftAttention& scorer = attention_->scorer();
   if (scorer.score() == ScoreKind::kAdditive) {
-    const Tensor& wq = scorer.params().Wq.value();  // [H, A]
-    q->w_q = Int8Weight::from_in_out(wq.data(), H, static_cast<int>(wq.size(1)));
+    q->w_q = Int8Weight::from_in_out(scorer.params().Wq.value());  // [H, A]
   }
   q->w_cs = Int8Weight::from_in_out(attentional_layer_.weight().value().data() + int64_t(M) * H, H, H);
-  q->w_out = Int8Weight::from_in_out(output_.weight().value().data(), H, config_.tgt_vocab);
+  q->w_out = output_.int8();  // the output layer's own, quantized above
   int8_ = std::move(q);
 }
 

@@ -18,9 +18,7 @@ Var Linear::operator()(const Var& x) const {
   return linear(x, w_, b_);
 }
 
-void Linear::quantize() {
-  int8_ = Int8Weight::from_in_out(w_.value().data(), static_cast<int>(w_.size(0)), static_cast<int>(w_.size(1)));
-}
+void Linear::quantize() { int8_ = Int8Weight::from_in_out(w_.value()); }
 
 void Linear::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
   out.push_back({prefix + "weight", w_});

@@ -41,10 +41,7 @@ Var RnnCell::project_input(const Var& x) const {
 
 void RnnCell::quantize() {
   if (!w_ih_.defined()) return;  // (a bidirectional layer's unused backward cell)
-  const auto in_out = [](const Var& w) {
-    return Int8Weight::from_in_out(w.value().data(), static_cast<int>(w.size(0)), static_cast<int>(w.size(1)));
-  };
-  ih_int8_ = in_out(w_ih_), hh_int8_ = in_out(w_hh_);
+  ih_int8_ = Int8Weight::from_in_out(w_ih_.value()), hh_int8_ = Int8Weight::from_in_out(w_hh_.value());
 }
 
 Var RnnCell::project_input_rows(const Var& x, int64_t first, int64_t rows, bool with_bias) const {

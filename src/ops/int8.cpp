@@ -36,6 +36,11 @@ std::shared_ptr<const Int8Weight> Int8Weight::from_in_out(const float* w, int in
   return from_out_in(t.data(), out, in);
 }
 
+std::shared_ptr<const Int8Weight> Int8Weight::from_in_out(const Tensor& w) {
+  if (w.ndim() != 2) throw std::invalid_argument("int8 weight: shape " + w.shape().str() + " is not [In, Out]");
+  return from_in_out(w.data(), static_cast<int>(w.size(0)), static_cast<int>(w.size(1)));
+}
+
 void Int8Weight::apply(const float* x, int64_t M, const float* bias, float* y) const {
   // The quantized rows of x: kept per thread and grown to the largest batch seen (M x In bytes).
   thread_local std::vector<int8_t> qx;

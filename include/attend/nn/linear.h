@@ -19,6 +19,7 @@ class Linear : public Module {
   void quantize() override;
   const Var& weight() const { return w_; }
   const Var& bias() const { return b_; }
+  const std::shared_ptr<const Int8Weight>& int8() const { return int8_; }  // after quantize(), else null
 
  private:
   Var w_, b_;

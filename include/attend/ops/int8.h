@@ -28,6 +28,7 @@ class Int8Weight {
  public:
   // w [In, Out] as Linear keeps it (rows first..first+In of a taller matrix: pass the pointer).
   static std::shared_ptr<const Int8Weight> from_in_out(const float* w, int in, int out);
+  static std::shared_ptr<const Int8Weight> from_in_out(const Tensor& w);  // w [In, Out], whole
   // w [Out, In]: an embedding table [V, E] used as the output layer (tied embeddings).
   static std::shared_ptr<const Int8Weight> from_out_in(const float* w, int out, int in);
 
