@@ -11,7 +11,16 @@ ragged batch (bench/transformer_bench SHAPE check) and requires the same loss; t
 measurement runs in a process of its own (peak memory is per process), attend's and PyTorch's
 one after the other.
 
-Usage: bench/transformer.py [--attend build/bench/transformer_bench] [--seconds 5] [--shapes word,char]
+For training, attend also counts its matrix products (their GFLOP per step, their rate and
+their share of the step), beside the machine's FMA peak and OpenBLAS's sgemm rate on 1024^3
+measured first in the same run (bench/fma_peak.cpp): "bound" is the ratio attend would reach if
+everything but its products took no time.
+
+With --threads 2, attend's rows run again on two threads (PyTorch stays on one), beside a plain
+compute probe (one 512^3 sgemm loop, then two at once) that shows what the second vCPU gives.
+
+Usage: bench/transformer.py [--attend build/bench/transformer_bench] [--peak build/bench/fma_peak]
+                            [--seconds 5] [--shapes word,char] [--threads 2]
 """
 import argparse
 import json
@@ -330,8 +339,10 @@ def run_json(cmd):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--attend", default="build/bench/transformer_bench")
+    ap.add_argument("--peak", default="build/bench/fma_peak", help="the machine's FMA peak and sgemm rate")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--shapes", default="word,char")
+    ap.add_argument("--threads", type=int, default=1, help="also run attend on this many threads")
     ap.add_argument("--torch", nargs=4, metavar=("TASK", "SHAPE", "BATCH", "SECONDS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.torch:
@@ -339,7 +350,10 @@ def main():
         return torch_child(task, shape, int(B), float(seconds))
     torch.set_num_threads(1)
     print(f"Transformer (pre-LN, C={C}, {HEADS} heads, FFN {FFN}, {LAYERS}+{LAYERS} layers), one thread; "
-          f"torch {torch.__version__}\n")
+          f"torch {torch.__version__}")
+    peak = run_json([args.peak])
+    print(f"this machine, one thread: FMA peak {peak['fma_gflops']:.1f} GFLOP/s ({peak['isa']}), "
+          f"OpenBLAS sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s\n")
     rows = []
     for shape in args.shapes.split(","):
         params, ours, theirs = check_same_model(args.attend, shape)
@@ -349,15 +363,55 @@ def main():
             for B in batches:
                 a = run_json([args.attend, shape, task, str(B), str(args.seconds)])
                 p = run_json([sys.executable, __file__, "--torch", task, shape, str(B), str(args.seconds)])
-                rows.append((shape, task, B, a, p))
+                a2 = (run_json([args.attend, shape, task, str(B), str(args.seconds), str(args.threads)])
+                      if args.threads > 1 else None)
+                rows.append((shape, task, B, a, p, a2))
     print("\n| shape | task | batch | attend | PyTorch | attend / PyTorch | faults/step attend, PyTorch "
           "| peak MB attend, PyTorch |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for shape, task, B, a, p in rows:
+    for shape, task, B, a, p, _ in rows:
         key, unit = ("tokens_per_second", "tok/s") if task == "train" else ("sentences_per_second", "sent/s")
         faults = f"{a['faults_per_step']:,.0f}, {p['faults_per_step']:,.0f}" if task == "train" else "-"
         print(f"| {shape} | {task} | {B} | {a[key]:,.0f} {unit} | {p[key]:,.0f} {unit} | {a[key] / p[key]:.2f}x "
               f"| {faults} | {a['max_rss_mb']:,.0f}, {p['max_rss_mb']:,.0f} |")
+    print("\nattend's matrix products in training (OpenBLAS sgemm through kernels::gemm):\n")
+    print("| shape | batch | GFLOP per step | products' GFLOP/s | % of sgemm 1024^3 | share of the step "
+          "| bound: attend / PyTorch if all else were free |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for shape, task, B, a, p, _ in rows:
+        if task != "train":
+            continue
+        bound = a["tokens_per_second"] / a["gemm_share"] / p["tokens_per_second"]
+        print(f"| {shape} | {B} | {a['gemm_gflop_per_step']:.2f} | {a['gemm_gflops']:.1f} "
+              f"| {100 * a['gemm_gflops'] / peak['sgemm_gflops']:.0f}% | {100 * a['gemm_share']:.0f}% | {bound:.2f}x |")
+    if args.threads > 1:
+        threads_table(args.threads, rows)
+
+
+PROBE = ("import numpy as np, time\n"
+         "a = np.random.rand(512, 512).astype(np.float32); n = 0; t0 = time.time()\n"
+         "while time.time() - t0 < 4: a @ a; n += 1\n"
+         "print(n * 2 * 512 ** 3 / (time.time() - t0) / 1e9)")
+
+
+def probe(copies):
+    """GFLOP/s of each of `copies` single-threaded matrix-product loops running at once."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", PROBE], stdout=subprocess.PIPE, text=True, env=env)
+             for _ in range(copies)]
+    return [float(p.communicate()[0]) for p in procs]
+
+
+def threads_table(threads, rows):
+    one, two = probe(1), probe(2)
+    print(f"\nattend on {threads} threads vs 1 (compute probe: two 512^3 sgemm loops at once run "
+          f"{sum(two) / one[0]:.2f}x one; the second vCPU is shared with other machines' work)\n")
+    print(f"| shape | task | batch | 1 thread | {threads} threads | speedup | vs PyTorch (1 thread) |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for shape, task, B, a, p, a2 in rows:
+        key, unit = ("tokens_per_second", "tok/s") if task == "train" else ("sentences_per_second", "sent/s")
+        print(f"| {shape} | {task} | {B} | {a[key]:,.0f} {unit} | {a2[key]:,.0f} {unit} | {a2[key] / a[key]:.2f}x "
+              f"| {a2[key] / p[key]:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@
 // "char" (vocabularies 30 and 42, S = 10, T = 9, G2P-sized).
 //
 // Usage: transformer_bench SHAPE check FILE        writes the weights and a batch with its loss
-//        transformer_bench SHAPE train|greedy|beam5 BATCH SECONDS
+//        transformer_bench SHAPE train|greedy|beam5 BATCH SECONDS [THREADS]
 #include <sys/resource.h>
 
 #include <chrono>
@@ -21,6 +21,7 @@
 #include "attend/decode/search.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/transformer.h"
+#include "attend/threads.h"
 #include "attend/train/optimizer.h"
 #include "../src/kernels/blas.h"
 
@@ -126,16 +127,21 @@ void train(const Shape2& s, int B, double min_seconds) {
   if (!(first > 0.0f && first < 20.0f)) throw std::runtime_error("implausible first loss " + std::to_string(first));
   for (int i = 1; i < 4; ++i) step(batches[i]);  // warm-up: the storage cache fills
   int steps = 0;
+  kernels::GemmStats products;  // the time and arithmetic of the steps' matrix products
+  kernels::set_gemm_stats(&products);
   const Usage u0 = usage();
   const auto t0 = Clock::now();
   while (seconds(t0) < min_seconds || steps < 5) step(batches[steps++ % batches.size()]);
   const double sec = seconds(t0);
   const Usage u1 = usage();
+  kernels::set_gemm_stats(nullptr);
   std::printf(
       "{\"impl\": \"attend\", \"task\": \"train\", \"batch\": %d, \"steps\": %d, \"seconds\": %.4f, "
-      "\"tokens_per_second\": %.1f, \"faults_per_step\": %.1f, \"max_rss_mb\": %.1f}\n",
+      "\"tokens_per_second\": %.1f, \"faults_per_step\": %.1f, \"max_rss_mb\": %.1f, "
+      "\"gemm_gflop_per_step\": %.3f, \"gemm_gflops\": %.1f, \"gemm_share\": %.4f}\n",
       B, steps, sec, double(steps) * B * s.T / sec, double(u1.minor_faults - u0.minor_faults) / steps,
-      u1.max_rss_kb / 1024.0);
+      u1.max_rss_kb / 1024.0, products.flops / steps / 1e9, products.flops / products.seconds / 1e9,
+      products.seconds / sec);
 }
 
 void decode_bench(const Shape2& s, int B, int beam, double min_seconds) {
@@ -168,7 +174,7 @@ void decode_bench(const Shape2& s, int B, int beam, double min_seconds) {
 
 int main(int argc, char** argv) {
   try {
-    kernels::set_blas_threads(1);
+    set_threads(argc > 5 ? std::atoi(argv[5]) : 1);  // (throws on a count out of range)
     if (argc < 4) throw std::invalid_argument("usage: transformer_bench word|char check FILE | TASK BATCH SECONDS");
     const Shape2 s = shape_of(argv[1]);
     const std::string task = argv[2];

@@ -18,6 +18,14 @@ void affine(int M, int N, int K, const float* x, const float* w, const float* bi
 enum class GemmPath { kAuto, kPlain, kSmallKernels };
 void set_gemm_path(GemmPath path);
 
+// Counts the products gemm runs on the calling thread while installed (benchmarks: a training
+// step's GFLOP/s in its products against the machine's sgemm rate). Null stops counting.
+struct GemmStats {
+  long long calls = 0;
+  double flops = 0.0, seconds = 0.0;
+};
+void set_gemm_stats(GemmStats* stats);
+
 // Threads OpenBLAS may use (1 inside our own parallel regions).
 void set_blas_threads(int n);
 int blas_threads();
