@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Training throughput on this machine: 1 process x 1 thread, 1 process x 2 threads and
-2 processes x 1 thread (mpirun), at the same global batch, for the G2P recipe (RNN) and a G2P
-Transformer; with a plain compute probe run in the same session (one copy, then two at once) to
+2 processes x 1 thread (mpirun), for the G2P recipe (RNN) and a G2P Transformer. Two processes
+run twice: at the same global batch (each process takes half: strong scaling, the smaller
+products cost speed) and at the same batch per process (the global batch doubles: weak
+scaling, how data parallelism grows with more machines); with a plain compute probe run in the same session (one copy, then two at once) to
 show what the second vCPU gives, and the share of each update spent exchanging gradients.
 
   bench/distributed.py --attend build/attend --data runs/g2p-data [--steps 60] [--batch 64]
@@ -35,8 +37,8 @@ def probe(copies):
 
 
 def train(args, data, model, layout, out):
-    procs, threads = layout
-    batch = args.batch // procs
+    procs, threads, split = layout
+    batch = args.batch // procs if split else args.batch
     cmd = [args.attend, "train", "--task", "g2p", "--data", data, *model, "--seed", "1", "--threads", str(threads),
            "--batch", str(batch), "--max-steps", str(args.steps), "--eval-every", str(args.steps // 2),
            "--out", out, "--overwrite"]
@@ -57,7 +59,7 @@ def main():
     p.add_argument("--attend", default="build/attend")
     p.add_argument("--data", required=True, help="a G2P data directory (train.tsv, dev.tsv)")
     p.add_argument("--steps", type=int, default=60)
-    p.add_argument("--batch", type=int, default=64, help="the global batch (sentences)")
+    p.add_argument("--batch", type=int, default=64, help="the global batch of one process (sentences)")
     args = p.parse_args()
     work = tempfile.mkdtemp(prefix="attend-distributed-")
     data = os.path.join(work, "data")
@@ -69,9 +71,11 @@ def main():
     print(f"compute probe (512 x 512 sgemm loop): one copy {one[0]:.1f} GFLOP/s; two at once {two[0]:.1f} + "
           f"{two[1]:.1f} = {sum(two) / one[0]:.2f}x one", flush=True)
     models = {"g2p RNN recipe": [], "g2p Transformer": ["--model", "transformer"]}
-    layouts = [(1, 1), (1, 2), (2, 1)]
-    print(f"\n| model | processes x threads | target tokens/s | vs 1 x 1 | ms per update | exchanging gradients |")
-    print("|---|---|---:|---:|---:|---:|")
+    # (processes, threads, the global batch split between the processes)
+    layouts = [(1, 1, True), (1, 2, True), (2, 1, True), (2, 1, False)]
+    print(f"\n| model | processes x threads | batch per process | target tokens/s | vs 1 x 1 | ms per update | "
+          f"exchanging gradients |")
+    print("|---|---|---:|---:|---:|---:|---:|")
     for name, model in models.items():
         base = None
         for layout in layouts:
@@ -80,7 +84,8 @@ def main():
             share = (f"{r['reduce_ms']:.1f} ms ({100 * r['reduce_ms'] / r['update_ms']:.1f}%)"
                      if r["reduce_ms"] is not None else "")
             update = f"{r['update_ms']:.1f}" if r["update_ms"] is not None else ""
-            print(f"| {name} | {layout[0]} x {layout[1]} | {r['tokens_per_second']:.0f} | "
+            per_process = args.batch // layout[0] if layout[2] else args.batch
+            print(f"| {name} | {layout[0]} x {layout[1]} | {per_process} | {r['tokens_per_second']:.0f} | "
                   f"{r['tokens_per_second'] / base:.2f}x | {update} | {share} |", flush=True)
     shutil.rmtree(work)
 
