@@ -8,11 +8,18 @@ precision="int8")` translate the same inputs (spread evenly over the test file) 
 and 1, which is what `attend translate|eval --precision ...` run. Each measurement is the best
 of --repeats runs, the two precisions alternating so that both see the same machine.
 
+Then the memory each precision keeps: what a fresh process has allocated (glibc's mallinfo2)
+after loading the model and translating one input, beyond what it had before (an int8 model
+keeps its weights in int8 only), beside the fp32 weights' bytes.
+
 Usage: PYTHONPATH=build/python bench/int8.py --test runs/g2p-data/test.tsv --model runs/g2p [--model ...]
 """
 import argparse
+import ctypes
 import json
 import os
+import subprocess
+import sys
 import time
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
@@ -58,7 +65,48 @@ def bench(model_dir, test, n, repeats, batches):
     print()
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks",
+                 "keepcost")]
+
+
+def heap_in_use_kb():
+    """Bytes malloc has handed out and not been given back (glibc's mallinfo2), in KiB."""
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = _Mallinfo2
+    m = libc.mallinfo2()
+    return (m.uordblks + m.hblkhd) / 1024
+
+
+def resident_child(model_dir, precision, text):
+    """In a process of its own: the memory loading the model and one translation keep."""
+    attend.set_threads(1)
+    before = heap_in_use_kb()
+    m = attend.Model.load(model_dir, precision=precision)
+    loaded = heap_in_use_kb() - before
+    m.translate([text], beam=1)
+    print(json.dumps({"loaded": loaded, "translated": heap_in_use_kb() - before}))
+
+
+def resident(model_dir, test):
+    text = next(line.split("\t")[0] for line in open(test, encoding="utf-8") if line.strip())
+    kb = {}
+    for precision in ("fp32", "int8"):
+        r = subprocess.run([sys.executable, __file__, "--resident", model_dir, precision, text], check=True,
+                           capture_output=True, text=True)
+        kb[precision] = json.loads(r.stdout.splitlines()[-1])
+    weights = sum(w.size for w in attend.Model.load(model_dir).parameters().values()) * 4 / 1024
+    print(f"memory a process keeps for the model (fp32 weights {weights / 1024:.1f} MB): loaded, fp32 "
+          f"{kb['fp32']['loaded'] / 1024:.1f} MB, int8 {kb['int8']['loaded'] / 1024:.1f} MB "
+          f"({kb['int8']['loaded'] / kb['fp32']['loaded']:.2f}x); after one translation, fp32 "
+          f"{kb['fp32']['translated'] / 1024:.1f} MB, int8 {kb['int8']['translated'] / 1024:.1f} MB "
+          f"({kb['int8']['translated'] / kb['fp32']['translated']:.2f}x)\n")
+
+
 def main():
+    if len(sys.argv) == 5 and sys.argv[1] == "--resident":
+        return resident_child(*sys.argv[2:])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", action="append", required=True, help="a model directory (repeat for several)")
     ap.add_argument("--test", action="append", required=True, help="TSV test file per model (or one for all)")
@@ -70,6 +118,7 @@ def main():
     tests = args.test if len(args.test) == len(args.model) else args.test[:1] * len(args.model)
     for model_dir, test in zip(args.model, tests):
         bench(model_dir, test, args.inputs, args.repeats, [int(b) for b in args.batches.split(",")])
+        resident(model_dir, test)
 
 
 if __name__ == "__main__":

@@ -223,6 +223,75 @@ TEST(Int8Model, TransformerStepsCloseToFp32) {
     }
 }
 
+// The dequantized weights, as a model that released its fp32 copies lists them: each within
+// half a quantization step of the original; lookups in an int8 table are those rows.
+TEST(Int8Weight, DequantizedWeightsAndRows) {
+  const int in = 12, out = 7;
+  const std::vector<float> w = random_values(in * out, 0.5f, 45);  // [In, Out]
+  const auto q = Int8Weight::from_in_out(w.data(), in, out);
+  const Tensor back = q->dequantize_in_out();
+  ASSERT_EQ(back.shape(), (Shape{in, out}));
+  for (int o = 0; o < out; ++o) {
+    float top = 0.0f;
+    for (int i = 0; i < in; ++i) top = std::max(top, std::fabs(w[i * out + o]));
+    for (int i = 0; i < in; ++i)
+      EXPECT_LE(std::fabs(back.data()[i * out + o] - w[i * out + o]), 0.5f * top / kernels::int8_range() * 1.0001f);
+  }
+  const auto table = Int8Weight::from_out_in(w.data(), out * in / 4, 4);  // as a [21, 4] table
+  const Tensor rows = table->rows({3, 0, 3});
+  ASSERT_EQ(rows.shape(), (Shape{3, 4}));
+  const Tensor all = table->dequantize_in_out();  // [4, 21]
+  for (int e = 0; e < 4; ++e) {
+    EXPECT_EQ(rows.data()[e], all.data()[e * 21 + 3]);
+    EXPECT_EQ(rows.data()[4 + e], all.data()[e * 21]);
+  }
+  EXPECT_THROW(table->rows({21}), std::invalid_argument);
+  EXPECT_THROW(table->rows({-1}), std::invalid_argument);
+}
+
+// A Transformer loaded for int8 inference gives up its fp32 weights: it decodes exactly as
+// before, lists dequantized weights, and refuses to be recorded on a tape.
+TEST(Int8Model, TransformerWithoutFp32WeightsDecodesTheSame) {
+  for (bool tie : {false, true}) {
+    TransformerConfig c;
+    c.dim = 32, c.heads = 4, c.ffn = 64, c.encoder_layers = 2, c.decoder_layers = 2, c.dropout = 0.0f;
+    c.tie_embeddings = tie, c.max_length = 16, c.src_vocab = c.tgt_vocab = 11;
+    Rng rng(53);
+    Transformer model(c, rng);
+    std::map<std::string, std::vector<float>> original;
+    for (const auto& p : model.parameters()) original[p.name] = p.var.value().to_vector();
+    Batch batch;
+    batch.B = 2, batch.S = 3, batch.T = 2, batch.src = {4, 5, 6, 7, 5, 8}, batch.src_lengths = {3, 3};
+    batch.tgt_in = {1, 1, 4, 5}, batch.tgt_out = {4, 5, 2, 2};
+    model.quantize();
+    auto logits = [&] {
+      NoGradScope no_grad;
+      return model.logits(batch, nullptr).value().to_vector();
+    };
+    const std::vector<float> before = logits();
+    const int64_t count = model.parameter_count();
+    model.release_fp32();
+    EXPECT_EQ(logits(), before) << "tie " << tie;
+    EXPECT_EQ(model.parameter_count(), count);
+    for (const auto& p : model.parameters()) {
+      const std::vector<float> now = p.var.value().to_vector(), was = original.at(p.name);
+      ASSERT_EQ(now.size(), was.size()) << p.name;
+      double top = 0.0, worst = 0.0;
+      for (size_t i = 0; i < was.size(); ++i)
+        top = std::max(top, double(std::fabs(was[i]))), worst = std::max(worst, double(std::fabs(now[i] - was[i])));
+      EXPECT_LE(worst, top / kernels::int8_range()) << p.name;  // (per-row scales: at most the largest's step)
+    }
+    Tape tape;
+    TapeScope scope(tape);
+    try {
+      model.logits(batch, nullptr);
+      ADD_FAILURE() << "a tape recorded through released weights";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("released"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(Int8Model, RnnFusedStepsCloseToFp32) {
   for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kGeneral, ScoreKind::kAdditive})

@@ -81,4 +81,9 @@ class Tensor {
 // Throws std::invalid_argument("<what>: expected <a>, got <b>") when shapes differ.
 void check_same_shape(const Shape& expected, const Shape& got, const char* what);
 
+// Freed tensors' memory is kept for reuse (up to 1 GiB, by size class). This gives it back:
+// after loading a model, whose file's copies and released fp32 weights will not be needed again.
+// Returns the bytes freed.
+size_t trim_storage_cache();
+
 }  // namespace attend

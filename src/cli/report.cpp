@@ -226,7 +226,7 @@ nlohmann::json model_card(const Translator& tr, const std::string& dir, const nl
   auto row = [&](const std::string& k, const std::string& v) { card["rows"].push_back({k, v}); };
   row("directory", dir);
   row("architecture", describe(config.get<ModelConfig>()));
-  row("parameters", thousands(model.parameter_count()));
+  row("parameters", thousands(tr.parameter_count()));
   row("vocabularies", thousands(int64_t(tr.source_vocab().size())) + " source, " +
                           thousands(int64_t(tr.target_vocab().size())) + " target tokens");
   row("tokenizers", "source " + describe(tr.source_tokenizer()) + "; target " + describe(tr.target_tokenizer()));

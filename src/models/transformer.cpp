@@ -103,16 +103,29 @@ Var Transformer::embed(const Embedding& table, const std::vector<int>& ids, int 
 
 Var Transformer::output(const Var& h) const {
   if (!config_.tie_embeddings) return output_(h);
-  if (tied_int8_ && !Tape::current()) return Var(tied_int8_->apply(h.value(), Tensor()));
+  if (tgt_emb_.int8() && !Tape::current()) return Var(tgt_emb_.int8()->apply(h.value(), Tensor()));
+  if (!tgt_emb_.table().defined())
+    throw std::runtime_error(
+        "Transformer: the tied output layer's fp32 weights were released after int8 "
+        "quantization; load the model in fp32 to record a tape through it");
   return matmul(h, tgt_emb_.table(), /*trans_a=*/false, /*trans_b=*/true);
 }
 
+// Tied embeddings: the target table's int8 rows are also the output layer's (one copy).
 void Transformer::quantize() {
   for (auto& layer : encoder_) layer.quantize();
   for (auto& layer : decoder_cell_) layer.quantize();
-  if (!config_.tie_embeddings) return output_.quantize();
-  const Tensor& table = tgt_emb_.table().value();  // [V, C]: each output's weights a row already
-  tied_int8_ = Int8Weight::from_out_in(table.data(), static_cast<int>(table.size(0)), static_cast<int>(table.size(1)));
+  if (!config_.share_all_embeddings) src_emb_.quantize();
+  tgt_emb_.quantize();
+  if (!config_.tie_embeddings) output_.quantize();
+}
+
+void Transformer::release_fp32() {
+  for (auto& layer : encoder_) layer.release_fp32();
+  for (auto& layer : decoder_cell_) layer.release_fp32();
+  if (!config_.share_all_embeddings) src_emb_.release_fp32();
+  tgt_emb_.release_fp32();
+  if (!config_.tie_embeddings) output_.release_fp32();
 }
 
 namespace {

@@ -96,6 +96,7 @@ Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenize
       tgt_vocab_(std::move(tgt_vocab)),
       extra_(std::move(extra)) {
   if (!model_) throw std::invalid_argument("Translator: no model");
+  parameter_count_ = model_->parameter_count();
 }
 
 Translator Translator::load(const std::string& dir, std::optional<Precision> precision) {
@@ -135,7 +136,9 @@ Translator Translator::load(const std::string& dir, std::optional<Precision> pre
   model->freeze();  // a loaded model is for inference
   Translator t(std::move(model), c.source, c.target, std::move(sv), std::move(tv), std::move(c.extra));
   t.precision_ = precision.value_or(int8.empty() ? Precision::kFp32 : Precision::kInt8);
-  if (t.precision_ == Precision::kInt8) t.model_->quantize();
+  if (t.precision_ == Precision::kInt8) t.model_->quantize(), t.model_->release_fp32();
+  tensors.clear();
+  trim_storage_cache();  // the file's copies (and released fp32 weights): not needed again
   return t;
 }
 

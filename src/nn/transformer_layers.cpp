@@ -59,6 +59,10 @@ void MultiHeadAttention::quantize() {
   for (Linear* l : {&wq_, &wk_, &wv_, &wo_}) l->quantize();
 }
 
+void MultiHeadAttention::release_fp32() {
+  for (Linear* l : {&wq_, &wk_, &wv_, &wo_}) l->release_fp32();
+}
+
 FeedForward::FeedForward(int dim, int hidden, Rng& rng) : w1_(dim, hidden, true, rng), w2_(hidden, dim, true, rng) {}
 
 Var FeedForward::operator()(const Var& x, float p, Rng* rng) const {
@@ -73,6 +77,8 @@ void FeedForward::collect(const std::string& prefix, std::vector<NamedParameter>
 }
 
 void FeedForward::quantize() { w1_.quantize(), w2_.quantize(); }
+
+void FeedForward::release_fp32() { w1_.release_fp32(), w2_.release_fp32(); }
 
 Tensor sinusoidal_positions(int length, int dim) {
   Tensor pe(Shape{length, dim});
@@ -123,6 +129,8 @@ void TransformerEncoderLayer::collect(const std::string& prefix, std::vector<Nam
 }
 
 void TransformerEncoderLayer::quantize() { attn_.quantize(), ffn_.quantize(); }
+
+void TransformerEncoderLayer::release_fp32() { attn_.release_fp32(), ffn_.release_fp32(); }
 
 TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
     : self_attn_(dim, heads, rng),
@@ -201,5 +209,9 @@ void TransformerDecoderLayer::collect(const std::string& prefix, std::vector<Nam
 }
 
 void TransformerDecoderLayer::quantize() { self_attn_.quantize(), cross_attn_.quantize(), ffn_.quantize(); }
+
+void TransformerDecoderLayer::release_fp32() {
+  self_attn_.release_fp32(), cross_attn_.release_fp32(), ffn_.release_fp32();
+}
 
 }  // namespace attend

@@ -64,4 +64,25 @@ Tensor Int8Weight::apply(const Tensor& x, const Tensor& bias) const {
   return y;
 }
 
+Tensor Int8Weight::dequantize_in_out() const {
+  Tensor w = Tensor::empty(Shape{in_, out_});
+  for (int o = 0; o < out_; ++o)
+    for (int i = 0; i < in_; ++i) w.data()[int64_t(i) * out_ + o] = q_[size_t(o) * in_ + i] * scale_[o];
+  return w;
+}
+
+Tensor Int8Weight::rows(const std::vector<int>& ids) const {
+  Tensor out = Tensor::empty(Shape{static_cast<int64_t>(ids.size()), in_});
+  for (size_t n = 0; n < ids.size(); ++n) {
+    const int id = ids[n];
+    if (id < 0 || id >= out_)
+      throw std::invalid_argument("int8 table: id " + std::to_string(id) + " at position " + std::to_string(n) +
+                                  " is outside [0, " + std::to_string(out_) + ")");
+    const int8_t* q = q_.data() + size_t(id) * in_;
+    float* y = out.data() + int64_t(n) * in_;
+    for (int i = 0; i < in_; ++i) y[i] = q[i] * scale_[id];
+  }
+  return out;
+}
+
 }  // namespace attend

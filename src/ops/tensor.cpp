@@ -101,6 +101,19 @@ class StoragePool {
     std::free(p);
   }
 
+  size_t trim() {
+    std::unordered_map<size_t, std::vector<void*>> blocks;
+    size_t bytes = 0;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      blocks.swap(free_);
+      bytes = cached_, cached_ = 0;
+    }
+    for (auto& [size, list] : blocks)
+      for (void* p : list) std::free(p);
+    return bytes;
+  }
+
  private:
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;
@@ -120,6 +133,8 @@ std::shared_ptr<float> allocate(int64_t n, bool zero) {
 }
 
 }  // namespace
+
+size_t trim_storage_cache() { return pool().trim(); }
 
 Tensor::Tensor(const Shape& shape) : Tensor(shape, /*zero=*/true) {}
 Tensor::Tensor(const Shape& shape, bool zero) : storage_(allocate(shape.numel(), zero)), shape_(shape) {}

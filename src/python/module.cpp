@@ -602,7 +602,8 @@ void bind_model(py::module_& m) {
            "{name: one source position per row}, e.g. local-p's predicted centre.")
       .def("loss", &PyModel::loss, py::arg("sources"), py::arg("targets"), py::arg("label_smoothing") = 0.0f,
            "Teacher-forced mean cross-entropy and logits [B, T, V] (T = longest target + </s>).")
-      .def("parameters", &PyModel::parameters, "Every weight by name, as NumPy arrays (copies).")
+      .def("parameters", &PyModel::parameters,
+           "Every weight by name, as NumPy arrays (copies; an int8 model's dequantized, as its file stores them).")
       .def_property_readonly("config", &PyModel::config, "The model's config.json 'model' section, as JSON text.")
       .def_property_readonly("architecture", &PyModel::architecture, "'rnn' or 'transformer'.")
       .def_property_readonly("source_vocab", &PyModel::source_vocab)

@@ -10,7 +10,7 @@ nlohmann::json LoadedModel::describe() const {
   return {{"name", name},
           {"directory", directory},
           {"architecture", to_string(m.architecture())},
-          {"parameters", m.parameter_count()},
+          {"parameters", translator.parameter_count()},
           {"source_vocab", translator.source_vocab().size()},
           {"target_vocab", translator.target_vocab().size()},
           {"source_tokenizer", to_string(translator.source_tokenizer().kind)},

@@ -65,7 +65,8 @@ class Transformer : public Model {
 
   const TransformerConfig& config() const { return config_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
-  void quantize() override;  // every layer's products and the output layer (tied: the table)
+  void quantize() override;  // every layer's products, the embedding tables and the output layer
+  void release_fp32() override;
 
  private:
   friend class TransformerStepDecoder;  // transformer.cpp
@@ -78,7 +79,6 @@ class Transformer : public Model {
   std::vector<TransformerDecoderLayer> decoder_cell_;
   LayerNorm enc_norm_, dec_norm_;                // pre-LN: after the last layer
   Linear output_;                                // unless tied
-  std::shared_ptr<const Int8Weight> tied_int8_;  // tied and quantized: the table as the output layer
   Tensor positions_;                             // [max_length, C]
 };
 

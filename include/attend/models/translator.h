@@ -67,7 +67,9 @@ class Translator {
   // Loads and validates a model directory (every file against its manifest, every weight
   // finite); errors name the file and what is wrong. With Precision::kInt8 the model decodes
   // with int8 products (Model::quantize); without a precision, as the directory was saved (int8
-  // for one written with int8 weights, io/int8_weights.h; else fp32).
+  // for one written with int8 weights, io/int8_weights.h; else fp32). An int8 model keeps its
+  // weights in int8 only (Module::release_fp32): it decodes, saves and lists its parameters
+  // (dequantized), but cannot be trained through.
   static Translator load(const std::string& dir, std::optional<Precision> precision = std::nullopt);
   // Writes config.json, the vocabularies and model.safetensors as one unit (io/checkpoint.h):
   // after any failure or kill the directory holds the old model or the new one, whole. With
@@ -85,6 +87,7 @@ class Translator {
 
   const Model& model() const { return *model_; }
   Precision precision() const { return precision_; }
+  int64_t parameter_count() const { return parameter_count_; }  // (without dequantizing an int8 model)
   const Tokenizer& source_tokenizer() const { return src_tok_; }
   const Tokenizer& target_tokenizer() const { return tgt_tok_; }
   const Vocab& source_vocab() const { return src_vocab_; }
@@ -99,6 +102,7 @@ class Translator {
   Vocab src_vocab_, tgt_vocab_;
   nlohmann::json extra_;
   Precision precision_ = Precision::kFp32;
+  int64_t parameter_count_ = 0;
 };
 
 }  // namespace attend

@@ -17,7 +17,8 @@ class Linear : public Module {
   Var operator()(const Var& x) const;  // x [..., In] -> [..., Out]
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   void quantize() override;
-  const Var& weight() const { return w_; }
+  void release_fp32() override;             // the weight, once quantized
+  const Var& weight() const { return w_; }  // undefined after release_fp32()
   const Var& bias() const { return b_; }
   const std::shared_ptr<const Int8Weight>& int8() const { return int8_; }  // after quantize(), else null
 
@@ -33,11 +34,17 @@ class Embedding : public Module {
   Embedding(int vocab, int dim, Rng& rng);
   Var operator()(const std::vector<int>& ids) const;  // N ids -> [N, E]
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
-  int dim() const { return static_cast<int>(table_.size(1)); }
-  const Var& table() const { return table_; }
+  // Lookups from an int8 table (a scale per token, as the tied output layer's) without a tape.
+  void quantize() override;
+  void release_fp32() override;  // the table, once quantized
+  int dim() const { return dim_; }
+  const Var& table() const { return table_; }                              // undefined after release_fp32()
+  const std::shared_ptr<const Int8Weight>& int8() const { return int8_; }  // [V, E] as outputs x inputs
 
  private:
   Var table_;
+  int dim_ = 0;
+  std::shared_ptr<const Int8Weight> int8_;  // after quantize()
 };
 
 }  // namespace attend

@@ -28,6 +28,10 @@ class Module {
   // (so training through them stays exact). The fp32 weights stay, for saving and training.
   // Call it again after changing the weights.
   virtual void quantize() {}
+  // After quantize(), for inference only: weights that only int8 products and lookups read give
+  // up their fp32 copies (a quarter of the memory). parameters() then holds their values
+  // dequantized (what an int8 model file stores), and a tape recording through them throws.
+  virtual void release_fp32() {}
   // How many numbers the parameters hold.
   int64_t parameter_count() const {
     int64_t n = 0;

@@ -43,6 +43,7 @@ class MultiHeadAttention : public Module {
   int heads() const { return heads_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   void quantize() override;
+  void release_fp32() override;
 
  private:
   Linear wq_, wk_, wv_, wo_;
@@ -57,6 +58,7 @@ class FeedForward : public Module {
   Var operator()(const Var& x, float dropout, Rng* rng) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   void quantize() override;
+  void release_fp32() override;
 
  private:
   Linear w1_, w2_;
@@ -78,6 +80,7 @@ class TransformerEncoderLayer : public Module {
   Var operator()(const Var& x, const std::vector<int>& key_lengths, Rng* dropout_rng) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   void quantize() override;
+  void release_fp32() override;
 
  private:
   MultiHeadAttention attn_;
@@ -103,6 +106,7 @@ class TransformerDecoderLayer : public Module {
   int heads() const { return self_attn_.heads(); }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   void quantize() override;
+  void release_fp32() override;
 
  private:
   MultiHeadAttention self_attn_, cross_attn_;

@@ -37,6 +37,12 @@ class Int8Weight {
   // x [..., In] -> [..., Out]; bias [Out] or undefined. Throws std::invalid_argument on shapes.
   Tensor apply(const Tensor& x, const Tensor& bias) const;
 
+  // The weights back in fp32, as the products see them: [In, Out] (Linear's layout).
+  Tensor dequantize_in_out() const;
+  // Rows of the [Out, In] matrix in fp32 (lookups in an int8 embedding table): N ids, each in
+  // [0, Out) (std::invalid_argument naming the id otherwise) -> [N, In].
+  Tensor rows(const std::vector<int>& ids) const;
+
   int in() const { return in_; }
   int out() const { return out_; }
   int64_t bytes() const { return int64_t(q_.size()) + int64_t(scale_.size()) * 4; }
