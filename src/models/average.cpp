@@ -32,7 +32,9 @@ std::string difference(const Translator& a, const Translator& b) {
 
 void average_checkpoints(const std::vector<std::string>& dirs, const std::string& out) {
   if (dirs.empty()) throw std::invalid_argument("average: no model directories");
-  Translator first = Translator::load(dirs[0]);
+  // In fp32 whatever the directories store: the average is written into the first model's
+  // weights, which an int8 load would not keep (Translator::load).
+  Translator first = Translator::load(dirs[0], Precision::kFp32);
   const std::vector<NamedParameter> params = first.model().parameters();
   std::vector<std::vector<double>> sum(params.size());
   for (size_t p = 0; p < params.size(); ++p) {
@@ -40,7 +42,7 @@ void average_checkpoints(const std::vector<std::string>& dirs, const std::string
     sum[p].assign(v.data(), v.data() + v.numel());
   }
   for (size_t d = 1; d < dirs.size(); ++d) {
-    const Translator other = Translator::load(dirs[d]);
+    const Translator other = Translator::load(dirs[d], Precision::kFp32);
     if (const std::string why = difference(first, other); !why.empty())
       throw std::runtime_error(dirs[d] + ": not a checkpoint of the same model as " + dirs[0] + " (" + why + ")");
     const std::vector<NamedParameter> theirs = other.model().parameters();

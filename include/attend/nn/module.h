@@ -30,7 +30,8 @@ class Module {
   virtual void quantize() {}
   // After quantize(), for inference only: weights that only int8 products and lookups read give
   // up their fp32 copies (a quarter of the memory). parameters() then holds their values
-  // dequantized (what an int8 model file stores), and a tape recording through them throws.
+  // dequantized (what an int8 model file stores) in copies, which writing does not change the
+  // model through, and a tape recording through them throws.
   virtual void release_fp32() {}
   // How many numbers the parameters hold.
   int64_t parameter_count() const {
