@@ -92,59 +92,63 @@ void sdpa_forward_fused(const SdpaProblem& p, const float* q, const float* k, co
   const int br = p.causal && p.T <= 768 ? kShortCausalRows : Br;
   const int q_tiles = (p.T + br - 1) / br;
   const float keep_scale = p.dropout > 0.0f ? 1.0f / (1.0f - p.dropout) : 1.0f;
-  parallel_for(int64_t(p.B) * p.H * q_tiles, [&](int64_t item, int thread) {
-    const int b = static_cast<int>(item / (int64_t(p.H) * q_tiles));
-    const int h = static_cast<int>(item / q_tiles % p.H);
-    const int t0 = static_cast<int>(item % q_tiles) * br, r = std::min(br, p.T - t0);
-    float* X = scratch + thread * sdpa_forward_scratch_floats();  // [Br, Bc] scores, then weights
-    float* m = X + Br * Bc;                                       // [Br] running max
-    float* l = m + Br;                                            // [Br] running sum
-    const float* Q = q + q_offset(p, b, h, t0);                   // [r, D]
-    float* O = out + q_offset(p, b, h, t0);                       // [r, D]
-    const RowRanges rows(p, b, t0, r);
-    std::fill(O, O + int64_t(r) * p.D, 0.0f);
-    std::fill(m, m + r, -INFINITY);
-    std::fill(l, l + r, 0.0f);
-    for (int s0 = rows.kmin; s0 < rows.kmax; s0 += Bc) {
-      const int c = std::min(Bc, rows.kmax - s0);
-      const float* K = k + kv_offset(p, b, h, s0);                                                 // [c, D]
-      const float* V = v + kv_offset(p, b, h, s0);                                                 // [c, D]
-      gemm(/*trans_a=*/false, /*trans_b=*/true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, Bc);  // X [r, c]
-      for (int i = 0; i < r; ++i) {
-        float* x = X + i * Bc;
-        finish_scores(p, b, h, t0 + i, s0, c, rows.lo[i], rows.hi[i], x);
-        const float tile_max = vmax(x, c);  // NaN if a score is NaN: it must reach the output
-        const float m_new = std::isnan(tile_max) || std::isnan(m[i]) ? NAN : std::max(m[i], tile_max);
-        if (m_new == -INFINITY) {  // nothing allowed yet in this row
-          std::fill(x, x + c, 0.0f);
-          continue;
+  const double work = 4.0 * p.B * p.H * p.T * p.S * p.D;  // Q Kᵀ and P V
+  parallel_for(
+      int64_t(p.B) * p.H * q_tiles,
+      [&](int64_t item, int thread) {
+        const int b = static_cast<int>(item / (int64_t(p.H) * q_tiles));
+        const int h = static_cast<int>(item / q_tiles % p.H);
+        const int t0 = static_cast<int>(item % q_tiles) * br, r = std::min(br, p.T - t0);
+        float* X = scratch + thread * sdpa_forward_scratch_floats();  // [Br, Bc] scores, then weights
+        float* m = X + Br * Bc;                                       // [Br] running max
+        float* l = m + Br;                                            // [Br] running sum
+        const float* Q = q + q_offset(p, b, h, t0);                   // [r, D]
+        float* O = out + q_offset(p, b, h, t0);                       // [r, D]
+        const RowRanges rows(p, b, t0, r);
+        std::fill(O, O + int64_t(r) * p.D, 0.0f);
+        std::fill(m, m + r, -INFINITY);
+        std::fill(l, l + r, 0.0f);
+        for (int s0 = rows.kmin; s0 < rows.kmax; s0 += Bc) {
+          const int c = std::min(Bc, rows.kmax - s0);
+          const float* K = k + kv_offset(p, b, h, s0);                                                 // [c, D]
+          const float* V = v + kv_offset(p, b, h, s0);                                                 // [c, D]
+          gemm(/*trans_a=*/false, /*trans_b=*/true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, Bc);  // X [r, c]
+          for (int i = 0; i < r; ++i) {
+            float* x = X + i * Bc;
+            finish_scores(p, b, h, t0 + i, s0, c, rows.lo[i], rows.hi[i], x);
+            const float tile_max = vmax(x, c);  // NaN if a score is NaN: it must reach the output
+            const float m_new = std::isnan(tile_max) || std::isnan(m[i]) ? NAN : std::max(m[i], tile_max);
+            if (m_new == -INFINITY) {  // nothing allowed yet in this row
+              std::fill(x, x + c, 0.0f);
+              continue;
+            }
+            const float alpha = std::exp(m[i] - m_new);  // 0 on the first allowed tile
+            l[i] = alpha * l[i] + vexp_shifted_sum(x, m_new, x, c);
+            m[i] = m_new;
+            if (alpha != 1.0f) {
+              float* o = O + int64_t(i) * p.D;
+              for (int d = 0; d < p.D; ++d) o[d] *= alpha;
+            }
+            if (p.dropout > 0.0f) {
+              for (int j = 0; j < c; ++j) x[j] = sdpa_keep(p, b, h, t0 + i, s0 + j) ? x[j] * keep_scale : 0.0f;
+            }
+          }
+          gemm(/*trans_a=*/false, /*trans_b=*/false, r, p.D, c, 1.0f, X, Bc, V, p.D, 1.0f, O, p.D);  // O += P V
         }
-        const float alpha = std::exp(m[i] - m_new);  // 0 on the first allowed tile
-        l[i] = alpha * l[i] + vexp_shifted_sum(x, m_new, x, c);
-        m[i] = m_new;
-        if (alpha != 1.0f) {
+        float* L = lse + (int64_t(b) * p.H + h) * p.T + t0;
+        for (int i = 0; i < r; ++i) {
           float* o = O + int64_t(i) * p.D;
-          for (int d = 0; d < p.D; ++d) o[d] *= alpha;
+          if (l[i] != 0.0f) {  // (NaN too: a NaN input gives a NaN output, not the zeros below)
+            const float inv = 1.0f / l[i];
+            for (int d = 0; d < p.D; ++d) o[d] *= inv;
+            L[i] = m[i] + std::log(l[i]);
+          } else {  // no allowed key: defined as zeros
+            std::fill(o, o + p.D, 0.0f);
+            L[i] = -INFINITY;
+          }
         }
-        if (p.dropout > 0.0f) {
-          for (int j = 0; j < c; ++j) x[j] = sdpa_keep(p, b, h, t0 + i, s0 + j) ? x[j] * keep_scale : 0.0f;
-        }
-      }
-      gemm(/*trans_a=*/false, /*trans_b=*/false, r, p.D, c, 1.0f, X, Bc, V, p.D, 1.0f, O, p.D);  // O += P V
-    }
-    float* L = lse + (int64_t(b) * p.H + h) * p.T + t0;
-    for (int i = 0; i < r; ++i) {
-      float* o = O + int64_t(i) * p.D;
-      if (l[i] != 0.0f) {  // (NaN too: a NaN input gives a NaN output, not the zeros below)
-        const float inv = 1.0f / l[i];
-        for (int d = 0; d < p.D; ++d) o[d] *= inv;
-        L[i] = m[i] + std::log(l[i]);
-      } else {  // no allowed key: defined as zeros
-        std::fill(o, o + p.D, 0.0f);
-        L[i] = -INFINITY;
-      }
-    }
-  });
+      },
+      work);
 }
 
 // The references' raw scores of one query: x[s] = scale · q_t·k_s for every key, in double.
@@ -209,78 +213,82 @@ void sdpa_backward_fused(const SdpaProblem& p, const float* q, const float* k, c
   const int G = p.H / p.Hkv;
   const int q_tiles = (p.T + Br - 1) / Br;
   const float keep_scale = p.dropout > 0.0f ? 1.0f / (1.0f - p.dropout) : 1.0f;
-  parallel_for(int64_t(p.B) * p.Hkv, [&](int64_t item, int thread) {
-    const int b = static_cast<int>(item / p.Hkv), g = static_cast<int>(item % p.Hkv);
-    float* P = scratch + thread * sdpa_backward_scratch_floats(p);  // [Br, Bc] weights
-    float* dX = P + Br * Bc;                                        // [Br, Bc] dP, then dX
-    float* C = dX + Br * Bc;                                        // [Br, Bc] tanh(x / cap)
-    float* Di = C + Br * Bc;                                        // [G, T]
-    for (int j = 0; j < G; ++j) {
-      const int h = g * G + j;
-      for (int t = 0; t < p.T; ++t) {
-        const float* o = out + q_offset(p, b, h, t);
-        const float* d_o = dout + q_offset(p, b, h, t);
-        float acc = 0.0f;
-        for (int d = 0; d < p.D; ++d) acc += o[d] * d_o[d];
-        Di[j * p.T + t] = acc;
-      }
-    }
-    const int L = key_length(p, b);
-    for (int s0 = 0; s0 < L; s0 += Bc) {
-      const int c = std::min(Bc, L - s0);
-      const float* K = k + kv_offset(p, b, g * G, s0);  // [c, D]
-      const float* V = v + kv_offset(p, b, g * G, s0);
-      float* dK = dk + kv_offset(p, b, g * G, s0);
-      float* dV = dv + kv_offset(p, b, g * G, s0);
-      for (int j = 0; j < G; ++j) {
-        const int h = g * G + j;
-        for (int qt = 0; qt < q_tiles; ++qt) {
-          const int t0 = qt * Br, r = std::min(Br, p.T - t0);
-          const RowRanges rows(p, b, t0, r);
-          if (rows.kmax <= s0 || rows.kmin >= s0 + c) continue;  // no allowed pair in this tile
-          const float* Q = q + q_offset(p, b, h, t0);
-          const float* dO = dout + q_offset(p, b, h, t0);
-          float* dQ = dq + q_offset(p, b, h, t0);
-          const float* Lr = lse + (int64_t(b) * p.H + h) * p.T + t0;
-          gemm(false, true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, P, Bc);  // X [r, c]
-          gemm(false, true, r, c, p.D, 1.0f, dO, p.D, V, p.D, 0.0f, dX, Bc);   // dO Vᵀ [r, c]
-          for (int i = 0; i < r; ++i) {
-            float* x = P + i * Bc;
-            float* dx = dX + i * Bc;
-            const int t = t0 + i;
-            if (Lr[i] == -INFINITY) {  // a fully masked row: no weights, no gradient
-              std::fill(x, x + c, 0.0f);
-              std::fill(dx, dx + c, 0.0f);
-              continue;
-            }
-            finish_scores(p, b, h, t, s0, c, rows.lo[i], rows.hi[i], x, C + i * Bc);
-            vexp_shifted_sum(x, Lr[i], x, c);  // P = exp(X - LSE)
-            const float di = Di[j * p.T + t];
-            if (p.dropout > 0.0f) {
-              for (int jj = 0; jj < c; ++jj) {
-                const float z = sdpa_keep(p, b, h, t, s0 + jj) ? keep_scale : 0.0f;
-                dx[jj] = x[jj] * (dx[jj] * z - di);  // dX = P ∘ (dP - Di)
-                x[jj] *= z;                          // P ∘ z, for dV
+  const double work = 10.0 * p.B * p.H * p.T * p.S * p.D;  // Q Kᵀ again, dV, dP, dQ, dK
+  parallel_for(
+      int64_t(p.B) * p.Hkv,
+      [&](int64_t item, int thread) {
+        const int b = static_cast<int>(item / p.Hkv), g = static_cast<int>(item % p.Hkv);
+        float* P = scratch + thread * sdpa_backward_scratch_floats(p);  // [Br, Bc] weights
+        float* dX = P + Br * Bc;                                        // [Br, Bc] dP, then dX
+        float* C = dX + Br * Bc;                                        // [Br, Bc] tanh(x / cap)
+        float* Di = C + Br * Bc;                                        // [G, T]
+        for (int j = 0; j < G; ++j) {
+          const int h = g * G + j;
+          for (int t = 0; t < p.T; ++t) {
+            const float* o = out + q_offset(p, b, h, t);
+            const float* d_o = dout + q_offset(p, b, h, t);
+            float acc = 0.0f;
+            for (int d = 0; d < p.D; ++d) acc += o[d] * d_o[d];
+            Di[j * p.T + t] = acc;
+          }
+        }
+        const int L = key_length(p, b);
+        for (int s0 = 0; s0 < L; s0 += Bc) {
+          const int c = std::min(Bc, L - s0);
+          const float* K = k + kv_offset(p, b, g * G, s0);  // [c, D]
+          const float* V = v + kv_offset(p, b, g * G, s0);
+          float* dK = dk + kv_offset(p, b, g * G, s0);
+          float* dV = dv + kv_offset(p, b, g * G, s0);
+          for (int j = 0; j < G; ++j) {
+            const int h = g * G + j;
+            for (int qt = 0; qt < q_tiles; ++qt) {
+              const int t0 = qt * Br, r = std::min(Br, p.T - t0);
+              const RowRanges rows(p, b, t0, r);
+              if (rows.kmax <= s0 || rows.kmin >= s0 + c) continue;  // no allowed pair in this tile
+              const float* Q = q + q_offset(p, b, h, t0);
+              const float* dO = dout + q_offset(p, b, h, t0);
+              float* dQ = dq + q_offset(p, b, h, t0);
+              const float* Lr = lse + (int64_t(b) * p.H + h) * p.T + t0;
+              gemm(false, true, r, c, p.D, p.scale, Q, p.D, K, p.D, 0.0f, P, Bc);  // X [r, c]
+              gemm(false, true, r, c, p.D, 1.0f, dO, p.D, V, p.D, 0.0f, dX, Bc);   // dO Vᵀ [r, c]
+              for (int i = 0; i < r; ++i) {
+                float* x = P + i * Bc;
+                float* dx = dX + i * Bc;
+                const int t = t0 + i;
+                if (Lr[i] == -INFINITY) {  // a fully masked row: no weights, no gradient
+                  std::fill(x, x + c, 0.0f);
+                  std::fill(dx, dx + c, 0.0f);
+                  continue;
+                }
+                finish_scores(p, b, h, t, s0, c, rows.lo[i], rows.hi[i], x, C + i * Bc);
+                vexp_shifted_sum(x, Lr[i], x, c);  // P = exp(X - LSE)
+                const float di = Di[j * p.T + t];
+                if (p.dropout > 0.0f) {
+                  for (int jj = 0; jj < c; ++jj) {
+                    const float z = sdpa_keep(p, b, h, t, s0 + jj) ? keep_scale : 0.0f;
+                    dx[jj] = x[jj] * (dx[jj] * z - di);  // dX = P ∘ (dP - Di)
+                    x[jj] *= z;                          // P ∘ z, for dV
+                  }
+                } else {
+                  for (int jj = 0; jj < c; ++jj) dx[jj] = x[jj] * (dx[jj] - di);
+                }
+                if (dbias) {
+                  float* db = dbias + ((int64_t(b) * p.H + h) * p.T + t) * p.S + s0;
+                  for (int jj = 0; jj < c; ++jj) db[jj] += dx[jj];
+                }
+                if (p.softcap > 0.0f) {
+                  const float* th = C + i * Bc;
+                  for (int jj = 0; jj < c; ++jj) dx[jj] *= 1.0f - th[jj] * th[jj];
+                }
               }
-            } else {
-              for (int jj = 0; jj < c; ++jj) dx[jj] = x[jj] * (dx[jj] - di);
-            }
-            if (dbias) {
-              float* db = dbias + ((int64_t(b) * p.H + h) * p.T + t) * p.S + s0;
-              for (int jj = 0; jj < c; ++jj) db[jj] += dx[jj];
-            }
-            if (p.softcap > 0.0f) {
-              const float* th = C + i * Bc;
-              for (int jj = 0; jj < c; ++jj) dx[jj] *= 1.0f - th[jj] * th[jj];
+              gemm(true, false, c, p.D, r, 1.0f, P, Bc, dO, p.D, 1.0f, dV, p.D);      // dV += (P∘z)ᵀ dO
+              gemm(false, false, r, p.D, c, p.scale, dX, Bc, K, p.D, 1.0f, dQ, p.D);  // dQ += scale dX K
+              gemm(true, false, c, p.D, r, p.scale, dX, Bc, Q, p.D, 1.0f, dK, p.D);   // dK += scale dXᵀ Q
             }
           }
-          gemm(true, false, c, p.D, r, 1.0f, P, Bc, dO, p.D, 1.0f, dV, p.D);      // dV += (P∘z)ᵀ dO
-          gemm(false, false, r, p.D, c, p.scale, dX, Bc, K, p.D, 1.0f, dQ, p.D);  // dQ += scale dX K
-          gemm(true, false, c, p.D, r, p.scale, dX, Bc, Q, p.D, 1.0f, dK, p.D);   // dK += scale dXᵀ Q
         }
-      }
-    }
-  });
+      },
+      work);
 }
 
 void sdpa_backward_reference(const SdpaProblem& p, const float* q, const float* k, const float* v, const float* out,
@@ -328,27 +336,31 @@ void sdpa_backward_reference(const SdpaProblem& p, const float* q, const float* 
 void sdpa_weights(const SdpaProblem& p, const float* q, const float* k, const float* lse, int h0, int h1, int t0,
                   int t1, float* w) {
   const int nh = h1 - h0, nt = t1 - t0;
-  parallel_for(int64_t(p.B) * nh, [&](int64_t item, int) {
-    const int b = static_cast<int>(item / nh), h = h0 + static_cast<int>(item % nh);
-    float* W = w + item * int64_t(nt) * p.S;  // [nt, S]
-    for (int r0 = 0; r0 < nt; r0 += Br) {
-      const int r = std::min(Br, nt - r0);
-      const int t = t0 + r0;
-      gemm(false, true, r, p.S, p.D, p.scale, q + q_offset(p, b, h, t), p.D, k + kv_offset(p, b, h, 0), p.D, 0.0f,
-           W + int64_t(r0) * p.S, p.S);
-      for (int i = 0; i < r; ++i) {
-        float* x = W + int64_t(r0 + i) * p.S;
-        const float Lt = lse[(int64_t(b) * p.H + h) * p.T + t + i];
-        int lo, hi;
-        sdpa_key_range(p, b, t + i, lo, hi);
-        finish_scores(p, b, h, t + i, 0, p.S, lo, hi, x);
-        if (Lt == -INFINITY)
-          std::fill(x, x + p.S, 0.0f);
-        else
-          vexp_shifted_sum(x, Lt, x, p.S);
-      }
-    }
-  });
+  const double work = 2.0 * p.B * nh * nt * p.S * p.D;  // Q Kᵀ
+  parallel_for(
+      int64_t(p.B) * nh,
+      [&](int64_t item, int) {
+        const int b = static_cast<int>(item / nh), h = h0 + static_cast<int>(item % nh);
+        float* W = w + item * int64_t(nt) * p.S;  // [nt, S]
+        for (int r0 = 0; r0 < nt; r0 += Br) {
+          const int r = std::min(Br, nt - r0);
+          const int t = t0 + r0;
+          gemm(false, true, r, p.S, p.D, p.scale, q + q_offset(p, b, h, t), p.D, k + kv_offset(p, b, h, 0), p.D, 0.0f,
+               W + int64_t(r0) * p.S, p.S);
+          for (int i = 0; i < r; ++i) {
+            float* x = W + int64_t(r0 + i) * p.S;
+            const float Lt = lse[(int64_t(b) * p.H + h) * p.T + t + i];
+            int lo, hi;
+            sdpa_key_range(p, b, t + i, lo, hi);
+            finish_scores(p, b, h, t + i, 0, p.S, lo, hi, x);
+            if (Lt == -INFINITY)
+              std::fill(x, x + p.S, 0.0f);
+            else
+              vexp_shifted_sum(x, Lt, x, p.S);
+          }
+        }
+      },
+      work);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -367,35 +379,39 @@ void sdpa_decode(const SdpaProblem& p, const float* q, const float* k, const flo
   const int G = p.H / p.Hkv;
   const int chunks = (p.S + chunk - 1) / chunk;
   auto part = [&](int b, int h, int c) { return partial + ((int64_t(b) * p.H + h) * chunks + c) * (p.D + 2); };
-  parallel_for(int64_t(p.B) * p.Hkv * chunks, [&](int64_t item, int thread) {
-    const int b = static_cast<int>(item / (int64_t(p.Hkv) * chunks));
-    const int g = static_cast<int>(item / chunks % p.Hkv), c = static_cast<int>(item % chunks);
-    int lo, hi;
-    sdpa_key_range(p, b, 0, lo, hi);
-    const int s0 = std::max(lo, c * chunk), s1 = std::min(hi, (c + 1) * chunk);
-    if (s0 >= s1) {  // nothing of this chunk is visible
-      for (int j = 0; j < G; ++j) part(b, g * G + j, c)[p.D] = -INFINITY;
-      return;
-    }
-    const int n = s1 - s0;
-    float* X = scratch + thread * sdpa_decode_scratch_floats(p, chunk);  // [G, n]
-    const float* Q = q + q_offset(p, b, g * G, 0);                       // [G, D]: the group's heads are adjacent
-    const float* K = k + kv_offset(p, b, g * G, s0);
-    const float* V = v + kv_offset(p, b, g * G, s0);
-    gemm(false, true, G, n, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, n);
-    for (int j = 0; j < G; ++j) {
-      float* x = X + int64_t(j) * n;
-      finish_scores(p, b, g * G + j, 0, s0, n, lo, hi, x);
-      const float m = vmax(x, n);
-      float* pc = part(b, g * G + j, c);
-      pc[p.D] = m;
-      pc[p.D + 1] = m == -INFINITY ? 0.0f : vexp_shifted_sum(x, m, x, n);
-      if (m == -INFINITY) std::fill(x, x + n, 0.0f);
-    }
-    // O_c [G, D] = P [G, n] V_c [n, D], into each head's partial (stride D + 2).
-    for (int j = 0; j < G; ++j)
-      gemm(false, false, 1, p.D, n, 1.0f, X + int64_t(j) * n, n, V, p.D, 0.0f, part(b, g * G + j, c), p.D);
-  });
+  const double work = 4.0 * p.B * p.H * p.S * p.D;  // q Kᵀ and p V, one query per head
+  parallel_for(
+      int64_t(p.B) * p.Hkv * chunks,
+      [&](int64_t item, int thread) {
+        const int b = static_cast<int>(item / (int64_t(p.Hkv) * chunks));
+        const int g = static_cast<int>(item / chunks % p.Hkv), c = static_cast<int>(item % chunks);
+        int lo, hi;
+        sdpa_key_range(p, b, 0, lo, hi);
+        const int s0 = std::max(lo, c * chunk), s1 = std::min(hi, (c + 1) * chunk);
+        if (s0 >= s1) {  // nothing of this chunk is visible
+          for (int j = 0; j < G; ++j) part(b, g * G + j, c)[p.D] = -INFINITY;
+          return;
+        }
+        const int n = s1 - s0;
+        float* X = scratch + thread * sdpa_decode_scratch_floats(p, chunk);  // [G, n]
+        const float* Q = q + q_offset(p, b, g * G, 0);                       // [G, D]: the group's heads are adjacent
+        const float* K = k + kv_offset(p, b, g * G, s0);
+        const float* V = v + kv_offset(p, b, g * G, s0);
+        gemm(false, true, G, n, p.D, p.scale, Q, p.D, K, p.D, 0.0f, X, n);
+        for (int j = 0; j < G; ++j) {
+          float* x = X + int64_t(j) * n;
+          finish_scores(p, b, g * G + j, 0, s0, n, lo, hi, x);
+          const float m = vmax(x, n);
+          float* pc = part(b, g * G + j, c);
+          pc[p.D] = m;
+          pc[p.D + 1] = m == -INFINITY ? 0.0f : vexp_shifted_sum(x, m, x, n);
+          if (m == -INFINITY) std::fill(x, x + n, 0.0f);
+        }
+        // O_c [G, D] = P [G, n] V_c [n, D], into each head's partial (stride D + 2).
+        for (int j = 0; j < G; ++j)
+          gemm(false, false, 1, p.D, n, 1.0f, X + int64_t(j) * n, n, V, p.D, 0.0f, part(b, g * G + j, c), p.D);
+      },
+      work);
   for (int b = 0; b < p.B; ++b)
     for (int h = 0; h < p.H; ++h) {
       float M = -INFINITY;

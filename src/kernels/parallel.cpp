@@ -121,10 +121,21 @@ void set_num_threads(int n) {
 
 int num_threads() { return pool().size(); }
 
-void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn) {
+void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn, double work) {
   if (n <= 0) return;
   if (t_inside) {  // nested: this thread's share of the outer loop
     for (int64_t i = 0; i < n; ++i) fn(i, t_index);
+    return;
+  }
+  if (work < kMinParallelWork) {  // on the caller, as one item after another (OpenBLAS as it is)
+    t_inside = true;
+    try {
+      for (int64_t i = 0; i < n; ++i) fn(i, 0);
+    } catch (...) {
+      t_inside = false;
+      throw;
+    }
+    t_inside = false;
     return;
   }
   std::lock_guard<std::mutex> lock(g_run_mu);

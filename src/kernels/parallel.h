@@ -4,8 +4,9 @@
 // [0, num_threads()) naming the thread (for per-thread scratch), on the caller and the pool's
 // workers, which take items from a shared counter (so uneven items, e.g. causal attention
 // tiles, balance themselves). Workers sleep on a condition variable between calls: no
-// spin-waiting. Small work runs inline: parallel_for with n == 1, a pool of one thread, or a
-// call from inside another parallel_for. OpenBLAS is kept to one thread while items run.
+// spin-waiting. Small work runs inline: `work` (the loop's arithmetic in floating-point
+// operations, an estimate) under kMinParallelWork, n == 1, a pool of one thread, or a call from
+// inside another parallel_for. OpenBLAS is kept to one thread while items run on the pool.
 // Each item must write only its own outputs, so results do not depend on the thread count.
 #pragma once
 
@@ -17,6 +18,11 @@ namespace attend::kernels {
 void set_num_threads(int n);  // the caller counts as one; n >= 1
 int num_threads();
 
-void parallel_for(int64_t n, const std::function<void(int64_t item, int thread)>& fn);
+// Below this many operations waking a worker costs more than it saves (a wake-up takes 10-50 us,
+// milliseconds on a busy host; 4 MFLOP is ~40 us of one core): one decoder step's attention at
+// batch 1 ran at half speed on two threads.
+constexpr double kMinParallelWork = 4e6;
+
+void parallel_for(int64_t n, const std::function<void(int64_t item, int thread)>& fn, double work);
 
 }  // namespace attend::kernels
