@@ -316,11 +316,12 @@ def torch_decode(shape, B, seconds, beam):
     run = (lambda s, p: beam_search(model, s, p, T)) if beam else (lambda s, p: greedy(model, s, p, T))
     for i in range(2):
         run(*batches[i])
-    runs, t0 = 0, time.perf_counter()
+    runs, f0, t0 = 0, minor_faults(), time.perf_counter()
     while time.perf_counter() - t0 < seconds or runs < 3:
         run(*batches[runs % 8])
         runs += 1
-    return {"sentences_per_second": runs * B / (time.perf_counter() - t0)}
+    return {"sentences_per_second": runs * B / (time.perf_counter() - t0),
+            "faults_per_step": (minor_faults() - f0) / (runs * T)}
 
 
 def torch_child(task, shape, B, seconds):
@@ -371,7 +372,7 @@ def main():
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for shape, task, B, a, p, _ in rows:
         key, unit = ("tokens_per_second", "tok/s") if task == "train" else ("sentences_per_second", "sent/s")
-        faults = f"{a['faults_per_step']:,.0f}, {p['faults_per_step']:,.0f}" if task == "train" else "-"
+        faults = f"{a['faults_per_step']:,.0f}, {p['faults_per_step']:,.0f}"
         print(f"| {shape} | {task} | {B} | {a[key]:,.0f} {unit} | {p[key]:,.0f} {unit} | {a[key] / p[key]:.2f}x "
               f"| {faults} | {a['max_rss_mb']:,.0f}, {p['max_rss_mb']:,.0f} |")
     print("\nattend's matrix products in training (OpenBLAS sgemm through kernels::gemm):\n")

@@ -156,6 +156,7 @@ void decode_bench(const Shape2& s, int B, int beam, double min_seconds) {
   opt.beam = beam, opt.length_penalty = 0.0f, opt.max_length = s.T;
   for (int i = 0; i < 2; ++i) decode(model, batches[i], opt);
   int runs = 0;
+  const Usage u0 = usage();
   const auto t0 = Clock::now();
   while (seconds(t0) < min_seconds || runs < 3) {
     const auto h = decode(model, batches[runs++ % batches.size()], opt);
@@ -164,10 +165,12 @@ void decode_bench(const Shape2& s, int B, int beam, double min_seconds) {
                                std::to_string(s.T));
   }
   const double sec = seconds(t0);
+  const Usage u1 = usage();
   std::printf(
       "{\"impl\": \"attend\", \"task\": \"%s\", \"batch\": %d, \"runs\": %d, \"seconds\": %.4f, "
-      "\"sentences_per_second\": %.1f, \"max_rss_mb\": %.1f}\n",
-      beam == 1 ? "greedy" : "beam5", B, runs, sec, double(runs) * B / sec, usage().max_rss_kb / 1024.0);
+      "\"sentences_per_second\": %.1f, \"faults_per_step\": %.2f, \"max_rss_mb\": %.1f}\n",
+      beam == 1 ? "greedy" : "beam5", B, runs, sec, double(runs) * B / sec,
+      double(u1.minor_faults - u0.minor_faults) / (double(runs) * s.T), u1.max_rss_kb / 1024.0);
 }
 
 }  // namespace

@@ -194,7 +194,10 @@ class BeamSearch {
     }
     const int V = static_cast<int>(logp.size(1));
     // Candidates (score, row, token); at t = 0 all K rows are the same, so only row 0 expands.
-    std::vector<std::tuple<float, int, int>> cand;
+    // (K x V of them: one buffer per thread for every step of every search, which a vector per
+    // step, or per search at batch 1, would map and unmap: ~250 page faults a step.)
+    thread_local std::vector<std::tuple<float, int, int>> cand;
+    cand.clear();
     for (int k = 0; k < (t == 0 ? 1 : K_); ++k) {
       const float* lp = logp.data() + int64_t(r0 + k) * V;
       for (int v = Vocab::kEos; v < V; ++v) cand.emplace_back(live_[b][k].logp + lp[v], k, v);
