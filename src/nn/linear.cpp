@@ -31,7 +31,9 @@ Var Linear::operator()(const Var& x) const {
   return linear(x, w_, b_);
 }
 
-void Linear::quantize() { int8_ = Int8Weight::from_in_out(w_.value()); }
+void Linear::quantize() {
+  if (w_.defined()) int8_ = Int8Weight::from_in_out(w_.value());  // (else released: int8 already)
+}
 
 void Linear::release_fp32() {
   if (int8_) w_ = Var();
@@ -53,6 +55,7 @@ Var Embedding::operator()(const std::vector<int>& ids) const {
 }
 
 void Embedding::quantize() {
+  if (!table_.defined()) return;     // released: int8 already
   const Tensor& t = table_.value();  // [V, E]: a row per token, quantized as an output layer's rows
   int8_ = Int8Weight::from_out_in(t.data(), static_cast<int>(t.size(0)), static_cast<int>(t.size(1)));
 }
