@@ -158,6 +158,15 @@ void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn, double
   if (blas != 1) set_blas_threads(blas);
 }
 
+void parallel_ranges(int64_t n, double work, const std::function<void(int64_t, int64_t)>& fn, int64_t align) {
+  if (n <= 0) return;
+  if (work < kMinParallelWork || pool().size() == 1 || t_inside) return fn(0, n);
+  const int64_t pieces = 4 * int64_t(pool().size());  // a few per thread, so that they balance
+  int64_t size = (n + pieces - 1) / pieces;
+  size = (size + align - 1) / align * align;
+  parallel_for((n + size - 1) / size, [&](int64_t i, int) { fn(i * size, std::min(n, (i + 1) * size)); }, work);
+}
+
 }  // namespace attend::kernels
 
 namespace attend {

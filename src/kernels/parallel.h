@@ -25,4 +25,10 @@ constexpr double kMinParallelWork = 4e6;
 
 void parallel_for(int64_t n, const std::function<void(int64_t item, int thread)>& fn, double work);
 
+// fn(begin, end) over [0, n) cut into a few ranges per thread (bounds multiples of `align`), as
+// parallel_for items. For loops whose elements are independent: the ranges depend on the thread
+// count, so a loop that sums across elements would not give the same numbers on every count.
+void parallel_ranges(int64_t n, double work, const std::function<void(int64_t begin, int64_t end)>& fn,
+                     int64_t align = 1);
+
 }  // namespace attend::kernels

@@ -2,8 +2,11 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
+#include "kernels/parallel.h"
 #include "kernels/softmax.h"
+#include "kernels/vec_math.h"
 
 namespace attend {
 
@@ -18,8 +21,12 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
   }
   const int64_t N = logits.size(0), V = logits.size(1);
   const float eps = opt.label_smoothing;
-  Tensor logp = Tensor::empty(logits.shape());  // saved for backward
-  kernels::softmax_rows(logits.value().data(), nullptr, N, 1, V, logp.data(), /*log_output=*/true);
+  Tensor logp = Tensor::empty(logits.shape());       // saved for backward
+  const double work = 20.0 * double(N) * double(V);  // an exp per logit, forward and backward
+  kernels::parallel_ranges(N, work, [&](int64_t b, int64_t e) {
+    kernels::softmax_rows(logits.value().data() + b * V, nullptr, e - b, 1, V, logp.data() + b * V,
+                          /*log_output=*/true);
+  });
   double total = 0.0;
   int64_t count = 0;
   for (int64_t n = 0; n < N; ++n) {
@@ -38,19 +45,22 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
   }
   const float inv = count ? 1.0f / static_cast<float>(count) : 0.0f;
   return make_result(Tensor::scalar(static_cast<float>(total) * inv), needs_grad({&logits}),
-                     [logits, targets, logp, opt, inv, N, V](Node& out) {
+                     [logits, targets, logp, opt, inv, N, V, work](Node& out) {
                        // forward: loss = mean_n -sum_v q_nv log softmax(x_n)_v  =>  dx_n = (softmax(x_n) - q_n) / count
-                       const float g = out.grad.data()[0] * inv;
-                       const float eps = opt.label_smoothing;
+                       const float g = out.grad.data()[0] * inv, eps = opt.label_smoothing;
                        float* dx = logits.grad_ref().data();
-                       for (int64_t n = 0; n < N; ++n) {
-                         const int y = targets[n];
-                         if (y == opt.ignore_index) continue;
-                         const float* lp = logp.data() + n * V;
-                         float* d = dx + n * V;
-                         for (int64_t v = 0; v < V; ++v) d[v] += g * (std::exp(lp[v]) - eps / V);
-                         d[y] -= g * (1.0f - eps);
-                       }
+                       kernels::parallel_ranges(N, work, [&](int64_t b, int64_t e) {
+                         thread_local std::vector<float> p;  // softmax(x_n), one row
+                         p.resize(V);
+                         for (int64_t n = b; n < e; ++n) {
+                           const int y = targets[n];
+                           if (y == opt.ignore_index) continue;
+                           kernels::vexp(logp.data() + n * V, p.data(), V);
+                           float* d = dx + n * V;
+                           for (int64_t v = 0; v < V; ++v) d[v] += g * (p[v] - eps / V);
+                           d[y] -= g * (1.0f - eps);
+                         }
+                       });
                      });
 }
 

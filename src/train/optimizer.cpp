@@ -6,6 +6,7 @@
 
 #include "attend/io/safetensors.h"
 #include "attend/train/communicator.h"
+#include "kernels/parallel.h"
 
 namespace attend {
 
@@ -24,14 +25,20 @@ Coefficients coefficients(const AdamOptions& o, int64_t t, float lr, float norm)
 }
 
 // p, m, v [n] after the gradient g [n]: the one place Adam's arithmetic is written.
-void update(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
-            const Coefficients& c) {
+void update_range(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t n,
+                  const Coefficients& c) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * c.clip;
     m[i] = c.b1 * m[i] + (1.0f - c.b1) * gi;
     v[i] = c.b2 * v[i] + (1.0f - c.b2) * gi * gi;
     p[i] -= c.decay * p[i] + c.step_size * m[i] / (std::sqrt(v[i] * c.inv_bc2) + c.eps);
   }
+}
+
+// Each weight on its own: large tensors are split between the threads.
+void update(float* p, const float* g, float* m, float* v, int64_t n, const Coefficients& c) {
+  kernels::parallel_ranges(n, 16.0 * double(n),
+                           [&](int64_t b, int64_t e) { update_range(p + b, g + b, m + b, v + b, e - b, c); });
 }
 
 void add_squares(double& sq, const float* g, int64_t n) {
