@@ -121,37 +121,34 @@ void set_num_threads(int n) {
 
 int num_threads() { return pool().size(); }
 
+namespace {
+// Every item on the calling thread, which counts as inside a parallel_for meanwhile.
+void run_on_caller(int64_t n, const std::function<void(int64_t, int)>& fn) {
+  struct Inside {
+    Inside() { t_inside = true; }
+    ~Inside() { t_inside = false; }
+  } inside;
+  for (int64_t i = 0; i < n; ++i) fn(i, 0);
+}
+}  // namespace
+
 void parallel_for(int64_t n, const std::function<void(int64_t, int)>& fn, double work) {
   if (n <= 0) return;
   if (t_inside) {  // nested: this thread's share of the outer loop
     for (int64_t i = 0; i < n; ++i) fn(i, t_index);
     return;
   }
-  if (work < kMinParallelWork) {  // on the caller, as one item after another (OpenBLAS as it is)
-    t_inside = true;
-    try {
-      for (int64_t i = 0; i < n; ++i) fn(i, 0);
-    } catch (...) {
-      t_inside = false;
-      throw;
-    }
-    t_inside = false;
-    return;
-  }
+  if (work < kMinParallelWork) return run_on_caller(n, fn);  // (OpenBLAS left as it is)
   std::lock_guard<std::mutex> lock(g_run_mu);
   // Items call gemm on small tiles: OpenBLAS's own threads would only add wake-up latency.
   const int blas = blas_threads();
   if (blas != 1) set_blas_threads(1);
   try {
-    if (n == 1 || pool().size() == 1) {
-      t_inside = true;
-      for (int64_t i = 0; i < n; ++i) fn(i, 0);
-      t_inside = false;
-    } else {
+    if (n == 1 || pool().size() == 1)
+      run_on_caller(n, fn);
+    else
       pool().run(n, fn);
-    }
   } catch (...) {
-    t_inside = false;
     if (blas != 1) set_blas_threads(blas);
     throw;
   }
