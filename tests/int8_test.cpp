@@ -186,11 +186,11 @@ TEST(Int8Linear, RecordingUsesTheFp32Weights) {
 // Logits of every decoding step of `model`, fp32 then int8, within `tol` of the largest (for
 // 8 bits: the error grows with the quantization step, twice as large with 7).
 template <typename M>
-void expect_int8_steps_close(M& model, double tol, const std::string& what) {
+void expect_int8_steps_close(M& model, double tol, const std::string& what, const DecodeOptions& options = {}) {
   Batch batch;
   batch.B = 2, batch.S = 4, batch.src = {4, 5, 6, 7, 5, 4, 7, 1}, batch.src_lengths = {4, 3};
   auto steps = [&] {
-    std::unique_ptr<StepDecoder> dec = model.decoder(batch, 1, DecodeOptions{});
+    std::unique_ptr<StepDecoder> dec = model.decoder(batch, 1, options);
     std::vector<float> all;
     std::vector<int> prev = {1, 1};
     for (int t = 0; t < 5; ++t) {
@@ -294,21 +294,119 @@ TEST(Int8Model, TransformerWithoutFp32WeightsDecodesTheSame) {
   }
 }
 
-TEST(Int8Model, RnnFusedStepsCloseToFp32) {
+Seq2SeqConfig small_rnn(CellKind cell, ScoreKind score, bool feed) {
+  Seq2SeqConfig c;
+  c.cell = cell, c.attention.score = score, c.input_feeding = feed;
+  c.embedding = 16, c.hidden = 32, c.encoder_hidden = 16, c.attention.attention_dim = 24, c.dropout = 0.0f;
+  c.src_vocab = 11, c.tgt_vocab = 13;
+  return c;
+}
+
+// Both step decoders: the fused one and the general one (one op per product, window constraints).
+TEST(Int8Model, RnnStepsCloseToFp32) {
+  DecodeOptions general;
+  general.reference_step = true;
   for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
     for (ScoreKind score : {ScoreKind::kDot, ScoreKind::kGeneral, ScoreKind::kAdditive})
-      for (bool feed : {false, true}) {
-        Seq2SeqConfig c;
-        c.cell = cell, c.attention.score = score, c.input_feeding = feed;
-        c.embedding = 16, c.hidden = 32, c.encoder_hidden = 16, c.attention.attention_dim = 24, c.dropout = 0.0f;
-        c.src_vocab = 11, c.tgt_vocab = 13;
-        Rng rng(61);
-        Seq2Seq model(c, rng);
-        ASSERT_TRUE(model.fused_step_applies(DecodeOptions{}));
-        expect_int8_steps_close(model, 0.05,
-                                "cell " + std::to_string(int(cell)) + " score " + std::to_string(int(score)) +
-                                    " feed " + std::to_string(feed));
+      for (bool feed : {false, true})
+        for (bool fused : {true, false}) {
+          Rng rng(61);
+          Seq2Seq model(small_rnn(cell, score, feed), rng);
+          ASSERT_TRUE(model.fused_step_applies(DecodeOptions{}));
+          expect_int8_steps_close(model, 0.05,
+                                  "cell " + std::to_string(int(cell)) + " score " + std::to_string(int(score)) +
+                                      " feed " + std::to_string(feed) + " fused " + std::to_string(fused),
+                                  fused ? DecodeOptions{} : general);
+        }
+}
+
+// An RNN loaded for int8 inference gives up its fp32 weights (all but the attention
+// mechanism's): every decoding path gives what it gave before, the parameters are listed
+// dequantized, and a tape through it throws.
+TEST(Int8Model, RnnWithoutFp32WeightsDecodesTheSame) {
+  for (CellKind cell : {CellKind::kGru, CellKind::kLstm})
+    for (bool feed : {false, true}) {
+      Rng rng(67);
+      Seq2Seq model(small_rnn(cell, ScoreKind::kAdditive, feed), rng);
+      const std::string what = "cell " + std::to_string(int(cell)) + " feed " + std::to_string(feed);
+      std::map<std::string, std::vector<float>> original;
+      for (const auto& p : model.parameters()) original[p.name] = p.var.value().to_vector();
+      Batch batch;
+      batch.B = 2, batch.S = 3, batch.T = 2, batch.src = {4, 5, 6, 7, 5, 8}, batch.src_lengths = {3, 2};
+      batch.tgt_in = {1, 1, 4, 5}, batch.tgt_out = {4, 5, 2, 2};
+      model.freeze();
+      model.quantize();
+      DecodeOptions general, window;
+      general.reference_step = true, window.window_back = window.window_forward = 1;
+      auto decoded = [&] {
+        std::vector<float> all;
+        for (const DecodeOptions& o : {DecodeOptions{}, general, window}) {
+          std::unique_ptr<StepDecoder> dec = model.decoder(batch, 1, o);
+          for (std::vector<int> prev : {std::vector<int>{1, 1}, {4, 6}, {9, 2}}) {
+            const Tensor logits = dec->step(prev).logits;
+            all.insert(all.end(), logits.data(), logits.data() + logits.numel());
+          }
+        }
+        NoGradScope no_grad;
+        const std::vector<float> teacher_forced = model.logits(batch, nullptr).value().to_vector();
+        all.insert(all.end(), teacher_forced.begin(), teacher_forced.end());
+        return all;
+      };
+      const std::vector<float> before = decoded();
+      const int64_t count = model.parameter_count();
+      model.release_fp32();
+      EXPECT_EQ(decoded(), before) << what;
+      model.quantize(), model.freeze();  // again, with nothing in fp32: the int8 weights and tables stay
+      EXPECT_EQ(decoded(), before) << what;
+      EXPECT_EQ(model.parameter_count(), count) << what;
+      for (const auto& p : model.parameters()) {
+        const std::vector<float> now = p.var.value().to_vector(), was = original.at(p.name);
+        ASSERT_EQ(now.size(), was.size()) << p.name;
+        double top = 0.0, worst = 0.0;
+        for (size_t i = 0; i < was.size(); ++i)
+          top = std::max(top, double(std::fabs(was[i]))), worst = std::max(worst, double(std::fabs(now[i] - was[i])));
+        EXPECT_LE(worst, top / kernels::int8_range()) << what << " " << p.name;
       }
+      Tape tape;
+      TapeScope scope(tape);
+      try {
+        model.loss(batch, 0.0f, nullptr);
+        ADD_FAILURE() << what << ": a tape recorded through released weights";
+      } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("released"), std::string::npos) << e.what();
+      }
+    }
+}
+
+// A weight quantized in blocks of its rows: each block's product is the block's own Int8Weight,
+// the whole product the sum of the blocks', and bounds that are not a partition are refused.
+TEST(Int8Blocks, BlocksSumToTheWholeProduct) {
+  const int in = 12, out = 5;
+  const Tensor w = Tensor::from(Shape{in, out}, random_values(in * out, 0.5f, 81));
+  const Tensor x = Tensor::from(Shape{3, in}, random_values(3 * in, 1.0f, 82));
+  const Tensor bias = Tensor::from(Shape{out}, random_values(out, 1.0f, 83));
+  const Int8Blocks blocks(w, {0, 4, 12});
+  ASSERT_TRUE(blocks.block(0, 4) && blocks.block(4, 8));
+  EXPECT_FALSE(blocks.block(0, 12));
+  EXPECT_FALSE(blocks.block(4, 4));
+  Tensor x0 = Tensor::empty(Shape{3, 4}), x1 = Tensor::empty(Shape{3, 8});
+  for (int n = 0; n < 3; ++n)
+    for (int i = 0; i < in; ++i) (i < 4 ? x0.data()[n * 4 + i] : x1.data()[n * 8 + i - 4]) = x.data()[n * in + i];
+  const Tensor y0 = blocks.apply_rows(x0, 0, 4, bias), y1 = blocks.apply_rows(x1, 4, 8, Tensor()),
+               y = blocks.apply(x, bias);
+  ASSERT_EQ(y.shape(), (Shape{3, out}));
+  for (int64_t k = 0; k < y.numel(); ++k) EXPECT_FLOAT_EQ(y.data()[k], y0.data()[k] + y1.data()[k]) << k;
+  const Tensor back = blocks.dequantize_in_out();
+  EXPECT_EQ(back.shape(), w.shape());
+  for (int i = 0; i < in; ++i) {  // row i's values are block (i < 4 ? 0 : 1)'s, scaled per output within it
+    const Tensor b = i < 4 ? blocks.block(0, 4)->dequantize_in_out() : blocks.block(4, 8)->dequantize_in_out();
+    for (int o = 0; o < out; ++o) EXPECT_EQ(back.data()[i * out + o], b.data()[(i < 4 ? i : i - 4) * out + o]);
+  }
+  EXPECT_THROW(blocks.apply_rows(x0, 2, 4, Tensor()), std::invalid_argument);
+  EXPECT_THROW(blocks.apply(x0, Tensor()), std::invalid_argument);
+  EXPECT_THROW(blocks.apply(x, Tensor(Shape{4})), std::invalid_argument);
+  for (const std::vector<int>& bad : std::vector<std::vector<int>>{{0, 4}, {1, 12}, {0, 6, 6, 12}, {0, 8, 4, 12}, {}})
+    EXPECT_THROW(Int8Blocks(w, bad), std::invalid_argument);
 }
 
 }  // namespace

@@ -78,8 +78,7 @@ class FusedSoftDecoder final : public StepDecoder {
     const int N = N_, GH = G_ * w_.H;
     float* gi = gi_.data();
     if (enc_.target_gates.defined()) {
-      const float* table = enc_.target_gates.value().data();  // [V, G*H]
-      for (int n = 0; n < N; ++n) std::copy_n(table + int64_t(prev[n]) * GH, GH, gi + int64_t(n) * GH);
+      enc_.target_gates.rows(prev, gi);
     } else {
       const int E = w_.E;
       for (int n = 0; n < N; ++n) std::copy_n(w_.emb + int64_t(prev[n]) * E, E, emb_rows_.data() + int64_t(n) * E);

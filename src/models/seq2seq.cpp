@@ -147,7 +147,8 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   const bool frozen = use_frozen(dropout_rng);
   if (frozen || use_table(config_.src_vocab, int64_t(S) * B, dropout_rng)) {  // a row per vocabulary entry, looked up
     for (int d = 0; d < first.directions(); ++d)
-      gi.push_back(embedding(frozen ? frozen_->source_gates[d] : first.cell(d).project_input(src_emb_.table()), src));
+      gi.push_back(frozen ? frozen_->source_gates[d].rows(src)
+                          : embedding(first.cell(d).project_input(src_emb_.table()), src));
   } else {
     Var x = src_emb_(src);  // [S*B, E]
     if (dropout_rng) x = dropout(x, config_.dropout, *dropout_rng);
@@ -176,21 +177,40 @@ Seq2Seq::Encoded Seq2Seq::encode(const std::vector<int>& src, const std::vector<
   return out;
 }
 
+Var Seq2Seq::GateTable::rows(const std::vector<int>& ids) const {
+  return int8 ? Var(int8->rows(ids)) : embedding(fp32, ids);
+}
+
+void Seq2Seq::GateTable::rows(const std::vector<int>& ids, float* out) const {
+  if (int8) return int8->rows(ids.data(), static_cast<int64_t>(ids.size()), out);
+  const int64_t GH = fp32.size(1);
+  for (size_t n = 0; n < ids.size(); ++n) std::copy_n(fp32.value().data() + ids[n] * GH, GH, out + n * GH);
+}
+
 Var Seq2Seq::target_gate_table() const {
   return decoder_cell_.project_input_rows(tgt_emb_.table(), 0, config_.embedding, /*with_bias=*/true);
 }
 
-Var Seq2Seq::target_gates_for(int64_t tokens, Rng* dropout_rng) const {
+Seq2Seq::GateTable Seq2Seq::target_gates_for(int64_t tokens, Rng* dropout_rng) const {
   if (use_frozen(dropout_rng)) return frozen_->target_gates;
-  return use_table(config_.tgt_vocab, tokens, dropout_rng) ? target_gate_table() : Var();
+  return {use_table(config_.tgt_vocab, tokens, dropout_rng) ? target_gate_table() : Var(), nullptr};
 }
 
 void Seq2Seq::freeze() {
+  if (frozen_ && !src_emb_.table().defined()) return;  // released: the weights cannot have changed
   NoGradScope no_grad;
   auto f = std::make_shared<Frozen>();
+  // int8 (a scale per entry) once the model is quantized; computed from the fp32 weights while it has them
+  auto table = [&](const Var& t) {
+    if (!int8_) return GateTable{t, nullptr};
+    const Tensor& v = t.value();
+    return GateTable{Var(),
+                     Int8Weight::from_out_in(v.data(), static_cast<int>(v.size(0)), static_cast<int>(v.size(1)))};
+  };
   const Rnn& first = encoder_[0];
-  for (int d = 0; d < first.directions(); ++d) f->source_gates.push_back(first.cell(d).project_input(src_emb_.table()));
-  f->target_gates = target_gate_table();
+  for (int d = 0; d < first.directions(); ++d)
+    f->source_gates.push_back(table(first.cell(d).project_input(src_emb_.table())));
+  f->target_gates = table(target_gate_table());
   frozen_ = std::move(f);
 }
 
@@ -202,9 +222,9 @@ void Seq2Seq::precompute_memory_combined(Encoded& enc) const {
   if (!attention_->context_is_weighted_values()) return;  // then a_t (h W_c[:M]) is not c_t W_c[:M]
   const int M = config_.memory_size();
   const Var& values = enc.memory.scorer.values;  // [B,S,M]
-  enc.memory_combined =
-      reshape(matmul(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), narrow(attentional_layer_.weight(), 0, M)),
-              Shape{enc.B, enc.S, config_.hidden});
+  enc.memory_combined = reshape(attentional_layer_.apply_rows(reshape(values, Shape{int64_t(enc.B) * enc.S, M}), 0, M,
+                                                              /*with_bias=*/false),
+                                Shape{enc.B, enc.S, config_.hidden});
 }
 
 Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
@@ -214,8 +234,8 @@ Seq2Seq::DecoderState Seq2Seq::initial_state(const Encoded& enc) const {
 }
 
 Var Seq2Seq::embedding_gates(const std::vector<int>& ids, const Encoded& enc, Rng* dropout_rng) const {
-  if (enc.target_gates.defined()) return embedding(enc.target_gates, ids);  // [N, G*H]
-  Var y = tgt_emb_(ids);                                                    // [N, E]
+  if (enc.target_gates.defined()) return enc.target_gates.rows(ids);  // [N, G*H]
+  Var y = tgt_emb_(ids);                                              // [N, E]
   if (dropout_rng) y = dropout(y, config_.dropout, *dropout_rng);
   return decoder_cell_.project_input_rows(y, 0, config_.embedding, /*with_bias=*/true);
 }
@@ -269,7 +289,7 @@ Var Seq2Seq::attentional(const AttentionResult& a, const Var& s, const Encoded& 
   const int64_t B = s.size(0), H = config_.hidden, M = config_.memory_size();
   if (enc.memory_combined.defined()) {
     Var from_memory = reshape(bmm(reshape(a.weights, Shape{B, 1, enc.S}), enc.memory_combined), Shape{B, H});
-    return tanh(add(from_memory, linear(s, narrow(attentional_layer_.weight(), M, H), attentional_layer_.bias())));
+    return tanh(add(from_memory, attentional_layer_.apply_rows(s, M, H, /*with_bias=*/true)));
   }
   return tanh(attentional_layer_(concat({reshape(a.context, Shape{B, M}), s}, 1)));
 }

@@ -94,21 +94,33 @@ class RnnStepDecoder final : public StepDecoder {
 }  // namespace
 
 void Seq2Seq::quantize() {
-  output_.quantize();
+  const int E = config_.embedding, H = config_.hidden, M = config_.memory_size();
+  src_emb_.quantize(), tgt_emb_.quantize();  // (decoding reads them only through the frozen tables)
   for (Rnn& layer : encoder_) layer.quantize();
-  const int E = config_.embedding, H = config_.hidden, M = config_.memory_size(), GH = decoder_cell_.gates() * H;
-  const float* w_ih = decoder_cell_.w_ih().value().data();  // [E (+ H with input feeding), G*H]
+  bridge_h_.quantize(), bridge_c_.quantize();
+  // the decoder's input [emb(y); h̃] and the attentional layer's [c; s] are also multiplied in parts
+  decoder_cell_.quantize_in_blocks(config_.input_feeding ? std::vector<int>{0, E, E + H} : std::vector<int>{});
+  attentional_layer_.quantize_in_blocks({0, M, M + H});
+  output_.quantize();
   auto q = std::make_shared<FusedInt8>();
-  q->w_emb = Int8Weight::from_in_out(w_ih, E, GH);
-  if (config_.input_feeding) q->w_feed = Int8Weight::from_in_out(w_ih + int64_t(E) * GH, H, GH);
-  q->w_hh = Int8Weight::from_in_out(decoder_cell_.w_hh().value().data(), H, GH);
-  const SoftAttention& scorer = attention_->scorer();
-  if (scorer.score() == ScoreKind::kAdditive) {
-    q->w_q = Int8Weight::from_in_out(scorer.params().Wq.value());  // [H, A]
-  }
-  q->w_cs = Int8Weight::from_in_out(attentional_layer_.weight().value().data() + int64_t(M) * H, H, H);
-  q->w_out = output_.int8();  // the output layer's own, quantized above
+  q->w_emb = decoder_cell_.w_ih_int8(0, E);
+  if (config_.input_feeding) q->w_feed = decoder_cell_.w_ih_int8(E, H);
+  q->w_hh = decoder_cell_.w_hh_int8();
+  const SoftAttention& scorer = attention_->scorer();  // (the mechanism keeps its fp32 weights)
+  if (scorer.score() == ScoreKind::kAdditive) q->w_q = Int8Weight::from_in_out(scorer.params().Wq.value());  // [H, A]
+  q->w_cs = attentional_layer_.int8(M, H);
+  q->w_out = output_.int8();
   int8_ = std::move(q);
+  if (frozen_) freeze();  // the tables in int8 too
+}
+
+void Seq2Seq::release_fp32() {
+  if (!int8_) return;
+  if (!frozen_) freeze();  // decoding then reads the embeddings only through the tables
+  src_emb_.release_fp32(), tgt_emb_.release_fp32();
+  for (Rnn& layer : encoder_) layer.release_fp32();
+  bridge_h_.release_fp32(), bridge_c_.release_fp32();
+  decoder_cell_.release_fp32(), attentional_layer_.release_fp32(), output_.release_fp32();
 }
 
 bool Seq2Seq::fused_step_applies(const DecodeOptions& options) const {
@@ -128,6 +140,9 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
   const SoftAttention& scorer = attention_->scorer();
   const bool additive = scorer.score() == ScoreKind::kAdditive;
   const ScoreParams& p = scorer.params();
+  const int64_t GH = int64_t(decoder_cell_.gates()) * H;
+  auto data = [](const Var& v, int64_t offset = 0) { return v.defined() ? v.value().data() + offset : nullptr; };
+  // (the fp32 weights are null once released: the int8 ones are read instead)
   const FusedWeights w{config_.cell,
                        scorer.score(),
                        E,
@@ -136,18 +151,18 @@ std::unique_ptr<StepDecoder> Seq2Seq::decoder(const Batch& batch, int rows_per_s
                        additive ? static_cast<int>(p.va.size(0)) : 0,
                        config_.tgt_vocab,
                        config_.input_feeding,
-                       tgt_emb_.table().value().data(),
-                       decoder_cell_.w_ih().value().data(),
-                       decoder_cell_.b_ih().value().data(),
-                       decoder_cell_.w_ih().value().data() + int64_t(E) * decoder_cell_.gates() * H,
-                       decoder_cell_.w_hh().value().data(),
-                       decoder_cell_.b_hh().value().data(),
-                       additive ? p.Wq.value().data() : nullptr,
-                       additive ? p.va.value().data() : nullptr,
-                       attentional_layer_.weight().value().data() + int64_t(M) * H,
-                       attentional_layer_.bias().defined() ? attentional_layer_.bias().value().data() : nullptr,
-                       output_.weight().value().data(),
-                       output_.bias().value().data(),
+                       data(tgt_emb_.table()),
+                       data(decoder_cell_.w_ih()),
+                       data(decoder_cell_.b_ih()),
+                       data(decoder_cell_.w_ih(), E * GH),
+                       data(decoder_cell_.w_hh()),
+                       data(decoder_cell_.b_hh()),
+                       additive ? data(p.Wq) : nullptr,
+                       additive ? data(p.va) : nullptr,
+                       data(attentional_layer_.weight(), int64_t(M) * H),
+                       data(attentional_layer_.bias()),
+                       data(output_.weight()),
+                       data(output_.bias()),
                        int8_.get()};
   return fused_soft_decoder(w, ready.enc, ready.state);
 }

@@ -104,10 +104,7 @@ Var Transformer::embed(const Embedding& table, const std::vector<int>& ids, int 
 Var Transformer::output(const Var& h) const {
   if (!config_.tie_embeddings) return output_(h);
   if (tgt_emb_.int8() && !Tape::current()) return Var(tgt_emb_.int8()->apply(h.value(), Tensor()));
-  if (!tgt_emb_.table().defined())
-    throw std::runtime_error(
-        "Transformer: the tied output layer's fp32 weights were released after int8 "
-        "quantization; load the model in fp32 to record a tape through it");
+  if (!tgt_emb_.table().defined()) throw_released("Transformer: the tied output layer");
   return matmul(h, tgt_emb_.table(), /*trans_a=*/false, /*trans_b=*/true);
 }
 

@@ -8,6 +8,7 @@
 #include "attend/nn/init.h"
 #include "attend/ops/embedding.h"
 #include "attend/ops/matmul.h"
+#include "attend/ops/shape.h"
 
 namespace attend {
 
@@ -17,30 +18,37 @@ Linear::Linear(int in, int out, bool bias, Rng& rng) : w_(parameter(Shape{in, ou
 }
 
 namespace {
-void require_fp32(const Var& w, const char* what, const Int8Weight& q) {
-  if (!w.defined())
-    throw std::runtime_error(std::string(what) + " [" + std::to_string(q.in()) + " x " + std::to_string(q.out()) +
-                             "]: its fp32 weights were released after int8 quantization (a model loaded for "
-                             "int8 inference); load it in fp32 to record a tape through it");
+std::string describe(const char* what, int in, int out) {
+  return std::string(what) + " [" + std::to_string(in) + " x " + std::to_string(out) + "]";
 }
 }  // namespace
 
 Var Linear::operator()(const Var& x) const {
-  if (int8_ && !Tape::current()) return Var(int8_->apply(x.value(), b_.defined() ? b_.value() : Tensor()));
-  if (int8_) require_fp32(w_, "Linear", *int8_);
+  if (!int8_.empty() && !Tape::current()) return Var(int8_.apply(x.value(), b_.defined() ? b_.value() : Tensor()));
+  if (!w_.defined()) throw_released(describe("Linear", int8_.in(), int8_.out()));
   return linear(x, w_, b_);
 }
 
-void Linear::quantize() {
-  if (w_.defined()) int8_ = Int8Weight::from_in_out(w_.value());  // (else released: int8 already)
+Var Linear::apply_rows(const Var& x, int first, int rows, bool with_bias) const {
+  const Var b = with_bias ? b_ : Var();
+  if (!int8_.empty() && !Tape::current())
+    return Var(int8_.apply_rows(x.value(), first, rows, b.defined() ? b.value() : Tensor()));
+  if (!w_.defined()) throw_released(describe("Linear", int8_.in(), int8_.out()));
+  return linear(x, narrow(w_, first, rows), b);
+}
+
+void Linear::quantize_in_blocks(std::vector<int> bounds) {
+  if (!w_.defined()) return;  // released: int8 already
+  if (bounds.empty()) bounds = {0, static_cast<int>(w_.size(0))};
+  int8_ = Int8Blocks(w_.value(), bounds);
 }
 
 void Linear::release_fp32() {
-  if (int8_) w_ = Var();
+  if (!int8_.empty()) w_ = Var();
 }
 
 void Linear::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
-  out.push_back({prefix + "weight", w_.defined() ? w_ : Var(int8_->dequantize_in_out())});
+  out.push_back({prefix + "weight", w_.defined() ? w_ : Var(int8_.dequantize_in_out())});
   if (b_.defined()) out.push_back({prefix + "bias", b_});
 }
 
@@ -50,7 +58,7 @@ Embedding::Embedding(int vocab, int dim, Rng& rng) : table_(parameter(Shape{voca
 
 Var Embedding::operator()(const std::vector<int>& ids) const {
   if (int8_ && !Tape::current()) return Var(int8_->rows(ids));
-  if (int8_) require_fp32(table_, "Embedding", *int8_);
+  if (int8_ && !table_.defined()) throw_released(describe("Embedding", int8_->out(), int8_->in()));
   return embedding(table_, ids);
 }
 

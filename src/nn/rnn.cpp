@@ -20,6 +20,28 @@ CellKind parse_cell(const std::string& name) {
 
 std::string to_string(CellKind kind) { return kind == CellKind::kGru ? "gru" : "lstm"; }
 
+namespace {
+// One step of the gate kernels for rows [0, B): h_next (and c_next) from the input gates gi and
+// the recurrent ones gh (both [B, G*H]; the LSTM's kernel overwrites gh) and the state h (c);
+// rows for which live(b) is false keep their state.
+template <class Live>
+void advance_rows(bool lstm, int64_t B, int64_t H, const float* gi, float* gh, const float* h, const float* c,
+                  Live live, float* scratch, float* h_next, float* c_next) {
+  const int64_t GH = (lstm ? 4 : 3) * H;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t r = b * H;
+    if (!live(b)) {
+      std::copy_n(h + r, H, h_next + r);
+      if (lstm) std::copy_n(c + r, H, c_next + r);
+    } else if (lstm) {
+      kernels::lstm_gates(gi + b * GH, gh + b * GH, c + r, static_cast<int>(H), c_next + r, scratch, h_next + r);
+    } else {
+      kernels::gru_gates(gi + b * GH, gh + b * GH, h + r, static_cast<int>(H), scratch, h_next + r);
+    }
+  }
+}
+}  // namespace
+
 RnnCell::RnnCell(CellKind kind, int input, int hidden, Rng& rng) : kind_(kind), hidden_(hidden) {
   const int G = gates();
   w_ih_ = parameter(Shape{input, G * hidden});
@@ -35,23 +57,58 @@ RnnCell::RnnCell(CellKind kind, int input, int hidden, Rng& rng) : kind_(kind), 
 }
 
 Var RnnCell::project_input(const Var& x) const {
-  if (ih_int8_ && !Tape::current()) return Var(ih_int8_->apply(x.value(), b_ih_.value()));
+  if (!ih_int8_.empty() && !Tape::current()) return Var(ih_int8_.apply(x.value(), b_ih_.value()));
+  if (!w_ih_.defined()) throw_released();
   return linear(x, w_ih_, b_ih_);
 }
 
-void RnnCell::quantize() {
-  if (!w_ih_.defined()) return;  // (a bidirectional layer's unused backward cell)
-  ih_int8_ = Int8Weight::from_in_out(w_ih_.value()), hh_int8_ = Int8Weight::from_in_out(w_hh_.value());
+Var RnnCell::project_input_rows(const Var& x, int64_t first, int64_t rows, bool with_bias) const {
+  const Var b = with_bias ? b_ih_ : Var();
+  if (!ih_int8_.empty() && !Tape::current())
+    return Var(ih_int8_.apply_rows(x.value(), static_cast<int>(first), static_cast<int>(rows),
+                                   b.defined() ? b.value() : Tensor()));
+  if (!w_ih_.defined()) throw_released();
+  return linear(x, narrow(w_ih_, first, rows), b);
 }
 
-Var RnnCell::project_input_rows(const Var& x, int64_t first, int64_t rows, bool with_bias) const {
-  return linear(x, narrow(w_ih_, first, rows), with_bias ? b_ih_ : Var());
+void RnnCell::quantize_in_blocks(std::vector<int> bounds) {
+  if (!w_ih_.defined()) return;  // released (int8 already), or a bidirectional layer's unused backward cell
+  if (bounds.empty()) bounds = {0, static_cast<int>(w_ih_.size(0))};
+  ih_int8_ = Int8Blocks(w_ih_.value(), bounds), hh_int8_ = Int8Weight::from_in_out(w_hh_.value());
+}
+
+void RnnCell::release_fp32() {
+  if (hh_int8_) w_ih_ = Var(), w_hh_ = Var();
+}
+
+void RnnCell::throw_released() const {
+  attend::throw_released(std::string(kind_ == CellKind::kGru ? "GRU" : "LSTM") + " cell [" +
+                         std::to_string(ih_int8_.in()) + " -> " + std::to_string(hidden_) + "]");
 }
 
 RnnState RnnCell::step(const Var& gi, const RnnState& state, const Tensor& valid) const {
+  if (hh_int8_ && !Tape::current()) return step_int8(gi.value(), state, valid);
+  if (!w_hh_.defined()) throw_released();
   if (kind_ == CellKind::kGru) return {gru_cell(gi, state.h, w_hh_, b_hh_, valid), Var()};
   Var hc = lstm_cell(gi, state.h, state.c, w_hh_, b_hh_, valid);
   return {select(hc, 0), select(hc, 1)};
+}
+
+RnnState RnnCell::step_int8(const Tensor& gi, const RnnState& state, const Tensor& valid) const {
+  const int64_t B = state.h.size(0), H = hidden_;
+  const bool lstm = kind_ == CellKind::kLstm;
+  if (gi.ndim() != 2 || gi.size(0) != B || gi.size(1) != gates() * H || state.h.size(1) != H ||
+      (valid.defined() && valid.numel() != B))
+    throw std::invalid_argument("RnnCell::step: gates " + gi.shape().str() + ", state " + state.h.shape().str() +
+                                " and valid " + valid.shape().str() + " do not fit a cell of " + std::to_string(H));
+  Tensor gh = hh_int8_->apply(state.h.value(), b_hh_.value());  // [B, G*H]
+  RnnState next{Var(Tensor::empty(Shape{B, H})), lstm ? Var(Tensor::empty(Shape{B, H})) : Var()};
+  std::vector<float> scratch(size_t(4) * H);
+  advance_rows(
+      lstm, B, H, gi.data(), gh.data(), state.h.value().data(), lstm ? state.c.value().data() : nullptr,
+      [&](int64_t b) { return !valid.defined() || valid.data()[b] != 0.0f; }, scratch.data(), next.h.value().data(),
+      lstm ? next.c.value().data() : nullptr);
+  return next;
 }
 
 RnnState RnnCell::zero_state(int batch) const {
@@ -61,9 +118,9 @@ RnnState RnnCell::zero_state(int batch) const {
 }
 
 void RnnCell::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
-  out.push_back({prefix + "w_ih", w_ih_});
+  out.push_back({prefix + "w_ih", w_ih_.defined() ? w_ih_ : Var(ih_int8_.dequantize_in_out())});
   out.push_back({prefix + "b_ih", b_ih_});
-  out.push_back({prefix + "w_hh", w_hh_});
+  out.push_back({prefix + "w_hh", w_hh_.defined() ? w_hh_ : Var(hh_int8_->dequantize_in_out())});
   out.push_back({prefix + "b_hh", b_hh_});
 }
 
@@ -137,7 +194,6 @@ Rnn::Output Rnn::forward_inference(const std::vector<Var>& gi_tm, const std::vec
   for (int d = 0; d < D; ++d) {
     const RnnCell& c = cell(d);
     const float* gi = gi_tm[d].value().data();  // [S*B, G*H]
-    const float* w_hh = c.w_hh().value().data();
     const float* b_hh = c.b_hh().value().data();
     Tensor h(Shape{B, H}), h_next = Tensor::empty(Shape{B, H}), gh = Tensor::empty(Shape{B, GH});
     Tensor cs = lstm ? Tensor(Shape{B, H}) : Tensor(), c_next = lstm ? Tensor::empty(Shape{B, H}) : Tensor();
@@ -145,25 +201,15 @@ Rnn::Output Rnn::forward_inference(const std::vector<Var>& gi_tm, const std::vec
     for (int i = 0; i < S; ++i) {
       const int t = d == 1 ? S - 1 - i : i;
       // gh = h W_hh + b_hh; the state starts at zero, so the first step's is b_hh alone
-      if (c.w_hh_int8() && i > 0)
+      if (i == 0)
+        kernels::affine(B, GH, H, nullptr, nullptr, b_hh, gh.data());
+      else if (c.w_hh_int8())
         c.w_hh_int8()->apply(h.data(), B, b_hh, gh.data());
       else
-        kernels::affine(B, GH, H, i > 0 ? h.data() : nullptr, w_hh, b_hh, gh.data());
-      for (int b = 0; b < B; ++b) {
-        const int64_t r = int64_t(b) * H;
-        if (t >= lengths[b]) {  // past the end: the state stays
-          std::copy_n(h.data() + r, H, h_next.data() + r);
-          if (lstm) std::copy_n(cs.data() + r, H, c_next.data() + r);
-          continue;
-        }
-        const float* x = gi + (int64_t(t) * B + b) * GH;
-        if (lstm) {
-          kernels::lstm_gates(x, gh.data() + int64_t(b) * GH, cs.data() + r, H, c_next.data() + r, scratch.data(),
-                              h_next.data() + r);
-        } else {
-          kernels::gru_gates(x, gh.data() + int64_t(b) * GH, h.data() + r, H, scratch.data(), h_next.data() + r);
-        }
-      }
+        kernels::affine(B, GH, H, h.data(), c.w_hh().value().data(), b_hh, gh.data());
+      advance_rows(
+          lstm, B, H, gi + int64_t(t) * B * GH, gh.data(), h.data(), lstm ? cs.data() : nullptr,
+          [&](int64_t b) { return t < lengths[b]; }, scratch.data(), h_next.data(), lstm ? c_next.data() : nullptr);
       std::swap(h, h_next);
       if (lstm) std::swap(cs, c_next);
       for (int b = 0; b < B; ++b)

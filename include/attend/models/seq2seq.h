@@ -20,6 +20,7 @@
 #include "attend/models/model.h"
 #include "attend/nn/linear.h"
 #include "attend/nn/rnn.h"
+#include "attend/ops/int8.h"
 
 namespace attend {
 
@@ -45,10 +46,20 @@ void from_json(const nlohmann::json& j, Seq2SeqConfig& c);
 
 class Seq2Seq : public Model {
  public:
+  // Input gates emb(v) W_ih + b_ih for every vocabulary entry v, [V, G*H]: fp32, or int8 with a
+  // scale per entry once the model is quantized (freeze(), quantize()). Undefined: neither.
+  struct GateTable {
+    Var fp32;
+    std::shared_ptr<const Int8Weight> int8;
+    bool defined() const { return fp32.defined() || int8 != nullptr; }
+    Var rows(const std::vector<int>& ids) const;  // [N, G*H]
+    // The same into out [N, G*H], for ids in [0, V) (the caller checks them).
+    void rows(const std::vector<int>& ids, float* out) const;
+  };
   struct Encoded {
     AttentionMemory memory;  // keys/values [B,S,M], mask [B,S], lengths
     RnnState bridge;         // the decoder's initial state
-    Var target_gates;        // inference: emb(v) W_ih[:E] + b_ih for every target token v, [V, G*H]
+    GateTable target_gates;  // inference: emb(v) W_ih[:E] + b_ih for every target token v
     Var memory_combined;     // inference: h_s W_c[:M] for every source position, [B,S,H] (see step)
     int B = 0, S = 0;
   };
@@ -106,10 +117,15 @@ class Seq2Seq : public Model {
   Architecture architecture() const override { return Architecture::kRnn; }
   nlohmann::json config_json() const override;
   std::vector<std::string> trace_names() const override;  // the mechanism's (MechanismInfo::trace)
-  // Computes the input tables of every source and target token once (see use_frozen below).
+  // Computes the input tables of every source and target token once (see use_frozen below); in
+  // int8 when the model is quantized.
   void freeze() override;
-  // The output layer and the fused step's products (fused_step_applies) in int8.
+  // Every affine product in int8 (the attention mechanism's parameters stay fp32), and the
+  // frozen tables with them.
   void quantize() override;
+  // After quantize(): frees the fp32 weights of everything quantize() covered (freezing first,
+  // so that decoding reads the embeddings only through the int8 tables).
+  void release_fp32() override;
 
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
 
@@ -128,15 +144,15 @@ class Seq2Seq : public Model {
   // and of the decoder's embedding rows ([V_tgt, G*H]). Used only without dropout and when
   // nothing is recorded (so training never sees them).
   struct Frozen {
-    std::vector<Var> source_gates;
-    Var target_gates;
+    std::vector<GateTable> source_gates;
+    GateTable target_gates;
   };
   bool use_frozen(Rng* dropout_rng) const;
   // The decoder's embedding-part input gates of every target token, emb(v) W_ih[:E] + b_ih, [V, G*H].
   Var target_gate_table() const;
   // What enc.target_gates holds for `tokens` target tokens: freeze()'s table, a fresh one when
   // the vocabulary is smaller than the tokens (and no dropout), else nothing (per-token products).
-  Var target_gates_for(int64_t tokens, Rng* dropout_rng) const;
+  GateTable target_gates_for(int64_t tokens, Rng* dropout_rng) const;
   std::shared_ptr<const Frozen> frozen_;
   Seq2SeqConfig config_;
   Embedding src_emb_, tgt_emb_;

@@ -1,6 +1,7 @@
 // attend nn: modules own parameters and name them.
 #pragma once
 
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,14 @@ class Module {
     return n;
   }
 };
+
+// The error when something needs the fp32 weights of `what` (e.g. "Linear [512 x 256]") after
+// Module::release_fp32 gave them up: a tape recording through them.
+[[noreturn]] inline void throw_released(const std::string& what) {
+  throw std::runtime_error(what +
+                           ": its fp32 weights were released after int8 quantization (a model loaded for "
+                           "int8 inference); load it in fp32 to record a tape through it");
+}
 
 // A trainable leaf of the given shape, zero-filled until an initializer runs.
 inline Var parameter(const Shape& shape) { return Var(Tensor(shape), /*requires_grad=*/true); }

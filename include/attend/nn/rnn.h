@@ -35,22 +35,32 @@ class RnnCell : public Module {
   RnnState step(const Var& gi, const RnnState& state, const Tensor& valid = Tensor()) const;
   RnnState zero_state(int batch) const;
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
-  // project_input and the inference loop's recurrent product (Rnn::forward without a tape) in int8.
-  void quantize() override;
-  const Int8Weight* w_hh_int8() const { return hh_int8_.get(); }  // after quantize(), else null
+  // project_input(_rows), step and the inference loop's recurrent product in int8 whenever no
+  // tape records.
+  void quantize() override { quantize_in_blocks({}); }
+  // The same with w_ih in blocks of its rows (Int8Blocks), each read by project_input_rows; {} is one.
+  void quantize_in_blocks(std::vector<int> bounds);
+  void release_fp32() override;                                                    // w_ih and w_hh, once quantized
+  const std::shared_ptr<const Int8Weight>& w_hh_int8() const { return hh_int8_; }  // after quantize(), else null
+  // After quantize(): the block of w_ih's rows [first, first + rows), else null.
+  std::shared_ptr<const Int8Weight> w_ih_int8(int first, int rows) const { return ih_int8_.block(first, rows); }
   CellKind kind() const { return kind_; }
   int hidden() const { return hidden_; }
   int gates() const { return kind_ == CellKind::kGru ? 3 : 4; }
-  const Var& w_ih() const { return w_ih_; }
+  const Var& w_ih() const { return w_ih_; }  // undefined after release_fp32(), as w_hh
   const Var& b_ih() const { return b_ih_; }
   const Var& w_hh() const { return w_hh_; }
   const Var& b_hh() const { return b_hh_; }
 
  private:
+  // step() without a tape, from the int8 recurrent weights.
+  RnnState step_int8(const Tensor& gi, const RnnState& state, const Tensor& valid) const;
+  [[noreturn]] void throw_released() const;
   CellKind kind_ = CellKind::kGru;
   int hidden_ = 0;
   Var w_ih_, b_ih_, w_hh_, b_hh_;
-  std::shared_ptr<const Int8Weight> ih_int8_, hh_int8_;
+  Int8Blocks ih_int8_;                         // after quantize()
+  std::shared_ptr<const Int8Weight> hh_int8_;  // after quantize()
 };
 
 // A recurrent layer over a padded batch, uni- or bidirectional.
@@ -69,6 +79,7 @@ class Rnn : public Module {
   Output forward_projected(const std::vector<Var>& gi_tm, const std::vector<int>& lengths, int S) const;
   int directions() const { return bidirectional_ ? 2 : 1; }
   void quantize() override { fwd_.quantize(), bwd_.quantize(); }
+  void release_fp32() override { fwd_.release_fp32(), bwd_.release_fp32(); }
   const RnnCell& cell(int direction) const { return direction == 0 ? fwd_ : bwd_; }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override;
   int output_dim() const { return fwd_.hidden() * (bidirectional_ ? 2 : 1); }

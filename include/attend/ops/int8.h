@@ -42,6 +42,8 @@ class Int8Weight {
   // Rows of the [Out, In] matrix in fp32 (lookups in an int8 embedding table): N ids, each in
   // [0, Out) (std::invalid_argument naming the id otherwise) -> [N, In].
   Tensor rows(const std::vector<int>& ids) const;
+  // The same into out [n, In], for ids the caller has checked.
+  void rows(const int* ids, int64_t n, float* out) const;
 
   int in() const { return in_; }
   int out() const { return out_; }
@@ -53,6 +55,31 @@ class Int8Weight {
   std::vector<int8_t> q_;     // [Out, In]
   std::vector<float> scale_;  // [Out]
   std::shared_ptr<const kernels::Int8Gemm> gemm_;
+};
+
+// A weight [In, Out] quantized in blocks of its input rows, each block an Int8Weight with scales
+// of its own, for layers whose input is a concatenation that is also multiplied in parts: the
+// RNN decoder's [emb(y); h̃] and Luong's attentional layer's [c; s]. One block is the plain case.
+class Int8Blocks {
+ public:
+  Int8Blocks() = default;
+  // w [In, Out]; bounds 0 = b_0 < b_1 < ... < b_k = In, block i being rows [b_i, b_i+1).
+  Int8Blocks(const Tensor& w, const std::vector<int>& bounds);
+  bool empty() const { return blocks_.empty(); }
+  int in() const { return bounds_.empty() ? 0 : bounds_.back(); }
+  int out() const { return blocks_.empty() ? 0 : blocks_[0]->out(); }
+  // The block of rows [first, first + rows), or null when no block is exactly that.
+  std::shared_ptr<const Int8Weight> block(int first, int rows) const;
+  // x [..., rows] times the block of rows [first, first + rows), + bias [Out] (or undefined);
+  // std::invalid_argument when no block is that.
+  Tensor apply_rows(const Tensor& x, int first, int rows, const Tensor& bias) const;
+  // x [..., In] times the whole weight: the blocks' products of x's column blocks, summed.
+  Tensor apply(const Tensor& x, const Tensor& bias) const;
+  Tensor dequantize_in_out() const;  // [In, Out]
+
+ private:
+  std::vector<int> bounds_;
+  std::vector<std::shared_ptr<const Int8Weight>> blocks_;
 };
 
 }  // namespace attend
