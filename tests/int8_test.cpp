@@ -249,6 +249,39 @@ TEST(Int8Weight, DequantizedWeightsAndRows) {
   EXPECT_THROW(table->rows({-1}), std::invalid_argument);
 }
 
+std::map<std::string, std::vector<float>> values_of(const Module& m) {
+  std::map<std::string, std::vector<float>> v;
+  for (const auto& p : m.parameters()) v[p.name] = p.var.value().to_vector();
+  return v;
+}
+
+// After release_fp32: every parameter listed, each within the quantization step of its largest
+// value (per-row scales) of the original.
+void expect_listed_dequantized(const Module& m, const std::map<std::string, std::vector<float>>& original,
+                               const std::string& what) {
+  for (const auto& [name, now] : values_of(m)) {
+    const std::vector<float>& was = original.at(name);
+    ASSERT_EQ(now.size(), was.size()) << what << " " << name;
+    double top = 0.0, worst = 0.0;
+    for (size_t i = 0; i < was.size(); ++i)
+      top = std::max(top, double(std::fabs(was[i]))), worst = std::max(worst, double(std::fabs(now[i] - was[i])));
+    EXPECT_LE(worst, top / kernels::int8_range()) << what << " " << name;
+  }
+}
+
+// Recording a tape through released weights throws an error that says so.
+template <typename F>
+void expect_tape_refused(F record, const std::string& what) {
+  Tape tape;
+  TapeScope scope(tape);
+  try {
+    record();
+    ADD_FAILURE() << what << ": a tape recorded through released weights";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("released"), std::string::npos) << e.what();
+  }
+}
+
 // A Transformer loaded for int8 inference gives up its fp32 weights: it decodes exactly as
 // before, lists dequantized weights, and refuses to be recorded on a tape.
 TEST(Int8Model, TransformerWithoutFp32WeightsDecodesTheSame) {
@@ -258,8 +291,7 @@ TEST(Int8Model, TransformerWithoutFp32WeightsDecodesTheSame) {
     c.tie_embeddings = tie, c.max_length = 16, c.src_vocab = c.tgt_vocab = 11;
     Rng rng(53);
     Transformer model(c, rng);
-    std::map<std::string, std::vector<float>> original;
-    for (const auto& p : model.parameters()) original[p.name] = p.var.value().to_vector();
+    const auto original = values_of(model);
     Batch batch;
     batch.B = 2, batch.S = 3, batch.T = 2, batch.src = {4, 5, 6, 7, 5, 8}, batch.src_lengths = {3, 3};
     batch.tgt_in = {1, 1, 4, 5}, batch.tgt_out = {4, 5, 2, 2};
@@ -275,22 +307,9 @@ TEST(Int8Model, TransformerWithoutFp32WeightsDecodesTheSame) {
     model.quantize();  // again, with nothing in fp32 to quantize: the int8 weights stay
     EXPECT_EQ(logits(), before) << "tie " << tie;
     EXPECT_EQ(model.parameter_count(), count);
-    for (const auto& p : model.parameters()) {
-      const std::vector<float> now = p.var.value().to_vector(), was = original.at(p.name);
-      ASSERT_EQ(now.size(), was.size()) << p.name;
-      double top = 0.0, worst = 0.0;
-      for (size_t i = 0; i < was.size(); ++i)
-        top = std::max(top, double(std::fabs(was[i]))), worst = std::max(worst, double(std::fabs(now[i] - was[i])));
-      EXPECT_LE(worst, top / kernels::int8_range()) << p.name;  // (per-row scales: at most the largest's step)
-    }
-    Tape tape;
-    TapeScope scope(tape);
-    try {
-      model.logits(batch, nullptr);
-      ADD_FAILURE() << "a tape recorded through released weights";
-    } catch (const std::runtime_error& e) {
-      EXPECT_NE(std::string(e.what()).find("released"), std::string::npos) << e.what();
-    }
+    const std::string what = "tie " + std::to_string(tie);
+    expect_listed_dequantized(model, original, what);
+    expect_tape_refused([&] { model.logits(batch, nullptr); }, what);
   }
 }
 
@@ -329,8 +348,7 @@ TEST(Int8Model, RnnWithoutFp32WeightsDecodesTheSame) {
       Rng rng(67);
       Seq2Seq model(small_rnn(cell, ScoreKind::kAdditive, feed), rng);
       const std::string what = "cell " + std::to_string(int(cell)) + " feed " + std::to_string(feed);
-      std::map<std::string, std::vector<float>> original;
-      for (const auto& p : model.parameters()) original[p.name] = p.var.value().to_vector();
+      const auto original = values_of(model);
       Batch batch;
       batch.B = 2, batch.S = 3, batch.T = 2, batch.src = {4, 5, 6, 7, 5, 8}, batch.src_lengths = {3, 2};
       batch.tgt_in = {1, 1, 4, 5}, batch.tgt_out = {4, 5, 2, 2};
@@ -359,22 +377,8 @@ TEST(Int8Model, RnnWithoutFp32WeightsDecodesTheSame) {
       model.quantize(), model.freeze();  // again, with nothing in fp32: the int8 weights and tables stay
       EXPECT_EQ(decoded(), before) << what;
       EXPECT_EQ(model.parameter_count(), count) << what;
-      for (const auto& p : model.parameters()) {
-        const std::vector<float> now = p.var.value().to_vector(), was = original.at(p.name);
-        ASSERT_EQ(now.size(), was.size()) << p.name;
-        double top = 0.0, worst = 0.0;
-        for (size_t i = 0; i < was.size(); ++i)
-          top = std::max(top, double(std::fabs(was[i]))), worst = std::max(worst, double(std::fabs(now[i] - was[i])));
-        EXPECT_LE(worst, top / kernels::int8_range()) << what << " " << p.name;
-      }
-      Tape tape;
-      TapeScope scope(tape);
-      try {
-        model.loss(batch, 0.0f, nullptr);
-        ADD_FAILURE() << what << ": a tape recorded through released weights";
-      } catch (const std::runtime_error& e) {
-        EXPECT_NE(std::string(e.what()).find("released"), std::string::npos) << e.what();
-      }
+      expect_listed_dequantized(model, original, what);
+      expect_tape_refused([&] { model.loss(batch, 0.0f, nullptr); }, what);
     }
 }
 
