@@ -8,10 +8,12 @@
 
 #include <map>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <sstream>
 #include <thread>
 
 #include "attend/io/files.h"
@@ -186,6 +188,42 @@ TEST(NonFinite, DivergingRunStopsNamingTheStepAndKeepsTheGoodCheckpoint) {
   EXPECT_NE(bad.output.find("training diverged: 3 consecutive non-finite steps, the last at step"), std::string::npos)
       << bad.output;
   EXPECT_EQ(attend::read_file(dir + "/model.safetensors"), before);
+  fs::remove_all(dir);
+}
+
+// --lr-patience N halves the learning rate after N evaluations in a row without a better dev
+// score and again after as many more; 0 never does; runs saved before it halve at every one.
+// A learning rate of 1e-30 leaves the weights as they are, so every evaluation after the first
+// is a stall.
+TEST(LrPatience, HalvesAfterThatManyStallsOrNever) {
+  const std::string dir = temp_dir("lr_patience");
+  auto lr_by_eval = [&](const std::string& flag) {
+    CliRun r =
+        run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --batch 16 "
+            "--lr 1e-30 --schedule constant --warmup 0 --epochs 10 --eval-every 5 --max-steps 40 --patience 100 "
+            "--overwrite --out " +
+            dir + " " + flag);
+    EXPECT_EQ(r.code, 0) << r.output;
+    std::vector<double> lr;
+    std::istringstream lines(attend::read_file(dir + "/metrics.jsonl"));
+    for (std::string line; std::getline(lines, line);)
+      lr.push_back(nlohmann::json::parse(line)["lr"].get<double>() / 1e-30);
+    return lr;
+  };
+  auto near = [](const std::vector<double>& got, const std::vector<double>& want) {
+    if (got.size() != want.size()) return false;
+    for (size_t i = 0; i < got.size(); ++i)
+      if (std::fabs(got[i] - want[i]) > 1e-5 * want[i]) return false;
+    return true;
+  };
+  const std::vector<double> every = lr_by_eval(""), two = lr_by_eval("--lr-patience 2"),
+                            never = lr_by_eval("--lr-patience 0");
+  EXPECT_TRUE(near(every, {1, 1, 0.5, 0.25, 0.125, 0.0625, 0.03125, 0.015625})) << ::testing::PrintToString(every);
+  EXPECT_TRUE(near(two, {1, 1, 1, 0.5, 0.5, 0.25, 0.25, 0.125})) << ::testing::PrintToString(two);
+  EXPECT_TRUE(near(never, std::vector<double>(8, 1.0))) << ::testing::PrintToString(never);
+  CliRun bad = run("train --task dates --lr-patience -1 --out " + dir);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.output.find("--lr-patience"), std::string::npos) << bad.output;
   fs::remove_all(dir);
 }
 

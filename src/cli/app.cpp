@@ -779,6 +779,33 @@ void add_tokenizer_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_flag("--lowercase", ta.lowercase, "Lower-case the source (--task tsv)");
 }
 
+// Adam, its learning rate and what changes it: the schedule, the stalls of the dev score.
+void add_optimizer_flags(CLI::App* cmd, TrainArgs& ta) {
+  TrainOptions& o = ta.opt;
+  cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
+  cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
+      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))
+      ->capture_default_str();
+  cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
+  cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
+      ->check(number(0, true))
+      ->capture_default_str();
+  cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
+      ->check(number(0, true))
+      ->capture_default_str();
+  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")
+      ->check(number(0, true, 0.99))
+      ->capture_default_str();
+  cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
+      ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--lr-patience", o.lr_patience,
+                  "Halve the learning rate after this many evaluations without improvement, and again after as "
+                  "many more (0 = never; the schedule's own decay still applies)")
+      ->check(at_least(0))
+      ->capture_default_str();
+}
+
 void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
   cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
@@ -818,23 +845,7 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_option("--threads", o.threads, "Threads for matrix products")
       ->check(whole(1, max_threads()))
       ->capture_default_str();
-  cmd->add_option("--lr", o.lr, "Adam learning rate")->check(number(0, false))->capture_default_str();
-  cmd->add_option("--schedule", ta.schedule, "Learning-rate schedule")
-      ->check(CLI::IsMember({"constant", "inverse-sqrt"}))
-      ->capture_default_str();
-  cmd->add_option("--warmup", o.warmup, "Warm-up steps")->check(at_least(0))->capture_default_str();
-  cmd->add_option("--clip", o.clip_norm, "Clip the global gradient norm to this (0 = off)")
-      ->check(number(0, true))
-      ->capture_default_str();
-  cmd->add_option("--weight-decay", o.weight_decay, "AdamW decoupled weight decay")
-      ->check(number(0, true))
-      ->capture_default_str();
-  cmd->add_option("--label-smoothing", o.label_smoothing, "Label smoothing")
-      ->check(number(0, true, 0.99))
-      ->capture_default_str();
-  cmd->add_option("--patience", o.patience, "Stop after this many evaluations without improvement")
-      ->check(at_least(1))
-      ->capture_default_str();
+  add_optimizer_flags(cmd, ta);
   cmd->add_option("--eval-every", o.eval_every, "Evaluate on dev every N steps (0 = every epoch)")
       ->check(at_least(0))
       ->capture_default_str();

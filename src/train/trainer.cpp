@@ -83,6 +83,8 @@ void TrainOptions::validate() const {
   if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
     bad("--label-smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
   if (patience < 1) bad("--patience must be >= 1, got " + std::to_string(patience));
+  if (lr_patience < 0 || lr_patience > 1000000)
+    bad("--lr-patience must be in [0, 1000000], got " + std::to_string(lr_patience));
   if (eval_every < 0) bad("--eval-every must be >= 0, got " + std::to_string(eval_every));
   if (out.empty()) bad("--out must name a directory");
   if (save_every < 0) bad("--save-every must be >= 0, got " + std::to_string(save_every));
@@ -128,6 +130,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"weight_decay", json_float(o.weight_decay)},
        {"label_smoothing", json_float(o.label_smoothing)},
        {"patience", o.patience},
+       {"lr_patience", o.lr_patience},
        {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite},
        {"save_every", o.save_every},
@@ -160,6 +163,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("schedule").get_to(o.schedule), j.at("warmup").get_to(o.warmup), j.at("clip_norm").get_to(o.clip_norm);
   j.at("weight_decay").get_to(o.weight_decay), j.at("label_smoothing").get_to(o.label_smoothing);
   j.at("patience").get_to(o.patience), j.at("eval_every").get_to(o.eval_every);
+  o.lr_patience = j.value("lr_patience", 1);  // runs saved before the option halved at every stall
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
 
@@ -788,7 +792,7 @@ void Trainer::resume_finished(TrainState& s, const std::string& origin) const {
 }
 
 // Dev evaluation: greedy decoding, exact match against any of a source's references. A better
-// model replaces the saved one as one unit; a stall halves the learning rate.
+// model replaces the saved one as one unit; every --lr-patience stalls in a row halve the learning rate.
 // The dev metric that picks the best model and stops the run: --metric, or for "auto" BLEU when
 // the outputs are subword sentences and exact match otherwise.
 std::string Trainer::dev_metric() const {
@@ -872,7 +876,7 @@ void Trainer::evaluate_weights(double tokens_per_second) {
     if (comm_.writer()) bundle_->save(opt_.out);  // one unit; only ever replaced by a better model
   } else {
     ++st.stale;
-    st.lr_scale *= 0.5f;
+    if (opt_.lr_patience > 0 && st.stale % opt_.lr_patience == 0) st.lr_scale *= 0.5f;
   }
   if (opt_.keep_checkpoints > 0 && comm_.writer()) keep_checkpoint();
   st.metrics += nlohmann::json(r).dump() + "\n";

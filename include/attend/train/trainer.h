@@ -74,6 +74,7 @@ struct TrainOptions {
   float weight_decay = 0.0f;
   float label_smoothing = 0.1f;
   int patience = 4;        // evaluations without a better dev score before stopping
+  int lr_patience = 1;     // ... before the learning rate is halved (again after as many more); 0 = never
   int eval_every = 0;      // steps between dev evaluations; 0 = once per epoch
   int max_nonfinite = 5;   // consecutive non-finite losses/gradients before giving up
   int save_every = 500;    // steps between training-state saves (0 = only at evaluations)
