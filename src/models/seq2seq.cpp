@@ -199,19 +199,24 @@ Seq2Seq::GateTable Seq2Seq::target_gates_for(int64_t tokens, Rng* dropout_rng) c
 void Seq2Seq::freeze() {
   if (frozen_ && !src_emb_.table().defined()) return;  // released: the weights cannot have changed
   NoGradScope no_grad;
-  auto f = std::make_shared<Frozen>();
-  // int8 (a scale per entry) once the model is quantized; computed from the fp32 weights while it has them
-  auto table = [&](const Var& t) {
-    if (!int8_) return GateTable{t, nullptr};
-    const Tensor& v = t.value();
-    return GateTable{Var(),
-                     Int8Weight::from_out_in(v.data(), static_cast<int>(v.size(0)), static_cast<int>(v.size(1)))};
-  };
+  Frozen f;  // (products in the model's precision)
   const Rnn& first = encoder_[0];
   for (int d = 0; d < first.directions(); ++d)
-    f->source_gates.push_back(table(first.cell(d).project_input(src_emb_.table())));
-  f->target_gates = table(target_gate_table());
-  frozen_ = std::move(f);
+    f.source_gates.push_back({first.cell(d).project_input(src_emb_.table())});
+  f.target_gates = {target_gate_table()};
+  frozen_ = std::make_shared<const Frozen>(int8_ ? f.in_int8() : f);
+}
+
+Seq2Seq::GateTable Seq2Seq::GateTable::in_int8() const {
+  if (int8) return *this;
+  const Tensor& t = fp32.value();  // [V, G*H]: a row per entry, quantized as an embedding table's
+  return {Var(), Int8Weight::from_out_in(t.data(), static_cast<int>(t.size(0)), static_cast<int>(t.size(1)))};
+}
+
+Seq2Seq::Frozen Seq2Seq::Frozen::in_int8() const {
+  Frozen q{{}, target_gates.in_int8()};
+  for (const GateTable& t : source_gates) q.source_gates.push_back(t.in_int8());
+  return q;
 }
 
 bool Seq2Seq::use_frozen(Rng* dropout_rng) const {

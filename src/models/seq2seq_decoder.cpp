@@ -111,7 +111,7 @@ void Seq2Seq::quantize() {
   q->w_cs = attentional_layer_.int8(M, H);
   q->w_out = output_.int8();
   int8_ = std::move(q);
-  if (frozen_) freeze();  // the tables in int8 too
+  if (frozen_) frozen_ = std::make_shared<const Frozen>(frozen_->in_int8());  // the fp32 tables, rounded once
 }
 
 void Seq2Seq::release_fp32() {

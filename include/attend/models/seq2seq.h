@@ -55,6 +55,7 @@ class Seq2Seq : public Model {
     Var rows(const std::vector<int>& ids) const;  // [N, G*H]
     // The same into out [N, G*H], for ids in [0, V) (the caller checks them).
     void rows(const std::vector<int>& ids, float* out) const;
+    GateTable in_int8() const;  // an fp32 table quantized per entry; an int8 one as it is
   };
   struct Encoded {
     AttentionMemory memory;  // keys/values [B,S,M], mask [B,S], lengths
@@ -146,6 +147,7 @@ class Seq2Seq : public Model {
   struct Frozen {
     std::vector<GateTable> source_gates;
     GateTable target_gates;
+    Frozen in_int8() const;  // every table quantized per entry
   };
   bool use_frozen(Rng* dropout_rng) const;
   // The decoder's embedding-part input gates of every target token, emb(v) W_ih[:E] + b_ih, [V, G*H].
