@@ -449,6 +449,22 @@ TEST(OpsGrad, Transpose12SplitsAndMergesHeads) {
   EXPECT_EQ(transpose12(y).value().to_vector(), x.value().to_vector());
 }
 
+TEST(OpsGrad, HeadsFromColumnsPicksABlockOfHeads) {
+  Rng rng(15);
+  gradcheck([](const std::vector<Var>& x) { return heads_from_columns(x[0], 4, 2, 3); }, {random_var({2, 3, 12}, rng)});
+  Var x = random_var({2, 3, 12}, rng, 1.0f, false);
+  Var y = heads_from_columns(x, 4, 2, 3);  // columns 4..9 as 2 heads of 3
+  ASSERT_EQ(y.shape(), (Shape{2, 2, 3, 3}));
+  EXPECT_EQ(y.value().data()[((1 * 2 + 1) * 3 + 2) * 3 + 1], x.value().data()[(1 * 3 + 2) * 12 + 4 + 1 * 3 + 1]);
+  // From column 0 of [B,T,H*D]: the usual split of heads.
+  Var z = random_var({2, 3, 6}, rng, 1.0f, false);
+  EXPECT_EQ(heads_from_columns(z, 0, 2, 3).value().to_vector(),
+            transpose12(reshape(z, Shape{2, 3, 2, 3})).value().to_vector());
+  EXPECT_THROW(heads_from_columns(x, 7, 2, 3), std::invalid_argument);   // past the last column
+  EXPECT_THROW(heads_from_columns(x, -1, 2, 3), std::invalid_argument);  // before the first
+  EXPECT_THROW(heads_from_columns(z, 0, 0, 3), std::invalid_argument);
+}
+
 TEST(OpsGrad, GruCellWithPaddedRows) {
   Rng rng(11);
   const int B = 3, H = 4;

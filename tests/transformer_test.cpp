@@ -32,6 +32,48 @@ TEST(TransformerLayers, MultiHeadAttentionGradients) {
   EXPECT_THROW(MultiHeadAttention(10, 4, rng), std::invalid_argument);
 }
 
+// The joined Q|K|V (self) and K|V (cross) products give what a product per weight gives, values
+// and gradients (to float rounding: the products sum in another order).
+TEST(TransformerLayers, JoinedProjectionsMatchAProductPerWeight) {
+  Rng rng(3);
+  MultiHeadAttention mha(8, 2, rng);
+  SdpaOptions o;
+  o.key_lengths = {4, 2};
+  auto apart = [&](const Var& x_q, const Var& x_kv) {
+    Var q = mha.split_heads(mha.wq()(x_q)), k = mha.split_heads(mha.wk()(x_kv)), v = mha.split_heads(mha.wv()(x_kv));
+    return mha.wo()(mha.merge_heads(sdpa(q, k, v, o)));
+  };
+  const Var x = random_var({2, 4, 8}, rng), m = random_var({2, 4, 8}, rng);
+  auto grads_of = [&](const std::function<Var()>& f) {
+    const std::vector<Var> inputs = with_params(mha, {x, m});
+    for (const Var& p : inputs) p.grad_ref().zero();
+    Tape tape;
+    std::vector<float> all;
+    {
+      TapeScope scope(tape);
+      Var y = f();
+      all = y.value().to_vector();
+      Var l = sum(mul(y, y));
+      tape.backward(l);
+    }
+    for (const Var& p : inputs) {
+      const std::vector<float> g = p.grad().to_vector();
+      all.insert(all.end(), g.begin(), g.end());
+    }
+    return all;
+  };
+  for (bool self : {true, false}) {
+    SCOPED_TRACE(self ? "self-attention" : "cross-attention");
+    const std::vector<float> joined = grads_of([&] { return self ? mha.self_attention(x, o) : mha(x, m, o); });
+    const std::vector<float> separate = grads_of([&] { return apart(x, self ? x : m); });
+    ASSERT_EQ(joined.size(), separate.size());
+    for (size_t i = 0; i < joined.size(); ++i)
+      EXPECT_NEAR(joined[i], separate[i], 1e-5f * (1 + std::fabs(separate[i])));
+  }
+  gradcheck([&](const std::vector<Var>& in) { return mha.self_attention(in[0], o); },
+            with_params(mha, {random_var({2, 4, 8}, rng)}), {.eps = 1e-2f});
+}
+
 // eps 1e-3: a step of 1e-2 crosses kinks of the feed-forward ReLU and the difference quotient
 // is then no derivative at all.
 TEST(TransformerLayers, EncoderAndDecoderLayerGradientsPreAndPostNorm) {

@@ -68,6 +68,7 @@ struct TrainArgs {
   SentencePieceOptions subwords;
   int encoder_layers = 1, layers = 2, decoder_layers = 2;  // --encoder-layers serves both models
   float dropout = 0.1f;
+  float attention_dropout = -1.0f, activation_dropout = -1.0f;  // transformer; < 0: --dropout
 };
 
 // Flags that only one architecture has; giving one to the other is an error, not a silent no-op.
@@ -79,8 +80,16 @@ std::vector<std::string> rnn_flags() {
   for (const SharedOption& o : all_mechanism_options()) flags.push_back(o.option.flag());
   return flags;
 }
-const std::vector<std::string> kTransformerFlags = {
-    "--dim", "--heads", "--ffn", "--layers", "--decoder-layers", "--post-norm", "--tie-embeddings", "--max-positions"};
+const std::vector<std::string> kTransformerFlags = {"--dim",
+                                                    "--heads",
+                                                    "--ffn",
+                                                    "--layers",
+                                                    "--decoder-layers",
+                                                    "--post-norm",
+                                                    "--tie-embeddings",
+                                                    "--max-positions",
+                                                    "--attention-dropout",
+                                                    "--activation-dropout"};
 
 // The --attention choices and their one-line descriptions, from the registry.
 std::string mechanism_help() {
@@ -272,6 +281,8 @@ TrainOptions train_options(CLI::App* cmd, TrainArgs& a) {
       throw std::invalid_argument(flag + " is a setting of " + (rnn ? "--model transformer" : "--model rnn") +
                                   ", not of --model " + a.architecture);
   o.model.rnn.dropout = o.model.transformer.dropout = a.dropout;
+  o.model.transformer.attention_dropout = a.attention_dropout < 0.0f ? a.dropout : a.attention_dropout;
+  o.model.transformer.activation_dropout = a.activation_dropout < 0.0f ? a.dropout : a.activation_dropout;
   o.model.rnn.encoder_layers = a.encoder_layers;
   if (!rnn) {
     TransformerConfig& t = o.model.transformer;
@@ -733,10 +744,18 @@ void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
       ->check(at_least(1))
       ->capture_default_str();
   cmd->add_flag("--no-input-feeding", ta.no_input_feeding, "Do not feed h~_{t-1} into the decoder (Luong 2015, 3.3)");
-  cmd->add_option("--dropout", ta.dropout,
-                  "Dropout (rnn: embeddings and the attentional state; transformer: embeddings, sublayers, weights)")
+  cmd->add_option(
+         "--dropout", ta.dropout,
+         "Dropout (rnn: embeddings and the attentional state; transformer: embeddings and sub-layer outputs, and "
+         "by default the attention weights and the feed-forward hidden layer)")
       ->check(number(0, true, 0.95))
       ->capture_default_str();
+  cmd->add_option("--attention-dropout", ta.attention_dropout,
+                  "transformer: dropout on the attention weights (default: --dropout)")
+      ->check(number(0, true, 0.95));
+  cmd->add_option("--activation-dropout", ta.activation_dropout,
+                  "transformer: dropout on the feed-forward hidden layer (default: --dropout)")
+      ->check(number(0, true, 0.95));
   cmd->add_option("--dim", o.model.transformer.dim, "transformer: model width C")
       ->check(at_least(1))
       ->capture_default_str();

@@ -180,7 +180,8 @@ std::string describe(const ModelConfig& m) {
   return "Transformer: " + std::to_string(t.encoder_layers) + " + " + std::to_string(t.decoder_layers) +
          " layers, C = " + std::to_string(t.dim) + ", " + std::to_string(t.heads) + " heads, feed-forward " +
          std::to_string(t.ffn) + ", " + (t.pre_norm ? "pre-LN" : "post-LN") + ", dropout " +
-         format_fixed(t.dropout, 2) +
+         format_fixed(t.dropout, 2) + " (attention " + format_fixed(t.attention_dropout, 2) + ", feed-forward " +
+         format_fixed(t.activation_dropout, 2) + ")" +
          (t.share_all_embeddings ? ", one embedding matrix for source, target and output"
           : t.tie_embeddings     ? ", output tied to the target embeddings"
                                  : "");

@@ -25,7 +25,9 @@ void TransformerConfig::validate() const {
   if (ffn < 1) bad("ffn must be >= 1, got " + std::to_string(ffn));
   if (encoder_layers < 1 || decoder_layers < 1 || encoder_layers > 64 || decoder_layers > 64)
     bad("layers must be in [1, 64], got " + std::to_string(encoder_layers) + " and " + std::to_string(decoder_layers));
-  if (!(dropout >= 0.0f && dropout < 1.0f)) bad("dropout must be in [0, 1), got " + std::to_string(dropout));
+  for (auto [name, p] : {std::pair{"dropout", dropout}, std::pair{"attention_dropout", attention_dropout},
+                         std::pair{"activation_dropout", activation_dropout}})
+    if (!(p >= 0.0f && p < 1.0f)) bad(std::string(name) + " must be in [0, 1), got " + std::to_string(p));
   if (max_length < 1 || max_length > (1 << 16))
     bad("max_length must be in [1, 65536], got " + std::to_string(max_length));
   if (src_vocab < 5 || tgt_vocab < 5)
@@ -48,6 +50,8 @@ void to_json(nlohmann::json& j, const TransformerConfig& c) {
        {"tie_embeddings", c.tie_embeddings},
        {"share_all_embeddings", c.share_all_embeddings},
        {"dropout", json_float(c.dropout)},
+       {"attention_dropout", json_float(c.attention_dropout)},
+       {"activation_dropout", json_float(c.activation_dropout)},
        {"max_length", c.max_length},
        {"src_vocab", c.src_vocab},
        {"tgt_vocab", c.tgt_vocab}};
@@ -57,7 +61,8 @@ void from_json(const nlohmann::json& j, TransformerConfig& c) {
   const char* w = "transformer config";
   reject_unknown_fields(j,
                         {"architecture", "dim", "heads", "ffn", "encoder_layers", "decoder_layers", "pre_norm",
-                         "tie_embeddings", "share_all_embeddings", "dropout", "max_length", "src_vocab", "tgt_vocab"},
+                         "tie_embeddings", "share_all_embeddings", "dropout", "attention_dropout", "activation_dropout",
+                         "max_length", "src_vocab", "tgt_vocab"},
                         w);
   c.dim = json_field<int>(j, "dim", w), c.heads = json_field<int>(j, "heads", w), c.ffn = json_field<int>(j, "ffn", w);
   c.encoder_layers = json_field<int>(j, "encoder_layers", w),
@@ -66,6 +71,9 @@ void from_json(const nlohmann::json& j, TransformerConfig& c) {
   c.tie_embeddings = json_field<bool>(j, "tie_embeddings", w, false);
   c.share_all_embeddings = json_field<bool>(j, "share_all_embeddings", w, false);
   c.dropout = json_field<float>(j, "dropout", w, 0.1f), c.max_length = json_field<int>(j, "max_length", w, 512);
+  // Models saved before the two were separate applied --dropout to both.
+  c.attention_dropout = json_field<float>(j, "attention_dropout", w, c.dropout);
+  c.activation_dropout = json_field<float>(j, "activation_dropout", w, c.dropout);
   c.src_vocab = json_field<int>(j, "src_vocab", w), c.tgt_vocab = json_field<int>(j, "tgt_vocab", w);
   c.validate();
 }
@@ -81,7 +89,7 @@ Transformer::Transformer(const TransformerConfig& config, Rng& rng) : config_(co
   const int C = config.dim;
   if (!config.share_all_embeddings) src_emb_ = Embedding(config.src_vocab, C, rng);
   tgt_emb_ = Embedding(config.tgt_vocab, C, rng);
-  const LayerOptions lo{config.pre_norm, config.dropout};
+  const LayerOptions lo{config.pre_norm, config.dropout, config.attention_dropout, config.activation_dropout};
   for (int l = 0; l < config.encoder_layers; ++l) encoder_.emplace_back(C, config.heads, config.ffn, lo, rng);
   for (int l = 0; l < config.decoder_layers; ++l) decoder_cell_.emplace_back(C, config.heads, config.ffn, lo, rng);
   if (config.pre_norm) enc_norm_ = LayerNorm(C), dec_norm_ = LayerNorm(C);

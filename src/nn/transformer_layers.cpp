@@ -1,12 +1,14 @@
 #include "attend/nn/transformer_layers.h"
 
 #include <cmath>
+#include <initializer_list>
 #include <stdexcept>
 #include <string>
 
 #include "attend/ops/dropout.h"
 #include "attend/ops/elementwise.h"
 #include "attend/ops/layer_norm.h"
+#include "attend/ops/matmul.h"
 #include "attend/ops/shape.h"
 
 namespace attend {
@@ -34,8 +36,10 @@ MultiHeadAttention::MultiHeadAttention(int dim, int heads, Rng& rng)
                                 std::to_string(heads) + " heads");
 }
 
-Var MultiHeadAttention::split_heads(const Var& x) const {
-  return transpose12(reshape(x, Shape{x.size(0), x.size(1), heads_, dim_ / heads_}));  // [B,T,H,D] -> [B,H,T,D]
+Var MultiHeadAttention::split_heads(const Var& x) const { return heads_of(x, 0); }
+
+Var MultiHeadAttention::heads_of(const Var& joined, int part) const {
+  return heads_from_columns(joined, int64_t(part) * dim_, heads_, dim_ / heads_);
 }
 
 Var MultiHeadAttention::merge_heads(const Var& x) const {
@@ -43,9 +47,35 @@ Var MultiHeadAttention::merge_heads(const Var& x) const {
   return reshape(t, Shape{t.size(0), t.size(1), dim_});
 }
 
+namespace {
+// x [B,L,C] times the parts' weights side by side, [C, n C] (a copy, small next to the product),
+// plus their biases -> [B,L,n C]: one product instead of n.
+Var project_joined(const Var& x, std::initializer_list<const Linear*> parts) {
+  std::vector<Var> w, b;
+  for (const Linear* p : parts) w.push_back(p->weight()), b.push_back(p->bias());
+  return linear(x, concat(w, 1), concat(b, 0));
+}
+}  // namespace
+
+Var MultiHeadAttention::attend_heads(const Var& q, const Var& k, const Var& v, const SdpaOptions& options) const {
+  return wo_(merge_heads(sdpa(q, k, v, options)));  // [B,H,T,D] -> [B,T,C]
+}
+
+std::pair<Var, Var> MultiHeadAttention::keys_values(const Var& x_kv) const {
+  if (wk_.int8()) return {split_heads(wk_(x_kv)), split_heads(wv_(x_kv))};
+  const Var kv = project_joined(x_kv, {&wk_, &wv_});  // [B,S,2C]
+  return {heads_of(kv, 0), heads_of(kv, 1)};
+}
+
 Var MultiHeadAttention::operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options) const {
-  Var q = split_heads(wq_(x_q)), k = split_heads(wk_(x_kv)), v = split_heads(wv_(x_kv));  // [B,H,*,D]
-  return wo_(merge_heads(sdpa(q, k, v, options)));                                        // [B,T,C]
+  const auto [k, v] = keys_values(x_kv);
+  return attend_heads(split_heads(wq_(x_q)), k, v, options);
+}
+
+Var MultiHeadAttention::self_attention(const Var& x, const SdpaOptions& options) const {
+  if (wq_.int8()) return (*this)(x, x, options);
+  const Var qkv = project_joined(x, {&wq_, &wk_, &wv_});  // [B,T,3C]
+  return attend_heads(heads_of(qkv, 0), heads_of(qkv, 1), heads_of(qkv, 2), options);
 }
 
 void MultiHeadAttention::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
@@ -110,15 +140,15 @@ TransformerEncoderLayer::TransformerEncoderLayer(int dim, int heads, int ffn, La
     : attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), opt_(options) {}
 
 Var TransformerEncoderLayer::operator()(const Var& x, const std::vector<int>& key_lengths, Rng* rng) const {
-  SdpaOptions o = attention_options(opt_.dropout, rng);
+  SdpaOptions o = attention_options(opt_.attention_dropout, rng);
   o.key_lengths = key_lengths;
   if (opt_.pre_norm) {
     Var n = ln1_(x);
-    Var h = residual(x, attn_(n, n, o), opt_.dropout, rng);
-    return residual(h, ffn_(ln2_(h), opt_.dropout, rng), opt_.dropout, rng);
+    Var h = residual(x, attn_.self_attention(n, o), opt_.dropout, rng);
+    return residual(h, ffn_(ln2_(h), opt_.activation_dropout, rng), opt_.dropout, rng);
   }
-  Var h = ln1_(residual(x, attn_(x, x, o), opt_.dropout, rng));
-  return ln2_(residual(h, ffn_(h, opt_.dropout, rng), opt_.dropout, rng));
+  Var h = ln1_(residual(x, attn_.self_attention(x, o), opt_.dropout, rng));
+  return ln2_(residual(h, ffn_(h, opt_.activation_dropout, rng), opt_.dropout, rng));
 }
 
 void TransformerEncoderLayer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
@@ -143,18 +173,19 @@ TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, La
 
 Var TransformerDecoderLayer::operator()(const Var& y, const Var& memory, const std::vector<int>& source_lengths,
                                         Rng* rng) const {
-  SdpaOptions self = attention_options(opt_.dropout, rng), cross = attention_options(opt_.dropout, rng);
+  SdpaOptions self = attention_options(opt_.attention_dropout, rng);
+  SdpaOptions cross = attention_options(opt_.attention_dropout, rng);
   self.causal = true;
   cross.key_lengths = source_lengths;
   if (opt_.pre_norm) {
     Var n = ln1_(y);
-    Var h = residual(y, self_attn_(n, n, self), opt_.dropout, rng);
+    Var h = residual(y, self_attn_.self_attention(n, self), opt_.dropout, rng);
     h = residual(h, cross_attn_(ln2_(h), memory, cross), opt_.dropout, rng);
-    return residual(h, ffn_(ln3_(h), opt_.dropout, rng), opt_.dropout, rng);
+    return residual(h, ffn_(ln3_(h), opt_.activation_dropout, rng), opt_.dropout, rng);
   }
-  Var h = ln1_(residual(y, self_attn_(y, y, self), opt_.dropout, rng));
+  Var h = ln1_(residual(y, self_attn_.self_attention(y, self), opt_.dropout, rng));
   h = ln2_(residual(h, cross_attn_(h, memory, cross), opt_.dropout, rng));
-  return ln3_(residual(h, ffn_(h, opt_.dropout, rng), opt_.dropout, rng));
+  return ln3_(residual(h, ffn_(h, opt_.activation_dropout, rng), opt_.dropout, rng));
 }
 
 KvCache TransformerDecoderLayer::cross_keys_values(const Var& memory, const std::vector<int>& source_lengths) const {
@@ -162,8 +193,8 @@ KvCache TransformerDecoderLayer::cross_keys_values(const Var& memory, const std:
   const int B = static_cast<int>(memory.size(0)), S = static_cast<int>(memory.size(1));
   const int H = cross_attn_.heads(), D = static_cast<int>(memory.size(2)) / H;
   KvCache cache(B, H, S, D);
-  cache.append(cross_attn_.split_heads(cross_attn_.wk()(memory)).value(),
-               cross_attn_.split_heads(cross_attn_.wv()(memory)).value(), source_lengths);
+  const auto [k, v] = cross_attn_.keys_values(memory);
+  cache.append(k.value(), v.value(), source_lengths);
   return cache;
 }
 

@@ -62,7 +62,8 @@ Var concat(const std::vector<Var>& xs, int dim) {
     for (int64_t o = 0; o < si.outer; ++o)
       std::memcpy(y.data() + o * so.extent * so.inner + offset, x.value().data() + o * block, sizeof(float) * block);
     offset += block;
-    record = record || needs_grad({&x});
+    const bool grad = needs_grad({&x});  // for every input: it notes the use (Tape::note_use)
+    record = record || grad;
   }
   return make_result(std::move(y), record, [xs, dim](Node& out) {
     const Split so(out.value.shape(), dim);
@@ -173,6 +174,33 @@ Var transpose12(const Var& x) {
         for (int64_t c = 0; c < C; ++c) {
           float* d = dx + ((a * B + b) * C + c) * D;
           const float* g = dy + ((a * C + c) * B + b) * D;
+          for (int64_t k = 0; k < D; ++k) d[k] += g[k];
+        }
+  });
+}
+
+Var heads_from_columns(const Var& x, int64_t first, int64_t heads, int64_t head_dim) {
+  if (x.ndim() != 3 || first < 0 || heads < 1 || head_dim < 1 || first > x.size(2) ||
+      heads * head_dim > x.size(2) - first)
+    throw std::invalid_argument("heads_from_columns: " + std::to_string(heads) + " heads of " +
+                                std::to_string(head_dim) + " from column " + std::to_string(first) + " of " +
+                                x.shape().str());
+  const int64_t B = x.size(0), T = x.size(1), W = x.size(2), H = heads, D = head_dim;
+  Tensor y = Tensor::empty(Shape{B, H, T, D});
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < H; ++h)
+        std::memcpy(y.data() + ((b * H + h) * T + t) * D, x.value().data() + (b * T + t) * W + first + h * D,
+                    sizeof(float) * D);
+  return make_result(std::move(y), needs_grad({&x}), [x, first, B, T, W, H, D](Node& out) {
+    // forward: y[b, h, t] = x[b, t, first + h D]  =>  dx[b, t, first + h D] += dy[b, h, t]
+    float* dx = x.grad_ref().data();
+    const float* dy = out.grad.data();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t h = 0; h < H; ++h) {
+          float* d = dx + (b * T + t) * W + first + h * D;
+          const float* g = dy + ((b * H + h) * T + t) * D;
           for (int64_t k = 0; k < D; ++k) d[k] += g[k];
         }
   });

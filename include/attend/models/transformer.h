@@ -30,8 +30,10 @@ struct TransformerConfig {
   // The encoder reads the target embedding table too: one matrix for source, target and output
   // (fairseq's --share-all-embeddings; needs one vocabulary for both sides and tie_embeddings).
   bool share_all_embeddings = false;
-  float dropout = 0.1f;
-  int max_length = 512;  // longest sequence the positions cover
+  float dropout = 0.1f;             // embeddings and each sub-layer's output
+  float attention_dropout = 0.1f;   // the attention weights (fairseq --attention-dropout)
+  float activation_dropout = 0.1f;  // the feed-forward hidden layer (fairseq --activation-dropout)
+  int max_length = 512;             // longest sequence the positions cover
   int src_vocab = 0, tgt_vocab = 0;
   void validate() const;  // throws std::invalid_argument naming the field and value
 };
@@ -77,9 +79,9 @@ class Transformer : public Model {
   Embedding src_emb_, tgt_emb_;
   std::vector<TransformerEncoderLayer> encoder_;
   std::vector<TransformerDecoderLayer> decoder_cell_;
-  LayerNorm enc_norm_, dec_norm_;                // pre-LN: after the last layer
-  Linear output_;                                // unless tied
-  Tensor positions_;                             // [max_length, C]
+  LayerNorm enc_norm_, dec_norm_;  // pre-LN: after the last layer
+  Linear output_;                  // unless tied
+  Tensor positions_;               // [max_length, C]
 };
 
 }  // namespace attend

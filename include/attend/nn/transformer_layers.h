@@ -6,6 +6,7 @@
 // or post-LN as in the paper (LayerNorm after each residual sum).
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "attend/nn/linear.h"
@@ -28,12 +29,19 @@ class LayerNorm : public Module {
 
 // Multi-head attention: heads of D = C / H dims over projected queries, keys and values, joined
 // and projected back: W_o concat_h sdpa(x_q W_q^h, x_kv W_k^h, x_kv W_v^h).
+// In fp32, the projections of one input are one product with the weights side by side
+// (x [W_q | W_k | W_v] for self-attention, x_kv [W_k | W_v] for cross-attention); the weights
+// stay separate parameters (checkpoint names q., k., v.). Quantized, a product per weight.
 class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention() = default;
   MultiHeadAttention(int dim, int heads, Rng& rng);
   // x_q [B,T,C], x_kv [B,S,C] -> [B,T,C]; options carry the masks (key lengths, causal).
   Var operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options) const;
+  // x [B,T,C] attending to itself: operator()(x, x, options) with Q, K and V from one product.
+  Var self_attention(const Var& x, const SdpaOptions& options) const;
+  // x_kv [B,S,C] -> its keys and values, [B,H,S,D] each.
+  std::pair<Var, Var> keys_values(const Var& x_kv) const;
   Var split_heads(const Var& x) const;  // [B,T,C] -> [B,H,T,D]
   Var merge_heads(const Var& x) const;  // [B,H,T,D] -> [B,T,C]
   const Linear& wq() const { return wq_; }
@@ -46,6 +54,9 @@ class MultiHeadAttention : public Module {
   void release_fp32() override;
 
  private:
+  Var heads_of(const Var& joined, int part) const;  // [B,T,n C] -> part's [B,H,T,D]
+  Var attend_heads(const Var& q, const Var& k, const Var& v, const SdpaOptions& options) const;
+
   Linear wq_, wk_, wv_, wo_;
   int dim_ = 0, heads_ = 0;
 };
@@ -69,7 +80,9 @@ Tensor sinusoidal_positions(int length, int dim);  // [length, C]
 
 struct LayerOptions {
   bool pre_norm = true;
-  float dropout = 0.1f;  // on each sub-layer's output before the residual sum
+  float dropout = 0.1f;             // on each sub-layer's output before the residual sum
+  float attention_dropout = 0.1f;   // on the attention weights
+  float activation_dropout = 0.1f;  // on the feed-forward hidden layer, after the ReLU
 };
 
 class TransformerEncoderLayer : public Module {

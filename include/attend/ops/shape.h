@@ -24,6 +24,9 @@ Var narrow(const Var& x, int64_t start, int64_t length);
 Var transpose01(const Var& x);
 // [A, B, C, D] -> [A, C, B, D] (a copy), e.g. heads: [B,T,H,D] <-> [B,H,T,D].
 Var transpose12(const Var& x);
+// Heads from a block of columns (a copy): x [B,T,W] -> [B,H,T,D] with
+// out[b,h,t,d] = x[b,t,first + h*D + d], e.g. the keys of a joined Q|K|V projection [B,T,3C].
+Var heads_from_columns(const Var& x, int64_t first, int64_t heads, int64_t head_dim);
 
 // Rows of a tensor picked by index along dim 0 (no gradient): out[j] = x[index[j]].
 Tensor gather_rows(const Tensor& x, const std::vector<int>& index);
