@@ -388,13 +388,15 @@ TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
   const std::string data = "--task tsv --train " + dir_ + "/train.tsv --dev " + dir_ + "/dev.tsv ";
   const std::string model = dir_ + "/transformer";
   CliRun r = run("train --model transformer " + data +
-                 "--dim 16 --heads 2 --ffn 32 --layers 1 --decoder-layers 2 "
+                 "--dim 16 --heads 2 --ffn 32 --layers 1 --decoder-layers 2 --dropout 0.2 --attention-dropout 0 "
                  "--epochs 2 --batch 8 --out " +
                  model);
   ASSERT_EQ(r.code, 0) << r.output;
   const std::string config = attend::read_file(model + "/config.json");
   EXPECT_NE(config.find("\"architecture\": \"transformer\""), std::string::npos) << config;
   EXPECT_NE(config.find("\"decoder_layers\": 2"), std::string::npos) << config;
+  EXPECT_NE(config.find("\"attention_dropout\": 0.0,"), std::string::npos) << config;
+  EXPECT_NE(config.find("\"activation_dropout\": 0.2,"), std::string::npos) << config;  // --dropout's
   r = run("translate --model " + model + " --beam 3 abc cab");
   EXPECT_EQ(r.code, 0) << r.output;
   r = run("eval --model " + model + " --test " + dir_ + "/dev.tsv --alignment-stats --json");
@@ -423,6 +425,9 @@ TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
   r = run("train --model transformer --attention local-p " + data + "--out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--attention is a setting of --model rnn"), std::string::npos) << r.output;
+  r = run("train --attention-dropout 0.1 " + data + "--out " + dir_ + "/x");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("--attention-dropout is a setting of --model transformer"), std::string::npos) << r.output;
   r = run("train --heads 4 " + data + "--out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("--heads is a setting of --model transformer"), std::string::npos) << r.output;

@@ -211,6 +211,28 @@ TEST(TransformerModel, SharedEmbeddingsAreOneMatrix) {
   EXPECT_THROW(c.validate(), std::invalid_argument);
 }
 
+// Attention-weight and feed-forward dropout are settings of their own; a config saved before
+// they were reads both as its dropout (what it trained with), and each is bounded.
+TEST(TransformerModel, DropoutsApartRoundTripAndOldConfigsReadDropout) {
+  TransformerConfig c = tiny(true, false);
+  c.dropout = 0.3f, c.attention_dropout = 0.0f, c.activation_dropout = 0.05f;
+  nlohmann::json j = c;
+  const TransformerConfig back = j.get<TransformerConfig>();
+  EXPECT_EQ(back.attention_dropout, 0.0f);
+  EXPECT_EQ(back.activation_dropout, 0.05f);
+  j.erase("attention_dropout"), j.erase("activation_dropout");
+  const TransformerConfig old = j.get<TransformerConfig>();
+  EXPECT_EQ(old.attention_dropout, 0.3f);
+  EXPECT_EQ(old.activation_dropout, 0.3f);
+  j["activation_dropout"] = 1.0;
+  try {
+    j.get<TransformerConfig>();
+    ADD_FAILURE() << "activation_dropout 1 accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("activation_dropout must be in [0, 1), got 1"), std::string::npos) << e.what();
+  }
+}
+
 // log p(y | row) from a row of logits.
 double log_softmax_at(const float* row, int V, int y) {
   double se = 0.0;
