@@ -1,6 +1,7 @@
 // Reliability of attend train: a run killed at a random step (SIGKILL, no chance to clean up) and
 // resumed ends with the same bytes as a run that was never interrupted; SIGINT/SIGTERM save and
-// exit with a message; a diverging run stops naming the step and writes nothing.
+// exit with a message; a diverging run stops naming the step and writes nothing; --init-from
+// starts a new run from a model's weights or refuses the model.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -224,6 +225,56 @@ TEST(LrPatience, HalvesAfterThatManyStallsOrNever) {
   CliRun bad = run("train --task dates --lr-patience -1 --out " + dir);
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.output.find("--lr-patience"), std::string::npos) << bad.output;
+  fs::remove_all(dir);
+}
+
+// --init-from: a new run starts from a model's weights (exactly: a learning rate of 1e-30 leaves
+// them as they are) with other settings, and refuses a model of other sizes, vocabularies or
+// architecture, and its own --out.
+TEST(InitFrom, StartsFromTheModelsWeightsAndRefusesAnotherModel) {
+  const std::string dir = temp_dir("init_from");
+  const std::string small = "train --task dates --hidden 16 --embedding 8 --attention-dim 8 --batch 16 ";
+  CliRun r = run(small + "--dates-train 300 --max-steps 20 --out " + dir + "/a");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string still =
+      "--dates-train 300 --dropout 0 --lr 1e-30 --schedule constant --max-steps 1 --eval-every 1 ";
+  r = run(small + still + "--init-from " + dir + "/a --out " + dir + "/b");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("starting from the weights of " + dir + "/a"), std::string::npos) << r.output;
+  r = run(small + still + "--out " + dir + "/c");  // the same run from its own initialisation
+  ASSERT_EQ(r.code, 0) << r.output;
+  const auto a = attend::load_safetensors(dir + "/a/model.safetensors"),
+             b = attend::load_safetensors(dir + "/b/model.safetensors"),
+             c = attend::load_safetensors(dir + "/c/model.safetensors");
+  ASSERT_EQ(a.size(), b.size());
+  bool c_same = true;
+  for (const auto& [name, t] : a) {
+    EXPECT_EQ(t.to_vector(), b.at(name).to_vector()) << name;
+    c_same = c_same && t.to_vector() == c.at(name).to_vector();
+  }
+  EXPECT_FALSE(c_same) << "a run without --init-from started from the same weights";
+
+  const std::string transformer = "train --task dates --model transformer --dim 16 --heads 2 --ffn 16 --layers 1 ";
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"train --task dates --hidden 24 --embedding 8 --attention-dim 8 --batch 16 --dates-train 300",
+       "this run's model has 'encoder.fwd.w_ih' [8, 36], the starting model has [8, 24]"},
+      {transformer + "--dates-train 300", "the starting model's architecture is rnn; this run trains transformer"},
+      {small + "--dates-train 20",
+       "its source vocabulary (41 tokens) is not the one this run's training data gives (37 tokens)"},
+  };
+  for (const auto& [command, says] : refused) {
+    r = run(command + " --init-from " + dir + "/a --max-steps 1 --out " + dir + "/d");
+    EXPECT_EQ(r.code, 2) << command;
+    EXPECT_NE(r.output.find(says), std::string::npos) << command << ": " << r.output;
+    EXPECT_FALSE(fs::exists(dir + "/d/config.json")) << command;
+  }
+  r = run(small + "--dates-train 300 --init-from " + dir + "/a --overwrite --out " + dir + "/a");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.output.find("is the --out directory"), std::string::npos) << r.output;
+  EXPECT_EQ(attend::load_safetensors(dir + "/a/model.safetensors").at("decoder.w_ih").to_vector(),
+            a.at("decoder.w_ih").to_vector());
+  r = run("train --resume " + dir + "/a --init-from " + dir + "/b");
+  EXPECT_EQ(r.code, 2) << r.output;
   fs::remove_all(dir);
 }
 

@@ -883,10 +883,16 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_flag("--overwrite", o.overwrite,
                 "Train into --out even though it holds another model or run (replaced when the new run saves "
                 "its first model)");
-  cmd->add_option("--resume", ta.resume,
-                  "Continue the interrupted run in this directory exactly where its training state left it")
+  auto* resume =
+      cmd->add_option("--resume", ta.resume,
+                      "Continue the interrupted run in this directory exactly where its training state left it")
+          ->check(CLI::ExistingDirectory)
+          ->excludes(out_opt);
+  cmd->add_option("--init-from", o.init_from,
+                  "Start a new run from the weights of this model directory (same architecture, sizes and "
+                  "vocabularies; other settings may differ; the optimizer and schedule start afresh)")
       ->check(CLI::ExistingDirectory)
-      ->excludes(out_opt);
+      ->excludes(resume);
 }
 
 // The other subcommands' arguments.

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
+#include <tuple>
 
 #include "attend/attention/registry.h"
 #include "attend/cpu.h"
@@ -131,6 +132,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"label_smoothing", json_float(o.label_smoothing)},
        {"patience", o.patience},
        {"lr_patience", o.lr_patience},
+       {"init_from", o.init_from},
        {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite},
        {"save_every", o.save_every},
@@ -164,6 +166,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("weight_decay").get_to(o.weight_decay), j.at("label_smoothing").get_to(o.label_smoothing);
   j.at("patience").get_to(o.patience), j.at("eval_every").get_to(o.eval_every);
   o.lr_patience = j.value("lr_patience", 1);  // runs saved before the option halved at every stall
+  o.init_from = j.value("init_from", std::string());
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
 
@@ -294,8 +297,8 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 // Data paths as absolute paths, so a run can be resumed from another working directory.
 TrainOptions with_absolute_paths(TrainOptions o) {
-  for (std::string* p :
-       {&o.train_path, &o.dev_path, &o.data_dir, &o.train_source, &o.train_target, &o.dev_source, &o.dev_target})
+  for (std::string* p : {&o.train_path, &o.dev_path, &o.data_dir, &o.train_source, &o.train_target, &o.dev_source,
+                         &o.dev_target, &o.init_from})
     if (!p->empty()) *p = std::filesystem::absolute(*p).lexically_normal().string();
   return o;
 }
@@ -411,7 +414,15 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
     : opt_(with_absolute_paths(options)), cb_(callbacks) {
   options.validate();
   if (!comm_.writer()) cb_ = {.should_stop = callbacks.should_stop};  // rank 0 reports
-  load_data();           // first: bad data is found before anything is written
+  load_data();                                    // first: bad data is found before anything is written
+  if (!opt_.resume && !opt_.init_from.empty()) {  // and a bad starting model
+    std::error_code ec;
+    if (std::filesystem::equivalent(opt_.init_from, opt_.out, ec))
+      throw std::invalid_argument("--init-from " + opt_.init_from +
+                                  " is the --out directory: the new run would replace the model it starts from; "
+                                  "train into another directory");
+    start_ = std::make_unique<Translator>(Translator::load(opt_.init_from, Precision::kFp32));
+  }
   if (comm_.writer()) {  // rank 0 owns the directory; the others only read it
     lock_ = std::make_unique<DirectoryLock>(opt_.out);
     check_directory();
@@ -425,6 +436,7 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
   if (opt_.resume) {
     restore();
   } else {  // every rank starts from rank 0's weights
+    if (start_) start_from_model();
     for (auto& p : params_) comm_.broadcast(p.var.value().data(), p.var.value().numel());
   }
   if (comm_.size() > 1)
@@ -549,6 +561,17 @@ void Trainer::prepare_subwords() {
   const bool src = opt_.source.kind == Tokenizer::Kind::kSentencePiece,
              tgt = opt_.target.kind == Tokenizer::Kind::kSentencePiece;
   if (!src && !tgt) return;
+  if (start_) {  // --init-from: the starting model's subword models, so that its vocabularies apply
+    for (auto [tok, from] :
+         {std::pair{&opt_.source, &start_->source_tokenizer()}, {&opt_.target, &start_->target_tokenizer()}})
+      if (tok->kind == Tokenizer::Kind::kSentencePiece) {
+        if (!from->subwords)
+          throw std::invalid_argument("--init-from " + opt_.init_from + ": its tokenizer is " + to_string(from->kind) +
+                                      ", not sentencepiece");
+        tok->subwords = from->subwords;
+      }
+    return;
+  }
   if (opt_.resume) {
     const CheckpointReader files(opt_.out, {}, {"source.spm", "target.spm"});
     for (auto [tok, name] : {std::pair{&opt_.source, "source.spm"}, {&opt_.target, "target.spm"}}) {
@@ -657,6 +680,41 @@ void Trainer::build_model() {
   schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
   if (opt_.ema > 0.0f)
     for (const auto& p : params_) ema_.push_back(p.var.value().clone());  // the average starts at the initial weights
+}
+
+// The starting model must be this run's model but for settings that change no weight's shape;
+// its weights (and the moving average's start) replace the random initialisation.
+void Trainer::start_from_model() {
+  const std::string what = "--init-from " + opt_.init_from + ": ";
+  const Model& from = start_->model();
+  if (from.architecture() != bundle_->model().architecture())
+    throw std::invalid_argument(what + "the starting model's architecture is " + to_string(from.architecture()) +
+                                "; this run trains " + to_string(bundle_->model().architecture()));
+  for (auto [side, a, b] : {std::tuple{"source", &start_->source_vocab(), &bundle_->source_vocab()},
+                            {"target", &start_->target_vocab(), &bundle_->target_vocab()}})
+    if (a->tokens() != b->tokens())
+      throw std::invalid_argument(what + "its " + side + " vocabulary (" + std::to_string(a->size()) +
+                                  " tokens) is not the one this run's training data gives (" +
+                                  std::to_string(b->size()) +
+                                  " tokens); a model continues only on data with the same tokens");
+  std::map<std::string, Tensor> weights;
+  for (const auto& p : from.parameters()) weights.emplace(p.name, p.var.value());
+  for (const auto& p : params_) {
+    const auto it = weights.find(p.name);
+    if (it == weights.end() || it->second.shape() != p.var.shape())
+      throw std::invalid_argument(what + "this run's model has '" + p.name + "' " + p.var.shape().str() +
+                                  ", the starting model " +
+                                  (it == weights.end() ? "has none" : "has " + it->second.shape().str()) +
+                                  "; the run's model settings must give the starting model's sizes");
+  }
+  if (weights.size() != params_.size())
+    throw std::invalid_argument(what + "the starting model has " + std::to_string(weights.size()) +
+                                " weights, this run's " + std::to_string(params_.size()) +
+                                "; the run's model settings must give the starting model's");
+  assign_parameters(params_, weights, opt_.init_from);
+  for (size_t i = 0; i < ema_.size(); ++i) ema_[i].copy_from(params_[i].var.value());
+  message("starting from the weights of " + opt_.init_from);
+  start_.reset();
 }
 
 void Trainer::update_ema() {

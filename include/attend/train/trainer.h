@@ -73,12 +73,17 @@ struct TrainOptions {
   float clip_norm = 5.0f;
   float weight_decay = 0.0f;
   float label_smoothing = 0.1f;
-  int patience = 4;        // evaluations without a better dev score before stopping
-  int lr_patience = 1;     // ... before the learning rate is halved (again after as many more); 0 = never
-  int eval_every = 0;      // steps between dev evaluations; 0 = once per epoch
-  int max_nonfinite = 5;   // consecutive non-finite losses/gradients before giving up
-  int save_every = 500;    // steps between training-state saves (0 = only at evaluations)
-  bool resume = false;     // continue the run whose training state is in `out`
+  int patience = 4;       // evaluations without a better dev score before stopping
+  int lr_patience = 1;    // ... before the learning rate is halved (again after as many more); 0 = never
+  int eval_every = 0;     // steps between dev evaluations; 0 = once per epoch
+  int max_nonfinite = 5;  // consecutive non-finite losses/gradients before giving up
+  int save_every = 500;   // steps between training-state saves (0 = only at evaluations)
+  bool resume = false;    // continue the run whose training state is in `out`
+  // A new run that starts from the weights of the model in this directory (fairseq's
+  // --finetune-from-model, OpenNMT's -train_from with -reset_optim all): the same architecture,
+  // sizes, tokenizers and vocabularies (its SentencePiece models are taken over); the optimizer,
+  // learning-rate schedule and data order start afresh. Other settings (dropout, lr, batches) may differ.
+  std::string init_from;
   bool overwrite = false;  // train into `out` even though it holds another run's model or state
   std::string out;         // model directory
   std::string command;     // the command line that started the run, for reports (not a setting)
@@ -164,6 +169,7 @@ class Trainer {
   void evaluate_weights(double tokens_per_second);
   double dev_loss() const;
   void build_model();
+  void start_from_model();  // --init-from: the starting model's weights into the new one
   std::string tsv_path(bool train) const;
   void check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples, bool train) const;
   void resume_finished(TrainState& saved, const std::string& origin) const;
@@ -189,6 +195,7 @@ class Trainer {
   std::vector<EncodedExample> train_set_, dev_set_;
   ReferenceSet dev_refs_;  // the dev sources, each with all its references
   std::unique_ptr<Translator> bundle_;
+  std::unique_ptr<Translator> start_;  // --init-from's model, until its weights are copied
   std::vector<NamedParameter> params_;
   std::unique_ptr<Adam> adam_;
   std::vector<Tensor> ema_;  // the moving average of params_ (with --ema), in their order
