@@ -175,20 +175,14 @@ class TransformerStepDecoder final : public StepDecoder {
     NoGradScope no_grad;
     const Transformer::Encoded enc = m.encode(batch.src, batch.src_lengths, batch.S, nullptr);
     N_ = enc.B * K, S_ = enc.S;
-    Var memory = enc.memory;
-    std::vector<int> lengths = enc.lengths;
-    if (K > 1) {  // every source's memory repeated for its K rows
-      const std::vector<int> rows = beam_rows(enc.B, K);
-      lengths.resize(N_);
-      for (int i = 0; i < N_; ++i) lengths[i] = enc.lengths[rows[i]];
-      memory = Var(gather_rows(enc.memory.value(), rows));
-    }
     const int C = m.config_.dim;
     // The search's step limit, within the positions the model has; the caches hold that many.
     max_steps_ = std::min(step_limit(batch.S, opt), m.config_.max_length);
     for (const auto& layer : m.decoder_cell_) {
       self_.emplace_back(N_, layer.heads(), max_steps_, C / layer.heads());
-      cross_.push_back(layer.cross_keys_values(memory, lengths));
+      // The source's keys and values, projected once per source, then copied for its K rows.
+      cross_.push_back(layer.cross_keys_values(enc.memory, enc.lengths));
+      if (K > 1) cross_.back().reorder(beam_rows(enc.B, K));
     }
   }
 
