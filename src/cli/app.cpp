@@ -125,6 +125,7 @@ void add_mechanism_flags(CLI::App* cmd, std::map<std::string, std::string>& valu
 
 struct DecodeArgs {
   std::string model;
+  std::vector<std::string> ensemble;  // more models decoding with it
   int beam = 1;
   float length_penalty = 1.0f, coverage_penalty = 0.0f, max_length_ratio = 0.0f;
   std::string length_norm = "power";
@@ -154,6 +155,10 @@ struct TranslateArgs {
 void add_decode_flags(CLI::App* app, DecodeArgs& a) {
   app->add_option("--model", a.model, "Model directory (written by attend train)")
       ->required();  // load() says what is wrong
+  app->add_option("--ensemble", a.ensemble,
+                  "More models decoding with --model (repeatable): each step takes the mean of their next-token "
+                  "probabilities; the same tokenizers and vocabularies; attention from --model")
+      ->check(CLI::ExistingDirectory);
   app->add_option("--beam", a.beam, "Beam size (1 = greedy)")->check(whole(1, kMaxBeam))->capture_default_str();
   app->add_option("--length-penalty", a.length_penalty, "Beam scores are log p / lp(length), lp with this alpha")
       ->check(number(0, true))
@@ -201,6 +206,17 @@ void add_decode_flags(CLI::App* app, DecodeArgs& a) {
 std::optional<Precision> precision_of(const DecodeArgs& d) {
   if (d.precision.empty()) return std::nullopt;
   return parse_precision(d.precision);
+}
+
+// --model, and the --ensemble models decoding with it.
+Translator load_for_decoding(const DecodeArgs& d) {
+  Translator tr = Translator::load(d.model, precision_of(d));
+  for (const std::string& dir : d.ensemble) try {
+      tr.add_ensemble_member(Translator::load(dir, precision_of(d)));
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument("--ensemble " + dir + ": " + e.what());
+    }
+  return tr;
 }
 
 Alignment to_alignment(const Translation& t, const std::string& title) {
@@ -425,7 +441,7 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
 
 int run_eval(const EvalArgs& e) {
   set_threads(e.d.threads);
-  const Translator tr = Translator::load(e.d.model, precision_of(e.d));
+  const Translator tr = load_for_decoding(e.d);
   const EvalReport r = evaluate_test(tr, {e.test, e.keys, e.d.options(), e.d.batch, e.d.batch_tokens});
   if (e.show_errors)
     for (const auto& [source, output] : r.wrong)
@@ -513,7 +529,7 @@ int run_translate(const TranslateArgs& a) {
   if (d.nbest > d.beam)
     throw std::invalid_argument("--n-best " + std::to_string(d.nbest) + " needs a beam at least as wide (--beam " +
                                 std::to_string(d.beam) + ")");
-  Translator tr = Translator::load(d.model, precision_of(d));
+  Translator tr = load_for_decoding(d);
   TranslateOutput out{a.show_attention, ::isatty(1) != 0, a.with_scores, a.json, d.nbest > 1};
   if (a.texts.empty()) {
     translate_stdin(tr, d, out);
@@ -604,7 +620,7 @@ int run_align(const DecodeArgs& d, const std::string& out_path, const std::vecto
                                 " (use a .png or .svg file, or --format pharaoh)");
   }
   set_threads(d.threads);
-  Translator tr = Translator::load(d.model, precision_of(d));
+  Translator tr = load_for_decoding(d);
   const std::vector<AttentionMap> maps = tr.model().attention_maps();
   const MapChoice choice = choose_map(map, maps);
   std::vector<std::string> inputs = texts;

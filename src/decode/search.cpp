@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <tuple>
 
+#include "attend/decode/ensemble.h"
 #include "kernels/softmax.h"
 
 namespace attend {
@@ -340,9 +341,22 @@ void DecodeOptions::validate() const {
 }
 
 std::vector<std::vector<Hypothesis>> decode_nbest(const Model& model, const Batch& batch, const DecodeOptions& opt) {
+  return decode_nbest(std::vector<const Model*>{&model}, batch, opt);
+}
+
+std::vector<std::vector<Hypothesis>> decode_nbest(const std::vector<const Model*>& models, const Batch& batch,
+                                                  const DecodeOptions& opt) {
   opt.validate();
+  if (models.empty()) throw std::invalid_argument("decode: no model");
   NoGradScope no_grad;
-  std::unique_ptr<StepDecoder> dec = model.decoder(batch, opt.beam, opt);
+  std::unique_ptr<StepDecoder> dec;
+  if (models.size() == 1) {
+    dec = models[0]->decoder(batch, opt.beam, opt);
+  } else {
+    std::vector<std::unique_ptr<StepDecoder>> members;
+    for (const Model* m : models) members.push_back(m->decoder(batch, opt.beam, opt));
+    dec = std::make_unique<EnsembleDecoder>(std::move(members));
+  }
   if (opt.beam > 1) return beam_search(*dec, batch, opt);
   std::vector<std::vector<Hypothesis>> out;
   for (Hypothesis& h : greedy(*dec, batch, opt)) out.push_back({std::move(h)});

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <set>
 #include <stdexcept>
+#include <tuple>
 
 #include "attend/data/utf8.h"
 #include "attend/io/checkpoint.h"
@@ -99,6 +100,27 @@ Translator::Translator(std::unique_ptr<Model> model, Tokenizer src_tok, Tokenize
   parameter_count_ = model_->parameter_count();
 }
 
+namespace {
+bool same_tokenizer(const Tokenizer& a, const Tokenizer& b) {
+  if (a.kind != b.kind || a.lowercase != b.lowercase || a.collapse_spaces != b.collapse_spaces) return false;
+  return !a.subwords || !b.subwords ? a.subwords == b.subwords : a.subwords->bytes() == b.subwords->bytes();
+}
+}  // namespace
+
+void Translator::add_ensemble_member(Translator other) {
+  const std::string which = "model " + std::to_string(ensemble_size() + 1) + " of the ensemble ";
+  if (!same_tokenizer(src_tok_, other.src_tok_) || !same_tokenizer(tgt_tok_, other.tgt_tok_))
+    throw std::invalid_argument(which +
+                                "splits text otherwise than the first (its tokenizer or subword model differs)");
+  for (auto [side, mine, theirs] :
+       {std::tuple{"source", &src_vocab_, &other.src_vocab_}, {"target", &tgt_vocab_, &other.tgt_vocab_}})
+    if (mine->tokens() != theirs->tokens())
+      throw std::invalid_argument(which + "has another " + side + " vocabulary than the first (" +
+                                  std::to_string(theirs->size()) + " tokens, the first " +
+                                  std::to_string(mine->size()) + ")");
+  members_.push_back(std::make_shared<const Translator>(std::move(other)));
+}
+
 Translator Translator::load(const std::string& dir, std::optional<Precision> precision) {
   struct stat st {};
   if (::stat(dir.c_str(), &st) != 0) {
@@ -164,6 +186,10 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
     throw std::invalid_argument("translate: batch size must be >= 1, got " + std::to_string(batch_size));
   if (batch_tokens < 0)
     throw std::invalid_argument("translate: batch tokens must be >= 0, got " + std::to_string(batch_tokens));
+  std::vector<const Model*> models = {model_.get()};  // an ensemble's too
+  for (const auto& m : members_) models.push_back(m->model_.get());
+  int limit = model_->max_source_length();
+  for (const Model* m : models) limit = std::min(limit, m->max_source_length());
   std::vector<Translation> out(sources.size());
   std::vector<EncodedExample> enc;
   std::vector<int> real;  // inputs with at least one token
@@ -179,7 +205,6 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
       e.src.push_back(src_vocab_.id(t));
       out[i].unknown += e.src.back() == Vocab::kUnk;
     }
-    const int limit = model_->max_source_length();
     if (e.src.size() > size_t(limit)) {
       out[i].error = "input of " + std::to_string(e.src.size()) + " tokens is longer than the model's limit of " +
                      std::to_string(limit);
@@ -198,7 +223,7 @@ std::vector<Translation> Translator::translate(const std::vector<std::string>& s
       ++end;
     std::vector<int> idx(real.begin() + start, real.begin() + end);
     Batch batch = make_batch(enc, idx);
-    std::vector<std::vector<Hypothesis>> hyps = decode_nbest(*model_, batch, options);
+    std::vector<std::vector<Hypothesis>> hyps = decode_nbest(models, batch, options);
     for (int r = 0; r < batch.B; ++r) {
       Translation& t = out[idx[r]];
       for (Hypothesis& h : hyps[r]) {

@@ -29,5 +29,9 @@ std::vector<Hypothesis> decode(const Model& model, const Batch& batch, const Dec
 // The options.nbest best hypotheses of every batch row (fewer when the beam found fewer), best
 // first.
 std::vector<std::vector<Hypothesis>> decode_nbest(const Model& model, const Batch& batch, const DecodeOptions& options);
+// An ensemble (decode/ensemble.h): the models' mean next-token probabilities; attention from the
+// first. The models must share their vocabularies.
+std::vector<std::vector<Hypothesis>> decode_nbest(const std::vector<const Model*>& models, const Batch& batch,
+                                                  const DecodeOptions& options);
 
 }  // namespace attend

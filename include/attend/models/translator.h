@@ -85,6 +85,12 @@ class Translator {
   std::vector<Translation> translate(const std::vector<std::string>& sources, const DecodeOptions& options,
                                      int batch_size = 64, int64_t batch_tokens = 0) const;
 
+  // Ensembles: decode with `other` too, averaging the models' next-token probabilities at every
+  // step (decode/ensemble.h; attention from this model). It must read and write the same tokens:
+  // the same tokenizers and vocabularies (std::invalid_argument naming what differs).
+  void add_ensemble_member(Translator other);
+  int ensemble_size() const { return 1 + static_cast<int>(members_.size()); }
+
   const Model& model() const { return *model_; }
   Precision precision() const { return precision_; }
   int64_t parameter_count() const { return parameter_count_; }  // (without dequantizing an int8 model)
@@ -101,6 +107,7 @@ class Translator {
   Tokenizer src_tok_, tgt_tok_;
   Vocab src_vocab_, tgt_vocab_;
   nlohmann::json extra_;
+  std::vector<std::shared_ptr<const Translator>> members_;  // an ensemble's other models
   Precision precision_ = Precision::kFp32;
   int64_t parameter_count_ = 0;
 };
