@@ -287,9 +287,15 @@ returns a dict of d(loss)/d(input) for query, keys, values and every score param
 class PyModel {
  public:
   explicit PyModel(Translator t) : t_(std::move(t)) {}
-  static PyModel load(const py::object& dir, const std::optional<std::string>& precision) {
-    const std::string path = to_path(dir, "Model.load");
-    return PyModel(precision ? Translator::load(path, parse_precision(*precision)) : Translator::load(path));
+  static PyModel load(const py::object& dir, const std::optional<std::string>& precision,
+                      const std::vector<py::object>& ensemble) {
+    auto one = [&](const py::object& d) {
+      const std::string path = to_path(d, "Model.load");
+      return precision ? Translator::load(path, parse_precision(*precision)) : Translator::load(path);
+    };
+    Translator t = one(dir);
+    for (const py::object& d : ensemble) t.add_ensemble_member(one(d));
+    return PyModel(std::move(t));
   }
 
   std::vector<std::string> translate(const std::vector<std::string>& texts, int beam, int batch) const {
@@ -585,8 +591,11 @@ void bind_sdpa(py::module_& m) {
 void bind_model(py::module_& m) {
   py::class_<PyModel>(m, "Model", "A trained model directory (written by `attend train`).")
       .def_static("load", &PyModel::load, py::arg("dir"), py::arg("precision") = py::none(),
+                  py::arg("ensemble") = std::vector<py::object>(),
                   "Loads and validates a model directory; precision 'int8' decodes with int8 products (weights "
-                  "quantized per output row when loading), 'fp32' in fp32, None as the model was saved.\n\n>>> model = "
+                  "quantized per output row when loading), 'fp32' in fp32, None as the model was saved. ensemble: "
+                  "more model directories that decode with it, each step taking the mean of the models' "
+                  "next-token probabilities (same tokenizers and vocabularies).\n\n>>> model = "
                   "attend.Model.load('runs/dates')  # doctest: +SKIP")
       .def_property_readonly("precision", &PyModel::precision, "'fp32' or 'int8': how the model decodes.")
       .def("translate", &PyModel::translate, py::arg("texts"), py::arg("beam") = 5, py::arg("batch") = 64,

@@ -117,6 +117,18 @@ def test_int8_model_translates_like_fp32(dates_model):
         attend.Model.load(dates_model, precision="fp16")
 
 
+def test_ensemble_of_a_model_with_itself_translates_as_the_model(dates_model, tmp_path):
+    texts = ["25 November 2026", "11/25/26", "the 3rd of march, 1999"]
+    alone = attend.Model.load(dates_model)
+    twice = attend.Model.load(dates_model, ensemble=[dates_model])
+    assert twice.translate(texts, beam=3) == alone.translate(texts, beam=3)
+    other = tmp_path / "other"
+    subprocess.run([CLI, "train", "--task", "dates", "--dates-train", "20", "--max-steps", "5", "--out", str(other)],
+                   check=True, capture_output=True)
+    with pytest.raises(ValueError, match="model 2 of the ensemble has another source vocabulary"):
+        attend.Model.load(dates_model, ensemble=[str(other)])
+
+
 def test_quantized_directory_loads_in_int8(dates_model, tmp_path):
     """attend quantize's output decodes in int8 by default; precision="fp32" dequantizes."""
     out = tmp_path / "q"
