@@ -25,4 +25,17 @@ void dropout_forward(const float* x, int64_t n, uint64_t seed, uint64_t threshol
 // dx[i] += keep(i) ? dy[i] * scale : 0 (gradients accumulate).
 void dropout_backward(const float* dy, int64_t n, uint64_t seed, uint64_t threshold, float scale, float* dx);
 
+// One thread's part, elements [begin, end) with begin even: vectorised for this CPU
+// (dropout_vec.cpp, chosen at run time), bit for bit the scalar reference.
+void dropout_forward_range(const float* x, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale,
+                           float* y);
+void dropout_backward_range(const float* dy, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale,
+                            float* dx);
+namespace reference {
+void dropout_forward_range(const float* x, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale,
+                           float* y);
+void dropout_backward_range(const float* dy, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale,
+                            float* dx);
+}  // namespace reference
+
 }  // namespace attend::kernels
