@@ -41,8 +41,18 @@ void update(float* p, const float* g, float* m, float* v, int64_t n, const Coeff
                            [&](int64_t b, int64_t e) { update_range(p + b, g + b, m + b, v + b, e - b, c); });
 }
 
+// sq += sum g^2 in double, in 8 lanes that are each their own sum (so the loop vectorises
+// without reassociating anything), combined in a fixed order: the same on every run. One chain
+// of dependent additions took 3% of a G2P Transformer's training step.
 void add_squares(double& sq, const float* g, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) sq += double(g[i]) * g[i];
+  double acc[8] = {};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) acc[j] += double(g[i + j]) * g[i + j];
+  for (; i < n; ++i) acc[0] += double(g[i]) * g[i];
+  for (int w = 4; w > 0; w /= 2)
+    for (int j = 0; j < w; ++j) acc[j] += acc[j + w];
+  sq += acc[0];
 }
 
 }  // namespace
