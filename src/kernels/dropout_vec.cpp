@@ -52,42 +52,43 @@ V64 Draws(D64 d, uint64_t seed, uint64_t first) {
   return hn::Xor(z, hn::ShiftRight<31>(z));
 }
 
-// For each element of the lanes' pairs, from `begin` (even): kept or not, as a float mask.
-template <class DF>
-auto Kept(DF df, D64 d64, uint64_t seed, int64_t begin, uint32_t threshold) {
+// fn(i, keep) for every whole vector of elements from `begin` (even) on, keep being the float
+// mask of the elements kept; returns where the vectors ended (the reference takes the rest).
+template <class Fn>
+int64_t ForEachVector(int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, Fn fn) {
+  const D64 d64;
   const hn::Repartition<uint32_t, D64> d32;
-  const auto r = hn::BitCast(d32, Draws(d64, seed, static_cast<uint64_t>(begin) >> 1));
-  return hn::RebindMask(df, hn::Not(hn::Gt(hn::Set(d32, threshold), r)));  // r >= threshold
+  const hn::Repartition<float, D64> df;
+  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
+  const auto t = hn::Set(d32, static_cast<uint32_t>(threshold));
+  int64_t i = begin;
+  for (; i + lanes <= end; i += lanes) {
+    const auto r = hn::BitCast(d32, Draws(d64, seed, static_cast<uint64_t>(i) >> 1));
+    fn(i, hn::RebindMask(df, hn::Not(hn::Gt(t, r))));  // r >= threshold
+  }
+  return i;
 }
 
 }  // namespace
 
 void DropoutForwardRange(const float* x, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale,
                          float* y) {
-  const D64 d64;
   const hn::Repartition<float, D64> df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const auto s = hn::Set(df, scale);
-  int64_t i = begin;
-  for (; i + lanes <= end; i += lanes) {
-    const auto keep = Kept(df, d64, seed, i, static_cast<uint32_t>(threshold));
-    hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(hn::LoadU(df, x + i), s)), df, y + i);
-  }
+  const int64_t i = ForEachVector(begin, end, seed, threshold, [&](int64_t at, auto keep) {
+    hn::StoreU(hn::IfThenElseZero(keep, hn::Mul(hn::LoadU(df, x + at), s)), df, y + at);
+  });
   reference::dropout_forward_range(x, i, end, seed, threshold, scale, y);
 }
 
 void DropoutBackwardRange(const float* dy, int64_t begin, int64_t end, uint64_t seed, uint64_t threshold, float scale,
                           float* dx) {
-  const D64 d64;
   const hn::Repartition<float, D64> df;
-  const int64_t lanes = static_cast<int64_t>(hn::Lanes(df));
   const auto s = hn::Set(df, scale);
-  int64_t i = begin;
-  for (; i + lanes <= end; i += lanes) {
-    const auto keep = Kept(df, d64, seed, i, static_cast<uint32_t>(threshold));
-    const auto d = hn::LoadU(df, dx + i);  // (dropped: left as it is, -0 included)
-    hn::StoreU(hn::IfThenElse(keep, hn::Add(d, hn::Mul(hn::LoadU(df, dy + i), s)), d), df, dx + i);
-  }
+  const int64_t i = ForEachVector(begin, end, seed, threshold, [&](int64_t at, auto keep) {
+    const auto d = hn::LoadU(df, dx + at);  // (dropped: left as it is, -0 included)
+    hn::StoreU(hn::IfThenElse(keep, hn::Add(d, hn::Mul(hn::LoadU(df, dy + at), s)), d), df, dx + at);
+  });
   reference::dropout_backward_range(dy, i, end, seed, threshold, scale, dx);
 }
 #endif  // HWY_TARGET == HWY_SCALAR
