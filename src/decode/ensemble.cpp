@@ -1,12 +1,15 @@
 #include "attend/decode/ensemble.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/softmax.h"
+#include "kernels/vec_math.h"
 
 namespace attend {
 
@@ -26,14 +29,12 @@ NextTokenScores EnsembleDecoder::step(const std::vector<int>& prev) {
       throw std::invalid_argument("ensemble: member " + std::to_string(m + 1) + " scores " + logits.shape().str() +
                                   ", the first " + first.logits.shape().str());
     kernels::softmax_rows(logits.data(), nullptr, N, 1, V, lp.data(), /*log_output=*/true);
-    float* a = acc.data();
-    const float* b = lp.data();
-    for (int64_t i = 0; i < N * V; ++i) {
-      const float hi = std::max(a[i], b[i]), lo = std::min(a[i], b[i]);
-      // -inf + -inf stays -inf; a NaN stays NaN (max/min pass it on through the sum).
-      a[i] = hi == -std::numeric_limits<float>::infinity() ? hi : hi + std::log1p(std::exp(lo - hi));
-      if (std::isnan(b[i])) a[i] = b[i];
-    }
+    // vlogaddexp takes finite or -inf values: a NaN of either side is put back after it.
+    std::vector<int64_t> nan;
+    for (int64_t i = 0; i < N * V; ++i)
+      if (std::isnan(acc.data()[i]) || std::isnan(lp.data()[i])) nan.push_back(i);
+    kernels::vlogaddexp(acc.data(), lp.data(), acc.data(), N * V);
+    for (int64_t i : nan) acc.data()[i] = std::numeric_limits<float>::quiet_NaN();
   }
   const float log_m = std::log(static_cast<float>(members_.size()));
   for (int64_t i = 0; i < N * V; ++i) acc.data()[i] -= log_m;
