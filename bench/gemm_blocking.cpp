@@ -1,6 +1,6 @@
-// Thin products (few rows, a wide weight), as one RNN step computes them: attend's gemm with
-// column blocking (kSmallKernels) beside the plain OpenBLAS call, one thread, side by side in
-// one run. Usage: gemm_blocking [Google Benchmark flags]
+// Thin products (few rows, a wide weight), as one decoder step computes them: attend's gemm with
+// column blocking (kSmallKernels) and through oneDNN's sgemm (kOneDnn) beside the plain OpenBLAS
+// call, one thread, side by side in one run. Usage: gemm_blocking [Google Benchmark flags]
 #include <string>
 #include <vector>
 
@@ -29,13 +29,15 @@ void product(benchmark::State& state, GemmPath path, bool trans_b, int M, int N,
 int main(int argc, char** argv) {
   set_blas_threads(1);
   for (bool tb : {false, true})
-    for (int M : {1, 8, 16, 64})
+    for (int M : {1, 8, 16, 32, 64, 128, 256})
       for (int K : {256, 768})
-        for (GemmPath path : {GemmPath::kPlain, GemmPath::kSmallKernels}) {
+        for (GemmPath path : {GemmPath::kPlain, GemmPath::kSmallKernels, GemmPath::kOneDnn}) {
+          const char* variant = path == GemmPath::kPlain    ? "/plain"
+                                : path == GemmPath::kOneDnn ? "/onednn"
+                                                            : "/blocked";
           const std::string name = std::string(tb ? "x*W^T" : "x*W") + "/M:" + std::to_string(M) +
-                                   "/K:" + std::to_string(K) + "/N:768" +
-                                   (path == GemmPath::kPlain ? "/plain" : "/blocked");
+                                   "/K:" + std::to_string(K) + "/N:768" + variant;
           benchmark::RegisterBenchmark(name.c_str(), product, path, tb, M, 768, K)->Unit(benchmark::kMicrosecond);
         }
-  return attend::bench::run_side_by_side(argc, argv, "plain", {"blocked"});
+  return attend::bench::run_side_by_side(argc, argv, "plain", {"blocked", "onednn"});
 }

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -193,11 +194,12 @@ TEST(CpuIsa, TheBestIsChosenAndAnUnknownNameIsRefusedNamingTheChoices) {
   EXPECT_EQ(cpu_isa(), isas.front());
 }
 
-// Every gemm path (column blocks, matrix-vector, plain) against a double-precision loop.
+// Every gemm path (column blocks, matrix-vector, oneDNN, plain, and the automatic choice among
+// them) against a double-precision loop.
 TEST(Gemm, EveryPathMatchesAReferenceProduct) {
   Rng rng(5);
-  for (GemmPath path : {GemmPath::kPlain, GemmPath::kSmallKernels})
-    for (int M : {1, 3, 8, 40})
+  for (GemmPath path : {GemmPath::kAuto, GemmPath::kPlain, GemmPath::kSmallKernels, GemmPath::kOneDnn})
+    for (int M : {1, 3, 8, 40, 130})
       for (bool ta : {false, true})
         for (bool tb : {false, true}) {
           const int N = 700, K = 300;
@@ -220,6 +222,38 @@ TEST(Gemm, EveryPathMatchesAReferenceProduct) {
           for (int i = 0; i < M * N; ++i) worst = std::max(worst, std::fabs(double(c[i]) - want[i]));
           EXPECT_LT(worst, 1e-3) << "path " << int(path) << " M=" << M << " ta=" << ta << " tb=" << tb;
         }
+}
+
+// What every path promises beyond the arithmetic: with beta 0, C is written without being read
+// (NaN there is not kept); a NaN or an infinity in A reaches its own row of C and no other; K = 0
+// gives beta C. oneDNN is tested here against OpenBLAS's answers, the reference.
+TEST(Gemm, EveryPathIgnoresCAtBetaZeroAndKeepsNonFiniteInputsInTheirRows) {
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  for (GemmPath path : {GemmPath::kAuto, GemmPath::kPlain, GemmPath::kSmallKernels, GemmPath::kOneDnn})
+    for (int M : {1, 2, 64}) {
+      const int N = 48, K = 32;
+      std::vector<float> a(M * K, 0.5f), b(K * N, 0.25f), c(M * N, nan);
+      a[0] = M > 1 ? nan : 1.0f;
+      if (M > 1) a[K + 3] = inf;
+      set_gemm_path(path);
+      gemm(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N);
+      std::vector<float> d(M * N, 3.0f);
+      gemm(false, false, M, N, 0, 1.0f, a.data(), K, b.data(), N, 0.5f, d.data(), N);
+      set_gemm_path(GemmPath::kAuto);
+      const std::string where = "path " + std::to_string(int(path)) + " M=" + std::to_string(M);
+      for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+          const float v = c[i * N + j];
+          if (M > 1 && i == 0) {
+            EXPECT_TRUE(std::isnan(v)) << where << " row 0 holds a NaN, got " << v;
+          } else if (M > 1 && i == 1) {
+            EXPECT_EQ(v, inf) << where << " row 1 holds +inf";
+          } else {
+            EXPECT_FLOAT_EQ(v, M == 1 ? 0.125f * (K + 1) : 0.125f * K) << where << " row " << i;
+          }
+          EXPECT_FLOAT_EQ(d[i * N + j], 1.5f) << where << ": K = 0 gives beta C";
+        }
+    }
 }
 
 INSTANTIATE_TEST_SUITE_P(Isas, VecMath, ::testing::ValuesIn(vec_math_params()),

@@ -5,6 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <oneapi/dnnl/dnnl.h>
+#include <stdexcept>
+#include <string>
+
+#include "onednn_threads.h"
 
 namespace attend::kernels {
 
@@ -20,6 +25,10 @@ namespace {
 constexpr double kSmallProduct = 786432.0;  // A·B: M·N·K bound (3·2^18 < 100^3)
 constexpr int kSmallRowsTimesCols = 1024;   // A·Bᵀ: M·N bound
 constexpr int kMaxBlockedRows = 16;
+// Every other product of two or more rows goes to oneDNN's sgemm, which does not pack the whole
+// weight per call: measured on AMD Zen 4 (bench/gemm_blocking, docs/benchmarks.md), 1.1-1.6x
+// OpenBLAS's speed for one decoder step's products at batch 17-128, about 1.1x for the
+// Transformer's training products, never slower by more than the noise.
 
 GemmPath g_path = GemmPath::kAuto;
 thread_local GemmStats* t_stats = nullptr;
@@ -41,8 +50,29 @@ void sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, i
               ldb, beta, C, ldc);
 }
 
+// The same product through oneDNN (row-major, like cblas), on the calling thread only.
+void onednn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+                  float beta, float* C, int ldc) {
+  const OneOmpThread one;
+  const dnnl_status_t status = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  if (status != dnnl_success)
+    throw std::runtime_error("oneDNN sgemm of " + std::to_string(M) + " x " + std::to_string(K) + " by " +
+                             std::to_string(K) + " x " + std::to_string(N) + " (lda " + std::to_string(lda) + ", ldb " +
+                             std::to_string(ldb) + ", ldc " + std::to_string(ldc) + ") failed with status " +
+                             std::to_string(int(status)));
+}
+
+// kAuto: oneDNN (see above) while OpenBLAS runs on one thread: with more, OpenBLAS splits a
+// product across them and oneDNN, kept to the calling thread, would not.
+bool use_onednn(int M, bool blocks_apply) {
+  if (g_path != GemmPath::kAuto) return g_path == GemmPath::kOneDnn;
+  return M >= 2 && !blocks_apply && openblas_get_num_threads() == 1;
+}
+
 void gemm_uncounted(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc) {
+  const bool blocks_apply = M <= kMaxBlockedRows && !trans_a && has_small_kernels();
+  if (use_onednn(M, blocks_apply)) return onednn_sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   if (M == 1) {
     // One row: y = alpha op(B)^T a + beta y, a matrix-vector product (faster than sgemm with
     // M = 1 on every core measured: 1.25x on SkylakeX, about 3x on Haswell).
@@ -52,7 +82,7 @@ void gemm_uncounted(bool trans_a, bool trans_b, int M, int N, int K, float alpha
   }
   // Columns per block so that each block qualifies for the small kernels (0 = do not block).
   int block = 0;
-  if (M <= kMaxBlockedRows && !trans_a && has_small_kernels()) {
+  if (blocks_apply) {
     block = trans_b ? kSmallRowsTimesCols / M : static_cast<int>(kSmallProduct / (double(M) * K));
     block = std::max(16, block / 16 * 16);
   }
@@ -73,6 +103,14 @@ void gemm_uncounted(bool trans_a, bool trans_b, int M, int N, int K, float alpha
 void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
           int ldb, float beta, float* C, int ldc) {
   if (M == 0 || N == 0) return;
+  if (K == 0) {  // an empty sum: beta C (OpenBLAS's gemv and oneDNN's sgemm leave C as it was)
+    for (int i = 0; i < M; ++i)
+      for (int j = 0; j < N; ++j) {
+        float& c = C[int64_t(i) * ldc + j];
+        c = beta == 0.0f ? 0.0f : beta * c;
+      }
+    return;
+  }
   if (!t_stats) return gemm_uncounted(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
   const auto t0 = std::chrono::steady_clock::now();
   gemm_uncounted(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);

@@ -1,4 +1,6 @@
-// attend kernels: the one place that calls OpenBLAS. Raw pointers, row-major, no allocation.
+// attend kernels: fp32 matrix products, the one place that calls OpenBLAS and oneDNN's sgemm
+// (the faster of the two for most products: blas.cpp says which). Raw pointers, row-major,
+// no allocation of ours.
 #pragma once
 
 namespace attend::kernels {
@@ -13,9 +15,10 @@ void gemm(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const fl
 // numbers). bias may be null (no bias); x may be null (a zero input: y = bias, no product).
 void affine(int M, int N, int K, const float* x, const float* w, const float* bias, float* y);
 
-// Which product strategy gemm uses: kAuto decides from the OpenBLAS core; the others force one
-// path (for tests: every path must give the same result).
-enum class GemmPath { kAuto, kPlain, kSmallKernels };
+// Which product strategy gemm uses: kAuto decides from the shape and the OpenBLAS core; the
+// others force one path (for tests: every path must give the same result). kPlain is OpenBLAS
+// as it comes (matrix-vector for one row), the reference of the others.
+enum class GemmPath { kAuto, kPlain, kSmallKernels, kOneDnn };
 void set_gemm_path(GemmPath path);
 
 // Counts the products gemm runs on the calling thread while installed (benchmarks: a training

@@ -1,4 +1,4 @@
-// attend kernels: int8 products for inference, the one place that calls oneDNN. Raw pointers,
+// attend kernels: int8 products for inference, on oneDNN's matmul. Raw pointers,
 // row-major; a product allocates nothing (its oneDNN primitive is prepared once per weight).
 //
 // Quantization is symmetric per row (Wu et al. 2016; CTranslate2's scheme): row r of x is
