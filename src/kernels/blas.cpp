@@ -25,10 +25,13 @@ namespace {
 constexpr double kSmallProduct = 786432.0;  // A·B: M·N·K bound (3·2^18 < 100^3)
 constexpr int kSmallRowsTimesCols = 1024;   // A·Bᵀ: M·N bound
 constexpr int kMaxBlockedRows = 16;
-// Every other product of two or more rows goes to oneDNN's sgemm, which does not pack the whole
-// weight per call: measured on AMD Zen 4 (bench/gemm_blocking, docs/benchmarks.md), 1.1-1.6x
-// OpenBLAS's speed for one decoder step's products at batch 17-128, about 1.1x for the
-// Transformer's training products, never slower by more than the noise.
+// Other products of 2 to 128 rows (one decoder step of a batch, one RNN step) go to oneDNN's
+// sgemm, which does not pack the whole weight per call: measured on AMD Zen 4
+// (bench/gemm_blocking, docs/benchmarks.md), 1.1-1.4x OpenBLAS's speed there. Larger products
+// (a Transformer's training step) stay with OpenBLAS: oneDNN was about 1.05x there, but it
+// allocates its packing buffers on every call, and glibc then grows and trims the heap every
+// step (about 90 page faults per step where OpenBLAS, with its own buffers, makes none).
+constexpr int kMaxOneDnnRows = 128;
 
 GemmPath g_path = GemmPath::kAuto;
 thread_local GemmStats* t_stats = nullptr;
@@ -66,7 +69,7 @@ void onednn_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const floa
 // product across them and oneDNN, kept to the calling thread, would not.
 bool use_onednn(int M, bool blocks_apply) {
   if (g_path != GemmPath::kAuto) return g_path == GemmPath::kOneDnn;
-  return M >= 2 && !blocks_apply && openblas_get_num_threads() == 1;
+  return M >= 2 && M <= kMaxOneDnnRows && !blocks_apply && openblas_get_num_threads() == 1;
 }
 
 void gemm_uncounted(bool trans_a, bool trans_b, int M, int N, int K, float alpha, const float* A, int lda,

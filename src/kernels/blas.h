@@ -1,5 +1,5 @@
 // attend kernels: fp32 matrix products, the one place that calls OpenBLAS and oneDNN's sgemm
-// (the faster of the two for most products: blas.cpp says which). Raw pointers, row-major,
+// (the faster for products of a few rows, one decoder step: blas.cpp says which). Raw pointers, row-major,
 // no allocation of ours.
 #pragma once
 
