@@ -114,7 +114,7 @@ def main():
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     peak = run([a.peak])
     print(f"this machine, one thread: FMA peak {peak['fma_gflops']:.1f} GFLOP/s ({peak['isa']}), "
-          f"sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s (kernels::gemm); '% peak' = fused GFLOP/s / FMA peak")
+          f"OpenBLAS sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s; '% peak' = fused GFLOP/s / FMA peak")
     print(f"H={H} D={D} S=T fp32, one thread; GFLOP/s by the FLOP convention above; "
           "ratio = attend fused / PyTorch (time); extra = peak RSS beyond inputs and outputs")
     head = (f"{'B':>2} {'T':>5} {'causal':>6} {'pass':>7} | {'fused ms':>9} {'GFLOP/s':>7} {'% peak':>6} {'extra MiB':>9} | "

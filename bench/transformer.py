@@ -12,8 +12,8 @@ measurement runs in a process of its own (peak memory is per process), attend's 
 one after the other.
 
 For training, attend also counts its matrix products (their GFLOP per step, their rate and
-their share of the step), beside the machine's FMA peak and the sgemm rate on 1024^3 of
-kernels::gemm (oneDNN's sgemm; OpenBLAS's, which PyTorch uses, printed beside it) measured first in the same run (bench/fma_peak.cpp): "bound" is the ratio attend would reach if
+their share of the step), beside the machine's FMA peak and OpenBLAS's sgemm rate on 1024^3
+measured first in the same run (bench/fma_peak.cpp): "bound" is the ratio attend would reach if
 everything but its products took no time.
 
 With --threads 2, attend's rows run again on two threads (PyTorch stays on one), beside a plain
@@ -354,8 +354,7 @@ def main():
           f"torch {torch.__version__}")
     peak = run_json([args.peak])
     print(f"this machine, one thread: FMA peak {peak['fma_gflops']:.1f} GFLOP/s ({peak['isa']}), "
-          f"sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s through kernels::gemm (oneDNN), "
-          f"{peak['openblas_sgemm_gflops']:.1f} through OpenBLAS\n")
+          f"OpenBLAS sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s\n")
     rows = []
     for shape in args.shapes.split(","):
         params, ours, theirs = check_same_model(args.attend, shape)
@@ -376,7 +375,7 @@ def main():
         faults = f"{a['faults_per_step']:,.0f}, {p['faults_per_step']:,.0f}"
         print(f"| {shape} | {task} | {B} | {a[key]:,.0f} {unit} | {p[key]:,.0f} {unit} | {a[key] / p[key]:.2f}x "
               f"| {faults} | {a['max_rss_mb']:,.0f}, {p['max_rss_mb']:,.0f} |")
-    print("\nattend's matrix products in training (kernels::gemm: oneDNN's sgemm on one thread):\n")
+    print("\nattend's matrix products in training (kernels::gemm: OpenBLAS's sgemm, oneDNN's for 2-128 rows):\n")
     print("| shape | batch | GFLOP per step | products' GFLOP/s | % of sgemm 1024^3 | share of the step "
           "| bound: attend / PyTorch if all else were free |")
     print("|---|---:|---:|---:|---:|---:|---:|")

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/blas.h"
+#include "kernels/softmax.h"
 #include "kernels/vec_math.h"
 #include "attend/cpu.h"
 #include "attend/random.h"
@@ -253,6 +254,37 @@ TEST(Gemm, EveryPathIgnoresCAtBetaZeroAndKeepsNonFiniteInputsInTheirRows) {
           }
           EXPECT_FLOAT_EQ(d[i * N + j], 1.5f) << where << ": K = 0 gives beta C";
         }
+    }
+}
+
+// softmax_rows' unmasked rows run in vectors (vmax, vexp_shifted_sum, a float sum); a mask of
+// ones takes the plain loops (double sum), the reference. Both outputs, at lengths around the
+// vector widths and an 8,000-word output, with -inf entries, and the rows the vector path
+// leaves to the plain loops (NaN, +inf, all -inf) exactly as those give them.
+TEST(Softmax, VectorRowsMatchThePlainLoops) {
+  Rng rng(11);
+  const float inf = std::numeric_limits<float>::infinity(), nan = std::numeric_limits<float>::quiet_NaN();
+  for (int64_t S : {1, 3, 15, 16, 17, 33, 100, 8000})
+    for (bool log_output : {false, true}) {
+      const int rows = 5;
+      std::vector<float> x(rows * S), ones(S, 1.0f), fast(rows * S), plain(rows * S);
+      for (auto& v : x) v = 5.0f * rng.normal();
+      if (S > 2) x[1] = -inf;                   // row 0: one impossible position
+      x[S] = nan;                               // row 1: NaN
+      x[2 * S] = inf;                           // row 2: +inf
+      std::fill_n(x.begin() + 3 * S, S, -inf);  // row 3: nothing possible
+      softmax_rows(x.data(), nullptr, rows, 1, S, fast.data(), log_output);
+      softmax_rows(x.data(), ones.data(), rows, rows, S, plain.data(), log_output);
+      for (int64_t i = 0; i < rows * S; ++i) {
+        const std::string where = "S=" + std::to_string(S) + (log_output ? " log" : "") + " row " +
+                                  std::to_string(i / S) + " position " + std::to_string(i % S);
+        if (std::isnan(plain[i]) || std::isinf(plain[i])) {
+          EXPECT_TRUE(std::isnan(plain[i]) ? std::isnan(fast[i]) : fast[i] == plain[i]) << where << ": " << fast[i];
+        } else {
+          EXPECT_NEAR(fast[i], plain[i], log_output ? 2e-5 + 1e-6 * std::fabs(plain[i]) : 1e-6 + 1e-5 * plain[i])
+              << where;
+        }
+      }
     }
 }
 
