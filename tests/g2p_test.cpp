@@ -1,5 +1,6 @@
 // Grapheme-to-phoneme data preparation and scoring.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -176,6 +177,43 @@ TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
   EXPECT_GT(phones.size(), 3u);
   for (const auto& p : Tokenizer{Tokenizer::Kind::kSpace, false, false}.split(phones))
     EXPECT_TRUE(p.size() <= 2 && std::all_of(p.begin(), p.end(), ::isupper)) << "not a phone: " << p;
+  std::filesystem::remove_all(dir);
+}
+
+// The Transformer's G2P recipe (docs/transformer.md): dropout 0.05 on embeddings and sub-layer
+// outputs, none on the attention weights and the feed-forward layer, batches of 32, as written
+// into the model's config; a flag the user gives wins over the recipe.
+TEST(G2pPipeline, TransformerRecipeDefaultsAndAFlagOverridesThem) {
+  const std::filesystem::path shared =
+      std::filesystem::path(ATTEND_SOURCE_DIR) / ".." / "shared" / "data" / "cmudict-g014b2b";
+  ASSERT_TRUE(std::filesystem::exists(shared / "g014b2b.train")) << "the standard split is expected at " << shared;
+  const auto dir = std::filesystem::temp_directory_path() / ("attend_g2p_recipe_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "slice");
+  auto head = [](const std::filesystem::path& from, const std::filesystem::path& to, int n) {
+    std::ifstream in(from);
+    std::ofstream out(to);
+    std::string line;
+    for (int i = 0; i < n && std::getline(in, line); ++i) out << line << '\n';
+  };
+  head(shared / "g014b2b.train", dir / "slice" / "cmu.train", 300);
+  head(shared / "g014b2b.test", dir / "slice" / "cmu.test", 20);
+  const std::string cli = ATTEND_CLI, d = dir.string();
+  auto run = [](const std::string& cmd) { return WEXITSTATUS(std::system(cmd.c_str())); };
+  ASSERT_EQ(run(cli + " data cmudict --split-from " + d + "/slice --out " + d + "/data > /dev/null"), 0);
+  const std::string train = cli + " train --task g2p --model transformer --data " + d +
+                            "/data --max-steps 1 --dim 16 --ffn 32 --heads 2 --layers 1 > /dev/null 2>&1 --out ";
+  ASSERT_EQ(run(train + d + "/recipe"), 0);
+  ASSERT_EQ(run(train + d + "/flags --attention-dropout 0.3 --dropout 0.2 --batch 8"), 0);
+  const auto recipe = nlohmann::json::parse(read_file(d + "/recipe/config.json"));
+  EXPECT_FLOAT_EQ(recipe["model"]["dropout"].get<float>(), 0.05f) << recipe.dump();
+  EXPECT_EQ(recipe["model"]["attention_dropout"].get<float>(), 0.0f) << recipe.dump();
+  EXPECT_EQ(recipe["model"]["activation_dropout"].get<float>(), 0.0f) << recipe.dump();
+  EXPECT_EQ(recipe["extra"]["training"]["batch"].get<int>(), 32) << recipe.dump();
+  const auto flags = nlohmann::json::parse(read_file(d + "/flags/config.json"));
+  EXPECT_FLOAT_EQ(flags["model"]["dropout"].get<float>(), 0.2f) << flags.dump();
+  EXPECT_FLOAT_EQ(flags["model"]["attention_dropout"].get<float>(), 0.3f) << flags.dump();
+  EXPECT_EQ(flags["model"]["activation_dropout"].get<float>(), 0.0f) << flags.dump();
+  EXPECT_EQ(flags["extra"]["training"]["batch"].get<int>(), 8) << flags.dump();
   std::filesystem::remove_all(dir);
 }
 
