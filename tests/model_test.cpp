@@ -461,7 +461,8 @@ class KeepProbe : public Model {
   Architecture architecture() const override { return inner_.architecture(); }
   nlohmann::json config_json() const override { return inner_.config_json(); }
   Var logits(const Batch& b, Rng* r) const override { return inner_.logits(b, r); }
-  Var loss(const Batch& b, float ls, Rng* r) const override { return inner_.loss(b, ls, r); }
+  using Model::loss;
+  Var loss(const Batch& b, const CrossEntropyOptions& t, Rng* r) const override { return inner_.loss(b, t, r); }
   void collect(const std::string& prefix, std::vector<NamedParameter>& out) const override {
     inner_.collect(prefix, out);
   }

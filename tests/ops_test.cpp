@@ -315,6 +315,37 @@ TEST(OpsGrad, CrossEntropyWithPaddingAndLabelSmoothing) {
   EXPECT_THROW(cross_entropy(flat, {1, 7}), std::invalid_argument);
 }
 
+// Distillation's soft targets: finite differences with a teacher's share of 0.5, 0.3 beside
+// label smoothing, and 1; a teacher that is the one-hot reference at weight 1 gives the plain
+// loss; mis-shaped targets and weights outside [0, 1] are refused.
+TEST(OpsGrad, CrossEntropyWithSoftTargets) {
+  Rng rng(12);
+  const std::vector<int> targets = {1, 0, 3, 2, 0};  // 0 = padding
+  Tensor soft(Shape{5, 4});
+  for (int n = 0; n < 5; ++n) {
+    float sum = 0.0f;
+    for (int v = 0; v < 4; ++v) sum += soft.data()[n * 4 + v] = 0.1f + rng.uniform();
+    for (int v = 0; v < 4; ++v) soft.data()[n * 4 + v] /= sum;
+  }
+  for (auto [eps, w] : {std::pair{0.0f, 0.5f}, {0.1f, 0.3f}, {0.0f, 1.0f}})
+    gradcheck(
+        [&](const std::vector<Var>& x) {
+          return cross_entropy(x[0], targets,
+                               {.ignore_index = 0, .label_smoothing = eps, .soft_targets = &soft, .soft_weight = w});
+        },
+        {random_var({5, 4}, rng)});
+  Tensor one_hot(Shape{5, 4});
+  for (int n = 0; n < 5; ++n) one_hot.data()[n * 4 + targets[n]] = 1.0f;
+  const Var x = random_var({5, 4}, rng);
+  EXPECT_NEAR(cross_entropy(x, targets, {.soft_targets = &one_hot, .soft_weight = 1.0f}).value().item(),
+              cross_entropy(x, targets).value().item(), 1e-6f);
+  EXPECT_NEAR(cross_entropy(x, targets, {.soft_targets = &one_hot, .soft_weight = 0.4f}).value().item(),
+              cross_entropy(x, targets).value().item(), 1e-6f);
+  const Tensor wrong(Shape{4, 4});
+  EXPECT_THROW(cross_entropy(x, targets, {.soft_targets = &wrong, .soft_weight = 0.5f}), std::invalid_argument);
+  EXPECT_THROW(cross_entropy(x, targets, {.soft_targets = &soft, .soft_weight = 1.5f}), std::invalid_argument);
+}
+
 // The composed ops forward_alignment replaces (the reference it is tested against).
 Var forward_alignment_composed(const Var& prev, const Var& y, const Var& u) {
   const int64_t B = prev.size(0), S = prev.size(1);

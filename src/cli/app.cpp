@@ -914,6 +914,16 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "vocabularies; other settings may differ; the optimizer and schedule start afresh)")
       ->check(CLI::ExistingDirectory)
       ->excludes(resume);
+  cmd->add_option("--teacher", o.teachers,
+                  "Distil from this trained model (repeatable: the mean of their probabilities): every target "
+                  "token's loss also compares with its next-token probabilities (token-level knowledge "
+                  "distillation, Kim & Rush 2016); the same vocabularies, any architecture")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(resume);
+  cmd->add_option("--teacher-weight", o.teacher_weight,
+                  "With --teacher: its share of each token's target distribution (1 = the teachers alone)")
+      ->check(number(0, true, 1))
+      ->capture_default_str();
 }
 
 // The other subcommands' arguments.

@@ -314,10 +314,12 @@ AttentionMemory Seq2Seq::window_memory(const Encoded& enc, const std::vector<int
   return m;
 }
 
-Var Seq2Seq::loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const {
+Var Seq2Seq::loss(const Batch& batch, const CrossEntropyOptions& targets, Rng* dropout_rng) const {
   AttentionState last;
   Var logit = logits(batch, dropout_rng, &last);  // [T*B, V]
-  Var l = cross_entropy(logit, batch.tgt_out, {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+  CrossEntropyOptions ce = targets;
+  ce.ignore_index = Vocab::kPad;
+  Var l = cross_entropy(logit, batch.tgt_out, ce);
   const float per_token = 1.0f / std::max(1, batch.target_tokens());
   // The mechanism's own terms (coverage's loss, hard attention's REINFORCE), which may need each
   // sentence's log-likelihood: the sum of its tokens' log-probabilities.

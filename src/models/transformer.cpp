@@ -164,9 +164,10 @@ Var Transformer::logits(const Batch& batch, Rng* rng) const {
   return output(h);
 }
 
-Var Transformer::loss(const Batch& batch, float label_smoothing, Rng* rng) const {
-  return cross_entropy(logits(batch, rng), batch.tgt_out,
-                       {.ignore_index = Vocab::kPad, .label_smoothing = label_smoothing});
+Var Transformer::loss(const Batch& batch, const CrossEntropyOptions& targets, Rng* rng) const {
+  CrossEntropyOptions ce = targets;
+  ce.ignore_index = Vocab::kPad;
+  return cross_entropy(logits(batch, rng), batch.tgt_out, ce);
 }
 
 class TransformerStepDecoder final : public StepDecoder {

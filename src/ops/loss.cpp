@@ -10,6 +10,20 @@
 
 namespace attend {
 
+namespace {
+
+void check_soft_targets(const CrossEntropyOptions& opt, int64_t N, int64_t V) {
+  if (!opt.soft_targets) return;
+  if (!(opt.soft_weight >= 0.0f && opt.soft_weight <= 1.0f))
+    throw std::invalid_argument("cross_entropy: soft_weight must be in [0, 1], got " + std::to_string(opt.soft_weight));
+  const Shape want{N, V};
+  if (opt.soft_targets->shape() != want)
+    throw std::invalid_argument("cross_entropy: soft targets " + opt.soft_targets->shape().str() +
+                                " do not match the logits " + want.str());
+}
+
+}  // namespace
+
 Var cross_entropy(const Var& logits, const std::vector<int>& targets, const CrossEntropyOptions& opt) {
   if (logits.ndim() != 2 || logits.size(0) != static_cast<int64_t>(targets.size())) {
     throw std::invalid_argument("cross_entropy: logits " + logits.shape().str() + " do not match " +
@@ -20,9 +34,11 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
                                 std::to_string(opt.label_smoothing));
   }
   const int64_t N = logits.size(0), V = logits.size(1);
-  const float eps = opt.label_smoothing;
-  Tensor logp = Tensor::empty(logits.shape());       // saved for backward
-  const double work = 20.0 * double(N) * double(V);  // an exp per logit, forward and backward
+  check_soft_targets(opt, N, V);
+  const float eps = opt.label_smoothing, w = opt.soft_targets ? opt.soft_weight : 0.0f;
+  const Tensor soft = opt.soft_targets ? *opt.soft_targets : Tensor();  // shares the storage: kept for backward
+  Tensor logp = Tensor::empty(logits.shape());                          // saved for backward
+  const double work = 20.0 * double(N) * double(V);                     // an exp per logit, forward and backward
   kernels::parallel_ranges(N, work, [&](int64_t b, int64_t e) {
     kernels::softmax_rows(logits.value().data() + b * V, nullptr, e - b, 1, V, logp.data() + b * V,
                           /*log_output=*/true);
@@ -37,17 +53,20 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
                                   " is outside [0, " + std::to_string(V) + ")");
     }
     const float* lp = logp.data() + n * V;
-    double smooth = 0.0;
+    double smooth = 0.0, teacher = 0.0;
     if (eps > 0.0f)
       for (int64_t v = 0; v < V; ++v) smooth += lp[v];
-    total += -(1.0 - eps) * lp[y] - eps / V * smooth;
+    if (w > 0.0f)
+      for (int64_t v = 0; v < V; ++v) teacher += double(soft.data()[n * V + v]) * lp[v];
+    total += (1.0 - w) * (-(1.0 - eps) * lp[y] - eps / V * smooth) - w * teacher;
     ++count;
   }
   const float inv = count ? 1.0f / static_cast<float>(count) : 0.0f;
   return make_result(Tensor::scalar(static_cast<float>(total) * inv), needs_grad({&logits}),
-                     [logits, targets, logp, opt, inv, N, V, work](Node& out) {
+                     [logits, targets, logp, soft, opt, w, inv, N, V, work](Node& out) {
                        // forward: loss = mean_n -sum_v q_nv log softmax(x_n)_v  =>  dx_n = (softmax(x_n) - q_n) / count
                        const float g = out.grad.data()[0] * inv, eps = opt.label_smoothing;
+                       const float hard = 1.0f - w, uniform = hard * eps / V;
                        float* dx = logits.grad_ref().data();
                        kernels::parallel_ranges(N, work, [&](int64_t b, int64_t e) {
                          thread_local std::vector<float> p;  // softmax(x_n), one row
@@ -57,8 +76,13 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
                            if (y == opt.ignore_index) continue;
                            kernels::vexp(logp.data() + n * V, p.data(), V);
                            float* d = dx + n * V;
-                           for (int64_t v = 0; v < V; ++v) d[v] += g * (p[v] - eps / V);
-                           d[y] -= g * (1.0f - eps);
+                           if (w > 0.0f) {
+                             const float* s = soft.data() + n * V;
+                             for (int64_t v = 0; v < V; ++v) d[v] += g * (p[v] - uniform - w * s[v]);
+                           } else {
+                             for (int64_t v = 0; v < V; ++v) d[v] += g * (p[v] - uniform);
+                           }
+                           d[y] -= g * hard * (1.0f - eps);
                          }
                        });
                      });

@@ -22,6 +22,7 @@
 #include "attend/eval/metrics.h"
 #include "attend/io/checkpoint.h"
 #include "attend/ops/elementwise.h"
+#include "attend/ops/softmax.h"
 #include "attend/data/lines.h"
 #include "attend/eval/bleu.h"
 #include "attend/eval/chrf.h"
@@ -83,6 +84,9 @@ void TrainOptions::validate() const {
   if (!(lr > 0.0f)) bad("--lr must be > 0, got " + std::to_string(lr));
   if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
     bad("--label-smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
+  if (!(teacher_weight >= 0.0f && teacher_weight <= 1.0f))
+    bad("--teacher-weight must be in [0, 1], got " + std::to_string(teacher_weight));
+  if (teachers.size() > 16) bad("at most 16 --teacher models, got " + std::to_string(teachers.size()));
   if (patience < 1) bad("--patience must be >= 1, got " + std::to_string(patience));
   if (lr_patience < 0 || lr_patience > 1000000)
     bad("--lr-patience must be in [0, 1000000], got " + std::to_string(lr_patience));
@@ -133,6 +137,8 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"patience", o.patience},
        {"lr_patience", o.lr_patience},
        {"init_from", o.init_from},
+       {"teachers", o.teachers},
+       {"teacher_weight", json_float(o.teacher_weight)},
        {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite},
        {"save_every", o.save_every},
@@ -167,6 +173,8 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("patience").get_to(o.patience), j.at("eval_every").get_to(o.eval_every);
   o.lr_patience = j.value("lr_patience", 1);  // runs saved before the option halved at every stall
   o.init_from = j.value("init_from", std::string());
+  o.teachers = j.value("teachers", std::vector<std::string>{});  // runs saved before distillation had none
+  o.teacher_weight = j.value("teacher_weight", 0.5f);
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
 
@@ -300,6 +308,7 @@ TrainOptions with_absolute_paths(TrainOptions o) {
   for (std::string* p : {&o.train_path, &o.dev_path, &o.data_dir, &o.train_source, &o.train_target, &o.dev_source,
                          &o.dev_target, &o.init_from})
     if (!p->empty()) *p = std::filesystem::absolute(*p).lexically_normal().string();
+  for (std::string& p : o.teachers) p = std::filesystem::absolute(p).lexically_normal().string();
   return o;
 }
 
@@ -423,6 +432,7 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
                                   "train into another directory");
     start_ = std::make_unique<Translator>(Translator::load(opt_.init_from, Precision::kFp32));
   }
+  load_teachers();
   if (comm_.writer()) {  // rank 0 owns the directory; the others only read it
     lock_ = std::make_unique<DirectoryLock>(opt_.out);
     check_directory();
@@ -432,6 +442,10 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
   comm_.barrier();
   set_threads(opt_.threads);
   build_model();
+  for (size_t i = 0; i < teachers_.size(); ++i)
+    check_vocabularies("--teacher " + opt_.teachers[i] + ": ", *teachers_[i],
+                       "a teacher's probabilities are over its own vocabulary, so it must be trained on data that "
+                       "gives the same tokens");
   check_ranks_agree();
   if (opt_.resume) {
     restore();
@@ -690,13 +704,7 @@ void Trainer::start_from_model() {
   if (from.architecture() != bundle_->model().architecture())
     throw std::invalid_argument(what + "the starting model's architecture is " + to_string(from.architecture()) +
                                 "; this run trains " + to_string(bundle_->model().architecture()));
-  for (auto [side, a, b] : {std::tuple{"source", &start_->source_vocab(), &bundle_->source_vocab()},
-                            {"target", &start_->target_vocab(), &bundle_->target_vocab()}})
-    if (a->tokens() != b->tokens())
-      throw std::invalid_argument(what + "its " + side + " vocabulary (" + std::to_string(a->size()) +
-                                  " tokens) is not the one this run's training data gives (" +
-                                  std::to_string(b->size()) +
-                                  " tokens); a model continues only on data with the same tokens");
+  check_vocabularies(what, *start_, "a model continues only on data with the same tokens");
   std::map<std::string, Tensor> weights;
   for (const auto& p : from.parameters()) weights.emplace(p.name, p.var.value());
   for (const auto& p : params_) {
@@ -715,6 +723,39 @@ void Trainer::start_from_model() {
   for (size_t i = 0; i < ema_.size(); ++i) ema_[i].copy_from(params_[i].var.value());
   message("starting from the weights of " + opt_.init_from);
   start_.reset();
+}
+
+void Trainer::check_vocabularies(const std::string& what, const Translator& other, const std::string& why) const {
+  for (auto [side, a, b] : {std::tuple{"source", &other.source_vocab(), &bundle_->source_vocab()},
+                            {"target", &other.target_vocab(), &bundle_->target_vocab()}})
+    if (a->tokens() != b->tokens())
+      throw std::invalid_argument(what + "its " + side + " vocabulary (" + std::to_string(a->size()) +
+                                  " tokens) is not the one this run's training data gives (" +
+                                  std::to_string(b->size()) + " tokens); " + why);
+}
+
+void Trainer::load_teachers() {
+  for (const std::string& dir : opt_.teachers) {
+    std::error_code ec;
+    if (std::filesystem::equivalent(dir, opt_.out, ec))
+      throw std::invalid_argument("--teacher " + dir +
+                                  " is the --out directory: the run would replace its own teacher; train into "
+                                  "another directory");
+    teachers_.push_back(std::make_unique<Translator>(Translator::load(dir, Precision::kFp32)));
+  }
+  if (!teachers_.empty())
+    message("distilling from " + std::to_string(teachers_.size()) + " teacher(s), weight " +
+            std::to_string(opt_.teacher_weight));
+}
+
+Tensor Trainer::teacher_probabilities(const Batch& batch) const {
+  NoGradScope no_grad;  // inference: no dropout (no Rng), no tape
+  Var mean;
+  for (const auto& t : teachers_) {
+    const Var p = softmax(t->model().logits(batch, nullptr));  // [T*B, V]
+    mean = mean.defined() ? add(mean, p) : p;
+  }
+  return scale(mean, 1.0f / static_cast<float>(teachers_.size())).value();
 }
 
 void Trainer::update_ema() {
@@ -999,7 +1040,11 @@ bool Trainer::step() {
     // The last backward of the update finishes each gradient: its exchange starts from there.
     if (buckets_ && &batch == &group.back()) tape.on_grad_ready([this](Node* leaf) { buckets_->ready(leaf); });
     TapeScope scope(tape);
-    Var loss = bundle_->model().loss(batch, opt_.label_smoothing, &rng_);
+    const Tensor teacher = teachers_.empty() ? Tensor() : teacher_probabilities(batch);
+    const CrossEntropyOptions targets{.label_smoothing = opt_.label_smoothing,
+                                      .soft_targets = teacher.defined() ? &teacher : nullptr,
+                                      .soft_weight = opt_.teacher_weight};
+    Var loss = bundle_->model().loss(batch, targets, &rng_);
     const float weight = float(batch.target_tokens()) / float(std::max<int64_t>(group_tokens, 1));
     if (weighted) loss = scale(loss, weight);
     const float value = loss.value().item();

@@ -12,6 +12,7 @@
 #include "attend/data/batch.h"
 #include "attend/models/step_decoder.h"
 #include "attend/nn/module.h"
+#include "attend/ops/loss.h"
 
 namespace attend {
 
@@ -33,8 +34,14 @@ class Model : public Module {
   // Teacher-forced output logits for every target step, [T*B, V] in time-major order (as
   // batch.tgt_out). With an Rng the model is in training mode (dropout, sampling); without, not.
   virtual Var logits(const Batch& batch, Rng* rng) const = 0;
-  // The training objective: mean cross-entropy over the target tokens, plus the model's own terms.
-  virtual Var loss(const Batch& batch, float label_smoothing, Rng* rng) const = 0;
+  // The training objective: mean cross-entropy over the target tokens (of the target distribution
+  // `targets` describes: label smoothing, a teacher's probabilities [T*B, V] time-major like
+  // logits(); its ignore_index is the model's padding), plus the model's own terms.
+  virtual Var loss(const Batch& batch, const CrossEntropyOptions& targets, Rng* rng) const = 0;
+  // The reference tokens alone, label-smoothed.
+  Var loss(const Batch& batch, float label_smoothing, Rng* rng) const {
+    return loss(batch, CrossEntropyOptions{.label_smoothing = label_smoothing}, rng);
+  }
   // Incremental decoding of `batch` (inference mode, no gradients) with `rows_per_source`
   // rows per source: row b * rows_per_source + k belongs to source b. Throws
   // std::invalid_argument for options the model cannot honour.

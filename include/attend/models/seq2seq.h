@@ -107,7 +107,8 @@ class Seq2Seq : public Model {
   // terms: See et al.'s coverage loss; for hard attention trained with REINFORCE, Xu et al.'s
   // -(R - b) log a(s~) - lambda_e H(a), with R the sentence's log-likelihood and b its moving
   // average (a buffer of the model, "attention.reinforce_baseline", saved with the weights).
-  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const override;
+  using Model::loss;
+  Var loss(const Batch& batch, const CrossEntropyOptions& targets, Rng* dropout_rng) const override;
   // Decoding steps over the encoded batch (seq2seq_decoder.cpp): the mechanism's inference mode
   // (hard attention's argmax, monotonic attention's hard pointer) and the options' window constraint.
   std::unique_ptr<StepDecoder> decoder(const Batch& batch, int rows_per_source,

@@ -54,7 +54,8 @@ class Transformer : public Model {
   // Teacher-forced logits [T*B, V], time-major like batch.tgt_out (dropout on with an Rng).
   Var logits(const Batch& batch, Rng* dropout_rng) const override;
   // Mean cross-entropy over the target tokens.
-  Var loss(const Batch& batch, float label_smoothing, Rng* dropout_rng) const override;
+  using Model::loss;
+  Var loss(const Batch& batch, const CrossEntropyOptions& targets, Rng* dropout_rng) const override;
   // Decoding position by position over a KV cache per decoder layer (self-attention, reordered
   // as beams are chosen) and the source's projected keys and values (cross-attention). A step's
   // weights are every layer's and head's cross-attention, [N, layers*heads, S], map l*H + h.

@@ -84,6 +84,13 @@ struct TrainOptions {
   // sizes, tokenizers and vocabularies (its SentencePiece models are taken over); the optimizer,
   // learning-rate schedule and data order start afresh. Other settings (dropout, lr, batches) may differ.
   std::string init_from;
+  // Token-level knowledge distillation (Kim & Rush 2016; Sun et al. 2019 for G2P): the models in
+  // these directories (trained on data with the same vocabularies, any architecture) give, for
+  // every target token of every batch, the mean of their next-token probabilities; the loss's
+  // target distribution is (1 - teacher_weight) x the label-smoothed reference + teacher_weight x
+  // that mean. Empty: no teacher.
+  std::vector<std::string> teachers;
+  float teacher_weight = 0.5f;
   bool overwrite = false;  // train into `out` even though it holds another run's model or state
   std::string out;         // model directory
   std::string command;     // the command line that started the run, for reports (not a setting)
@@ -170,6 +177,12 @@ class Trainer {
   double dev_loss() const;
   void build_model();
   void start_from_model();  // --init-from: the starting model's weights into the new one
+  // Refuses `other` (what: how to name it) unless its vocabularies are this run's, token for
+  // token; `why` ends the message.
+  void check_vocabularies(const std::string& what, const Translator& other, const std::string& why) const;
+  void load_teachers();  // --teacher: the models, refused if one is --out
+  // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V].
+  Tensor teacher_probabilities(const Batch& batch) const;
   std::string tsv_path(bool train) const;
   void check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples, bool train) const;
   void resume_finished(TrainState& saved, const std::string& origin) const;
@@ -195,7 +208,8 @@ class Trainer {
   std::vector<EncodedExample> train_set_, dev_set_;
   ReferenceSet dev_refs_;  // the dev sources, each with all its references
   std::unique_ptr<Translator> bundle_;
-  std::unique_ptr<Translator> start_;  // --init-from's model, until its weights are copied
+  std::unique_ptr<Translator> start_;                  // --init-from's model, until its weights are copied
+  std::vector<std::unique_ptr<Translator>> teachers_;  // --teacher's models
   std::vector<NamedParameter> params_;
   std::unique_ptr<Adam> adam_;
   std::vector<Tensor> ema_;  // the moving average of params_ (with --ema), in their order
