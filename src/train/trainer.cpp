@@ -741,11 +741,16 @@ void Trainer::load_teachers() {
       throw std::invalid_argument("--teacher " + dir +
                                   " is the --out directory: the run would replace its own teacher; train into "
                                   "another directory");
-    teachers_.push_back(std::make_unique<Translator>(Translator::load(dir, Precision::kFp32)));
+    try {
+      teachers_.push_back(std::make_unique<Translator>(Translator::load(dir, Precision::kFp32)));
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("--teacher " + dir + ": " + e.what());
+    }
   }
-  if (!teachers_.empty())
-    message("distilling from " + std::to_string(teachers_.size()) + " teacher(s), weight " +
-            std::to_string(opt_.teacher_weight));
+  if (teachers_.empty()) return;
+  std::ostringstream m;
+  m << "distilling from " << teachers_.size() << " teacher(s), weight " << opt_.teacher_weight;
+  message(m.str());
 }
 
 Tensor Trainer::teacher_probabilities(const Batch& batch) const {
