@@ -341,6 +341,21 @@ TEST(OpsGrad, CrossEntropyWithSoftTargets) {
               cross_entropy(x, targets).value().item(), 1e-6f);
   EXPECT_NEAR(cross_entropy(x, targets, {.soft_targets = &one_hot, .soft_weight = 0.4f}).value().item(),
               cross_entropy(x, targets).value().item(), 1e-6f);
+  // The value, against the definition in double: mean over the 3 counted rows of -sum_v q_v log p_v.
+  double want = 0.0;
+  for (int n = 0; n < 5; ++n) {
+    if (targets[n] == 0) continue;
+    double m = -1e300, z = 0.0;
+    for (int v = 0; v < 4; ++v) m = std::max(m, double(x.value().data()[n * 4 + v]));
+    for (int v = 0; v < 4; ++v) z += std::exp(double(x.value().data()[n * 4 + v]) - m);
+    for (int v = 0; v < 4; ++v) {
+      const double q = 0.5 * (0.9 * (v == targets[n]) + 0.1 / 4) + 0.5 * soft.data()[n * 4 + v];
+      want -= q * (double(x.value().data()[n * 4 + v]) - m - std::log(z)) / 3.0;
+    }
+  }
+  EXPECT_NEAR(
+      cross_entropy(x, targets, {.label_smoothing = 0.1f, .soft_targets = &soft, .soft_weight = 0.5f}).value().item(),
+      want, 1e-5);
   const Tensor wrong(Shape{4, 4});
   EXPECT_THROW(cross_entropy(x, targets, {.soft_targets = &wrong, .soft_weight = 0.5f}), std::invalid_argument);
   EXPECT_THROW(cross_entropy(x, targets, {.soft_targets = &soft, .soft_weight = 1.5f}), std::invalid_argument);
