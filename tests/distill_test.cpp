@@ -79,7 +79,7 @@ TEST(Distill, WeightZeroIsTheRunWithoutAndTheTeacherAloneTeaches) {
 
 // What is refused, before anything is written: a teacher of other vocabularies, the run's own
 // --out, a teacher weight outside [0, 1], a --teacher given to --resume. A resumed run keeps its
-// teachers.
+// teachers, and refuses to continue when one of them has been replaced by another model.
 TEST(Distill, RefusesAnotherVocabularyAndItsOwnOutAndResumesWithItsTeachers) {
   const std::string dir = temp_dir("refuses");
   CliRun r = run(kSmall + "--max-steps 10 --out " + dir + "/teacher");
@@ -112,6 +112,13 @@ TEST(Distill, RefusesAnotherVocabularyAndItsOwnOutAndResumesWithItsTeachers) {
   EXPECT_FLOAT_EQ(saved.teacher_weight, 0.25f);
   r = run("train --resume " + dir + "/student --teacher " + dir + "/teacher");
   EXPECT_EQ(r.code, 2) << r.output;
+  // The teacher replaced by another model since: the student's run cannot continue as the same run.
+  r = run(kSmall + "--max-steps 12 --overwrite --out " + dir + "/teacher");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("train --resume " + dir + "/student --max-steps 6");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_NE(r.output.find("--teacher " + dir + "/teacher is not the model the run started with"), std::string::npos)
+      << r.output;
   fs::remove_all(dir);
 }
 

@@ -743,6 +743,7 @@ void Trainer::load_teachers() {
                                   "another directory");
     try {
       teachers_.push_back(std::make_unique<Translator>(Translator::load(dir, Precision::kFp32)));
+      teachers_sha256_.push_back(sha256_hex(read_file(dir + "/" + kManifestFile)));
     } catch (const std::runtime_error& e) {
       throw std::runtime_error("--teacher " + dir + ": " + e.what());
     }
@@ -799,6 +800,7 @@ void Trainer::save_state() {
   nlohmann::json meta = s;
   meta["version"] = 1, meta["options"] = opt_, meta["tensors_sha256"] = tensors_sha256(view);
   meta["processes"] = comm_.size();
+  if (!teachers_sha256_.empty()) meta["teachers_sha256"] = teachers_sha256_;
   save_safetensors(opt_.out + "/" + kTrainStateFile, tensors, {{kStateKey, meta.dump()}});
 }
 
@@ -832,6 +834,12 @@ void Trainer::restore() {
         diff += " " + k + " (was " + (was.contains(k) ? was[k].dump() : "unset") + ", now " + v.dump() + ")";
     throw std::invalid_argument(origin + ": cannot resume with different settings:" + diff);
   }
+  const auto teachers = saved.meta.value("teachers_sha256", std::vector<std::string>{});
+  for (size_t i = 0; i < teachers.size() && i < teachers_sha256_.size(); ++i)
+    if (teachers[i] != teachers_sha256_[i])
+      throw std::runtime_error(origin + ": --teacher " + opt_.teachers[i] +
+                               " is not the model the run started with (its " + kManifestFile +
+                               " changed); with another teacher the resumed run would not be the same run");
   for (size_t i = 0; i < s.data_files.size() && i < state_.data_files.size(); ++i)
     if (s.data_files[i] != state_.data_files[i])
       throw std::runtime_error(state_.data_files[i].value("path", "") + ": changed since the run started (" +

@@ -210,6 +210,7 @@ class Trainer {
   std::unique_ptr<Translator> bundle_;
   std::unique_ptr<Translator> start_;                  // --init-from's model, until its weights are copied
   std::vector<std::unique_ptr<Translator>> teachers_;  // --teacher's models
+  std::vector<std::string> teachers_sha256_;           // of each one's checkpoint.json: a resumed run's must match
   std::vector<NamedParameter> params_;
   std::unique_ptr<Adam> adam_;
   std::vector<Tensor> ema_;  // the moving average of params_ (with --ema), in their order
