@@ -804,6 +804,16 @@ void Trainer::save_state() {
   save_safetensors(opt_.out + "/" + kTrainStateFile, tensors, {{kStateKey, meta.dump()}});
 }
 
+// A resumed run's teachers must be the models it started with (their manifests' SHA-256).
+void Trainer::check_teachers_unchanged(const nlohmann::json& meta, const std::string& origin) const {
+  const auto teachers = meta.value("teachers_sha256", std::vector<std::string>{});
+  for (size_t i = 0; i < teachers.size() && i < teachers_sha256_.size(); ++i)
+    if (teachers[i] != teachers_sha256_[i])
+      throw std::runtime_error(origin + ": --teacher " + opt_.teachers[i] +
+                               " is not the model the run started with (its " + kManifestFile +
+                               " changed); with another teacher the resumed run would not be the same run");
+}
+
 // A resumed run must be the run that was interrupted: same data, model and optimisation.
 void Trainer::restore() {
   const std::string origin = opt_.out + "/" + kTrainStateFile;
@@ -834,12 +844,7 @@ void Trainer::restore() {
         diff += " " + k + " (was " + (was.contains(k) ? was[k].dump() : "unset") + ", now " + v.dump() + ")";
     throw std::invalid_argument(origin + ": cannot resume with different settings:" + diff);
   }
-  const auto teachers = saved.meta.value("teachers_sha256", std::vector<std::string>{});
-  for (size_t i = 0; i < teachers.size() && i < teachers_sha256_.size(); ++i)
-    if (teachers[i] != teachers_sha256_[i])
-      throw std::runtime_error(origin + ": --teacher " + opt_.teachers[i] +
-                               " is not the model the run started with (its " + kManifestFile +
-                               " changed); with another teacher the resumed run would not be the same run");
+  check_teachers_unchanged(saved.meta, origin);
   for (size_t i = 0; i < s.data_files.size() && i < state_.data_files.size(); ++i)
     if (s.data_files[i] != state_.data_files[i])
       throw std::runtime_error(state_.data_files[i].value("path", "") + ": changed since the run started (" +

@@ -181,6 +181,7 @@ class Trainer {
   // token; `why` ends the message.
   void check_vocabularies(const std::string& what, const Translator& other, const std::string& why) const;
   void load_teachers();  // --teacher: the models, refused if one is --out
+  void check_teachers_unchanged(const nlohmann::json& meta, const std::string& origin) const;
   // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V].
   Tensor teacher_probabilities(const Batch& batch) const;
   std::string tsv_path(bool train) const;
