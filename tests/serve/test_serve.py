@@ -92,6 +92,14 @@ class Server:
     def log(self):
         return "".join(self.lines)
 
+    def wait_log(self, *texts, timeout=10):
+        """The log once it holds every one of texts (a request's line is written after its response,
+        and read from the server's stderr by another thread), or as it is at the timeout."""
+        deadline = time.time() + timeout
+        while time.time() < deadline and not all(t in self.log() for t in texts):
+            time.sleep(0.02)
+        return self.log()
+
     def wait_in_flight(self, n, timeout=30):
         """Until the server has read n requests it has not answered (or the timeout)."""
         deadline = time.time() + timeout
@@ -151,7 +159,8 @@ def test_every_endpoint(server):
     m = server.metrics()
     assert m['attend_http_requests_total{route="/v1/translate",code="200"}'] == 2
     assert m["attend_sentences_total"] == 4 and m["attend_output_tokens_total"] > 0
-    assert "POST /v1/align 200" in server.log() and "model=tf inputs=1" in server.log()
+    log = server.wait_log("POST /v1/align 200", "model=tf inputs=1")
+    assert "POST /v1/align 200" in log and "model=tf inputs=1" in log
 
 
 def test_error_codes_name_what_is_wrong(server):
