@@ -1058,7 +1058,7 @@ bool Trainer::step() {
     // The last backward of the update finishes each gradient: its exchange starts from there.
     if (buckets_ && &batch == &group.back()) tape.on_grad_ready([this](Node* leaf) { buckets_->ready(leaf); });
     TapeScope scope(tape);
-    const Tensor teacher = teachers_.empty() ? Tensor() : teacher_probabilities(batch);
+    const Tensor teacher = teachers_.empty() || opt_.teacher_weight == 0.0f ? Tensor() : teacher_probabilities(batch);
     const CrossEntropyOptions targets{.label_smoothing = opt_.label_smoothing,
                                       .soft_targets = teacher.defined() ? &teacher : nullptr,
                                       .soft_weight = opt_.teacher_weight};

@@ -182,7 +182,8 @@ class Trainer {
   void check_vocabularies(const std::string& what, const Translator& other, const std::string& why) const;
   void load_teachers();  // --teacher: the models, refused if one is --out
   void check_teachers_unchanged(const nlohmann::json& meta, const std::string& origin) const;
-  // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V].
+  // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V]
+  // (not computed at all when --teacher-weight is 0: they would count for nothing).
   Tensor teacher_probabilities(const Batch& batch) const;
   std::string tsv_path(bool train) const;
   void check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples, bool train) const;
