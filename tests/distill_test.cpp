@@ -7,7 +7,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "attend/autograd/variable.h"
 #include "attend/io/safetensors.h"
+#include "attend/models/translator.h"
+#include "attend/ops/softmax.h"
+#include "attend/random.h"
+#include "attend/train/communicator.h"
+#include "attend/train/teacher_cache.h"
 #include "attend/train/trainer.h"
 #include "cli_run.h"
 
@@ -119,6 +125,143 @@ TEST(Distill, RefusesAnotherVocabularyAndItsOwnOutAndResumesWithItsTeachers) {
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_NE(r.output.find("--teacher " + dir + "/teacher is not the model the run started with"), std::string::npos)
       << r.output;
+  fs::remove_all(dir);
+}
+
+// `n` examples with random lengths (1-12 source, 1-10 target tokens) over vocabularies of the given sizes.
+std::vector<attend::EncodedExample> random_examples(int n, int source_vocab, int target_vocab, uint64_t seed) {
+  attend::Rng rng(seed);
+  std::vector<attend::EncodedExample> set(static_cast<size_t>(n));
+  for (auto& e : set) {
+    e.src.resize(1 + rng.below(12));
+    e.tgt.resize(1 + rng.below(10));
+    for (int& id : e.src) id = 4 + static_cast<int>(rng.below(uint64_t(source_vocab - 4)));
+    for (int& id : e.tgt) id = 4 + static_cast<int>(rng.below(uint64_t(target_vocab - 4)));
+  }
+  return set;
+}
+
+// The cache returns, for any batch, the rows the teachers give each of its examples: by the
+// example's first source token and the step, with a synthetic teacher that writes them into its
+// rows; zeros at padding; one row per target token and </s> in bytes().
+TEST(TeacherCache, ReturnsEachExamplesRowsInAnyBatch) {
+  const int64_t V = 5;
+  const auto set = random_examples(300, 40, 9, 1);
+  // Row (t, b) = [src0, t, V, B, 1]: B (the batch's size) shows which batch computed the row.
+  int calls = 0;
+  auto teacher = [&](const attend::Batch& b) {
+    ++calls;
+    attend::Tensor p = attend::Tensor::zeros(attend::Shape{int64_t(b.T) * b.B, V});
+    for (int t = 0; t < b.T; ++t)
+      for (int i = 0; i < b.B; ++i) {
+        float* row = p.data() + (int64_t(t) * b.B + i) * V;
+        row[0] = float(b.src[i]), row[1] = float(t), row[2] = float(V), row[3] = float(b.B), row[4] = 1.0f;
+      }
+    return p;
+  };
+  const attend::TeacherCache cache(set, V, teacher, attend::Communicator::world(), 64);
+  const auto chunks = attend::make_batches(set, 64, nullptr);
+  EXPECT_EQ(calls, int(chunks.size()));
+  std::vector<int> chunk_size(set.size());
+  for (const auto& c : chunks)
+    for (int i : c) chunk_size[size_t(i)] = int(c.size());
+  int64_t rows = 0;
+  for (const auto& e : set) rows += int64_t(e.tgt.size()) + 1;
+  EXPECT_EQ(attend::TeacherCache::bytes(set, V), rows * V * 4);
+
+  attend::Rng rng(7);
+  for (const auto& indices : attend::make_batches(set, 13, &rng)) {
+    const attend::Batch batch = attend::make_batch(set, indices);
+    const attend::Tensor got = cache.rows(batch);
+    ASSERT_EQ(got.shape(), (attend::Shape{int64_t(batch.T) * batch.B, V}));
+    for (int t = 0; t < batch.T; ++t)
+      for (int i = 0; i < batch.B; ++i) {
+        const float* row = got.data() + (int64_t(t) * batch.B + i) * V;
+        const auto& e = set[size_t(batch.index[i])];
+        if (t > int(e.tgt.size())) {  // padding
+          for (int64_t v = 0; v < V; ++v)
+            ASSERT_EQ(row[v], 0.0f) << "padding row " << t << " of example " << batch.index[i];
+          continue;
+        }
+        ASSERT_EQ(row[0], float(e.src[0])) << "step " << t << " of example " << batch.index[i];
+        ASSERT_EQ(row[1], float(t));
+        ASSERT_EQ(row[4], 1.0f);
+        ASSERT_EQ(row[3], float(chunk_size[size_t(batch.index[i])]));  // computed in its chunk, not in this batch
+      }
+  }
+  attend::Batch bad = attend::make_batch(set, {0});
+  bad.index[0] = 300;
+  EXPECT_THROW(cache.rows(bad), std::invalid_argument);
+  auto wrong_shape = [&](const attend::Batch& b) { return attend::Tensor::zeros(attend::Shape{b.T, V}); };
+  EXPECT_THROW(attend::TeacherCache(set, V, wrong_shape, attend::Communicator::world()), std::invalid_argument);
+  EXPECT_THROW(attend::TeacherCache::bytes(set, 0), std::invalid_argument);
+}
+
+// With a real model as the teacher, the cached rows are the probabilities computed for the batch
+// itself, up to the rounding of other batch shapes.
+TEST(TeacherCache, MatchesTheTeacherComputedBatchByBatch) {
+  const std::string dir = temp_dir("cache_model");
+  CliRun r =
+      run("train --task dates --model transformer --dim 16 --heads 2 --ffn 16 --layers 1 --batch 32 --dates-train 200 "
+          "--max-steps 30 --out " +
+          dir + "/teacher");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const attend::Translator t = attend::Translator::load(dir + "/teacher");
+  const int64_t V = int64_t(t.target_vocab().size());
+  auto probabilities = [&](const attend::Batch& b) {
+    attend::NoGradScope no_grad;
+    return attend::softmax(t.model().logits(b, nullptr)).value();
+  };
+  const auto set = random_examples(200, int(t.source_vocab().size()), int(V), 2);
+  const attend::TeacherCache cache(set, V, probabilities, attend::Communicator::world(), 64);
+  attend::Rng rng(3);
+  float worst = 0.0f;
+  for (const auto& indices : attend::make_batches(set, 32, &rng)) {
+    const attend::Batch batch = attend::make_batch(set, indices);
+    const attend::Tensor want = probabilities(batch), got = cache.rows(batch);
+    for (int t = 0; t < batch.T; ++t)
+      for (int i = 0; i < batch.B; ++i) {
+        if (t > int(set[size_t(batch.index[i])].tgt.size())) continue;
+        for (int64_t v = 0; v < V; ++v) {
+          const int64_t k = (int64_t(t) * batch.B + i) * V + v;
+          worst = std::max(worst, std::abs(got.data()[k] - want.data()[k]));
+        }
+      }
+  }
+  EXPECT_LT(worst, 1e-5f);
+  fs::remove_all(dir);
+}
+
+// A run with the cache says so and continues after an interruption to the same bytes as without
+// one (the resumed run computes the cache again, chunk by chunk as the first did); a cache over
+// its budget falls back to every batch, and --resume may change the budget.
+TEST(Distill, CachedTeachersResumeToTheSameBytes) {
+  const std::string dir = temp_dir("cached");
+  CliRun r = run(kSmall + "--max-steps 10 --out " + dir + "/teacher");
+  ASSERT_EQ(r.code, 0) << r.output;
+  const std::string student = kSmall + "--teacher " + dir + "/teacher --save-every 1 ";
+  r = run(student + "--max-steps 6 --out " + dir + "/whole");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("the teachers' probabilities of 300 training examples computed once"), std::string::npos)
+      << r.output;
+  r = run(student + "--max-steps 3 --out " + dir + "/part");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run("train --resume " + dir + "/part --max-steps 6");
+  ASSERT_EQ(r.code, 0) << r.output;
+  // The weights and Adam's moments (model.safetensors is the best model by dev, not the last).
+  const auto whole = attend::load_safetensors(dir + "/whole/train_state.safetensors"),
+             part = attend::load_safetensors(dir + "/part/train_state.safetensors");
+  for (const auto& [name, t] : whole) EXPECT_EQ(t.to_vector(), part.at(name).to_vector()) << name;
+
+  r = run(student + "--max-steps 2 --teacher-cache-mb 0 --out " + dir + "/uncached");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("(--teacher-cache-mb 0): computed for every batch"), std::string::npos) << r.output;
+  r = run("train --resume " + dir + "/uncached --max-steps 3 --teacher-cache-mb 100");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("computed once"), std::string::npos) << r.output;
+  EXPECT_EQ(attend::load_train_options(dir + "/uncached").teacher_cache_mb, 100);
+  r = run(student + "--max-steps 1 --teacher-cache-mb -1 --out " + dir + "/bad");
+  EXPECT_EQ(r.code, 2) << r.output;
   fs::remove_all(dir);
 }
 

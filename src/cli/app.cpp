@@ -266,17 +266,18 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
 
 int train_and_report(const TrainOptions& o);
 
-// attend train --resume DIR: the interrupted run's own settings; only the time budget and the
-// thread count may be given again.
+// attend train --resume DIR: the interrupted run's own settings; only the budgets, the thread
+// count, how often the state is saved and the teachers' cache (settings of the machine, not of
+// the model) may be given again.
 int run_resume(CLI::App* cmd, const TrainArgs& a) {
   for (const CLI::Option* opt : cmd->get_options()) {
     const std::string name = opt->get_name();
     if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--max-steps" ||
-        name == "--threads" || name == "--save-every")
+        name == "--threads" || name == "--save-every" || name == "--teacher-cache-mb")
       continue;
-    throw std::invalid_argument(
-        "--resume continues a run with its own settings; " + name +
-        " cannot be given with it (only --max-minutes, --max-steps, --threads and --save-every can)");
+    throw std::invalid_argument("--resume continues a run with its own settings; " + name +
+                                " cannot be given with it (only --max-minutes, --max-steps, --threads, "
+                                "--save-every and --teacher-cache-mb can)");
   }
   TrainOptions o = load_train_options(a.resume);
   o.resume = true;
@@ -284,6 +285,7 @@ int run_resume(CLI::App* cmd, const TrainArgs& a) {
   if (cmd->count("--max-steps")) o.max_steps = a.opt.max_steps;
   if (cmd->count("--threads")) o.threads = a.opt.threads;
   if (cmd->count("--save-every")) o.save_every = a.opt.save_every;
+  if (cmd->count("--teacher-cache-mb")) o.teacher_cache_mb = a.opt.teacher_cache_mb;
   return train_and_report(o);
 }
 
@@ -846,6 +848,27 @@ void add_optimizer_flags(CLI::App* cmd, TrainArgs& ta) {
       ->capture_default_str();
 }
 
+// --teacher and its settings (token-level knowledge distillation).
+void add_distill_flags(CLI::App* cmd, TrainOptions& o, CLI::Option* resume) {
+  cmd->add_option("--teacher", o.teachers,
+                  "Distil from this trained model (repeatable: the mean of their probabilities): every target "
+                  "token's loss also compares with its next-token probabilities (token-level knowledge "
+                  "distillation, Kim & Rush 2016); the same vocabularies, any architecture")
+      ->check(CLI::ExistingDirectory)
+      ->excludes(resume);
+  cmd->add_option("--teacher-weight", o.teacher_weight,
+                  "With --teacher: its share of each token's target distribution (1 = the teachers alone)")
+      ->check(number(0, true, 1))
+      ->capture_default_str();
+  cmd->add_option("--teacher-cache-mb", o.teacher_cache_mb,
+                  "With --teacher: compute the teachers' probabilities of the training set once and keep them "
+                  "when they take at most this many MB (training tokens x target vocabulary x 4 bytes), else "
+                  "for every batch of every epoch; 0 = every batch (may be given with --resume: the numbers "
+                  "differ from the other way's in the last bits)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24))
+      ->capture_default_str();
+}
+
 void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
   TrainOptions& o = ta.opt;
   cmd->add_option("--batch", o.batch, "Sentences per batch")->check(whole(1, 1 << 20))->capture_default_str();
@@ -914,16 +937,7 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "vocabularies; other settings may differ; the optimizer and schedule start afresh)")
       ->check(CLI::ExistingDirectory)
       ->excludes(resume);
-  cmd->add_option("--teacher", o.teachers,
-                  "Distil from this trained model (repeatable: the mean of their probabilities): every target "
-                  "token's loss also compares with its next-token probabilities (token-level knowledge "
-                  "distillation, Kim & Rush 2016); the same vocabularies, any architecture")
-      ->check(CLI::ExistingDirectory)
-      ->excludes(resume);
-  cmd->add_option("--teacher-weight", o.teacher_weight,
-                  "With --teacher: its share of each token's target distribution (1 = the teachers alone)")
-      ->check(number(0, true, 1))
-      ->capture_default_str();
+  add_distill_flags(cmd, o, resume);
 }
 
 // The other subcommands' arguments.

@@ -34,6 +34,7 @@
 #include "../io/json_field.h"
 #include "train/gradient_buckets.h"
 #include "attend/train/optimizer.h"
+#include "attend/train/teacher_cache.h"
 
 namespace attend {
 
@@ -87,6 +88,8 @@ void TrainOptions::validate() const {
   if (!(teacher_weight >= 0.0f && teacher_weight <= 1.0f))
     bad("--teacher-weight must be in [0, 1], got " + std::to_string(teacher_weight));
   if (teachers.size() > 16) bad("at most 16 --teacher models, got " + std::to_string(teachers.size()));
+  if (teacher_cache_mb < 0 || teacher_cache_mb > (int64_t{1} << 24))
+    bad("--teacher-cache-mb must be in [0, 16777216], got " + std::to_string(teacher_cache_mb));
   if (patience < 1) bad("--patience must be >= 1, got " + std::to_string(patience));
   if (lr_patience < 0 || lr_patience > 1000000)
     bad("--lr-patience must be in [0, 1000000], got " + std::to_string(lr_patience));
@@ -139,6 +142,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"init_from", o.init_from},
        {"teachers", o.teachers},
        {"teacher_weight", json_float(o.teacher_weight)},
+       {"teacher_cache_mb", o.teacher_cache_mb},
        {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite},
        {"save_every", o.save_every},
@@ -175,6 +179,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.init_from = j.value("init_from", std::string());
   o.teachers = j.value("teachers", std::vector<std::string>{});  // runs saved before distillation had none
   o.teacher_weight = j.value("teacher_weight", 0.5f);
+  o.teacher_cache_mb = j.value("teacher_cache_mb", int64_t{0});  // runs saved before the cache: every batch
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
 
@@ -446,6 +451,7 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
     check_vocabularies("--teacher " + opt_.teachers[i] + ": ", *teachers_[i],
                        "a teacher's probabilities are over its own vocabulary, so it must be trained on data that "
                        "gives the same tokens");
+  cache_teachers();
   check_ranks_agree();
   if (opt_.resume) {
     restore();
@@ -754,7 +760,26 @@ void Trainer::load_teachers() {
   message(m.str());
 }
 
+void Trainer::cache_teachers() {
+  if (teachers_.empty() || opt_.teacher_weight == 0.0f) return;
+  const int64_t V = static_cast<int64_t>(bundle_->target_vocab().size());
+  const int64_t bytes = TeacherCache::bytes(train_set_, V), mb = (bytes + (1 << 20) - 1) >> 20;
+  if (bytes > (opt_.teacher_cache_mb << 20)) {
+    message("the teachers' probabilities of the training set would take " + std::to_string(mb) +
+            " MB (--teacher-cache-mb " + std::to_string(opt_.teacher_cache_mb) + "): computed for every batch");
+    return;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  teacher_cache_ = std::make_unique<TeacherCache>(
+      train_set_, V, [this](const Batch& b) { return teacher_probabilities(b); }, comm_);
+  std::ostringstream m;
+  m << "the teachers' probabilities of " << train_set_.size() << " training examples computed once (" << mb
+    << " MB) in " << std::fixed << std::setprecision(1) << seconds_since(t0) << " s";
+  message(m.str());
+}
+
 Tensor Trainer::teacher_probabilities(const Batch& batch) const {
+  if (teacher_cache_) return teacher_cache_->rows(batch);
   NoGradScope no_grad;  // inference: no dropout (no Rng), no tape
   Var mean;
   for (const auto& t : teachers_) {
@@ -835,7 +860,7 @@ void Trainer::restore() {
   } catch (const std::exception& e) {
     throw std::runtime_error(origin + ": bad options in the training state: " + e.what());
   }
-  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every", "command"})
+  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every", "teacher_cache_mb", "command"})
     was.erase(free), now.erase(free);
   if (was != now) {
     std::string diff;

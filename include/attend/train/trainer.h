@@ -91,6 +91,10 @@ struct TrainOptions {
   // that mean. Empty: no teacher.
   std::vector<std::string> teachers;
   float teacher_weight = 0.5f;
+  // The teachers' probabilities of every training example are computed once and kept when they
+  // take at most this many MiB (one float per target token and vocabulary entry), else for every
+  // batch; 0: always for every batch. Runs saved before the cache existed read 0.
+  int64_t teacher_cache_mb = 4096;
   bool overwrite = false;  // train into `out` even though it holds another run's model or state
   std::string out;         // model directory
   std::string command;     // the command line that started the run, for reports (not a setting)
@@ -139,6 +143,7 @@ struct TrainResult {
 };
 
 class Translator;
+class TeacherCache;
 struct Translation;
 class DirectoryLock;
 
@@ -180,7 +185,8 @@ class Trainer {
   // Refuses `other` (what: how to name it) unless its vocabularies are this run's, token for
   // token; `why` ends the message.
   void check_vocabularies(const std::string& what, const Translator& other, const std::string& why) const;
-  void load_teachers();  // --teacher: the models, refused if one is --out
+  void load_teachers();   // --teacher: the models, refused if one is --out
+  void cache_teachers();  // teacher_cache_, within --teacher-cache-mb
   void check_teachers_unchanged(const nlohmann::json& meta, const std::string& origin) const;
   // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V]
   // (not computed at all when --teacher-weight is 0: they would count for nothing).
@@ -213,6 +219,7 @@ class Trainer {
   std::unique_ptr<Translator> start_;                  // --init-from's model, until its weights are copied
   std::vector<std::unique_ptr<Translator>> teachers_;  // --teacher's models
   std::vector<std::string> teachers_sha256_;           // of each one's checkpoint.json: a resumed run's must match
+  std::unique_ptr<TeacherCache> teacher_cache_;        // their probabilities of train_set_, when they fit
   std::vector<NamedParameter> params_;
   std::unique_ptr<Adam> adam_;
   std::vector<Tensor> ema_;  // the moving average of params_ (with --ema), in their order
