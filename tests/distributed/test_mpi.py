@@ -2,7 +2,8 @@
 b equal one process with batch N x b (RNN and Transformer; N = 2 and 3), two runs are byte-
 identical, ranks started with different arguments stop with a clear error, a killed rank stops
 the others and the run resumes to the same bytes, and a run resumes only on its own rank count;
-with --shard-optimizer the same training, and resumes to the same bytes.
+with --shard-optimizer the same training, and resumes to the same bytes; distillation splits
+the teachers' cache between the ranks.
 """
 
 import json
@@ -164,3 +165,19 @@ def test_a_sharded_run_resumes_to_the_same_bytes(tmp_path):
     for k in whole:  # the weights after 24 updates and the moments, bit for bit
         if k.startswith(("param.", "adam.")):
             assert whole[k].tobytes() == part[k].tobytes(), k
+
+
+def test_distillation_with_the_teachers_cache_split_between_ranks(tmp_path):
+    """--teacher under mpirun: each rank computes every second chunk of the teachers' cache and
+    the ranks exchange them. The run trains as one process with twice the batch does, and as the
+    same ranks computing the teachers batch by batch (--teacher-cache-mb 0)."""
+    attend("train", *COMMON, "--batch", 12, "--out", tmp_path / "teacher")
+    distil = ["--teacher", tmp_path / "teacher", "--teacher-weight", "0.7"]
+    attend("train", *COMMON, *distil, "--batch", 12, "--out", tmp_path / "one")
+    r = mpi(2, "train", *COMMON, *distil, "--batch", 6, "--out", tmp_path / "cached")
+    assert "computed once" in r.stderr
+    r = mpi(2, "train", *COMMON, *distil, "--batch", 6, "--teacher-cache-mb", 0,
+            "--out", tmp_path / "uncached")
+    assert "computed for every batch" in r.stderr
+    assert_same_training(tmp_path / "cached", tmp_path / "uncached", tol=1e-5)
+    assert_same_training(tmp_path / "one", tmp_path / "cached", tol=1e-4)
