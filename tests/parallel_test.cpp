@@ -55,8 +55,8 @@ TEST_F(Parallel, AnErrorReachesTheCallerAndThePoolKeepsWorking) {
   }
 }
 
-// Dropout forward and backward, the cross-entropy's log-softmax and gradient, and an Adam step,
-// at sizes the pool splits, on one thread and on two: the same bits.
+// Dropout forward and backward, the cross-entropy's log-softmax, loss (with soft targets) and
+// gradient, and an Adam step, at sizes the pool splits, on one thread and on two: the same bits.
 TEST_F(Parallel, ElementwiseWorkGivesTheSameNumbersOnEveryThreadCount) {
   auto run = [](int threads) {
     kernels::set_num_threads(threads);
@@ -66,12 +66,20 @@ TEST_F(Parallel, ElementwiseWorkGivesTheSameNumbersOnEveryThreadCount) {
     for (int64_t i = 0; i < x.numel(); ++i) x.data()[i] = 3.0f * data.normal();
     std::vector<int> targets(N);
     for (int64_t n = 0; n < N; ++n) targets[n] = n % 7 == 0 ? 0 : int(data.below(V));
+    Tensor soft(Shape{N, V});  // a teacher's distributions
+    for (int64_t n = 0; n < N; ++n) {
+      float sum = 0.0f;
+      for (int64_t v = 0; v < V; ++v) sum += soft.data()[n * V + v] = data.uniform();
+      for (int64_t v = 0; v < V; ++v) soft.data()[n * V + v] /= sum;
+    }
     Var w(x, /*requires_grad=*/true);
     std::vector<float> out;
     {
       Tape tape;
       TapeScope scope(tape);
-      Var loss = cross_entropy(dropout(w, 0.3f, drop), targets, {.ignore_index = 0, .label_smoothing = 0.1f});
+      Var loss =
+          cross_entropy(dropout(w, 0.3f, drop), targets,
+                        {.ignore_index = 0, .label_smoothing = 0.1f, .soft_targets = &soft, .soft_weight = 0.5f});
       out.push_back(loss.value().item());
       tape.backward(loss);
     }

@@ -43,7 +43,6 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
     kernels::softmax_rows(logits.value().data() + b * V, nullptr, e - b, 1, V, logp.data() + b * V,
                           /*log_output=*/true);
   });
-  double total = 0.0;
   int64_t count = 0;
   for (int64_t n = 0; n < N; ++n) {
     const int y = targets[n];
@@ -52,15 +51,25 @@ Var cross_entropy(const Var& logits, const std::vector<int>& targets, const Cros
       throw std::invalid_argument("cross_entropy: target " + std::to_string(y) + " at row " + std::to_string(n) +
                                   " is outside [0, " + std::to_string(V) + ")");
     }
-    const float* lp = logp.data() + n * V;
-    double smooth = 0.0, teacher = 0.0;
-    if (eps > 0.0f)
-      for (int64_t v = 0; v < V; ++v) smooth += lp[v];
-    if (w > 0.0f)
-      for (int64_t v = 0; v < V; ++v) teacher += double(soft.data()[n * V + v]) * lp[v];
-    total += (1.0 - w) * (-(1.0 - eps) * lp[y] - eps / V * smooth) - w * teacher;
     ++count;
   }
+  // Each row's loss in parallel (0 at ignored rows), summed in row order: the same for any thread count.
+  std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
+  kernels::parallel_ranges(N, 4.0 * double(N) * double(V), [&](int64_t b, int64_t e) {
+    for (int64_t n = b; n < e; ++n) {
+      const int y = targets[n];
+      if (y == opt.ignore_index) continue;
+      const float* lp = logp.data() + n * V;
+      double smooth = 0.0, teacher = 0.0;
+      if (eps > 0.0f)
+        for (int64_t v = 0; v < V; ++v) smooth += lp[v];
+      if (w > 0.0f)
+        for (int64_t v = 0; v < V; ++v) teacher += double(soft.data()[n * V + v]) * lp[v];
+      row_loss[n] = (1.0 - w) * (-(1.0 - eps) * lp[y] - eps / V * smooth) - w * teacher;
+    }
+  });
+  double total = 0.0;
+  for (const double l : row_loss) total += l;
   const float inv = count ? 1.0f / static_cast<float>(count) : 0.0f;
   return make_result(Tensor::scalar(static_cast<float>(total) * inv), needs_grad({&logits}),
                      [logits, targets, logp, soft, opt, w, inv, N, V, work](Node& out) {
