@@ -1,6 +1,5 @@
 // attend train --teacher: token-level knowledge distillation from trained models.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include "attend/train/teacher_cache.h"
 #include "attend/train/trainer.h"
 #include "cli_run.h"
+#include "temp_dir.h"
 
 namespace {
 
@@ -24,12 +24,7 @@ namespace fs = std::filesystem;
 using attend::testing::CliRun;
 using attend::testing::run;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("attend_distill_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
+std::string temp_dir(const std::string& name) { return attend::testing::fresh_temp_dir("distill", name); }
 
 // The dev exact match of a run's last evaluation (metrics.jsonl).
 double last_exact_match(const std::string& dir) {

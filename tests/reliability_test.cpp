@@ -29,6 +29,7 @@
 #include "attend/threads.h"
 #include "attend/train/trainer.h"
 #include "cli_run.h"
+#include "temp_dir.h"
 
 namespace attend {
 namespace {
@@ -37,12 +38,7 @@ namespace fs = std::filesystem;
 using testing::CliRun;
 using testing::run;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("attend_rel_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
+std::string temp_dir(const std::string& name) { return attend::testing::fresh_temp_dir("rel", name); }
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);

@@ -20,6 +20,7 @@
 #include "attend/io/files.h"
 #include "attend/io/safetensors.h"
 #include "cli_run.h"
+#include "temp_dir.h"
 #include "attend/train/trainer.h"
 
 namespace {
@@ -29,12 +30,7 @@ namespace fs = std::filesystem;
 using attend::testing::CliRun;
 using attend::testing::run;
 
-std::string temp_dir(const std::string& name) {
-  const fs::path d = fs::temp_directory_path() / ("attend_resume_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d.string();
-}
+std::string temp_dir(const std::string& name) { return attend::testing::fresh_temp_dir("resume", name); }
 
 // The step recorded in a run's training state, or -1 while there is none. The file is replaced
 // by rename, so a read sees an old state or a new one.
