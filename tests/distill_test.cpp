@@ -7,6 +7,7 @@
 #include <string>
 
 #include "attend/autograd/variable.h"
+#include "attend/io/files.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/translator.h"
 #include "attend/ops/softmax.h"
@@ -154,7 +155,7 @@ TEST(TeacherCache, ReturnsEachExamplesRowsInAnyBatch) {
       }
     return p;
   };
-  const attend::TeacherCache cache(set, V, teacher, attend::Communicator::world(), 64);
+  const attend::TeacherCache cache(set, V, teacher, attend::Communicator::world(), {}, 64);
   const auto chunks = attend::make_batches(set, 64, nullptr);
   EXPECT_EQ(calls, int(chunks.size()));
   std::vector<int> chunk_size(set.size());
@@ -190,6 +191,14 @@ TEST(TeacherCache, ReturnsEachExamplesRowsInAnyBatch) {
   auto wrong_shape = [&](const attend::Batch& b) { return attend::Tensor::zeros(attend::Shape{b.T, V}); };
   EXPECT_THROW(attend::TeacherCache(set, V, wrong_shape, attend::Communicator::world()), std::invalid_argument);
   EXPECT_THROW(attend::TeacherCache::bytes(set, 0), std::invalid_argument);
+  // Asked after every chunk (one rank), it stops the computation at the first true.
+  int asked = 0;
+  calls = 0;
+  EXPECT_THROW(attend::TeacherCache(
+                   set, V, teacher, attend::Communicator::world(), [&] { return ++asked == 2; }, 64),
+               attend::TeacherCache::Stopped);
+  EXPECT_EQ(asked, 2);
+  EXPECT_EQ(calls, 2);
 }
 
 // With a real model as the teacher, the cached rows are the probabilities computed for the batch
@@ -208,7 +217,7 @@ TEST(TeacherCache, MatchesTheTeacherComputedBatchByBatch) {
     return attend::softmax(t.model().logits(b, nullptr)).value();
   };
   const auto set = random_examples(200, int(t.source_vocab().size()), int(V), 2);
-  const attend::TeacherCache cache(set, V, probabilities, attend::Communicator::world(), 64);
+  const attend::TeacherCache cache(set, V, probabilities, attend::Communicator::world(), {}, 64);
   attend::Rng rng(3);
   float worst = 0.0f;
   for (const auto& indices : attend::make_batches(set, 32, &rng)) {
@@ -257,6 +266,18 @@ TEST(Distill, CachedTeachersResumeToTheSameBytes) {
   EXPECT_EQ(attend::load_train_options(dir + "/uncached").teacher_cache_mb, 100);
   r = run(student + "--max-steps 1 --teacher-cache-mb -1 --out " + dir + "/bad");
   EXPECT_EQ(r.code, 2) << r.output;
+
+  // A stop (SIGINT, SIGTERM) while the cache is computed ends the run at once, its state as it was.
+  const std::string state = dir + "/part/" + attend::kTrainStateFile, before = attend::read_file(state);
+  attend::TrainOptions o = attend::load_train_options(dir + "/part");
+  o.resume = true, o.max_steps = 9;
+  const attend::TrainResult stopped = attend::Trainer(o, {.should_stop = [] { return true; }}).run();
+  EXPECT_TRUE(stopped.interrupted);
+  EXPECT_EQ(stopped.steps, 6);
+  EXPECT_EQ(stopped.stop_reason, "interrupted while computing the teachers' probabilities");
+  EXPECT_EQ(attend::read_file(state), before);
+  r = run("train --resume " + dir + "/part --max-steps 9");
+  EXPECT_EQ(r.code, 0) << r.output;
   fs::remove_all(dir);
 }
 

@@ -451,7 +451,6 @@ Trainer::Trainer(const TrainOptions& options, const TrainCallbacks& callbacks)
     check_vocabularies("--teacher " + opt_.teachers[i] + ": ", *teachers_[i],
                        "a teacher's probabilities are over its own vocabulary, so it must be trained on data that "
                        "gives the same tokens");
-  cache_teachers();
   check_ranks_agree();
   if (opt_.resume) {
     restore();
@@ -760,22 +759,28 @@ void Trainer::load_teachers() {
   message(m.str());
 }
 
-void Trainer::cache_teachers() {
-  if (teachers_.empty() || opt_.teacher_weight == 0.0f) return;
+bool Trainer::cache_teachers() {
+  if (teachers_.empty() || opt_.teacher_weight == 0.0f) return true;
   const int64_t V = static_cast<int64_t>(bundle_->target_vocab().size());
   const int64_t bytes = TeacherCache::bytes(train_set_, V), mb = (bytes + (1 << 20) - 1) >> 20;
   if (bytes > (opt_.teacher_cache_mb << 20)) {
     message("the teachers' probabilities of the training set would take " + std::to_string(mb) +
             " MB (--teacher-cache-mb " + std::to_string(opt_.teacher_cache_mb) + "): computed for every batch");
-    return;
+    return true;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  teacher_cache_ = std::make_unique<TeacherCache>(
-      train_set_, V, [this](const Batch& b) { return teacher_probabilities(b); }, comm_);
+  try {
+    teacher_cache_ = std::make_unique<TeacherCache>(
+        train_set_, V, [this](const Batch& b) { return teacher_probabilities(b); }, comm_,
+        [this] { return any_rank(cb_.should_stop && cb_.should_stop()); });
+  } catch (const TeacherCache::Stopped&) {
+    return false;
+  }
   std::ostringstream m;
   m << "the teachers' probabilities of " << train_set_.size() << " training examples computed once (" << mb
     << " MB) in " << std::fixed << std::setprecision(1) << seconds_since(t0) << " s";
   message(m.str());
+  return true;
 }
 
 Tensor Trainer::teacher_probabilities(const Batch& batch) const {
@@ -1183,6 +1188,13 @@ TrainResult Trainer::run() {
   first_step_ = st.step;
   tok_t0_ = window_t0_ = std::chrono::steady_clock::now();
   if (!opt_.resume) save_state();  // resumable from the first moment
+  if (!cache_teachers()) {         // (minutes for a large set: a stop must not wait for it)
+    result_.interrupted = true;
+    result_.stop_reason = "interrupted while computing the teachers' probabilities";
+    result_.steps = st.step;
+    result_.seconds = elapsed();
+    return result_;
+  }
   for (; st.epoch <= opt_.epochs && !stop_; ++st.epoch, st.next_batch = 0) {
     begin_epoch();
     for (auto u0 = std::chrono::steady_clock::now(); !stop_ && step(); u0 = std::chrono::steady_clock::now()) {

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 #include <vector>
 
 #include "attend/data/batch.h"
@@ -19,6 +20,12 @@ class TeacherCache {
  public:
   // The teachers' mean next-token probabilities of a batch: [T*B, V], time-major like Batch.
   using Probabilities = std::function<Tensor(const Batch&)>;
+  // Asked after every round of chunks (one per rank); true on any rank stops all (collective).
+  using ShouldStop = std::function<bool()>;
+  // Thrown by the constructor when should_stop said so.
+  struct Stopped : std::runtime_error {
+    using std::runtime_error::runtime_error;
+  };
 
   // Bytes the cache of `set` takes with a vocabulary of V (one float per row and token).
   static int64_t bytes(const std::vector<EncodedExample>& set, int64_t V);
@@ -28,15 +35,17 @@ class TeacherCache {
   // batches it is later drawn in, so a resumed run reads the numbers of the run it continues.
   // With several processes, rank r computes every size()-th chunk and the ranks exchange them
   // (every rank calls this, with the same set). Throws std::invalid_argument if `probabilities`
-  // returns another shape than [T*B, V].
+  // returns another shape than [T*B, V], Stopped when `should_stop` (if any) returns true.
   TeacherCache(const std::vector<EncodedExample>& set, int64_t V, const Probabilities& probabilities,
-               const Communicator& comm, int chunk = 64);
+               const Communicator& comm, const ShouldStop& should_stop = {}, int chunk = 64);
 
   // [T*B, V] for a batch of examples of the set (Batch::index): each example's cached rows, and
   // rows of zeros at padding (which the loss ignores).
   Tensor rows(const Batch& batch) const;
 
  private:
+  void fill(const Batch& chunk, const Probabilities& probabilities);  // its examples' rows
+
   int64_t V_;
   std::vector<int64_t> first_;  // [examples + 1]: each example's first row in data_
   std::vector<float> data_;     // [rows, V]

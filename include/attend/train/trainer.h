@@ -125,7 +125,8 @@ struct TrainCallbacks {
   std::function<void(const TrainProgress&)> on_step;
   std::function<void(const EvalRecord&)> on_eval;
   std::function<void(const std::string&)> on_message;  // warnings and notices
-  // Polled after every step; returning true saves the training state and ends the run
+  // Polled after every step (and every chunk of the teachers' probabilities, which can take
+  // minutes before the first step); returning true saves the training state and ends the run
   // (TrainResult::interrupted), e.g. from a SIGINT/SIGTERM handler's flag.
   std::function<bool()> should_stop;
 };
@@ -186,7 +187,7 @@ class Trainer {
   // token; `why` ends the message.
   void check_vocabularies(const std::string& what, const Translator& other, const std::string& why) const;
   void load_teachers();   // --teacher: the models, refused if one is --out
-  void cache_teachers();  // teacher_cache_, within --teacher-cache-mb
+  bool cache_teachers();  // teacher_cache_, within --teacher-cache-mb; false if should_stop said so
   void check_teachers_unchanged(const nlohmann::json& meta, const std::string& origin) const;
   // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V]
   // (not computed at all when --teacher-weight is 0: they would count for nothing).
