@@ -1186,7 +1186,6 @@ void Trainer::end_epoch() {
 TrainResult Trainer::run() {
   TrainState& st = state_;
   first_step_ = st.step;
-  tok_t0_ = window_t0_ = std::chrono::steady_clock::now();
   if (!opt_.resume) save_state();  // resumable from the first moment
   if (!cache_teachers()) {         // (minutes for a large set: a stop must not wait for it)
     result_.interrupted = true;
@@ -1195,6 +1194,7 @@ TrainResult Trainer::run() {
     result_.seconds = elapsed();
     return result_;
   }
+  tok_t0_ = window_t0_ = std::chrono::steady_clock::now();  // (tokens/s of training steps, not of the cache)
   for (; st.epoch <= opt_.epochs && !stop_; ++st.epoch, st.next_batch = 0) {
     begin_epoch();
     for (auto u0 = std::chrono::steady_clock::now(); !stop_ && step(); u0 = std::chrono::steady_clock::now()) {
