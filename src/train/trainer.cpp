@@ -771,7 +771,7 @@ bool Trainer::cache_teachers() {
   const auto t0 = std::chrono::steady_clock::now();
   try {
     teacher_cache_ = std::make_unique<TeacherCache>(
-        train_set_, V, [this](const Batch& b) { return teacher_probabilities(b); }, comm_,
+        train_set_, V, [this](const Batch& b) { return compute_teacher_probabilities(b); }, comm_,
         [this] { return any_rank(cb_.should_stop && cb_.should_stop()); });
   } catch (const TeacherCache::Stopped&) {
     return false;
@@ -784,7 +784,10 @@ bool Trainer::cache_teachers() {
 }
 
 Tensor Trainer::teacher_probabilities(const Batch& batch) const {
-  if (teacher_cache_) return teacher_cache_->rows(batch);
+  return teacher_cache_ ? teacher_cache_->rows(batch) : compute_teacher_probabilities(batch);
+}
+
+Tensor Trainer::compute_teacher_probabilities(const Batch& batch) const {
   NoGradScope no_grad;  // inference: no dropout (no Rng), no tape
   Var mean;
   for (const auto& t : teachers_) {

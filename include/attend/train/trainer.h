@@ -191,7 +191,8 @@ class Trainer {
   void check_teachers_unchanged(const nlohmann::json& meta, const std::string& origin) const;
   // The teachers' mean next-token probabilities for every target step of `batch`, [T*B, V]
   // (not computed at all when --teacher-weight is 0: they would count for nothing).
-  Tensor teacher_probabilities(const Batch& batch) const;
+  Tensor teacher_probabilities(const Batch& batch) const;          // from teacher_cache_ when there is one
+  Tensor compute_teacher_probabilities(const Batch& batch) const;  // the teachers' forward passes
   std::string tsv_path(bool train) const;
   void check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples, bool train) const;
   void resume_finished(TrainState& saved, const std::string& origin) const;
