@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """attend vs PyTorch, side by side in one run, single-threaded: the Transformer's training
 target-tokens/s, page faults per step and peak memory, and decoding sentences/s (greedy and
-beam 5, each with a KV cache).
+beam 5, each with a KV cache), and training with distillation from two teachers (their
+probabilities for every batch, as a PyTorch loop computes them, and attend's TeacherCache).
 
 The PyTorch model below is the network bench/transformer_bench.cpp builds with attend, written
 the way a PyTorch user would (nn.MultiheadAttention, nn.LayerNorm, F.cross_entropy with label
@@ -101,7 +102,7 @@ class Transformer(nn.Module):
             x = layer(x, pad=src_pad)
         return self.enc_norm(x)
 
-    def loss(self, src, src_pad, tgt_in, tgt_out):  # batch-major [B, L]
+    def logits(self, src, src_pad, tgt_in):  # batch-major [B, L] -> [B*T, V]
         memory = self.encode(src, src_pad)
         T = tgt_in.shape[1]
         causal = torch.triu(torch.full((T, T), float("-inf")), diagonal=1)
@@ -109,8 +110,18 @@ class Transformer(nn.Module):
         for layer in self.decoder:
             y = layer(y, memory=memory, memory_pad=src_pad, causal=causal)
         logits = self.output(self.dec_norm(y))
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt_out.reshape(-1), ignore_index=PAD,
-                               label_smoothing=SMOOTHING)
+        return logits.reshape(-1, logits.shape[-1])
+
+    def loss(self, src, src_pad, tgt_in, tgt_out, soft=None):
+        """With soft [B*T, V] (teachers' probabilities), attend's distillation loss, weight 0.5:
+        the target distribution is half the smoothed one-hot and half the teachers'."""
+        logits, tgt = self.logits(src, src_pad, tgt_in), tgt_out.reshape(-1)
+        hard = F.cross_entropy(logits, tgt, ignore_index=PAD, label_smoothing=SMOOTHING)
+        if soft is None:
+            return hard
+        keep = tgt != PAD
+        distilled = -(soft[keep] * F.log_softmax(logits[keep], -1)).sum(-1).mean()
+        return 0.5 * hard + 0.5 * distilled
 
 
 # ---- decoding with a KV cache, written out (nn.MultiheadAttention has no cache) ----
@@ -284,17 +295,24 @@ def minor_faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
-def torch_train(shape, B, seconds):
+def torch_train(shape, B, seconds, teachers=0):
+    """With teachers, distillation as a PyTorch loop does it: their mean probabilities for every
+    batch, in eval mode without autograd."""
     torch.manual_seed(1)
     sv, tv, _, T = SHAPES[shape]
     model = Transformer(sv, tv)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     g = torch.Generator().manual_seed(1)
     batches = [full_batch(shape, B, g) for _ in range(8)]
+    teacher_models = [Transformer(sv, tv).eval() for _ in range(teachers)]
 
     def step(b):
+        soft = None
+        if teacher_models:
+            with torch.no_grad():
+                soft = sum(F.softmax(t.logits(*b[:3]), -1) for t in teacher_models) / len(teacher_models)
         opt.zero_grad(set_to_none=True)
-        model.loss(*b).backward()
+        model.loss(*b, soft=soft).backward()
         opt.step()
 
     for i in range(4):
@@ -326,7 +344,10 @@ def torch_decode(shape, B, seconds, beam):
 
 def torch_child(task, shape, B, seconds):
     torch.set_num_threads(1)
-    r = torch_train(shape, B, seconds) if task == "train" else torch_decode(shape, B, seconds, task == "beam5")
+    if task.startswith("train"):
+        r = torch_train(shape, B, seconds, teachers=2 if task == "train-kd" else 0)
+    else:
+        r = torch_decode(shape, B, seconds, task == "beam5")
     r["max_rss_mb"] = peak_rss_mb()
     print(json.dumps(r))
 
@@ -355,7 +376,7 @@ def main():
     peak = run_json([args.peak])
     print(f"this machine, one thread: FMA peak {peak['fma_gflops']:.1f} GFLOP/s ({peak['isa']}), "
           f"OpenBLAS sgemm 1024^3 {peak['sgemm_gflops']:.1f} GFLOP/s\n")
-    rows = []
+    rows, distill = [], []
     for shape in args.shapes.split(","):
         params, ours, theirs = check_same_model(args.attend, shape)
         print(f"{shape}: {params:,} parameters; loss of the same weights on the same batch: attend {ours:.6f}, "
@@ -367,6 +388,9 @@ def main():
                 a2 = (run_json([args.attend, shape, task, str(B), str(args.seconds), str(args.threads)])
                       if args.threads > 1 else None)
                 rows.append((shape, task, B, a, p, a2))
+        distill.append((shape, 64, *(run_json([args.attend, shape, task, "64", str(args.seconds)])
+                                     for task in ("train-kd", "train-kd-cached")),
+                        run_json([sys.executable, __file__, "--torch", "train-kd", shape, "64", str(args.seconds)])))
     print("\n| shape | task | batch | attend | PyTorch | attend / PyTorch | faults/step attend, PyTorch "
           "| peak MB attend, PyTorch |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
@@ -385,8 +409,22 @@ def main():
         bound = a["tokens_per_second"] / a["gemm_share"] / p["tokens_per_second"]
         print(f"| {shape} | {B} | {a['gemm_gflop_per_step']:.2f} | {a['gemm_gflops']:.1f} "
               f"| {100 * a['gemm_gflops'] / peak['sgemm_gflops']:.0f}% | {100 * a['gemm_share']:.0f}% | {bound:.2f}x |")
+    distill_table(rows, distill)
     if args.threads > 1:
         threads_table(args.threads, rows)
+
+
+def distill_table(rows, distill):
+    print("\nDistillation from two teachers of the model's shape (attend train --teacher, weight 0.5), "
+          "target tokens/s:\n")
+    print("| shape | batch | attend, no teachers | attend, teachers every batch | attend, teachers cached "
+          "| PyTorch, teachers every batch | cached / no teachers | attend cached / PyTorch |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for shape, B, every, cached, torch_kd in distill:
+        plain = next(a for s, task, b, a, _, _ in rows if (s, task, b) == (shape, "train", B))
+        tps = [r["tokens_per_second"] for r in (plain, every, cached, torch_kd)]
+        print(f"| {shape} | {B} | {tps[0]:,.0f} | {tps[1]:,.0f} | {tps[2]:,.0f} | {tps[3]:,.0f} "
+              f"| {tps[2] / tps[0]:.2f}x | {tps[2] / tps[3]:.2f}x |")
 
 
 PROBE = ("import numpy as np, time\n"

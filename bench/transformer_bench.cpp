@@ -7,13 +7,18 @@
 // training, Adam. Two shapes: "word" (vocabularies 8,000, S = T = 24, word-level sentences) and
 // "char" (vocabularies 30 and 42, S = 10, T = 9, G2P-sized).
 //
+// Distillation (attend train --teacher): "train-kd" adds two teachers of the model's shape whose
+// mean next-token probabilities are computed for every batch (attend without the cache, and what
+// a PyTorch loop does); "train-kd-cached" reads them from a TeacherCache filled before timing.
+//
 // Usage: transformer_bench SHAPE check FILE        writes the weights and a batch with its loss
-//        transformer_bench SHAPE train|greedy|beam5 BATCH SECONDS [THREADS]
+//        transformer_bench SHAPE train|train-kd|train-kd-cached|greedy|beam5 BATCH SECONDS [THREADS]
 #include <sys/resource.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -21,8 +26,13 @@
 #include "attend/decode/search.h"
 #include "attend/io/safetensors.h"
 #include "attend/models/transformer.h"
+#include "attend/ops/elementwise.h"
+#include "attend/ops/loss.h"
+#include "attend/ops/softmax.h"
 #include "attend/threads.h"
+#include "attend/train/communicator.h"
 #include "attend/train/optimizer.h"
+#include "attend/train/teacher_cache.h"
 #include "../src/kernels/blas.h"
 
 using namespace attend;
@@ -48,19 +58,28 @@ TransformerConfig config_of(const Shape2& s) {
   return c;
 }
 
-// B examples; with `ragged`, lengths vary (S/2..S, T/2..T) so that the check covers padding.
-Batch random_batch(const Shape2& s, int B, Rng& rng, bool targets, bool ragged) {
-  std::vector<EncodedExample> ex(B);
-  std::vector<int> idx(B);
-  for (int b = 0; b < B; ++b) {
-    idx[b] = b;
+// n examples; with `ragged`, lengths vary (S/2..S, T/2..T) so that the check covers padding.
+std::vector<EncodedExample> random_examples(const Shape2& s, int n, Rng& rng, bool targets, bool ragged) {
+  std::vector<EncodedExample> ex(n);
+  for (EncodedExample& e : ex) {
     const int S = ragged ? s.S / 2 + int(rng.below(s.S - s.S / 2 + 1)) : s.S;
     const int T = ragged ? s.T / 2 + int(rng.below(s.T - s.T / 2 + 1)) : s.T;
-    for (int i = 0; i < S; ++i) ex[b].src.push_back(4 + int(rng.below(s.src_vocab - 4)));
+    for (int i = 0; i < S; ++i) e.src.push_back(4 + int(rng.below(s.src_vocab - 4)));
     if (targets)
-      for (int t = 0; t < T - 1; ++t) ex[b].tgt.push_back(4 + int(rng.below(s.tgt_vocab - 4)));
+      for (int t = 0; t < T - 1; ++t) e.tgt.push_back(4 + int(rng.below(s.tgt_vocab - 4)));
   }
-  return make_batch(ex, idx);
+  return ex;
+}
+
+// Examples [first, first + B) of `set` as one batch.
+Batch slice(const std::vector<EncodedExample>& set, int first, int B) {
+  std::vector<int> idx(B);
+  for (int b = 0; b < B; ++b) idx[b] = first + b;
+  return make_batch(set, idx);
+}
+
+Batch random_batch(const Shape2& s, int B, Rng& rng, bool targets, bool ragged) {
+  return slice(random_examples(s, B, rng, targets, ragged), 0, B);
 }
 
 double seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -107,17 +126,45 @@ void check(const Shape2& s, const std::string& path) {
               static_cast<long long>(model.parameter_count()));
 }
 
-void train(const Shape2& s, int B, double min_seconds) {
+enum class Teachers { kNone, kEveryBatch, kCached };
+
+// The trainer's teachers (Trainer::compute_teacher_probabilities): their mean softmax, [T*B, V].
+Tensor mean_probabilities(const std::vector<std::unique_ptr<Transformer>>& teachers, const Batch& b) {
+  NoGradScope no_grad;
+  Var mean;
+  for (const auto& t : teachers) {
+    const Var p = softmax(t->logits(b, nullptr));
+    mean = mean.defined() ? add(mean, p) : p;
+  }
+  return scale(mean, 1.0f / float(teachers.size())).value();
+}
+
+void train(const Shape2& s, int B, double min_seconds, Teachers with) {
   Rng rng(1);
   Transformer model(config_of(s), rng);
   Adam adam(model.parameters(), {.lr = 1e-4f});
+  const std::vector<EncodedExample> set = random_examples(s, 8 * B, rng, true, false);
   std::vector<Batch> batches;
-  for (int i = 0; i < 8; ++i) batches.push_back(random_batch(s, B, rng, true, false));
+  for (int i = 0; i < 8; ++i) batches.push_back(slice(set, i * B, B));
+  std::vector<std::unique_ptr<Transformer>> teachers;
+  if (with != Teachers::kNone)
+    for (uint64_t seed : {11, 12}) {
+      Rng teacher_rng(seed);
+      teachers.push_back(std::make_unique<Transformer>(config_of(s), teacher_rng));
+    }
+  const auto probabilities = [&](const Batch& b) { return mean_probabilities(teachers, b); };
+  std::unique_ptr<TeacherCache> cache;
+  if (with == Teachers::kCached)
+    cache = std::make_unique<TeacherCache>(set, s.tgt_vocab, probabilities, Communicator::world());
   Rng dropout_rng(3);
   auto step = [&](const Batch& b) {
+    const Tensor soft = with == Teachers::kNone ? Tensor() : cache ? cache->rows(b) : probabilities(b);
+    const CrossEntropyOptions targets{.label_smoothing = 0.1f,
+                                      .soft_targets = soft.defined() ? &soft : nullptr,
+                                      .soft_weight = soft.defined() ? 0.5f : 0.0f};
     Tape tape;
     TapeScope scope(tape);
-    Var loss = model.loss(b, 0.1f, &dropout_rng);
+    Var loss = model.loss(b, targets, &dropout_rng);
     tape.backward(loss);
     adam.step(1e-4f);
     adam.zero_grad();
@@ -136,9 +183,12 @@ void train(const Shape2& s, int B, double min_seconds) {
   const Usage u1 = usage();
   kernels::set_gemm_stats(nullptr);
   std::printf(
-      "{\"impl\": \"attend\", \"task\": \"train\", \"batch\": %d, \"steps\": %d, \"seconds\": %.4f, "
+      "{\"impl\": \"attend\", \"task\": \"%s\", \"batch\": %d, \"steps\": %d, \"seconds\": %.4f, "
       "\"tokens_per_second\": %.1f, \"faults_per_step\": %.1f, \"max_rss_mb\": %.1f, "
       "\"gemm_gflop_per_step\": %.3f, \"gemm_gflops\": %.1f, \"gemm_share\": %.4f}\n",
+      with == Teachers::kNone     ? "train"
+      : with == Teachers::kCached ? "train-kd-cached"
+                                  : "train-kd",
       B, steps, sec, double(steps) * B * s.T / sec, double(u1.minor_faults - u0.minor_faults) / steps,
       u1.max_rss_kb / 1024.0, products.flops / steps / 1e9, products.flops / products.seconds / 1e9,
       products.seconds / sec);
@@ -187,9 +237,11 @@ int main(int argc, char** argv) {
     const double sec = std::atof(argv[4]);
     if (B < 1 || B > 4096 || !(sec > 0.0 && sec < 3600.0))
       throw std::invalid_argument("batch must be in [1, 4096] and seconds in (0, 3600)");
-    if (task == "train") return train(s, B, sec), 0;
+    if (task == "train") return train(s, B, sec, Teachers::kNone), 0;
+    if (task == "train-kd") return train(s, B, sec, Teachers::kEveryBatch), 0;
+    if (task == "train-kd-cached") return train(s, B, sec, Teachers::kCached), 0;
     if (task == "greedy" || task == "beam5") return decode_bench(s, B, task == "greedy" ? 1 : 5, sec), 0;
-    throw std::invalid_argument("unknown task '" + task + "' (check, train, greedy, beam5)");
+    throw std::invalid_argument("unknown task '" + task + "' (check, train, train-kd, train-kd-cached, greedy, beam5)");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "transformer_bench: %s\n", e.what());
     return 1;
