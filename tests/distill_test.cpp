@@ -1,9 +1,12 @@
 // attend train --teacher: token-level knowledge distillation from trained models.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <string>
 
 #include "attend/autograd/variable.h"
@@ -201,6 +204,87 @@ TEST(TeacherCache, ReturnsEachExamplesRowsInAnyBatch) {
   EXPECT_EQ(calls, 2);
 }
 
+// The ids of the k largest entries, largest first and the lower id first among equals, as a
+// stable sort of all of them gives; keep_top_k renormalises those and zeroes the rest, leaves
+// p alone for k = 0 or k >= V, and turns a row with a non-finite entry into NaN.
+TEST(TeacherTopK, KeepsTheLargestRenormalisedAndTheLowerIdAmongEquals) {
+  attend::Rng rng(4);
+  for (int64_t V : {1, 5, 37})
+    for (int k = 1; k <= V; ++k)
+      for (int trial = 0; trial < 20; ++trial) {
+        std::vector<float> row(static_cast<size_t>(V));
+        for (float& x : row) x = float(rng.below(4)) / 4.0f;  // many ties
+        std::vector<int32_t> want(row.size()), got(static_cast<size_t>(k));
+        std::iota(want.begin(), want.end(), 0);
+        std::stable_sort(want.begin(), want.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
+        want.resize(static_cast<size_t>(k));
+        attend::top_k_ids(row.data(), V, k, got.data());
+        ASSERT_EQ(got, want) << "V " << V << " k " << k << " trial " << trial;
+      }
+
+  attend::Tensor p(attend::Shape{3, 5});
+  const std::vector<float> rows = {0.1f, 0.3f, 0.2f, 0.2f, 0.2f,  //
+                                   0.5f, 0.5f, 0.0f, 0.0f, 0.0f,  //
+                                   0.2f, NAN,  0.2f, 0.3f, 0.3f};
+  std::copy(rows.begin(), rows.end(), p.data());
+  for (int k : {0, 5, 9}) {
+    attend::Tensor same = p.clone();
+    attend::keep_top_k(same, k);
+    for (size_t i = 0; i < rows.size(); ++i)
+      if (!std::isnan(rows[i])) {
+        EXPECT_EQ(same.data()[i], rows[i]) << "k " << k << " entry " << i;
+      }
+  }
+  attend::keep_top_k(p, 2);
+  const std::vector<float> want = {0.0f, 0.3f / 0.5f, 0.2f / 0.5f, 0.0f, 0.0f, 0.5f, 0.5f, 0.0f, 0.0f, 0.0f};
+  for (size_t i = 0; i < want.size(); ++i) EXPECT_FLOAT_EQ(p.data()[i], want[i]) << "entry " << i;
+  for (int v = 0; v < 5; ++v) EXPECT_TRUE(std::isnan(p.data()[10 + v])) << "the row with a NaN, entry " << v;
+  attend::Tensor inf(attend::Shape{1, 3});
+  inf.data()[0] = 0.5f, inf.data()[1] = INFINITY, inf.data()[2] = 0.5f;
+  attend::keep_top_k(inf, 1);
+  EXPECT_TRUE(std::isnan(inf.data()[0]) && std::isnan(inf.data()[1]) && std::isnan(inf.data()[2]));
+}
+
+// With top_k, the cache keeps each row's kept probabilities and their ids, and gives back the
+// truncated rows the teacher gave, bit for bit, in 8 bytes per kept entry.
+TEST(TeacherCache, TopKGivesBackTheTruncatedRowsBitForBit) {
+  const int64_t V = 11;
+  const int k = 3;
+  const auto set = random_examples(150, 40, int(V), 5);
+  // A distribution per (first source token, step), truncated as the trainer does.
+  auto teacher = [&](const attend::Batch& b) {
+    attend::Tensor p(attend::Shape{int64_t(b.T) * b.B, V});
+    for (int t = 0; t < b.T; ++t)
+      for (int i = 0; i < b.B; ++i) {
+        float* row = p.data() + (int64_t(t) * b.B + i) * V;
+        attend::Rng rng(uint64_t(b.src[i]) * 100 + uint64_t(t));
+        float sum = 0.0f;
+        for (int64_t v = 0; v < V; ++v) sum += row[v] = float(1 + rng.below(1000));
+        for (int64_t v = 0; v < V; ++v) row[v] /= sum;
+      }
+    attend::keep_top_k(p, k);
+    return p;
+  };
+  const attend::TeacherCache cache(set, V, teacher, attend::Communicator::world(), {}, 64, k);
+  int64_t rows = 0;
+  for (const auto& e : set) rows += int64_t(e.tgt.size()) + 1;
+  EXPECT_EQ(attend::TeacherCache::bytes(set, V, k), rows * 2 * k * 4);
+  EXPECT_EQ(attend::TeacherCache::bytes(set, V, int(V)), attend::TeacherCache::bytes(set, V, 0));
+  EXPECT_THROW(attend::TeacherCache::bytes(set, V, -1), std::invalid_argument);
+  attend::Rng rng(8);
+  for (const auto& indices : attend::make_batches(set, 17, &rng)) {
+    const attend::Batch batch = attend::make_batch(set, indices);
+    const attend::Tensor want = teacher(batch), got = cache.rows(batch);
+    for (int t = 0; t < batch.T; ++t)
+      for (int i = 0; i < batch.B; ++i) {
+        if (t > int(set[size_t(batch.index[i])].tgt.size())) continue;  // padding: zeros, unused
+        const int64_t r = int64_t(t) * batch.B + i;
+        for (int64_t v = 0; v < V; ++v)
+          ASSERT_EQ(got.data()[r * V + v], want.data()[r * V + v]) << "example " << batch.index[i] << " step " << t;
+      }
+  }
+}
+
 // With a real model as the teacher, the cached rows are the probabilities computed for the batch
 // itself, up to the rounding of other batch shapes.
 TEST(TeacherCache, MatchesTheTeacherComputedBatchByBatch) {
@@ -266,6 +350,31 @@ TEST(Distill, CachedTeachersResumeToTheSameBytes) {
   EXPECT_EQ(attend::load_train_options(dir + "/uncached").teacher_cache_mb, 100);
   r = run(student + "--max-steps 1 --teacher-cache-mb -1 --out " + dir + "/bad");
   EXPECT_EQ(r.code, 2) << r.output;
+
+  // --teacher-top-k: k >= V is the whole distribution, bit for bit; k = 1 teaches something else;
+  // it is a setting of the run (saved, not to be changed by --resume) and bounded.
+  r = run(student + "--max-steps 3 --teacher-weight 1 --out " + dir + "/all");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run(student + "--max-steps 3 --teacher-weight 1 --teacher-top-k 1024 --out " + dir + "/top1024");
+  ASSERT_EQ(r.code, 0) << r.output;
+  r = run(student + "--max-steps 3 --teacher-weight 1 --teacher-top-k 1 --out " + dir + "/top1");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("weight 1, their 1 most probable tokens"), std::string::npos) << r.output;
+  const auto all = attend::load_safetensors(dir + "/all/train_state.safetensors"),
+             top1024 = attend::load_safetensors(dir + "/top1024/train_state.safetensors"),
+             top1 = attend::load_safetensors(dir + "/top1/train_state.safetensors");
+  bool differs = false;
+  for (const auto& [name, t] : all) {
+    EXPECT_EQ(t.to_vector(), top1024.at(name).to_vector()) << name;
+    differs = differs || t.to_vector() != top1.at(name).to_vector();
+  }
+  EXPECT_TRUE(differs) << "the teacher's most probable token alone taught what its whole distribution did";
+  EXPECT_EQ(attend::load_train_options(dir + "/top1").teacher_top_k, 1);
+  r = run("train --resume " + dir + "/top1 --max-steps 4 --teacher-top-k 2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = run(student + "--max-steps 1 --teacher-top-k 1025 --out " + dir + "/bad");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--teacher-top-k"), std::string::npos) << r.output;
 
   // A stop (SIGINT, SIGTERM) while the cache is computed ends the run at once, its state as it was.
   const std::string state = dir + "/part/" + attend::kTrainStateFile, before = attend::read_file(state);

@@ -860,6 +860,11 @@ void add_distill_flags(CLI::App* cmd, TrainOptions& o, CLI::Option* resume) {
                   "With --teacher: its share of each token's target distribution (1 = the teachers alone)")
       ->check(number(0, true, 1))
       ->capture_default_str();
+  cmd->add_option("--teacher-top-k", o.teacher_top_k,
+                  "With --teacher: only the K most probable tokens of the teachers' distribution, renormalised "
+                  "(0 = all of it); cached, each target token takes 8K bytes instead of 4 x the vocabulary")
+      ->check(CLI::Range(0, 1024))
+      ->capture_default_str();
   cmd->add_option("--teacher-cache-mb", o.teacher_cache_mb,
                   "With --teacher: compute the teachers' probabilities of the training set once and keep them "
                   "when they take at most this many MB (training tokens x target vocabulary x 4 bytes), else "

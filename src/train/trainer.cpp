@@ -88,6 +88,8 @@ void TrainOptions::validate() const {
   if (!(teacher_weight >= 0.0f && teacher_weight <= 1.0f))
     bad("--teacher-weight must be in [0, 1], got " + std::to_string(teacher_weight));
   if (teachers.size() > 16) bad("at most 16 --teacher models, got " + std::to_string(teachers.size()));
+  if (teacher_top_k < 0 || teacher_top_k > 1024)
+    bad("--teacher-top-k must be in [0, 1024], got " + std::to_string(teacher_top_k));
   if (teacher_cache_mb < 0 || teacher_cache_mb > (int64_t{1} << 24))
     bad("--teacher-cache-mb must be in [0, 16777216], got " + std::to_string(teacher_cache_mb));
   if (patience < 1) bad("--patience must be >= 1, got " + std::to_string(patience));
@@ -142,6 +144,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"init_from", o.init_from},
        {"teachers", o.teachers},
        {"teacher_weight", json_float(o.teacher_weight)},
+       {"teacher_top_k", o.teacher_top_k},
        {"teacher_cache_mb", o.teacher_cache_mb},
        {"eval_every", o.eval_every},
        {"max_nonfinite", o.max_nonfinite},
@@ -179,6 +182,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.init_from = j.value("init_from", std::string());
   o.teachers = j.value("teachers", std::vector<std::string>{});  // runs saved before distillation had none
   o.teacher_weight = j.value("teacher_weight", 0.5f);
+  o.teacher_top_k = j.value("teacher_top_k", 0);                 // runs saved before it: the whole distribution
   o.teacher_cache_mb = j.value("teacher_cache_mb", int64_t{0});  // runs saved before the cache: every batch
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
@@ -756,23 +760,29 @@ void Trainer::load_teachers() {
   if (teachers_.empty()) return;
   std::ostringstream m;
   m << "distilling from " << teachers_.size() << " teacher(s), weight " << opt_.teacher_weight;
+  if (opt_.teacher_top_k > 0) m << ", their " << opt_.teacher_top_k << " most probable tokens";
   message(m.str());
 }
 
 bool Trainer::cache_teachers() {
   if (teachers_.empty() || opt_.teacher_weight == 0.0f) return true;
   const int64_t V = static_cast<int64_t>(bundle_->target_vocab().size());
-  const int64_t bytes = TeacherCache::bytes(train_set_, V), mb = (bytes + (1 << 20) - 1) >> 20;
+  const int64_t bytes = TeacherCache::bytes(train_set_, V, opt_.teacher_top_k), mb = (bytes + (1 << 20) - 1) >> 20;
   if (bytes > (opt_.teacher_cache_mb << 20)) {
+    const int64_t top8 = TeacherCache::bytes(train_set_, V, 8);
+    const std::string hint =
+        top8 < bytes && opt_.teacher_cache_mb > 0
+            ? "; with --teacher-top-k 8 they would take " + std::to_string((top8 + (1 << 20) - 1) >> 20) + " MB"
+            : "";
     message("the teachers' probabilities of the training set would take " + std::to_string(mb) +
-            " MB (--teacher-cache-mb " + std::to_string(opt_.teacher_cache_mb) + "): computed for every batch");
+            " MB (--teacher-cache-mb " + std::to_string(opt_.teacher_cache_mb) + "): computed for every batch" + hint);
     return true;
   }
   const auto t0 = std::chrono::steady_clock::now();
   try {
     teacher_cache_ = std::make_unique<TeacherCache>(
         train_set_, V, [this](const Batch& b) { return compute_teacher_probabilities(b); }, comm_,
-        [this] { return any_rank(cb_.should_stop && cb_.should_stop()); });
+        [this] { return any_rank(cb_.should_stop && cb_.should_stop()); }, 64, opt_.teacher_top_k);
   } catch (const TeacherCache::Stopped&) {
     return false;
   }
@@ -794,7 +804,9 @@ Tensor Trainer::compute_teacher_probabilities(const Batch& batch) const {
     const Var p = softmax(t->model().logits(batch, nullptr));  // [T*B, V]
     mean = mean.defined() ? add(mean, p) : p;
   }
-  return scale(mean, 1.0f / static_cast<float>(teachers_.size())).value();
+  Tensor p = scale(mean, 1.0f / static_cast<float>(teachers_.size())).value();
+  keep_top_k(p, opt_.teacher_top_k);
+  return p;
 }
 
 void Trainer::update_ema() {

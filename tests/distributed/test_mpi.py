@@ -167,12 +167,14 @@ def test_a_sharded_run_resumes_to_the_same_bytes(tmp_path):
             assert whole[k].tobytes() == part[k].tobytes(), k
 
 
-def test_distillation_with_the_teachers_cache_split_between_ranks(tmp_path):
+@pytest.mark.parametrize("top_k", [0, 3])
+def test_distillation_with_the_teachers_cache_split_between_ranks(tmp_path, top_k):
     """--teacher under mpirun: each rank computes every second chunk of the teachers' cache and
-    the ranks exchange them. The run trains as one process with twice the batch does, and as the
-    same ranks computing the teachers batch by batch (--teacher-cache-mb 0)."""
+    the ranks exchange them (whole rows, or with --teacher-top-k the kept probabilities and their
+    ids). The run trains as one process with twice the batch does, and as the same ranks computing
+    the teachers batch by batch (--teacher-cache-mb 0)."""
     attend("train", *COMMON, "--batch", 12, "--out", tmp_path / "teacher")
-    distil = ["--teacher", tmp_path / "teacher", "--teacher-weight", "0.7"]
+    distil = ["--teacher", tmp_path / "teacher", "--teacher-weight", "0.7", "--teacher-top-k", top_k]
     attend("train", *COMMON, *distil, "--batch", 12, "--out", tmp_path / "one")
     r = mpi(2, "train", *COMMON, *distil, "--batch", 6, "--out", tmp_path / "cached")
     assert "computed once" in r.stderr

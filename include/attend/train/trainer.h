@@ -91,6 +91,10 @@ struct TrainOptions {
   // that mean. Empty: no teacher.
   std::vector<std::string> teachers;
   float teacher_weight = 0.5f;
+  // Only the K most probable tokens of the teachers' mean distribution, renormalised (the rest
+  // 0), whether cached or not: with a cache, 8 bytes per token and K instead of 4 per token and
+  // vocabulary entry, which lets translation vocabularies fit. 0 = the whole distribution.
+  int teacher_top_k = 0;
   // The teachers' probabilities of every training example are computed once and kept when they
   // take at most this many MiB (one float per target token and vocabulary entry), else for every
   // batch; 0: always for every batch. Runs saved before the cache existed read 0.
