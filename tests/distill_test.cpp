@@ -107,6 +107,13 @@ TEST(Distill, RefusesAnotherVocabularyAndItsOwnOutAndResumesWithItsTeachers) {
   r = run(kSmall + "--max-steps 1 --teacher " + dir + "/teacher --teacher-weight 1.5 --out " + dir + "/bad");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--teacher-weight"), std::string::npos) << r.output;
+  // The teachers' settings without a teacher are refused, not ignored.
+  for (const char* flag : {"--teacher-weight 0.5", "--teacher-top-k 8"}) {
+    r = run(kSmall + "--max-steps 1 " + flag + " --out " + dir + "/bad");
+    EXPECT_EQ(r.code, 2) << flag << r.output;
+    EXPECT_NE(r.output.find("requires --teacher"), std::string::npos) << r.output;
+    EXPECT_FALSE(fs::exists(dir + "/bad/model.safetensors"));
+  }
 
   r = run(kSmall + "--max-steps 3 --save-every 1 --teacher " + dir + "/teacher --teacher-weight 0.25 --out " + dir +
           "/student");

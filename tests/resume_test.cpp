@@ -192,7 +192,7 @@ TEST(NonFinite, DivergingRunStopsNamingTheStepAndKeepsTheGoodCheckpoint) {
 // score and again after as many more; 0 never does; runs saved before it halve at every one.
 // A learning rate of 1e-30 leaves the weights as they are, so every evaluation after the first
 // is a stall.
-TEST(LrPatience, HalvesAfterThatManyStallsOrNever) {
+TEST(LrPatience, HalvesAfterThatManyStallsOrNeverAndMayChangeOnResume) {
   const std::string dir = temp_dir("lr_patience");
   auto lr_by_eval = [&](const std::string& flag) {
     CliRun r =
@@ -221,6 +221,25 @@ TEST(LrPatience, HalvesAfterThatManyStallsOrNever) {
   CliRun bad = run("train --task dates --lr-patience -1 --out " + dir);
   EXPECT_NE(bad.code, 0);
   EXPECT_NE(bad.output.find("--lr-patience"), std::string::npos) << bad.output;
+
+  // The plateau rule may change on resume (a run that halves on noise can be let run): stopped
+  // after 4 evaluations (halved at the 2nd, 3rd and 4th; each rate is the one that led up to its
+  // evaluation), resumed with --lr-patience 0, the rate stays where the 4th left it.
+  CliRun part =
+      run("train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --batch 16 --lr 1e-30 "
+          "--schedule constant --warmup 0 --epochs 10 --eval-every 5 --max-steps 20 --patience 100 --overwrite --out " +
+          dir);
+  ASSERT_EQ(part.code, 0) << part.output;
+  CliRun resumed = run("train --resume " + dir + " --max-steps 40 --lr-patience 0 --patience 50");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  std::vector<double> lr;
+  std::istringstream lines(attend::read_file(dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);)
+    lr.push_back(nlohmann::json::parse(line)["lr"].get<double>() / 1e-30);
+  EXPECT_TRUE(near(lr, {1, 1, 0.5, 0.25, 0.125, 0.125, 0.125, 0.125})) << ::testing::PrintToString(lr);
+  const attend::TrainOptions saved = attend::load_train_options(dir);
+  EXPECT_EQ(saved.lr_patience, 0);
+  EXPECT_EQ(saved.patience, 50);
   fs::remove_all(dir);
 }
 

@@ -267,17 +267,18 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
 int train_and_report(const TrainOptions& o);
 
 // attend train --resume DIR: the interrupted run's own settings; only the budgets, the thread
-// count, how often the state is saved and the teachers' cache (settings of the machine, not of
-// the model) may be given again.
+// count, how often the state is saved, the teachers' cache (settings of the machine, not of the
+// model) and when to stop or halve the learning rate on a stalled dev score may be given again.
 int run_resume(CLI::App* cmd, const TrainArgs& a) {
   for (const CLI::Option* opt : cmd->get_options()) {
     const std::string name = opt->get_name();
     if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--max-steps" ||
-        name == "--threads" || name == "--save-every" || name == "--teacher-cache-mb")
+        name == "--threads" || name == "--save-every" || name == "--teacher-cache-mb" || name == "--patience" ||
+        name == "--lr-patience")
       continue;
     throw std::invalid_argument("--resume continues a run with its own settings; " + name +
                                 " cannot be given with it (only --max-minutes, --max-steps, --threads, "
-                                "--save-every and --teacher-cache-mb can)");
+                                "--save-every, --teacher-cache-mb, --patience and --lr-patience can)");
   }
   TrainOptions o = load_train_options(a.resume);
   o.resume = true;
@@ -286,6 +287,8 @@ int run_resume(CLI::App* cmd, const TrainArgs& a) {
   if (cmd->count("--threads")) o.threads = a.opt.threads;
   if (cmd->count("--save-every")) o.save_every = a.opt.save_every;
   if (cmd->count("--teacher-cache-mb")) o.teacher_cache_mb = a.opt.teacher_cache_mb;
+  if (cmd->count("--patience")) o.patience = a.opt.patience;
+  if (cmd->count("--lr-patience")) o.lr_patience = a.opt.lr_patience;
   return train_and_report(o);
 }
 
@@ -850,21 +853,25 @@ void add_optimizer_flags(CLI::App* cmd, TrainArgs& ta) {
 
 // --teacher and its settings (token-level knowledge distillation).
 void add_distill_flags(CLI::App* cmd, TrainOptions& o, CLI::Option* resume) {
-  cmd->add_option("--teacher", o.teachers,
-                  "Distil from this trained model (repeatable: the mean of their probabilities): every target "
-                  "token's loss also compares with its next-token probabilities (token-level knowledge "
-                  "distillation, Kim & Rush 2016); the same vocabularies, any architecture")
-      ->check(CLI::ExistingDirectory)
-      ->excludes(resume);
+  // The teachers' settings without a teacher would be accepted and do nothing.
+  CLI::Option* teacher =
+      cmd->add_option("--teacher", o.teachers,
+                      "Distil from this trained model (repeatable: the mean of their probabilities): every target "
+                      "token's loss also compares with its next-token probabilities (token-level knowledge "
+                      "distillation, Kim & Rush 2016); the same vocabularies, any architecture")
+          ->check(CLI::ExistingDirectory)
+          ->excludes(resume);
   cmd->add_option("--teacher-weight", o.teacher_weight,
                   "With --teacher: its share of each token's target distribution (1 = the teachers alone)")
       ->check(number(0, true, 1))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(teacher);
   cmd->add_option("--teacher-top-k", o.teacher_top_k,
                   "With --teacher: only the K most probable tokens of the teachers' distribution, renormalised "
                   "(0 = all of it); cached, each target token takes 8K bytes instead of 4 x the vocabulary")
       ->check(CLI::Range(0, 1024))
-      ->capture_default_str();
+      ->capture_default_str()
+      ->needs(teacher);
   cmd->add_option("--teacher-cache-mb", o.teacher_cache_mb,
                   "With --teacher: compute the teachers' probabilities of the training set once and keep them "
                   "when they take at most this many MB (training tokens x target vocabulary x 4 bytes), else "

@@ -880,7 +880,9 @@ void Trainer::restore() {
   } catch (const std::exception& e) {
     throw std::runtime_error(origin + ": bad options in the training state: " + e.what());
   }
-  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every", "teacher_cache_mb", "command"})
+  // The budgets, the machine's settings and the plateau rule may change on resume.
+  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every", "teacher_cache_mb", "command",
+                           "patience", "lr_patience"})
     was.erase(free), now.erase(free);
   if (was != now) {
     std::string diff;
