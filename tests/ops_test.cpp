@@ -13,6 +13,7 @@
 #include "attend/ops/loss.h"
 #include "attend/ops/matmul.h"
 #include "attend/ops/reduce.h"
+#include "attend/ops/relative_positions.h"
 #include "attend/ops/rnn_cells.h"
 #include "attend/ops/shape.h"
 #include "attend/ops/softmax.h"
@@ -193,6 +194,26 @@ TEST(OpsGrad, Renormalize) {
   gradcheck([](const std::vector<Var>& v) { return renormalize(v[0]); }, {Var(x, true)});
   Var z(Tensor::from(Shape{2, 2}, {1, 3, 0, 0}));
   EXPECT_EQ(renormalize(z).value().to_vector(), (std::vector<float>{0.25f, 0.75f, 0.0f, 0.0f}));
+}
+
+// bias[0,h,t,s] = table[h, clamp(s - t, -K, K) + K]: every distance beyond K shares the last
+// column; the gradient sums over the cells that read a column.
+TEST(OpsGrad, RelativePositionBias) {
+  Rng rng(19);
+  const Var table = random_var({2, 5}, rng);  // K = 2
+  const Tensor y = relative_position_bias(table, 3, 6).value();
+  ASSERT_EQ(y.shape(), (Shape{1, 2, 3, 6}));
+  for (int h = 0; h < 2; ++h)
+    for (int t = 0; t < 3; ++t)
+      for (int s = 0; s < 6; ++s) {
+        const int distance = std::min(std::max(s - t, -2), 2);
+        ASSERT_EQ(y.data()[(h * 3 + t) * 6 + s], table.value().data()[h * 5 + distance + 2]) << h << t << s;
+      }
+  gradcheck([](const std::vector<Var>& x) { return relative_position_bias(x[0], 4, 3); }, {table});
+  gradcheck([](const std::vector<Var>& x) { return relative_position_bias(x[0], 1, 1); }, {random_var({3, 1}, rng)});
+  EXPECT_THROW(relative_position_bias(random_var({2, 4}, rng), 3, 3), std::invalid_argument);  // even width
+  EXPECT_THROW(relative_position_bias(random_var({2, 3}, rng), -1, 3), std::invalid_argument);
+  EXPECT_THROW(relative_position_bias(random_var({2, 3}, rng), 3, 1 << 20), std::invalid_argument);
 }
 
 TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {

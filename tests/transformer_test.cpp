@@ -96,6 +96,40 @@ TEST(TransformerLayers, EncoderAndDecoderLayerGradientsPreAndPostNorm) {
   }
 }
 
+// Relative positions (encoder): zeros at the start change nothing (the same weights without
+// them give the same output); trained values are differentiable, through the table too, tell
+// positions apart that the sinusoids alone would not, and padding still changes nothing.
+TEST(TransformerLayers, EncoderRelativePositions) {
+  for (bool pre : {true, false}) {
+    SCOPED_TRACE(pre ? "pre-LN" : "post-LN");
+    Rng rng_a(5), rng_b(5), rng(6);
+    TransformerEncoderLayer plain(8, 2, 12, {.pre_norm = pre, .dropout = 0.0f}, rng_a);
+    TransformerEncoderLayer rel(8, 2, 12, {.pre_norm = pre, .dropout = 0.0f, .relative_positions = 2}, rng_b);
+    ASSERT_EQ(rel.parameters().size(), plain.parameters().size() + 1);
+    const Var x = random_var({2, 5, 8}, rng, 1, false);
+    const std::vector<float> y0 = plain(x, {5, 3}, nullptr).value().to_vector();
+    EXPECT_EQ(rel(x, {5, 3}, nullptr).value().to_vector(), y0);
+    Var table;
+    for (const auto& p : rel.parameters())
+      if (p.name == "self_attn.relative_bias") table = p.var;
+    ASSERT_TRUE(table.defined());
+    ASSERT_EQ(table.shape(), (Shape{2, 5}));
+    for (int64_t i = 0; i < table.value().numel(); ++i) table.value().data()[i] = rng.normal();
+    EXPECT_NE(rel(x, {5, 3}, nullptr).value().to_vector(), y0);
+    gradcheck(
+        [&](const std::vector<Var>& in) {
+          return rel(in[0], {5, 3}, nullptr);
+        },
+        with_params(rel, {random_var({2, 5, 8}, rng)}), {.eps = 1e-3f, .atol = 3e-3f, .rtol = 3e-2f});
+    Tensor padded = x.value().clone();
+    for (int i = 3 * 8; i < 5 * 8; ++i) padded.data()[5 * 8 + i] = 100.0f;  // row 1 beyond its length 3
+    const Tensor a = rel(x, {5, 3}, nullptr).value(), b = rel(Var(padded), {5, 3}, nullptr).value();
+    for (int i = 0; i < 8 * 8; ++i) ASSERT_EQ(a.data()[i], b.data()[i]) << i;
+  }
+  Rng rng(7);
+  EXPECT_THROW(TransformerEncoderLayer(8, 2, 12, {.relative_positions = -1}, rng), std::invalid_argument);
+}
+
 TEST(TransformerLayers, DecoderIsCausalAndPaddingIsIgnored) {
   Rng rng(3);
   TransformerDecoderLayer dec(16, 4, 32, {}, rng);
@@ -224,6 +258,11 @@ TEST(TransformerModel, DropoutsApartRoundTripAndOldConfigsReadDropout) {
   const TransformerConfig old = j.get<TransformerConfig>();
   EXPECT_EQ(old.attention_dropout, 0.3f);
   EXPECT_EQ(old.activation_dropout, 0.3f);
+  EXPECT_EQ(old.relative_positions, 0);  // saved before relative positions: none
+  c.relative_positions = 4;
+  EXPECT_EQ(nlohmann::json(c).get<TransformerConfig>().relative_positions, 4);
+  c.relative_positions = c.max_length + 1;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
   j["activation_dropout"] = 1.0;
   try {
     j.get<TransformerConfig>();
@@ -280,12 +319,17 @@ std::vector<int> greedy_without_cache(const Transformer& model, const std::vecto
 // Acceptance of the Transformer issue: decoding with the KV cache gives the same outputs as
 // rerunning the decoder over the whole prefix, and every layer's and head's cross-attention.
 TEST(TransformerModel, KvCacheDecodingEqualsDecodingWithoutIt) {
-  for (bool pre : {true, false}) {
-    SCOPED_TRACE(pre ? "pre-LN" : "post-LN");
+  for (int variant = 0; variant < 3; ++variant) {
+    const bool pre = variant != 1;
+    SCOPED_TRACE(variant == 0 ? "pre-LN" : variant == 1 ? "post-LN" : "pre-LN, relative positions");
     Rng rng(12);
     TransformerConfig c = tiny(pre, false);
     c.dim = 16, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 2, c.max_length = 32;
+    c.relative_positions = variant == 2 ? 3 : 0;
     Transformer model(c, rng);
+    for (const auto& p : model.parameters())  // trained-like, not the zeros they start from
+      if (Var v = p.var; p.name.find("relative_bias") != std::string::npos)
+        for (int64_t i = 0; i < v.value().numel(); ++i) v.value().data()[i] = rng.normal();
     std::vector<EncodedExample> ex = reversal(4, 5, rng);
     const Batch batch = make_batch(ex, {0, 1, 2, 3});
     const auto cached = decode(model, batch, {.beam = 1, .max_length = 12});

@@ -88,6 +88,7 @@ const std::vector<std::string> kTransformerFlags = {"--dim",
                                                     "--post-norm",
                                                     "--tie-embeddings",
                                                     "--max-positions",
+                                                    "--relative-positions",
                                                     "--attention-dropout",
                                                     "--activation-dropout"};
 
@@ -803,6 +804,11 @@ void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
                 "the encoder does too: one matrix for all three");
   cmd->add_option("--max-positions", o.model.transformer.max_length, "transformer: longest sequence (positions)")
       ->check(at_least(1))
+      ->capture_default_str();
+  cmd->add_option("--relative-positions", o.model.transformer.relative_positions,
+                  "transformer: K > 0 adds a learned bias per head for each query-key distance, clipped to +-K, "
+                  "to the encoder's self-attention scores (Shaw et al. 2018, T5), on top of the sinusoids")
+      ->check(at_least(0))
       ->capture_default_str();
 }
 

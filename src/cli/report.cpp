@@ -182,6 +182,7 @@ std::string describe(const ModelConfig& m) {
          std::to_string(t.ffn) + ", " + (t.pre_norm ? "pre-LN" : "post-LN") + ", dropout " +
          format_fixed(t.dropout, 2) + " (attention " + format_fixed(t.attention_dropout, 2) + ", feed-forward " +
          format_fixed(t.activation_dropout, 2) + ")" +
+         (t.relative_positions > 0 ? ", encoder relative positions to +-" + std::to_string(t.relative_positions) : "") +
          (t.share_all_embeddings ? ", one embedding matrix for source, target and output"
           : t.tie_embeddings     ? ", output tied to the target embeddings"
                                  : "");

@@ -9,6 +9,7 @@
 #include "attend/ops/elementwise.h"
 #include "attend/ops/layer_norm.h"
 #include "attend/ops/matmul.h"
+#include "attend/ops/relative_positions.h"
 #include "attend/ops/shape.h"
 
 namespace attend {
@@ -57,8 +58,9 @@ Var project_joined(const Var& x, std::initializer_list<const Linear*> parts) {
 }
 }  // namespace
 
-Var MultiHeadAttention::attend_heads(const Var& q, const Var& k, const Var& v, const SdpaOptions& options) const {
-  return wo_(merge_heads(sdpa(q, k, v, options)));  // [B,H,T,D] -> [B,T,C]
+Var MultiHeadAttention::attend_heads(const Var& q, const Var& k, const Var& v, const SdpaOptions& options,
+                                     const Var& bias) const {
+  return wo_(merge_heads(sdpa(q, k, v, options, bias)));  // [B,H,T,D] -> [B,T,C]
 }
 
 std::pair<Var, Var> MultiHeadAttention::keys_values(const Var& x_kv) const {
@@ -67,15 +69,15 @@ std::pair<Var, Var> MultiHeadAttention::keys_values(const Var& x_kv) const {
   return {heads_of(kv, 0), heads_of(kv, 1)};
 }
 
-Var MultiHeadAttention::operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options) const {
+Var MultiHeadAttention::operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options, const Var& bias) const {
   const auto [k, v] = keys_values(x_kv);
-  return attend_heads(split_heads(wq_(x_q)), k, v, options);
+  return attend_heads(split_heads(wq_(x_q)), k, v, options, bias);
 }
 
-Var MultiHeadAttention::self_attention(const Var& x, const SdpaOptions& options) const {
-  if (wq_.int8()) return (*this)(x, x, options);
+Var MultiHeadAttention::self_attention(const Var& x, const SdpaOptions& options, const Var& bias) const {
+  if (wq_.int8()) return (*this)(x, x, options, bias);
   const Var qkv = project_joined(x, {&wq_, &wk_, &wv_});  // [B,T,3C]
-  return attend_heads(heads_of(qkv, 0), heads_of(qkv, 1), heads_of(qkv, 2), options);
+  return attend_heads(heads_of(qkv, 0), heads_of(qkv, 1), heads_of(qkv, 2), options, bias);
 }
 
 void MultiHeadAttention::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
@@ -137,22 +139,31 @@ Var residual(const Var& x, const Var& f, float p, Rng* rng) {
 }  // namespace
 
 TransformerEncoderLayer::TransformerEncoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
-    : attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), opt_(options) {}
+    : attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), opt_(options) {
+  if (options.relative_positions < 0)
+    throw std::invalid_argument("TransformerEncoderLayer: relative positions must be >= 0, got " +
+                                std::to_string(options.relative_positions));
+  if (options.relative_positions > 0)  // zeros: the layer starts as it would without them
+    relative_bias_ = parameter(Shape{heads, 2 * int64_t(options.relative_positions) + 1});
+}
 
 Var TransformerEncoderLayer::operator()(const Var& x, const std::vector<int>& key_lengths, Rng* rng) const {
   SdpaOptions o = attention_options(opt_.attention_dropout, rng);
   o.key_lengths = key_lengths;
+  const int S = static_cast<int>(x.size(1));
+  const Var bias = relative_bias_.defined() ? relative_position_bias(relative_bias_, S, S) : Var();  // [1,H,S,S]
   if (opt_.pre_norm) {
     Var n = ln1_(x);
-    Var h = residual(x, attn_.self_attention(n, o), opt_.dropout, rng);
+    Var h = residual(x, attn_.self_attention(n, o, bias), opt_.dropout, rng);
     return residual(h, ffn_(ln2_(h), opt_.activation_dropout, rng), opt_.dropout, rng);
   }
-  Var h = ln1_(residual(x, attn_.self_attention(x, o), opt_.dropout, rng));
+  Var h = ln1_(residual(x, attn_.self_attention(x, o, bias), opt_.dropout, rng));
   return ln2_(residual(h, ffn_(h, opt_.activation_dropout, rng), opt_.dropout, rng));
 }
 
 void TransformerEncoderLayer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
   attn_.collect(prefix + "self_attn.", out);
+  if (relative_bias_.defined()) out.push_back({prefix + "self_attn.relative_bias", relative_bias_});
   ffn_.collect(prefix + "ffn.", out);
   ln1_.collect(prefix + "ln1.", out);
   ln2_.collect(prefix + "ln2.", out);

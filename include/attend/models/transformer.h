@@ -33,7 +33,10 @@ struct TransformerConfig {
   float dropout = 0.1f;             // embeddings and each sub-layer's output
   float attention_dropout = 0.1f;   // the attention weights (fairseq --attention-dropout)
   float activation_dropout = 0.1f;  // the feed-forward hidden layer (fairseq --activation-dropout)
-  int max_length = 512;             // longest sequence the positions cover
+  // > 0: the encoder's self-attention learns a bias per head for each query-key distance,
+  // clipped to ±relative_positions (relative_positions.h), on top of the sinusoids
+  int relative_positions = 0;
+  int max_length = 512;  // longest sequence the positions cover
   int src_vocab = 0, tgt_vocab = 0;
   void validate() const;  // throws std::invalid_argument naming the field and value
 };

@@ -36,10 +36,11 @@ class MultiHeadAttention : public Module {
  public:
   MultiHeadAttention() = default;
   MultiHeadAttention(int dim, int heads, Rng& rng);
-  // x_q [B,T,C], x_kv [B,S,C] -> [B,T,C]; options carry the masks (key lengths, causal).
-  Var operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options) const;
-  // x [B,T,C] attending to itself: operator()(x, x, options) with Q, K and V from one product.
-  Var self_attention(const Var& x, const SdpaOptions& options) const;
+  // x_q [B,T,C], x_kv [B,S,C] -> [B,T,C]; options carry the masks (key lengths, causal), bias
+  // (optional, [B or 1, H or 1, T, S]) is added to the scaled scores.
+  Var operator()(const Var& x_q, const Var& x_kv, const SdpaOptions& options, const Var& bias = Var()) const;
+  // x [B,T,C] attending to itself: operator()(x, x, options, bias) with Q, K and V from one product.
+  Var self_attention(const Var& x, const SdpaOptions& options, const Var& bias = Var()) const;
   // x_kv [B,S,C] -> its keys and values, [B,H,S,D] each.
   std::pair<Var, Var> keys_values(const Var& x_kv) const;
   Var split_heads(const Var& x) const;  // [B,T,C] -> [B,H,T,D]
@@ -55,7 +56,7 @@ class MultiHeadAttention : public Module {
 
  private:
   Var heads_of(const Var& joined, int part) const;  // [B,T,n C] -> part's [B,H,T,D]
-  Var attend_heads(const Var& q, const Var& k, const Var& v, const SdpaOptions& options) const;
+  Var attend_heads(const Var& q, const Var& k, const Var& v, const SdpaOptions& options, const Var& bias) const;
 
   Linear wq_, wk_, wv_, wo_;
   int dim_ = 0, heads_ = 0;
@@ -83,6 +84,7 @@ struct LayerOptions {
   float dropout = 0.1f;             // on each sub-layer's output before the residual sum
   float attention_dropout = 0.1f;   // on the attention weights
   float activation_dropout = 0.1f;  // on the feed-forward hidden layer, after the ReLU
+  int relative_positions = 0;       // encoder: K > 0 learns a score bias per head and distance to ±K
 };
 
 class TransformerEncoderLayer : public Module {
@@ -97,6 +99,7 @@ class TransformerEncoderLayer : public Module {
 
  private:
   MultiHeadAttention attn_;
+  Var relative_bias_;  // [H, 2K+1] with relative positions (relative_positions.h), zero at the start
   FeedForward ffn_;
   LayerNorm ln1_, ln2_;
   LayerOptions opt_;
