@@ -215,6 +215,29 @@ TEST(Metrics, EditDistanceExactMatchAndMultipleReferences) {
   EXPECT_DOUBLE_EQ(s.token_accuracy, 2.0 / 4.0);
 }
 
+// Bounds 2, 4: lengths 0-2, 3-4, 5+; each bucket scored as score() scores its own inputs.
+TEST(Metrics, ScoresByLengthBucket) {
+  const std::vector<Tokens> out = {{"a"}, {"b"}, {"c"}, {"d", "e"}, {"x"}};
+  const std::vector<std::vector<Tokens>> refs = {{{"a"}}, {{"x"}}, {{"c"}}, {{"d"}}, {{"x"}}};
+  const auto buckets = score_by_length({1, 2, 3, 4, 9}, out, refs, {2, 4});
+  ASSERT_EQ(buckets.size(), 3u);
+  EXPECT_EQ(buckets[0].first, 0u);
+  EXPECT_EQ(buckets[0].last, 2u);
+  EXPECT_EQ(buckets[1].first, 3u);
+  EXPECT_EQ(buckets[1].last, 4u);
+  EXPECT_EQ(buckets[2].first, 5u);
+  EXPECT_EQ(buckets[2].last, 0u);
+  EXPECT_EQ(buckets[0].scores.sentences, 2u);
+  EXPECT_DOUBLE_EQ(buckets[0].scores.exact_match, 0.5);  // a right, b wrong
+  EXPECT_DOUBLE_EQ(buckets[1].scores.exact_match, 0.5);  // c right, "d e" wrong
+  EXPECT_DOUBLE_EQ(buckets[1].scores.error_rate, 1.0 / 2.0);
+  EXPECT_DOUBLE_EQ(buckets[2].scores.exact_match, 1.0);
+  EXPECT_EQ(score_by_length({9}, {{"x"}}, {{{"x"}}}, {2, 4})[1].scores.sentences, 0u);  // empty bucket listed
+  for (const std::vector<int>& bad : {std::vector<int>{4, 4}, {0}, {5, 2}, {2000000}})
+    EXPECT_THROW(score_by_length({1}, {{"a"}}, {{{"a"}}}, bad), std::invalid_argument);
+  EXPECT_THROW(score_by_length({1, 2}, {{"a"}}, {{{"a"}}}, {2}), std::invalid_argument);
+}
+
 TEST(AlignmentStats, HandWorkedDiagonalAndReordering) {
   // A one-hot diagonal: monotone, zero entropy, all mass on the diagonal.
   AlignmentMatrix diag = {{1, 0, 0}, {0, 1, 0}, {0, 0, 1}};

@@ -162,10 +162,21 @@ TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
                 "--encoder-hidden 32 --encoder-layers 1 --embedding 32 --attention-dim 32 --dropout 0.1 --lr 3e-3 " +
                 "> /dev/null 2>&1"),
             0);
-  ASSERT_EQ(
-      run(cli + " eval --model " + d + "/model --test " + d + "/data/test.tsv --beam 3 --json > " + d + "/eval.json"),
-      0);
+  ASSERT_EQ(run(cli + " eval --model " + d + "/model --test " + d +
+                "/data/test.tsv --beam 3 --by-length 5,8 --json > " + d + "/eval.json"),
+            0);
   const std::string eval = read_file(d + "/eval.json");
+  // By length in letters: three buckets whose inputs add up to the test set's, each scored.
+  const nlohmann::json j = nlohmann::json::parse(eval);
+  ASSERT_EQ(j.at("by_length").size(), 3u) << eval;
+  EXPECT_EQ(j["by_length"][1]["min"], 6);
+  EXPECT_EQ(j["by_length"][1]["max"], 8);
+  EXPECT_TRUE(j["by_length"][2]["max"].is_null());
+  size_t inputs = 0;
+  for (const auto& b : j["by_length"]) inputs += b["inputs"].get<size_t>();
+  EXPECT_EQ(inputs, j["inputs"].get<size_t>());
+  EXPECT_EQ(run(cli + " eval --model " + d + "/model --test " + d + "/data/test.tsv --by-length 8,5 > /dev/null 2>&1"),
+            2);
   EXPECT_NE(eval.find("\"sentence_error_rate\""), std::string::npos) << eval;
   EXPECT_NE(eval.find("\"token_error_rate\""), std::string::npos) << eval;
   const double per = std::stod(eval.substr(eval.find("\"token_error_rate\":") + 19));

@@ -397,8 +397,14 @@ int train_and_report(const TrainOptions& o) {
 struct EvalArgs {
   DecodeArgs d;
   std::string test, keys;
+  std::vector<int> length_bounds;
   bool json = false, show_errors = false, alignment_stats = false;
 };
+
+// "1-4", "14+": a length bucket's range.
+std::string bucket_range(const LengthBucket& b) {
+  return std::to_string(b.first) + (b.last ? "-" + std::to_string(b.last) : "+");
+}
 
 void print_eval_json(const EvalArgs& e, const EvalReport& r) {
   nlohmann::json j = {{"test", e.test},
@@ -418,6 +424,15 @@ void print_eval_json(const EvalArgs& e, const EvalReport& r) {
     for (const BookScores& b : r.books)
       j["books"].push_back(
           {{"book", b.book}, {"lines", b.lines}, {"bleu", b.scores.bleu.score}, {"chrf", b.scores.chrf.score}});
+  }
+  if (!r.by_length.empty()) {
+    j["by_length"] = nlohmann::json::array();
+    for (const LengthBucket& b : r.by_length)
+      j["by_length"].push_back({{"min", b.first},
+                                {"max", b.last ? nlohmann::json(b.last) : nlohmann::json(nullptr)},
+                                {"inputs", b.scores.sentences},
+                                {"exact_match", b.scores.exact_match},
+                                {"token_error_rate", b.scores.error_rate}});
   }
   if (e.alignment_stats)
     j["alignment"] = {{"monotonicity", r.alignment.monotonicity},
@@ -440,6 +455,10 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
   for (const BookScores& b : r.books)
     std::printf("  %-22s %5zu lines  BLEU %6.2f  chrF %6.2f\n", b.book.c_str(), b.lines, b.scores.bleu.score,
                 b.scores.chrf.score);
+  if (!r.by_length.empty()) std::printf("by source length (the model's tokens):\n");
+  for (const LengthBucket& b : r.by_length)
+    std::printf("  %-9s %7zu inputs  sentence errors %6.2f%%  token error rate %6.2f%%\n", bucket_range(b).c_str(),
+                b.scores.sentences, 100 * (1 - b.scores.exact_match), 100 * b.scores.error_rate);
   if (r.unknown) std::printf("  (%zu source tokens were unknown to the model)\n", r.unknown);
   if (e.alignment_stats)
     std::printf(
@@ -453,7 +472,7 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
 int run_eval(const EvalArgs& e) {
   set_threads(e.d.threads);
   const Translator tr = load_for_decoding(e.d);
-  const EvalReport r = evaluate_test(tr, {e.test, e.keys, e.d.options(), e.d.batch, e.d.batch_tokens});
+  const EvalReport r = evaluate_test(tr, {e.test, e.keys, e.length_bounds, e.d.options(), e.d.batch, e.d.batch_tokens});
   if (e.show_errors)
     for (const auto& [source, output] : r.wrong)
       std::fprintf(stderr, "wrong: %s -> %s\n", source.c_str(), output.c_str());
@@ -978,6 +997,10 @@ CLI::App* add_eval_command(CLI::App& app, EvalArgs& e) {
   cmd->add_flag("--show-errors", e.show_errors, "List the wrong outputs on stderr");
   cmd->add_flag("--alignment-stats", e.alignment_stats,
                 "Also report monotonicity, mean entropy and diagonality of the attention");
+  cmd->add_option("--by-length", e.length_bounds,
+                  "Also score by source length (the model's tokens: letters for G2P) in buckets up to each of these "
+                  "increasing bounds and one above them, e.g. 4,6,8,10,13")
+      ->delimiter(',');
   cmd->add_option("--keys", e.keys,
                   "Also score each book: the verse keys of --test, one per line (the .keys file of attend data bible)")
       ->check(CLI::ExistingFile);

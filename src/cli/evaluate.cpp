@@ -43,6 +43,7 @@ EvalReport evaluate_test(const Translator& tr, const EvalRequest& e) {
   const std::vector<Example> lines = read_tsv(e.test);
   std::vector<int> book_of_line;
   if (!e.keys.empty()) book_of_line = bible::read_keys(e.keys, lines.size(), e.test);
+  check_length_bounds(e.length_bounds);  // before decoding: a mistake costs no time
   // Several lines with the same source are several references for one input (e.g. CMUdict variants).
   const ReferenceSet set =
       group_references(lines, [&](const std::string& t) { return tr.target_tokenizer().split(t); });
@@ -61,6 +62,11 @@ EvalReport evaluate_test(const Translator& tr, const EvalRequest& e) {
     accumulate(r.alignment, alignment_stats(t.attention));
   }
   r.s = score(hyps, refs);
+  if (!e.length_bounds.empty()) {
+    std::vector<size_t> lengths;
+    for (const auto& t : out) lengths.push_back(t.source_tokens.size());
+    r.by_length = score_by_length(lengths, hyps, refs, e.length_bounds);
+  }
   if (scores_sentences(tr) || !book_of_line.empty()) {
     const LineOutputs per_line = outputs_per_line(lines, set, out);
     if (scores_sentences(tr)) r.mt = sentence_scores(per_line);

@@ -28,19 +28,21 @@ struct BookScores {
 };
 
 struct EvalRequest {
-  std::string test;  // source<TAB>reference per line; repeated sources are several references
-  std::string keys;  // optional: the verse key of every line (attend data bible), for per-book scores
+  std::string test;                // source<TAB>reference per line; repeated sources are several references
+  std::string keys;                // optional: the verse key of every line (attend data bible), for per-book scores
+  std::vector<int> length_bounds;  // optional: scores by source length (in the model's tokens), metrics.h
   DecodeOptions decode;
   int batch = 64;
   int64_t batch_tokens = 0;
 };
 
 struct EvalReport {
-  Scores s;                          // exact match, token accuracy, token error rate
-  std::optional<SentenceScores> mt;  // models whose outputs are sentences (word or subword targets)
-  std::vector<BookScores> books;     // with keys
-  AlignmentStats alignment;          // of every output's attention
-  size_t unknown = 0;                // source tokens the model did not know
+  Scores s;                             // exact match, token accuracy, token error rate
+  std::optional<SentenceScores> mt;     // models whose outputs are sentences (word or subword targets)
+  std::vector<BookScores> books;        // with keys
+  std::vector<LengthBucket> by_length;  // with length bounds
+  AlignmentStats alignment;             // of every output's attention
+  size_t unknown = 0;                   // source tokens the model did not know
   std::vector<std::pair<std::string, std::string>> wrong;  // (source, output) of the inputs it got wrong
 };
 

@@ -336,7 +336,7 @@ nlohmann::json test_rows(const Translator& tr, const ReportArgs& a, Notes& notes
   try {
     DecodeOptions options;
     options.beam = a.beam;
-    const EvalReport r = evaluate_test(tr, {a.test, "", options, 64, 0});
+    const EvalReport r = evaluate_test(tr, {a.test, "", {}, options, 64, 0});
     const std::string pct = "%";
     rows.push_back(
         {"test", a.test + " (" + thousands(int64_t(r.s.sentences)) + " inputs, beam " + std::to_string(a.beam) + ")"});

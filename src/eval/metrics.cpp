@@ -51,4 +51,36 @@ Scores score(const std::vector<Tokens>& outputs, const std::vector<std::vector<T
   return s;
 }
 
+void check_length_bounds(const std::vector<int>& bounds) {
+  for (size_t i = 0; i < bounds.size(); ++i)
+    if (bounds[i] < 1 || bounds[i] > 1000000 || (i > 0 && bounds[i] <= bounds[i - 1]))
+      throw std::invalid_argument("length buckets: the upper bounds must increase within [1, 1000000], got " +
+                                  std::to_string(bounds[i]) + (i > 0 ? " after " + std::to_string(bounds[i - 1]) : ""));
+}
+
+std::vector<LengthBucket> score_by_length(const std::vector<size_t>& lengths, const std::vector<Tokens>& outputs,
+                                          const std::vector<std::vector<Tokens>>& references,
+                                          const std::vector<int>& bounds) {
+  check_length_bounds(bounds);
+  if (lengths.size() != outputs.size())
+    throw std::invalid_argument("score_by_length: " + std::to_string(lengths.size()) + " lengths for " +
+                                std::to_string(outputs.size()) + " outputs");
+  const size_t n = bounds.size() + 1;
+  std::vector<std::vector<Tokens>> outs(n);
+  std::vector<std::vector<std::vector<Tokens>>> refs(n);
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    const size_t b = std::lower_bound(bounds.begin(), bounds.end(), lengths[i],
+                                      [](int bound, size_t length) { return size_t(bound) < length; }) -
+                     bounds.begin();
+    outs[b].push_back(outputs[i]), refs[b].push_back(references.at(i));
+  }
+  std::vector<LengthBucket> buckets(n);
+  for (size_t b = 0; b < n; ++b) {
+    buckets[b].first = b == 0 ? 0 : size_t(bounds[b - 1]) + 1;
+    buckets[b].last = b < bounds.size() ? size_t(bounds[b]) : 0;
+    buckets[b].scores = score(outs[b], refs[b]);
+  }
+  return buckets;
+}
+
 }  // namespace attend

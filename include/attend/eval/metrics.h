@@ -22,6 +22,19 @@ struct Scores {
 // outputs[i] is compared with every reference in references[i] (at least one).
 Scores score(const std::vector<Tokens>& outputs, const std::vector<std::vector<Tokens>>& references);
 
+// Scores by input length (compare-mt's length buckets): upper bounds e_1 < ... < e_k give the
+// buckets [0, e_1], [e_1 + 1, e_2], ..., [e_k + 1, no bound]; lengths[i] is input i's length
+// (source tokens). Empty buckets are listed with 0 sentences. Bounds that are not increasing
+// or not in [1, 1,000,000] throw std::invalid_argument naming them.
+struct LengthBucket {
+  size_t first = 0, last = 0;  // lengths first..last; last = 0 in the open last bucket
+  Scores scores;
+};
+void check_length_bounds(const std::vector<int>& bounds);
+std::vector<LengthBucket> score_by_length(const std::vector<size_t>& lengths, const std::vector<Tokens>& outputs,
+                                          const std::vector<std::vector<Tokens>>& references,
+                                          const std::vector<int>& bounds);
+
 // Test data with one input per distinct source: lines that share a source are its several
 // references (CMUdict lists every pronunciation of a word on its own line).
 struct ReferenceSet {
