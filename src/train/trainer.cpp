@@ -706,7 +706,9 @@ void Trainer::build_model() {
 }
 
 // The starting model must be this run's model but for settings that change no weight's shape;
-// its weights (and the moving average's start) replace the random initialisation.
+// its weights (and the moving average's start) replace the random initialisation. Relative-position
+// tables it lacks (--relative-positions added) keep their zeros, with which the model computes
+// what the starting model computes.
 void Trainer::start_from_model() {
   const std::string what = "--init-from " + opt_.init_from + ": ";
   const Model& from = start_->model();
@@ -716,6 +718,9 @@ void Trainer::start_from_model() {
   check_vocabularies(what, *start_, "a model continues only on data with the same tokens");
   std::map<std::string, Tensor> weights;
   for (const auto& p : from.parameters()) weights.emplace(p.name, p.var.value());
+  size_t added = 0;
+  for (const auto& p : params_)
+    if (p.name.ends_with(".relative_bias") && weights.emplace(p.name, p.var.value()).second) ++added;
   for (const auto& p : params_) {
     const auto it = weights.find(p.name);
     if (it == weights.end() || it->second.shape() != p.var.shape())
@@ -730,7 +735,8 @@ void Trainer::start_from_model() {
                                 "; the run's model settings must give the starting model's");
   assign_parameters(params_, weights, opt_.init_from);
   for (size_t i = 0; i < ema_.size(); ++i) ema_[i].copy_from(params_[i].var.value());
-  message("starting from the weights of " + opt_.init_from);
+  message("starting from the weights of " + opt_.init_from +
+          (added ? " (" + std::to_string(added) + " relative-position tables it lacks start at zero)" : ""));
   start_.reset();
 }
 
