@@ -271,25 +271,24 @@ int train_and_report(const TrainOptions& o);
 // count, how often the state is saved, the teachers' cache (settings of the machine, not of the
 // model) and when to stop or halve the learning rate on a stalled dev score may be given again.
 int run_resume(CLI::App* cmd, const TrainArgs& a) {
+  std::string accepted;  // "--max-minutes, ... and --lr-patience"
+  const std::vector<ResumableOption>& resumable = resumable_options();
+  for (size_t i = 0; i < resumable.size(); ++i)
+    accepted += (i == 0 ? "" : i + 1 == resumable.size() ? " and " : ", ") + std::string(resumable[i].flag);
   for (const CLI::Option* opt : cmd->get_options()) {
     const std::string name = opt->get_name();
-    if (opt->count() == 0 || name == "--resume" || name == "--max-minutes" || name == "--max-steps" ||
-        name == "--threads" || name == "--save-every" || name == "--teacher-cache-mb" || name == "--patience" ||
-        name == "--lr-patience")
-      continue;
-    throw std::invalid_argument("--resume continues a run with its own settings; " + name +
-                                " cannot be given with it (only --max-minutes, --max-steps, --threads, "
-                                "--save-every, --teacher-cache-mb, --patience and --lr-patience can)");
+    const bool may = name == "--resume" || std::any_of(resumable.begin(), resumable.end(),
+                                                       [&](const ResumableOption& r) { return name == r.flag; });
+    if (opt->count() > 0 && !may)
+      throw std::invalid_argument("--resume continues a run with its own settings; " + name +
+                                  " cannot be given with it (only " + accepted + " can)");
   }
-  TrainOptions o = load_train_options(a.resume);
+  // The saved options, with those given again replaced (through the options' JSON, one table).
+  nlohmann::json saved = load_train_options(a.resume), given = a.opt;
+  for (const ResumableOption& r : resumable)
+    if (cmd->count(r.flag)) saved[r.key] = given[r.key];
+  TrainOptions o = saved.get<TrainOptions>();
   o.resume = true;
-  if (cmd->count("--max-minutes")) o.max_minutes = a.opt.max_minutes;
-  if (cmd->count("--max-steps")) o.max_steps = a.opt.max_steps;
-  if (cmd->count("--threads")) o.threads = a.opt.threads;
-  if (cmd->count("--save-every")) o.save_every = a.opt.save_every;
-  if (cmd->count("--teacher-cache-mb")) o.teacher_cache_mb = a.opt.teacher_cache_mb;
-  if (cmd->count("--patience")) o.patience = a.opt.patience;
-  if (cmd->count("--lr-patience")) o.lr_patience = a.opt.lr_patience;
   return train_and_report(o);
 }
 

@@ -187,6 +187,17 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   j.at("max_nonfinite").get_to(o.max_nonfinite), j.at("save_every").get_to(o.save_every), j.at("out").get_to(o.out);
 }
 
+const std::vector<ResumableOption>& resumable_options() {
+  static const std::vector<ResumableOption> options = {{"max_minutes", "--max-minutes"},
+                                                       {"max_steps", "--max-steps"},
+                                                       {"threads", "--threads"},
+                                                       {"save_every", "--save-every"},
+                                                       {"teacher_cache_mb", "--teacher-cache-mb"},
+                                                       {"patience", "--patience"},
+                                                       {"lr_patience", "--lr-patience"}};
+  return options;
+}
+
 // ---- the training state -----------------------------------------------------------------
 
 double EvalRecord::score() const {
@@ -887,9 +898,8 @@ void Trainer::restore() {
     throw std::runtime_error(origin + ": bad options in the training state: " + e.what());
   }
   // The budgets, the machine's settings and the plateau rule may change on resume.
-  for (const char* free : {"max_minutes", "max_steps", "out", "threads", "save_every", "teacher_cache_mb", "command",
-                           "patience", "lr_patience"})
-    was.erase(free), now.erase(free);
+  for (const ResumableOption& free : resumable_options()) was.erase(free.key), now.erase(free.key);
+  for (const char* free : {"out", "command"}) was.erase(free), now.erase(free);
   if (was != now) {
     std::string diff;
     for (const auto& [k, v] : now.items())

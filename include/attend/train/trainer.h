@@ -107,6 +107,14 @@ struct TrainOptions {
 void to_json(nlohmann::json& j, const TrainOptions& o);
 void from_json(const nlohmann::json& j, TrainOptions& o);
 
+// The settings a resumed run may be given again (the budgets, the machine's, the plateau rule),
+// each as its key in TrainOptions' JSON and its command-line flag; every other one must match.
+struct ResumableOption {
+  const char* key;
+  const char* flag;
+};
+const std::vector<ResumableOption>& resumable_options();
+
 inline constexpr const char* kTrainStateFile = "train_state.safetensors";
 // The options a run in `dir` was started with, read from its training state (for resuming);
 // throws std::runtime_error naming the file when there is none or it is damaged.
