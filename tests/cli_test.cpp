@@ -434,6 +434,10 @@ TEST_F(Cli, TransformerTrainsTranslatesAndDrawsEveryHead) {
   r = run("train --model transformer --dim 30 --heads 4 " + data + "--out " + dir_ + "/x");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("dim 30 must be a positive multiple of heads 4"), std::string::npos) << r.output;
+  // Refused before anything is written: the dates task would write its splits into --out first.
+  r = run("train --task dates --model transformer --dim 30 --heads 4 --out " + dir_ + "/y");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/x") || std::filesystem::exists(dir_ + "/y")) << r.output;
 }
 
 TEST_F(Cli, CorruptOrTruncatedModelIsAClearError) {

@@ -1067,13 +1067,12 @@ int run_train(CLI::App* cmd, TrainArgs& ta, Mode mode) {
   if (ta.opt.out.empty()) throw std::invalid_argument("train: --out DIR is required (or --resume DIR)");
   if (ta.opt.task == "g2p") apply_g2p_recipe(cmd, ta);
   const TrainOptions opts = train_options(cmd, ta);
-  if (mode == Mode::kParseOnly) {
-    opts.validate();
-    ModelConfig m = opts.model;
-    m.set_vocabularies(5, 5);  // the data decides; any valid size checks the rest
-    m.validate();
-    return 0;
-  }
+  // Checked before anything is written: a bad --heads must not leave a half-made --out behind.
+  opts.validate();
+  ModelConfig m = opts.model;
+  m.set_vocabularies(5, 5);  // the data decides; any valid size checks the rest
+  m.validate();
+  if (mode == Mode::kParseOnly) return 0;
   return train_and_report(opts);
 }
 
