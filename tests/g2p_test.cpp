@@ -214,17 +214,19 @@ TEST(G2pPipeline, TransformerRecipeDefaultsAndAFlagOverridesThem) {
   const std::string train = cli + " train --task g2p --model transformer --data " + d +
                             "/data --max-steps 1 --dim 16 --ffn 32 --heads 2 --layers 1 > /dev/null 2>&1 --out ";
   ASSERT_EQ(run(train + d + "/recipe"), 0);
-  ASSERT_EQ(run(train + d + "/flags --attention-dropout 0.3 --dropout 0.2 --batch 8"), 0);
+  ASSERT_EQ(run(train + d + "/flags --attention-dropout 0.3 --dropout 0.2 --batch 8 --relative-positions 0"), 0);
   const auto recipe = nlohmann::json::parse(read_file(d + "/recipe/config.json"));
   EXPECT_FLOAT_EQ(recipe["model"]["dropout"].get<float>(), 0.05f) << recipe.dump();
   EXPECT_EQ(recipe["model"]["attention_dropout"].get<float>(), 0.0f) << recipe.dump();
   EXPECT_EQ(recipe["model"]["activation_dropout"].get<float>(), 0.0f) << recipe.dump();
   EXPECT_EQ(recipe["extra"]["training"]["batch"].get<int>(), 32) << recipe.dump();
+  EXPECT_EQ(recipe["model"]["relative_positions"].get<int>(), 8) << recipe.dump();
   const auto flags = nlohmann::json::parse(read_file(d + "/flags/config.json"));
   EXPECT_FLOAT_EQ(flags["model"]["dropout"].get<float>(), 0.2f) << flags.dump();
   EXPECT_FLOAT_EQ(flags["model"]["attention_dropout"].get<float>(), 0.3f) << flags.dump();
   EXPECT_EQ(flags["model"]["activation_dropout"].get<float>(), 0.0f) << flags.dump();
   EXPECT_EQ(flags["extra"]["training"]["batch"].get<int>(), 8) << flags.dump();
+  EXPECT_EQ(flags["model"]["relative_positions"].get<int>(), 0) << flags.dump();
   std::filesystem::remove_all(dir);
 }
 

@@ -262,6 +262,9 @@ void apply_g2p_recipe(CLI::App* cmd, TrainArgs& a) {
     if (unset("--ema")) o.ema = 0.999f;
     if (unset("--attention-dropout")) a.attention_dropout = 0.0f;
     if (unset("--activation-dropout")) a.activation_dropout = 0.0f;
+    // Distances up to 8 letters told apart in the encoder: ahead by 0.6-2.2 points of dev exact
+    // match at every evaluation of 75 minutes (72.2% against 70.9% after 28,560 updates).
+    if (unset("--relative-positions")) o.model.transformer.relative_positions = 8;
   }
 }
 
