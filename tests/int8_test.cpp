@@ -218,6 +218,7 @@ TEST(Int8Model, TransformerStepsCloseToFp32) {
       c.dim = 32, c.heads = 4, c.ffn = 64, c.encoder_layers = 2, c.decoder_layers = 2, c.dropout = 0.0f;
       c.pre_norm = pre, c.tie_embeddings = tie, c.max_length = 16, c.src_vocab = c.tgt_vocab = 11;
       c.relative_positions = tie ? 3 : 0;  // stays fp32, a bias on the scores
+      c.decoder_relative_positions = tie && pre ? 2 : 0;
       Rng rng(51);
       Transformer model(c, rng);
       for (const auto& p : model.parameters())

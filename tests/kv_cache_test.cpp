@@ -29,23 +29,28 @@ TEST(KvCache, DecodeEqualsFullAttentionOverTheCacheWithEveryOption) {
   cache.append(random_tensor({B, Hkv, 800, D}, rng), random_tensor({B, Hkv, 800, D}, rng), {800, 0, 0});
   ASSERT_EQ(cache.lengths(), (std::vector<int>{2500, 1, 1700}));
   const Tensor q = random_tensor({B, H, 1, D}, rng);
-  for (int variant = 0; variant < 4; ++variant) {
+  for (int variant = 0; variant < 6; ++variant) {
     SdpaOptions o;
     if (variant == 1) o.window_left = 300;
     if (variant == 2) o.softcap = 3.0f, o.scale = 0.2f;
     if (variant == 3) o.alibi_slopes = {0.5f, 0.25f, 0.1f, 0.05f, 0.02f, 0.01f, 0.005f, 0.001f};
+    Tensor bias;  // a score per slot: per sequence and head, then one row for all
+    if (variant == 4) bias = random_tensor({B, H, 1, cap}, rng);
+    if (variant == 5) bias = random_tensor({1, 1, 1, cap}, rng), o.window_left = 300;
     SdpaOptions full = o;
     full.key_lengths = cache.lengths(), full.causal = true, full.bottom_right = true, full.path = SdpaPath::kReference;
-    const SdpaResult expect = sdpa_forward(q, cache.keys(), cache.values(), full);
+    const SdpaResult expect = sdpa_forward(q, cache.keys(), cache.values(), full, bias);
     for (int threads : {1, 2}) {
       kernels::set_num_threads(threads);
       Tensor lse;
-      const Tensor got = sdpa_decode(q, cache, o, &lse);
+      const Tensor got = sdpa_decode(q, cache, o, bias, &lse);
       EXPECT_LE(max_diff(got, expect.out), 2e-5) << "variant " << variant << ", " << threads << " threads";
       EXPECT_LE(max_diff(lse, expect.lse), 2e-5) << "variant " << variant;
     }
     kernels::set_num_threads(1);
   }
+  EXPECT_THROW(sdpa_decode(q, cache, {}, random_tensor({B, H, 2, cap}, rng)), std::invalid_argument);
+  EXPECT_THROW(sdpa_decode(q, cache, {}, random_tensor({B, H, 1, cap - 1}, rng)), std::invalid_argument);
 }
 
 TEST(KvCache, StepByStepDecodingEqualsCausalAttentionOverTheSequence) {

@@ -216,6 +216,26 @@ TEST(OpsGrad, RelativePositionBias) {
   EXPECT_THROW(relative_position_bias(random_var({2, 3}, rng), 3, 1 << 20), std::invalid_argument);
 }
 
+// Decoding's bias is the last row of the full square one, per sequence length, over all slots.
+TEST(Ops, RelativePositionBiasOfTheNewestQueryIsTheLastRow) {
+  Rng rng(23);
+  const Var table = random_var({3, 5}, rng);  // K = 2
+  const std::vector<int> lengths = {1, 4, 6};
+  const int capacity = 6;
+  const Tensor last = relative_position_bias_last(table.value(), lengths, capacity);
+  ASSERT_EQ(last.shape(), (Shape{3, 3, 1, capacity}));
+  for (int b = 0; b < 3; ++b) {
+    const int L = lengths[b];
+    const Tensor full = relative_position_bias(table, L, capacity).value();  // [1,H,L,capacity]
+    for (int h = 0; h < 3; ++h)
+      for (int s = 0; s < capacity; ++s)
+        ASSERT_EQ(last.data()[(b * 3 + h) * capacity + s], full.data()[(h * L + L - 1) * capacity + s]) << b << h << s;
+  }
+  for (int bad : {0, capacity + 1})
+    EXPECT_THROW(relative_position_bias_last(table.value(), {2, bad}, capacity), std::invalid_argument) << bad;
+  EXPECT_THROW(relative_position_bias_last(random_var({2, 4}, rng).value(), {1}, 2), std::invalid_argument);
+}
+
 TEST(OpsGrad, EmbeddingConcatSliceStackSelect) {
   Rng rng(7);
   gradcheck([](const std::vector<Var>& x) { return embedding(x[0], {2, 0, 2, 1}); }, {random_var({3, 4}, rng)});

@@ -287,14 +287,16 @@ TEST(InitFrom, StartsFromTheModelsWeightsAndRefusesAnotherModel) {
   // zero, where they change nothing), not take them away.
   r = run(transformer + "--dates-train 300 --max-steps 2 --out " + dir + "/t");
   ASSERT_EQ(r.code, 0) << r.output;
-  r = run(transformer + still + "--relative-positions 4 --init-from " + dir + "/t --out " + dir + "/tr");
+  r = run(transformer + still + "--relative-positions 4 --decoder-relative-positions 3 --init-from " + dir +
+          "/t --out " + dir + "/tr");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("(1 relative-position tables it lacks start at zero)"), std::string::npos) << r.output;
-  EXPECT_EQ(attend::load_safetensors(dir + "/tr/model.safetensors").size(),
-            attend::load_safetensors(dir + "/t/model.safetensors").size() + 1);
+  EXPECT_NE(r.output.find("(2 relative-position tables it lacks start at zero)"), std::string::npos) << r.output;
+  const auto added = attend::load_safetensors(dir + "/tr/model.safetensors");
+  EXPECT_EQ(added.size(), attend::load_safetensors(dir + "/t/model.safetensors").size() + 2);
+  EXPECT_EQ(added.at("decoder.0.self_attn.relative_bias").shape(), (attend::Shape{2, 7})) << "heads x (2K+1)";
   r = run(transformer + still + "--init-from " + dir + "/tr --out " + dir + "/d");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("the starting model has 51 weights, this run's 50"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("the starting model has 52 weights, this run's 50"), std::string::npos) << r.output;
   r = run(small + "--dates-train 300 --init-from " + dir + "/a --overwrite --out " + dir + "/a");
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.output.find("is the --out directory"), std::string::npos) << r.output;

@@ -259,9 +259,13 @@ TEST(TransformerModel, DropoutsApartRoundTripAndOldConfigsReadDropout) {
   EXPECT_EQ(old.attention_dropout, 0.3f);
   EXPECT_EQ(old.activation_dropout, 0.3f);
   EXPECT_EQ(old.relative_positions, 0);  // saved before relative positions: none
-  c.relative_positions = 4;
+  EXPECT_EQ(old.decoder_relative_positions, 0);
+  c.relative_positions = 4, c.decoder_relative_positions = 6;
   EXPECT_EQ(nlohmann::json(c).get<TransformerConfig>().relative_positions, 4);
-  c.relative_positions = c.max_length + 1;
+  EXPECT_EQ(nlohmann::json(c).get<TransformerConfig>().decoder_relative_positions, 6);
+  c.decoder_relative_positions = -1;
+  EXPECT_THROW(c.validate(), std::invalid_argument);
+  c.decoder_relative_positions = 0, c.relative_positions = c.max_length + 1;
   EXPECT_THROW(c.validate(), std::invalid_argument);
   j["activation_dropout"] = 1.0;
   try {
@@ -319,13 +323,17 @@ std::vector<int> greedy_without_cache(const Transformer& model, const std::vecto
 // Acceptance of the Transformer issue: decoding with the KV cache gives the same outputs as
 // rerunning the decoder over the whole prefix, and every layer's and head's cross-attention.
 TEST(TransformerModel, KvCacheDecodingEqualsDecodingWithoutIt) {
-  for (int variant = 0; variant < 3; ++variant) {
-    const bool pre = variant != 1;
-    SCOPED_TRACE(variant == 0 ? "pre-LN" : variant == 1 ? "post-LN" : "pre-LN, relative positions");
+  for (int variant = 0; variant < 4; ++variant) {
+    const bool pre = variant != 1 && variant != 3;
+    SCOPED_TRACE(variant == 0   ? "pre-LN"
+                 : variant == 1 ? "post-LN"
+                 : variant == 2 ? "pre-LN, relative positions in the encoder"
+                                : "post-LN, relative positions in the encoder and the decoder");
     Rng rng(12);
     TransformerConfig c = tiny(pre, false);
     c.dim = 16, c.heads = 4, c.encoder_layers = 2, c.decoder_layers = 2, c.max_length = 32;
-    c.relative_positions = variant == 2 ? 3 : 0;
+    c.relative_positions = variant >= 2 ? 3 : 0;
+    c.decoder_relative_positions = variant == 3 ? 2 : 0;  // shorter than the outputs: clipping is exercised
     Transformer model(c, rng);
     for (const auto& p : model.parameters())  // trained-like, not the zeros they start from
       if (Var v = p.var; p.name.find("relative_bias") != std::string::npos)

@@ -89,6 +89,7 @@ const std::vector<std::string> kTransformerFlags = {"--dim",
                                                     "--tie-embeddings",
                                                     "--max-positions",
                                                     "--relative-positions",
+                                                    "--decoder-relative-positions",
                                                     "--attention-dropout",
                                                     "--activation-dropout"};
 
@@ -829,6 +830,10 @@ void add_model_flags(CLI::App* cmd, TrainArgs& ta) {
   cmd->add_option("--relative-positions", o.model.transformer.relative_positions,
                   "transformer: K > 0 adds a learned bias per head for each query-key distance, clipped to +-K, "
                   "to the encoder's self-attention scores (Shaw et al. 2018, T5), on top of the sinusoids")
+      ->check(at_least(0))
+      ->capture_default_str();
+  cmd->add_option("--decoder-relative-positions", o.model.transformer.decoder_relative_positions,
+                  "transformer: the same for the decoder's self-attention (distances to earlier outputs, to -K)")
       ->check(at_least(0))
       ->capture_default_str();
 }

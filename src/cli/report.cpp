@@ -183,6 +183,9 @@ std::string describe(const ModelConfig& m) {
          format_fixed(t.dropout, 2) + " (attention " + format_fixed(t.attention_dropout, 2) + ", feed-forward " +
          format_fixed(t.activation_dropout, 2) + ")" +
          (t.relative_positions > 0 ? ", encoder relative positions to +-" + std::to_string(t.relative_positions) : "") +
+         (t.decoder_relative_positions > 0
+              ? ", decoder relative positions to -" + std::to_string(t.decoder_relative_positions)
+              : "") +
          (t.share_all_embeddings ? ", one embedding matrix for source, target and output"
           : t.tie_embeddings     ? ", output tied to the target embeddings"
                                  : "");

@@ -30,9 +30,11 @@ void TransformerConfig::validate() const {
     if (!(p >= 0.0f && p < 1.0f)) bad(std::string(name) + " must be in [0, 1), got " + std::to_string(p));
   if (max_length < 1 || max_length > (1 << 16))
     bad("max_length must be in [1, 65536], got " + std::to_string(max_length));
-  if (relative_positions < 0 || relative_positions > max_length)
-    bad("relative_positions must be in [0, max_length " + std::to_string(max_length) + "], got " +
-        std::to_string(relative_positions));
+  for (auto [name, k] : {std::pair{"relative_positions", relative_positions},
+                         std::pair{"decoder_relative_positions", decoder_relative_positions}})
+    if (k < 0 || k > max_length)
+      bad(std::string(name) + " must be in [0, max_length " + std::to_string(max_length) + "], got " +
+          std::to_string(k));
   if (src_vocab < 5 || tgt_vocab < 5)
     bad("vocabularies need at least one real token, got " + std::to_string(src_vocab) + " and " +
         std::to_string(tgt_vocab));
@@ -56,6 +58,7 @@ void to_json(nlohmann::json& j, const TransformerConfig& c) {
        {"attention_dropout", json_float(c.attention_dropout)},
        {"activation_dropout", json_float(c.activation_dropout)},
        {"relative_positions", c.relative_positions},
+       {"decoder_relative_positions", c.decoder_relative_positions},
        {"max_length", c.max_length},
        {"src_vocab", c.src_vocab},
        {"tgt_vocab", c.tgt_vocab}};
@@ -66,7 +69,7 @@ void from_json(const nlohmann::json& j, TransformerConfig& c) {
   reject_unknown_fields(j,
                         {"architecture", "dim", "heads", "ffn", "encoder_layers", "decoder_layers", "pre_norm",
                          "tie_embeddings", "share_all_embeddings", "dropout", "attention_dropout", "activation_dropout",
-                         "relative_positions", "max_length", "src_vocab", "tgt_vocab"},
+                         "relative_positions", "decoder_relative_positions", "max_length", "src_vocab", "tgt_vocab"},
                         w);
   c.dim = json_field<int>(j, "dim", w), c.heads = json_field<int>(j, "heads", w), c.ffn = json_field<int>(j, "ffn", w);
   c.encoder_layers = json_field<int>(j, "encoder_layers", w),
@@ -78,7 +81,8 @@ void from_json(const nlohmann::json& j, TransformerConfig& c) {
   // Models saved before the two were separate applied --dropout to both.
   c.attention_dropout = json_field<float>(j, "attention_dropout", w, c.dropout);
   c.activation_dropout = json_field<float>(j, "activation_dropout", w, c.dropout);
-  c.relative_positions = json_field<int>(j, "relative_positions", w, 0);  // absent before 2026-12-01
+  c.relative_positions = json_field<int>(j, "relative_positions", w, 0);                  // absent before 2026-12-01
+  c.decoder_relative_positions = json_field<int>(j, "decoder_relative_positions", w, 0);  // before 2026-12-02
   c.src_vocab = json_field<int>(j, "src_vocab", w), c.tgt_vocab = json_field<int>(j, "tgt_vocab", w);
   c.validate();
 }
@@ -99,7 +103,10 @@ Transformer::Transformer(const TransformerConfig& config, Rng& rng) : config_(co
   encoder_options.relative_positions = config.relative_positions;
   for (int l = 0; l < config.encoder_layers; ++l)
     encoder_.emplace_back(C, config.heads, config.ffn, encoder_options, rng);
-  for (int l = 0; l < config.decoder_layers; ++l) decoder_cell_.emplace_back(C, config.heads, config.ffn, lo, rng);
+  LayerOptions decoder_options = lo;
+  decoder_options.relative_positions = config.decoder_relative_positions;
+  for (int l = 0; l < config.decoder_layers; ++l)
+    decoder_cell_.emplace_back(C, config.heads, config.ffn, decoder_options, rng);
   if (config.pre_norm) enc_norm_ = LayerNorm(C), dec_norm_ = LayerNorm(C);
   if (!config.tie_embeddings) output_ = Linear(C, config.tgt_vocab, /*bias=*/true, rng);
   positions_ = sinusoidal_positions(config.max_length, C);

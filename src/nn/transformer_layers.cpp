@@ -132,6 +132,14 @@ SdpaOptions attention_options(float p, Rng* rng) {
   return o;
 }
 
+// The [H, 2K+1] table of a layer's relative positions (relative_positions.h), or none for K = 0;
+// zeros, so that the layer starts as it would without them.
+Var relative_table(int heads, int K, const char* layer) {
+  if (K < 0)
+    throw std::invalid_argument(std::string(layer) + ": relative positions must be >= 0, got " + std::to_string(K));
+  return K > 0 ? parameter(Shape{heads, 2 * int64_t(K) + 1}) : Var();
+}
+
 // x + dropout(f), the residual connection around a sub-layer.
 Var residual(const Var& x, const Var& f, float p, Rng* rng) {
   return add(x, rng && p > 0.0f ? dropout(f, p, *rng) : f);
@@ -139,13 +147,12 @@ Var residual(const Var& x, const Var& f, float p, Rng* rng) {
 }  // namespace
 
 TransformerEncoderLayer::TransformerEncoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
-    : attn_(dim, heads, rng), ffn_(dim, ffn, rng), ln1_(dim), ln2_(dim), opt_(options) {
-  if (options.relative_positions < 0)
-    throw std::invalid_argument("TransformerEncoderLayer: relative positions must be >= 0, got " +
-                                std::to_string(options.relative_positions));
-  if (options.relative_positions > 0)  // zeros: the layer starts as it would without them
-    relative_bias_ = parameter(Shape{heads, 2 * int64_t(options.relative_positions) + 1});
-}
+    : attn_(dim, heads, rng),
+      relative_bias_(relative_table(heads, options.relative_positions, "TransformerEncoderLayer")),
+      ffn_(dim, ffn, rng),
+      ln1_(dim),
+      ln2_(dim),
+      opt_(options) {}
 
 Var TransformerEncoderLayer::operator()(const Var& x, const std::vector<int>& key_lengths, Rng* rng) const {
   SdpaOptions o = attention_options(opt_.attention_dropout, rng);
@@ -176,6 +183,7 @@ void TransformerEncoderLayer::release_fp32() { attn_.release_fp32(), ffn_.releas
 TransformerDecoderLayer::TransformerDecoderLayer(int dim, int heads, int ffn, LayerOptions options, Rng& rng)
     : self_attn_(dim, heads, rng),
       cross_attn_(dim, heads, rng),
+      relative_bias_(relative_table(heads, options.relative_positions, "TransformerDecoderLayer")),
       ffn_(dim, ffn, rng),
       ln1_(dim),
       ln2_(dim),
@@ -188,13 +196,15 @@ Var TransformerDecoderLayer::operator()(const Var& y, const Var& memory, const s
   SdpaOptions cross = attention_options(opt_.attention_dropout, rng);
   self.causal = true;
   cross.key_lengths = source_lengths;
+  const int T = static_cast<int>(y.size(1));
+  const Var bias = relative_bias_.defined() ? relative_position_bias(relative_bias_, T, T) : Var();  // [1,H,T,T]
   if (opt_.pre_norm) {
     Var n = ln1_(y);
-    Var h = residual(y, self_attn_.self_attention(n, self), opt_.dropout, rng);
+    Var h = residual(y, self_attn_.self_attention(n, self, bias), opt_.dropout, rng);
     h = residual(h, cross_attn_(ln2_(h), memory, cross), opt_.dropout, rng);
     return residual(h, ffn_(ln3_(h), opt_.activation_dropout, rng), opt_.dropout, rng);
   }
-  Var h = ln1_(residual(y, self_attn_.self_attention(y, self), opt_.dropout, rng));
+  Var h = ln1_(residual(y, self_attn_.self_attention(y, self, bias), opt_.dropout, rng));
   h = ln2_(residual(h, cross_attn_(h, memory, cross), opt_.dropout, rng));
   return ln3_(residual(h, ffn_(h, opt_.activation_dropout, rng), opt_.dropout, rng));
 }
@@ -217,13 +227,17 @@ Var TransformerDecoderLayer::step(const Var& y, KvCache& self_cache, const KvCac
   auto self_attn = [&](const Var& x) {
     const MultiHeadAttention& a = self_attn_;
     self_cache.append(a.split_heads(a.wk()(x)).value(), a.split_heads(a.wv()(x)).value());
-    return a.wo()(a.merge_heads(Var(sdpa_decode(a.split_heads(a.wq()(x)).value(), self_cache))));
+    const Tensor bias = relative_bias_.defined()
+                            ? relative_position_bias_last(relative_bias_.value(), self_cache.lengths(),
+                                                          self_cache.capacity())
+                            : Tensor();  // [B,H,1,capacity]
+    return a.wo()(a.merge_heads(Var(sdpa_decode(a.split_heads(a.wq()(x)).value(), self_cache, {}, bias))));
   };
   auto cross_attn = [&](const Var& x) {
     const MultiHeadAttention& a = cross_attn_;
     const Tensor q = a.split_heads(a.wq()(x)).value();  // [B,H,1,D]
     Tensor lse;
-    const Tensor out = sdpa_decode(q, cross_cache, {}, &lse);
+    const Tensor out = sdpa_decode(q, cross_cache, {}, {}, &lse);
     if (cross_weights) {
       SdpaOptions o;
       o.key_lengths = cross_cache.lengths();
@@ -243,6 +257,7 @@ Var TransformerDecoderLayer::step(const Var& y, KvCache& self_cache, const KvCac
 
 void TransformerDecoderLayer::collect(const std::string& prefix, std::vector<NamedParameter>& out) const {
   self_attn_.collect(prefix + "self_attn.", out);
+  if (relative_bias_.defined()) out.push_back({prefix + "self_attn.relative_bias", relative_bias_});
   cross_attn_.collect(prefix + "cross_attn.", out);
   ffn_.collect(prefix + "ffn.", out);
   ln1_.collect(prefix + "ln1.", out);

@@ -36,7 +36,8 @@ struct TransformerConfig {
   // > 0: the encoder's self-attention learns a bias per head for each query-key distance,
   // clipped to ±relative_positions (relative_positions.h), on top of the sinusoids
   int relative_positions = 0;
-  int max_length = 512;  // longest sequence the positions cover
+  int decoder_relative_positions = 0;  // the same for the decoder's (causal) self-attention
+  int max_length = 512;                // longest sequence the positions cover
   int src_vocab = 0, tgt_vocab = 0;
   void validate() const;  // throws std::invalid_argument naming the field and value
 };

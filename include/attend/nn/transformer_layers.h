@@ -84,7 +84,7 @@ struct LayerOptions {
   float dropout = 0.1f;             // on each sub-layer's output before the residual sum
   float attention_dropout = 0.1f;   // on the attention weights
   float activation_dropout = 0.1f;  // on the feed-forward hidden layer, after the ReLU
-  int relative_positions = 0;       // encoder: K > 0 learns a score bias per head and distance to ±K
+  int relative_positions = 0;       // K > 0: self-attention learns a score bias per head and distance to ±K
 };
 
 class TransformerEncoderLayer : public Module {
@@ -126,6 +126,7 @@ class TransformerDecoderLayer : public Module {
 
  private:
   MultiHeadAttention self_attn_, cross_attn_;
+  Var relative_bias_;  // [H, 2K+1] with relative positions in the self-attention, zero at the start
   FeedForward ffn_;
   LayerNorm ln1_, ln2_, ln3_;
   LayerOptions opt_;

@@ -40,8 +40,10 @@ class KvCache {
 
 // out [B, H, 1, D] for one query per sequence, q [B, H, 1, D], attending over the cached keys
 // (the query is the newest position: bottom-right aligned). Honours scale, window_left,
-// alibi_slopes and softcap (causal is implied; bias, dropout and key_lengths are not allowed).
-// Long caches are split across threads. `lse` (optional) receives [B, H, 1].
-Tensor sdpa_decode(const Tensor& q, const KvCache& cache, const SdpaOptions& options = {}, Tensor* lse = nullptr);
+// alibi_slopes and softcap (causal is implied; dropout and key_lengths are not allowed), and adds
+// `bias` [B or 1, H or 1, 1, capacity] (one score per cache slot) when it is given. Long caches
+// are split across threads. `lse` (optional) receives [B, H, 1].
+Tensor sdpa_decode(const Tensor& q, const KvCache& cache, const SdpaOptions& options = {}, const Tensor& bias = {},
+                   Tensor* lse = nullptr);
 
 }  // namespace attend
