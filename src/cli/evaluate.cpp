@@ -13,7 +13,12 @@ namespace {
 
 // Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
 // and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
-bool scores_sentences(const Translator& tr) { return tr.target_tokenizer().kind != Tokenizer::Kind::kChar; }
+// A G2P model's words of phones are scored as the G2P papers do, by WER and PER only.
+bool scores_sentences(const Translator& tr) {
+  const nlohmann::json& extra = tr.extra();
+  const bool g2p = extra.contains("task") && extra["task"] == "g2p";
+  return tr.target_tokenizer().kind != Tokenizer::Kind::kChar && !g2p;
+}
 
 SentenceScores sentence_scores(const LineOutputs& l) {
   return {corpus_bleu(l.hypotheses, l.references), corpus_chrf(l.hypotheses, l.references)};
