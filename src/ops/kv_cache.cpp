@@ -98,15 +98,7 @@ Tensor sdpa_decode(const Tensor& q, const KvCache& cache, const SdpaOptions& o, 
   p.key_lengths = cache.lengths().data();
   p.bottom_right = true, p.causal = true;
   detail::set_shared_options(p, o, "sdpa_decode");
-  if (bias.defined()) {
-    const Shape& bs = bias.shape();
-    if (bs.ndim() != 4 || (bs[0] != 1 && bs[0] != p.B) || (bs[1] != 1 && bs[1] != p.H) || bs[2] != 1 || bs[3] != p.S)
-      bad("bias must be [B or 1, H or 1, 1, capacity] = [" + std::to_string(p.B) + " or 1, " + std::to_string(p.H) +
-          " or 1, 1, " + std::to_string(p.S) + "], got " + bs.str());
-    p.bias = bias.data();
-    p.bias_stride_h = bs[1] == 1 ? 0 : p.S;
-    p.bias_stride_b = bs[0] == 1 ? 0 : bs[1] * p.S;
-  }
+  detail::set_bias(p, bias, "sdpa_decode");  // [B or 1, H or 1, 1, capacity]
   // Chunks of 1024 keys (512 KiB of K and V at D = 64): long caches spread over the threads,
   // short ones stay one item per kv head.
   const int chunk = 1024;

@@ -43,15 +43,7 @@ kernels::SdpaProblem problem(const Tensor& q, const Tensor& k, const Tensor& v, 
   p.window_right = o.window_right;
   if (!(o.dropout >= 0.0f && o.dropout < 1.0f)) bad("dropout must be in [0, 1), got " + std::to_string(o.dropout));
   p.dropout = o.dropout, p.seed = o.seed;
-  if (bias.defined()) {
-    const Shape& s = bias.shape();
-    if (s.ndim() != 4 || (s[0] != 1 && s[0] != p.B) || (s[1] != 1 && s[1] != p.H) || s[2] != p.T || s[3] != p.S)
-      bad("bias must be [B or 1, H or 1, T, S] = [" + std::to_string(p.B) + " or 1, " + std::to_string(p.H) +
-          " or 1, " + std::to_string(p.T) + ", " + std::to_string(p.S) + "], got " + s.str());
-    p.bias = bias.data();
-    p.bias_stride_h = s[1] == 1 ? 0 : int64_t(p.T) * p.S;
-    p.bias_stride_b = s[0] == 1 ? 0 : s[1] * int64_t(p.T) * p.S;
-  }
+  detail::set_bias(p, bias, "sdpa");
   return p;
 }
 

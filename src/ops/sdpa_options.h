@@ -28,4 +28,18 @@ inline void set_shared_options(kernels::SdpaProblem& p, const SdpaOptions& o, co
   p.softcap = o.softcap;
 }
 
+// Points `p` (whose B, H, T and S are set) at `bias` when it is given: [B or 1, H or 1, T, S],
+// a broadcast dimension read with stride 0.
+inline void set_bias(kernels::SdpaProblem& p, const Tensor& bias, const std::string& who) {
+  if (!bias.defined()) return;
+  const Shape& s = bias.shape();
+  if (s.ndim() != 4 || (s[0] != 1 && s[0] != p.B) || (s[1] != 1 && s[1] != p.H) || s[2] != p.T || s[3] != p.S)
+    throw std::invalid_argument(who + ": bias must be [B or 1, H or 1, T, S] = [" + std::to_string(p.B) + " or 1, " +
+                                std::to_string(p.H) + " or 1, " + std::to_string(p.T) + ", " + std::to_string(p.S) +
+                                "], got " + s.str());
+  p.bias = bias.data();
+  p.bias_stride_h = s[1] == 1 ? 0 : int64_t(p.T) * p.S;
+  p.bias_stride_b = s[0] == 1 ? 0 : s[1] * int64_t(p.T) * p.S;
+}
+
 }  // namespace attend::detail
