@@ -435,6 +435,22 @@ TEST(Training, StepBudgetStopsAfterThatManyUpdates) {
   EXPECT_THROW(o.validate(), std::invalid_argument);
 }
 
+// A cooldown is a part of a step budget: none without one, none longer.
+TEST(Training, CooldownNeedsAStepBudgetAndFitsInIt) {
+  TrainOptions o = reverse_options(temp_dir("cooldown"));
+  o.max_steps = 3, o.cooldown = 3;
+  EXPECT_NO_THROW(o.validate());
+  o.cooldown = 4;
+  EXPECT_THROW(o.validate(), std::invalid_argument);
+  o.max_steps = 0, o.cooldown = 1;
+  try {
+    o.validate();
+    ADD_FAILURE() << "a cooldown without a step budget was accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--cooldown 1 needs --max-steps"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Training, LearnsToReverseAndIsByteForByteDeterministic) {
   const std::string dir = temp_dir("reverse");
   TrainOptions o = reverse_options(dir);

@@ -243,6 +243,32 @@ TEST(LrPatience, HalvesAfterThatManyStallsOrNeverAndMayChangeOnResume) {
   fs::remove_all(dir);
 }
 
+// --cooldown takes the rate down over the last updates of --max-steps (each evaluation reports
+// the rate of the update before it); a resumed run with a larger budget cools down again at the
+// end of the new one, and says that its rate went back up.
+TEST(Cooldown, EndsTheBudgetAndMovesWithItOnResume) {
+  const std::string dir = temp_dir("cooldown");
+  const std::string common =
+      "train --task dates --dates-train 300 --hidden 16 --embedding 8 --attention-dim 8 --batch 16 --lr 1e-30 "
+      "--schedule constant --warmup 0 --epochs 10 --eval-every 5 --patience 100 --lr-patience 0 --cooldown 10 ";
+  CliRun part = run(common + "--max-steps 20 --out " + dir);
+  ASSERT_EQ(part.code, 0) << part.output;
+  CliRun resumed = run("train --resume " + dir + " --max-steps 40");
+  ASSERT_EQ(resumed.code, 0) << resumed.output;
+  EXPECT_NE(resumed.output.find("the learning rate of update 21 is 1e-30, not 0"), std::string::npos) << resumed.output;
+  std::vector<double> lr;
+  std::istringstream lines(attend::read_file(dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);)
+    lr.push_back(nlohmann::json::parse(line)["lr"].get<double>() / 1e-30);
+  const std::vector<double> want = {1, 1, 0.6, 0.1, 1, 1, 0.6, 0.1};
+  ASSERT_EQ(lr.size(), want.size()) << ::testing::PrintToString(lr);
+  for (size_t i = 0; i < lr.size(); ++i) EXPECT_NEAR(lr[i], want[i], 1e-5) << i;
+  CliRun longer = run(common + "--max-steps 5 --overwrite --out " + dir);
+  EXPECT_NE(longer.code, 0);
+  EXPECT_NE(longer.output.find("--cooldown must be in [0, --max-steps 5], got 10"), std::string::npos) << longer.output;
+  fs::remove_all(dir);
+}
+
 // --init-from: a new run starts from a model's weights (exactly: a learning rate of 1e-30 leaves
 // them as they are) with other settings, and refuses a model of other sizes, vocabularies or
 // architecture, and its own --out.

@@ -94,5 +94,24 @@ TEST(LrSchedule, WarmupThenConstantOrInverseSqrt) {
   EXPECT_THROW(parse_schedule("cosine"), std::invalid_argument);
 }
 
+TEST(LrSchedule, CooldownEndsTheBudgetLinearly) {
+  // 100 updates, the last 10 of them a cooldown: the schedule's own rate until update 90, then
+  // 10/10, 9/10 ... 1/10 of it.
+  LrSchedule c{LrSchedule::Kind::kConstant, 1.0f, 10, 100, 10};
+  EXPECT_FLOAT_EQ(c.at(5), 0.5f);  // warm-up unchanged
+  EXPECT_FLOAT_EQ(c.at(90), 1.0f);
+  EXPECT_FLOAT_EQ(c.at(91), 1.0f);
+  EXPECT_FLOAT_EQ(c.at(92), 0.9f);
+  EXPECT_FLOAT_EQ(c.at(100), 0.1f);
+  EXPECT_FLOAT_EQ(c.at(101), 0.0f);  // past the budget (a resumed run with a larger one resets it)
+  LrSchedule r{LrSchedule::Kind::kInverseSqrt, 1.0f, 100, 400, 200};
+  EXPECT_FLOAT_EQ(r.at(100), 1.0f);
+  EXPECT_FLOAT_EQ(r.at(200), std::sqrt(0.5f));
+  EXPECT_FLOAT_EQ(r.at(201), std::sqrt(100.0f / 201.0f));  // the first of the cooldown, at full rate
+  EXPECT_FLOAT_EQ(r.at(400), 0.5f / 200);
+  LrSchedule none{LrSchedule::Kind::kInverseSqrt, 1.0f, 100, 400, 0};
+  EXPECT_FLOAT_EQ(none.at(400), 0.5f);
+}
+
 }  // namespace
 }  // namespace attend

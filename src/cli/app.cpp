@@ -948,6 +948,11 @@ void add_run_flags(CLI::App* cmd, TrainArgs& ta) {
                   "Stop after this many updates (0 = no limit); unlike --max-minutes, the same on a busy machine")
       ->check(at_least(0))
       ->capture_default_str();
+  cmd->add_option("--cooldown", o.cooldown,
+                  "Take the learning rate linearly down to zero over the last this many updates of --max-steps "
+                  "(0 = none)")
+      ->check(at_least(0))
+      ->capture_default_str();
   cmd->add_option("--seed", o.seed, "Random seed (same seed and threads: identical model)")->capture_default_str();
   cmd->add_option("--threads", o.threads, "Threads for matrix products")
       ->check(whole(1, max_threads()))

@@ -82,6 +82,11 @@ void TrainOptions::validate() const {
   if (threads < 1) bad("--threads must be >= 1, got " + std::to_string(threads));
   if (max_minutes < 0) bad("--max-minutes must be >= 0, got " + std::to_string(max_minutes));
   if (max_steps < 0) bad("--max-steps must be >= 0, got " + std::to_string(max_steps));
+  if (cooldown < 0 || cooldown > max_steps)
+    bad(max_steps == 0 && cooldown > 0
+            ? "--cooldown " + std::to_string(cooldown) + " needs --max-steps, the budget it ends with"
+            : "--cooldown must be in [0, --max-steps " + std::to_string(max_steps) + "], got " +
+                  std::to_string(cooldown));
   if (!(lr > 0.0f)) bad("--lr must be > 0, got " + std::to_string(lr));
   if (!(label_smoothing >= 0.0f && label_smoothing < 1.0f))
     bad("--label-smoothing must be in [0, 1), got " + std::to_string(label_smoothing));
@@ -131,6 +136,7 @@ void to_json(nlohmann::json& j, const TrainOptions& o) {
        {"epochs", o.epochs},
        {"max_minutes", o.max_minutes},
        {"max_steps", o.max_steps},
+       {"cooldown", o.cooldown},
        {"seed", o.seed},
        {"threads", o.threads},
        {"lr", json_float(o.lr)},
@@ -174,6 +180,7 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
   o.ema = j.value("ema", 0.0f), o.shard_optimizer = j.value("shard_optimizer", false);
   j.at("batch").get_to(o.batch), j.at("epochs").get_to(o.epochs), j.at("max_minutes").get_to(o.max_minutes);
   o.max_steps = j.value("max_steps", int64_t{0});  // runs saved before the option existed had no step budget
+  o.cooldown = j.value("cooldown", int64_t{0});    // nor a cooldown
   j.at("seed").get_to(o.seed), j.at("threads").get_to(o.threads), j.at("lr").get_to(o.lr);
   j.at("schedule").get_to(o.schedule), j.at("warmup").get_to(o.warmup), j.at("clip_norm").get_to(o.clip_norm);
   j.at("weight_decay").get_to(o.weight_decay), j.at("label_smoothing").get_to(o.label_smoothing);
@@ -188,13 +195,11 @@ void from_json(const nlohmann::json& j, TrainOptions& o) {
 }
 
 const std::vector<ResumableOption>& resumable_options() {
-  static const std::vector<ResumableOption> options = {{"max_minutes", "--max-minutes"},
-                                                       {"max_steps", "--max-steps"},
-                                                       {"threads", "--threads"},
-                                                       {"save_every", "--save-every"},
-                                                       {"teacher_cache_mb", "--teacher-cache-mb"},
-                                                       {"patience", "--patience"},
-                                                       {"lr_patience", "--lr-patience"}};
+  static const std::vector<ResumableOption> options = {
+      {"max_minutes", "--max-minutes"}, {"max_steps", "--max-steps"},     {"cooldown", "--cooldown"},
+      {"threads", "--threads"},         {"save_every", "--save-every"},   {"teacher_cache_mb", "--teacher-cache-mb"},
+      {"patience", "--patience"},       {"lr_patience", "--lr-patience"},
+  };
   return options;
 }
 
@@ -711,7 +716,7 @@ void Trainer::build_model() {
   adam_ = std::make_unique<Adam>(
       params_, AdamOptions{.lr = opt_.lr, .weight_decay = opt_.weight_decay, .clip_norm = opt_.clip_norm},
       opt_.shard_optimizer ? &comm_ : nullptr);
-  schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup};
+  schedule_ = LrSchedule{parse_schedule(opt_.schedule), opt_.lr, opt_.warmup, opt_.max_steps, opt_.cooldown};
   if (opt_.ema > 0.0f)
     for (const auto& p : params_) ema_.push_back(p.var.value().clone());  // the average starts at the initial weights
 }
@@ -954,6 +959,22 @@ void Trainer::restore() {
   result_.best = state_.best;
   message("resuming at step " + std::to_string(state_.step) + " (epoch " + std::to_string(state_.epoch) + ", batch " +
           std::to_string(state_.next_batch) + ")");
+  note_moved_cooldown(saved.meta.at("options"));
+}
+
+// Another --max-steps or --cooldown on resume moves the cooldown, and can take the learning rate
+// back up (a run cooled down to its budget and given a larger one): say so, with the numbers.
+void Trainer::note_moved_cooldown(const nlohmann::json& saved_options) const {
+  LrSchedule before = schedule_;
+  before.total = saved_options.value("max_steps", int64_t{0});
+  before.cooldown = saved_options.value("cooldown", int64_t{0});
+  const int64_t next = state_.step + 1;
+  if (before.at(next) == schedule_.at(next)) return;
+  std::ostringstream m;
+  m << std::setprecision(3) << "the cooldown moved (--max-steps " << opt_.max_steps << ", --cooldown " << opt_.cooldown
+    << "; the run had " << before.total << " and " << before.cooldown << "): the learning rate of update " << next
+    << " is " << schedule_.at(next) * state_.lr_scale << ", not " << before.at(next) * state_.lr_scale;
+  message(m.str());
 }
 
 // A run that ended on its budget continues with a larger one; one that ended for any other

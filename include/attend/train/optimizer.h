@@ -56,12 +56,17 @@ class Adam {
   int64_t t_ = 0;
 };
 
-// Learning rate at a given step: linear warm-up, then constant or inverse-square-root decay.
+// Learning rate of update `step` (1, 2, ...): linear warm-up, then constant or inverse-square-root
+// decay; with a cooldown, the last `cooldown` updates of a budget of `total` take that rate
+// linearly down towards zero (1/cooldown of it at the last update; warmup-stable-decay, Zhai et
+// al. 2022; Haegele et al. 2024).
 struct LrSchedule {
   enum class Kind { kConstant, kInverseSqrt };
   Kind kind = Kind::kConstant;
   float base = 1e-3f;
   int64_t warmup = 0;
+  int64_t total = 0;     // the budget the cooldown ends with (0 = none)
+  int64_t cooldown = 0;  // <= total
   float at(int64_t step) const;
 };
 LrSchedule::Kind parse_schedule(const std::string& name);  // "constant" | "inverse-sqrt"

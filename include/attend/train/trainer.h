@@ -65,6 +65,7 @@ struct TrainOptions {
   int epochs = 30;
   double max_minutes = 0.0;  // 0 = no limit
   int64_t max_steps = 0;     // updates before stopping; 0 = no limit (a budget that load cannot stretch)
+  int64_t cooldown = 0;      // the last updates of max_steps take the learning rate linearly to zero
   uint64_t seed = 1;
   int threads = 1;
   float lr = 2e-3f;
@@ -208,6 +209,7 @@ class Trainer {
   std::string tsv_path(bool train) const;
   void check_tokens(const std::vector<EncodedExample>& set, const std::vector<Example>& examples, bool train) const;
   void resume_finished(TrainState& saved, const std::string& origin) const;
+  void note_moved_cooldown(const nlohmann::json& saved_options) const;
   void begin_epoch();
   void end_epoch();
   bool after_step();  // evaluations, saves, budgets; true when the run must return now
