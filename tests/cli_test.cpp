@@ -364,6 +364,11 @@ TEST_F(Cli, EvalAndAlignProduceTheirOutputs) {
   CliRun r = run("eval --model " + dir_ + "/model --test " + dir_ + "/dev.tsv --json");
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("\"exact_match\""), std::string::npos) << r.output;
+  r = run("eval --model " + dir_ + "/model --test " + dir_ + "/dev.tsv");  // not G2P: no WER or PER in the labels
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("sentence errors"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("WER"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("PER"), std::string::npos) << r.output;
   r = run("align --model " + dir_ + "/model --out " + dir_ + "/a.png abc");
   EXPECT_EQ(r.code, 0) << r.output;
   const std::string png = attend::read_file(dir_ + "/a.png");

@@ -180,6 +180,11 @@ TEST(G2pPipeline, TinyModelOnASliceEndToEnd) {
   EXPECT_NE(eval.find("\"sentence_error_rate\""), std::string::npos) << eval;
   EXPECT_NE(eval.find("\"token_error_rate\""), std::string::npos) << eval;
   EXPECT_FALSE(j.contains("bleu")) << "BLEU of phone strings means nothing to a G2P user: " << eval;
+  ASSERT_EQ(run(cli + " eval --model " + d + "/model --test " + d + "/data/test.tsv > " + d + "/eval.txt"), 0);
+  const std::string text = read_file(d + "/eval.txt");  // the labels a G2P user looks for
+  EXPECT_NE(text.find("sentence errors"), std::string::npos) << text;
+  EXPECT_NE(text.find("(WER: words with a wrong pronunciation)"), std::string::npos) << text;
+  EXPECT_NE(text.find("(PER: phone edit distance"), std::string::npos) << text;
   const double per = std::stod(eval.substr(eval.find("\"token_error_rate\":") + 19));
   // At lr 3e-3 (seeds 1 and 2: PER 0.53 and 0.46); at the recipe's 1e-3, 120 updates are still
   // on the unigram plateau (PER ~0.8), too close to any bound to test anything.

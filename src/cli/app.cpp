@@ -448,11 +448,14 @@ void print_eval_text(const EvalArgs& e, const EvalReport& r) {
   std::printf(
       "%s: %zu inputs, beam %d\n"
       "  exact match       %6.2f%%  (output equal to one of the input's references)\n"
-      "  sentence errors   %6.2f%%  (WER for G2P: words with a wrong pronunciation)\n"
+      "  sentence errors   %6.2f%%  (%s)\n"
       "  token accuracy    %6.2f%%\n"
-      "  token error rate  %6.2f%%  (edit distance to the closest reference / its length: PER, CER)\n",
+      "  token error rate  %6.2f%%  (%s)\n",
       e.test.c_str(), r.s.sentences, e.d.beam, 100 * r.s.exact_match, 100 * (1 - r.s.exact_match),
-      100 * r.s.token_accuracy, 100 * r.s.error_rate);
+      r.g2p ? "WER: words with a wrong pronunciation" : "outputs equal to none of the references",
+      100 * r.s.token_accuracy, 100 * r.s.error_rate,
+      r.g2p ? "PER: phone edit distance to the closest pronunciation / its length"
+            : "edit distance to the closest reference / its length");
   if (r.mt) std::printf("  %s\n  %s\n", r.mt->bleu.str().c_str(), r.mt->chrf.str().c_str());
   if (!r.books.empty()) std::printf("by book (%s):\n", e.keys.c_str());
   for (const BookScores& b : r.books)

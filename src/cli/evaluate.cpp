@@ -14,10 +14,13 @@ namespace {
 // Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
 // and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
 // A G2P model's words of phones are scored as the G2P papers do, by WER and PER only.
-bool scores_sentences(const Translator& tr) {
+bool is_g2p(const Translator& tr) {
   const nlohmann::json& extra = tr.extra();
-  const bool g2p = extra.contains("task") && extra["task"] == "g2p";
-  return tr.target_tokenizer().kind != Tokenizer::Kind::kChar && !g2p;
+  return extra.contains("task") && extra["task"] == "g2p";
+}
+
+bool scores_sentences(const Translator& tr) {
+  return tr.target_tokenizer().kind != Tokenizer::Kind::kChar && !is_g2p(tr);
 }
 
 SentenceScores sentence_scores(const LineOutputs& l) {
@@ -60,6 +63,7 @@ EvalReport evaluate_test(const Translator& tr, const EvalRequest& e) {
       throw std::runtime_error(e.test + ": source '" + sources[i].substr(0, 60) + "': " + out[i].error +
                                "; no score was computed");
   EvalReport r;
+  r.g2p = is_g2p(tr);
   std::vector<Tokens> hyps;
   for (const auto& t : out) {
     hyps.push_back(t.target_tokens);

@@ -38,6 +38,7 @@ struct EvalRequest {
 
 struct EvalReport {
   Scores s;                             // exact match, token accuracy, token error rate
+  bool g2p = false;                     // a G2P model: sentence errors are its WER, token errors its PER
   std::optional<SentenceScores> mt;     // models whose outputs are sentences (word or subword targets)
   std::vector<BookScores> books;        // with keys
   std::vector<LengthBucket> by_length;  // with length bounds
