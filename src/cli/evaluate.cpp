@@ -11,14 +11,15 @@ namespace attend::cli {
 
 namespace {
 
-// Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
-// and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
-// A G2P model's words of phones are scored as the G2P papers do, by WER and PER only.
+// A model trained with --task g2p (its config's extra.task).
 bool is_g2p(const Translator& tr) {
   const nlohmann::json& extra = tr.extra();
   return extra.contains("task") && extra["task"] == "g2p";
 }
 
+// Translation metrics for a model whose outputs are sentences (subword or word tokens): BLEU
+// and chrF of every test line's output (one reference each, as sacrebleu scores a test set).
+// A G2P model's words of phones are scored as the G2P papers do, by WER and PER only.
 bool scores_sentences(const Translator& tr) {
   return tr.target_tokenizer().kind != Tokenizer::Kind::kChar && !is_g2p(tr);
 }

@@ -196,8 +196,11 @@ void Adam::load_state(int64_t steps, const std::map<std::string, Tensor>& moment
 float LrSchedule::at(int64_t step) const {
   const float s = static_cast<float>(std::max<int64_t>(step, 1));
   const float w = static_cast<float>(warmup);
-  float lr = (warmup > 0 && s < w) ? base * s / w : base;
-  if (kind == Kind::kInverseSqrt) lr = warmup > 0 ? base * std::min(s / w, std::sqrt(w / s)) : base / std::sqrt(s);
+  float lr = base;
+  if (kind == Kind::kInverseSqrt)
+    lr = warmup > 0 ? base * std::min(s / w, std::sqrt(w / s)) : base / std::sqrt(s);
+  else if (warmup > 0 && s < w)
+    lr = base * s / w;
   const int64_t left = total - std::max<int64_t>(step, 1) + 1;  // updates left, this one included
   if (cooldown > 0 && left <= cooldown) lr *= static_cast<float>(std::max<int64_t>(left, 0)) / cooldown;
   return lr;
