@@ -374,7 +374,8 @@ TEST(TransformerModel, LearnsToReverseStrings) {
   Transformer model(c, rng);
   const std::vector<EncodedExample> train = reversal(2000, 5, rng), test = reversal(100, 5, rng);
   Adam adam(model.parameters(), {.lr = 3e-3f});
-  for (int epoch = 0; epoch < 12; ++epoch)
+  // 20 epochs: 12 gave 85 of 100 on an AVX2 machine (Zen 1) and more elsewhere; 20 give 100.
+  for (int epoch = 0; epoch < 20; ++epoch)
     for (const auto& idx : make_batches(train, 32, &rng)) {
       const Batch batch = make_batch(train, idx);
       Tape tape;
